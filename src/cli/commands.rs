@@ -1,0 +1,338 @@
+//! Command implementations: load inputs, call the library, print and write results.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{Cli, Command, DataArgs, DataCommand, EvalArgs, FetchArgs, InfoArgs, TrainArgs};
+use crate::bitslice::{self, PlaneSet};
+use crate::data::{fetch, Dataset};
+use crate::error::{Error, Result};
+use crate::model::{self, InputShape, IntModel};
+use crate::reference::{self, Evaluation};
+use crate::train::{self, DataMeta, SlicedSet, TrainConfig};
+use crate::util::atomic;
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            return Err(Error::usage("--threads must be at least 1"));
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| Error::usage(format!("cannot set up {n} threads: {e}")))?;
+    }
+    match cli.command {
+        Command::Data(DataCommand::Fetch(a)) => data_fetch(a),
+        Command::Data(DataCommand::Info(a)) => data_info(a),
+        Command::Train(a) => train_cmd(a),
+        Command::Eval(a) => eval_cmd(a),
+    }
+}
+
+fn open(data: &DataArgs) -> Result<Dataset> {
+    Dataset::open(&data.dataset, data.data_dir.as_deref())
+}
+
+fn data_fetch(a: FetchArgs) -> Result<()> {
+    let ds = fetch::known(&a.name).ok_or_else(|| {
+        Error::usage(format!(
+            "unknown dataset '{}'; fetch knows {}",
+            a.name,
+            crate::data::resolve::KNOWN.join(", ")
+        ))
+    })?;
+    let dir = match a.dir {
+        Some(d) => d,
+        None => fetch::default_dir(&a.name)
+            .ok_or_else(|| Error::usage("no cache directory (HOME is not set); pass --dir"))?,
+    };
+    fetch::fetch(&ds, &dir, a.mirror.as_deref(), &mut |line| {
+        eprintln!("{line}")
+    })?;
+    println!("{} is ready in {}", a.name, dir.display());
+    Ok(())
+}
+
+fn data_info(a: InfoArgs) -> Result<()> {
+    let ds = open(&a.data)?;
+    let info = ds.info();
+    println!("dataset   {} ({})", info.name, info.dir);
+    println!(
+        "images    {}x{}x{} (height x width x channels), {} classes",
+        info.height, info.width, info.channels, info.classes
+    );
+    println!(
+        "train     {} images ({} for training, {} for validation by default)",
+        info.train_count,
+        info.train_count
+            .saturating_sub(crate::data::DEFAULT_VALIDATION),
+        crate::data::DEFAULT_VALIDATION.min(info.train_count)
+    );
+    println!("test      {} images", info.test_count);
+    println!(
+        "mean      {:.2} (pixel value, training set)",
+        info.mean_pixel
+    );
+    println!("class      train   test");
+    for c in 0..info.classes {
+        println!(
+            "{c:>5}   {:>7} {:>6}",
+            info.train_class_counts[c], info.test_class_counts[c]
+        );
+    }
+    if let Some(path) = a.json {
+        atomic::write_json(&path, &info)?;
+    }
+    Ok(())
+}
+
+fn sliced(set: &crate::data::LabeledSet, planes: &PlaneSet) -> SlicedSet {
+    SlicedSet {
+        x: bitslice::slice(&set.images, planes),
+        y: set.labels.clone(),
+    }
+}
+
+fn input_shape(ds: &Dataset) -> InputShape {
+    InputShape {
+        height: ds.train.images.height,
+        width: ds.train.images.width,
+        channels: ds.train.images.channels,
+    }
+}
+
+#[derive(Serialize)]
+struct TrainReport<'a> {
+    model: String,
+    dataset: String,
+    planes: Vec<u8>,
+    hidden: Vec<usize>,
+    size_bits: u64,
+    best_epoch: usize,
+    val_accuracy: f64,
+    test_accuracy: f64,
+    train_images_per_second: f64,
+    export_check: ExportCheck,
+    history: &'a [train::EpochReport],
+}
+
+#[derive(Serialize)]
+struct ExportCheck {
+    images: usize,
+    agree: usize,
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    let planes = PlaneSet::new(&a.planes)?;
+    let ds = open(&a.data)?;
+    let split = ds.split(a.validation, a.limit)?;
+    let meta = DataMeta {
+        dataset: a.data.dataset.clone(),
+        input: input_shape(&ds),
+        classes: ds.classes,
+        planes: planes.clone(),
+    };
+    let (train_set, val_set, test_set) = (
+        sliced(&split.train, &planes),
+        sliced(&split.val, &planes),
+        sliced(&split.test, &planes),
+    );
+    let cfg = TrainConfig {
+        hidden: a.hidden.clone(),
+        epochs: a.epochs,
+        batch: a.batch,
+        lr: a.lr,
+        lr_final: a.lr_final,
+        seed: a.seed,
+        verbose: true,
+    };
+    eprintln!(
+        "training {} -> {} -> {} on {} ({} train / {} validation images, planes {planes})",
+        meta.input.pixels() * planes.len(),
+        a.hidden
+            .iter()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>()
+            .join(" -> "),
+        ds.classes,
+        a.data.dataset,
+        train_set.x.count(),
+        val_set.x.count()
+    );
+    let mut trained = train::train(&cfg, &meta, &train_set, &val_set)?;
+    let test_eval = reference::evaluate(&trained.model, &test_set.x, &test_set.y);
+    trained.model.provenance.test_accuracy = Some(test_eval.accuracy);
+
+    // Check the export: the integer model must predict what the float graph predicts.
+    let float_pred = train::float_predictions(&trained.net, &test_set.x);
+    let int_pred = reference::Executor::new(&trained.model).classify(&test_set.x);
+    let agree = float_pred
+        .iter()
+        .zip(&int_pred)
+        .filter(|(a, b)| a == b)
+        .count();
+
+    model::save(&trained.model, &a.output)?;
+    let m = &trained.model;
+    println!("model        {}", a.output.display());
+    println!(
+        "layers       {} -> {} -> {}",
+        m.features(),
+        join(&m.hidden_widths()),
+        m.classes()
+    );
+    println!("size         {} bits (weights + thresholds)", m.size_bits());
+    println!("best epoch   {} of {}", m.provenance.best_epoch, a.epochs);
+    println!(
+        "validation   {:.2}% (integer model)",
+        100.0 * m.provenance.val_accuracy
+    );
+    println!(
+        "test         {:.2}% (integer model)",
+        100.0 * test_eval.accuracy
+    );
+    println!(
+        "speed        {:.0} training images/s",
+        trained.images_per_second
+    );
+    println!(
+        "export check integer model and float graph agree on {agree}/{} test images",
+        int_pred.len()
+    );
+    if let Some(path) = &a.json {
+        atomic::write_json(
+            path,
+            &TrainReport {
+                model: a.output.display().to_string(),
+                dataset: a.data.dataset.clone(),
+                planes: planes.planes().to_vec(),
+                hidden: m.hidden_widths(),
+                size_bits: m.size_bits(),
+                best_epoch: m.provenance.best_epoch,
+                val_accuracy: m.provenance.val_accuracy,
+                test_accuracy: test_eval.accuracy,
+                train_images_per_second: trained.images_per_second,
+                export_check: ExportCheck {
+                    images: int_pred.len(),
+                    agree,
+                },
+                history: &trained.history,
+            },
+        )?;
+    }
+    if agree != int_pred.len() {
+        return Err(Error::CheckFailed(format!(
+            "export check failed: the integer model disagrees with the float graph on {} test images",
+            int_pred.len() - agree
+        )));
+    }
+    Ok(())
+}
+
+fn join(v: &[usize]) -> String {
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+/// Checks that `ds` has the image shape and classes `model` expects.
+pub fn check_compatible(model: &IntModel, model_path: &Path, ds: &Dataset) -> Result<()> {
+    let shape = input_shape(ds);
+    if shape != model.input {
+        return Err(Error::usage(format!(
+            "{} expects {}x{}x{} images but dataset '{}' has {}x{}x{}",
+            model_path.display(),
+            model.input.height,
+            model.input.width,
+            model.input.channels,
+            ds.name,
+            shape.height,
+            shape.width,
+            shape.channels
+        )));
+    }
+    if ds.classes > model.classes() {
+        return Err(Error::usage(format!(
+            "{} has {} classes but dataset '{}' has {}",
+            model_path.display(),
+            model.classes(),
+            ds.name,
+            ds.classes
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    model: String,
+    dataset: String,
+    planes: Vec<u8>,
+    hidden: Vec<usize>,
+    size_bits: u64,
+    seconds: f64,
+    #[serde(flatten)]
+    eval: Evaluation,
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let m = model::load(&a.model)?;
+    let ds = open(&a.data)?;
+    check_compatible(&m, &a.model, &ds)?;
+    let start = Instant::now();
+    let test = bitslice::slice(&ds.test.images, &m.planes);
+    let predicted = reference::Executor::new(&m).classify(&test);
+    let seconds = start.elapsed().as_secs_f64();
+    let eval = Evaluation::new(&predicted, &ds.test.labels, m.classes());
+    println!(
+        "accuracy {:.2}% ({}/{} test images, {:.3} s)",
+        100.0 * eval.accuracy,
+        eval.correct,
+        eval.count,
+        seconds
+    );
+    println!("{}", confusion_table(&eval));
+    if let Some(path) = &a.predictions {
+        let mut csv = String::from("index,label,predicted\n");
+        for (i, (&p, &l)) in predicted.iter().zip(&ds.test.labels).enumerate() {
+            let _ = writeln!(csv, "{i},{l},{p}");
+        }
+        atomic::write_atomic(path, csv.as_bytes())?;
+    }
+    if let Some(path) = &a.json {
+        atomic::write_json(
+            path,
+            &EvalReport {
+                model: a.model.display().to_string(),
+                dataset: a.data.dataset.clone(),
+                planes: m.planes.planes().to_vec(),
+                hidden: m.hidden_widths(),
+                size_bits: m.size_bits(),
+                seconds,
+                eval,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn confusion_table(e: &Evaluation) -> String {
+    let n = e.confusion.len();
+    let mut s = String::from("confusion (rows: label, columns: predicted)\n      ");
+    for c in 0..n {
+        let _ = write!(s, "{c:>6}");
+    }
+    for (l, row) in e.confusion.iter().enumerate() {
+        let _ = write!(s, "\n{l:>5} ");
+        for v in row {
+            let _ = write!(s, "{v:>6}");
+        }
+    }
+    s
+}

@@ -1,0 +1,133 @@
+//! The command line: flags parsed by clap, validated into library calls, results printed.
+//!
+//! Everything here is presentation; the work happens in the library modules.
+#![allow(missing_docs)] // clap turns doc comments into help text; fields are documented there.
+
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use commands::run;
+
+/// Compact binary neural networks: bit-sliced images to verified hardware.
+#[derive(Debug, Parser)]
+#[command(name = "cbnn", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Dataset commands: download, describe.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Train a fully binary MLP on bit planes and export its integer model.
+    Train(TrainArgs),
+    /// Evaluate an integer model with the reference model.
+    Eval(EvalArgs),
+}
+
+/// `cbnn data ...`
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download a dataset's IDX files and verify their checksums.
+    Fetch(FetchArgs),
+    /// Print a dataset's shape, counts and class balance.
+    Info(InfoArgs),
+}
+
+/// Where datasets come from.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Dataset: a name (mnist, fashion-mnist) or a directory with the four IDX files.
+    #[arg(long, short = 'd', default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// Extra directory searched first for named datasets (DIR/NAME).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `cbnn data fetch`
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Dataset name: mnist or fashion-mnist.
+    pub name: String,
+    /// Directory to store into (default: the user cache, ~/.cache/cbnn/NAME).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Base URL to download from instead of the canonical locations.
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+}
+
+/// `cbnn data info`
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Also write the numbers as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// `cbnn train`
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Hidden layer widths, input side first.
+    #[arg(long, value_delimiter = ',', default_value = "256,256,256")]
+    pub hidden: Vec<usize>,
+    /// Kept bit planes, most significant first (7 = MSB).
+    #[arg(long, value_delimiter = ',', default_value = "7,6,5,4,3,2,1,0")]
+    pub planes: Vec<u8>,
+    /// Training epochs.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Initial Adam learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f32,
+    /// Final learning rate as a fraction of --lr (exponential decay over all steps).
+    #[arg(long, default_value_t = 0.01)]
+    pub lr_final: f32,
+    /// Random seed (initialisation and shuffling).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Train on only the first N training images (fast runs and tests).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Validation images: the last N of the official training set.
+    #[arg(long, default_value_t = crate::data::DEFAULT_VALIDATION)]
+    pub validation: usize,
+    /// Output model file.
+    #[arg(long, short = 'o', value_name = "MODEL.json")]
+    pub output: PathBuf,
+    /// Also write the training history and accuracies as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// `cbnn eval`
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model file written by `cbnn train` or `cbnn prune`.
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Write `index,label,predicted` for every test image.
+    #[arg(long, value_name = "FILE.csv")]
+    pub predictions: Option<PathBuf>,
+    /// Also write the numbers as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}

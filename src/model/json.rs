@@ -1,0 +1,256 @@
+//! The model's JSON form (`docs/model-format.md` describes it field by field).
+//!
+//! Weight rows are hex strings: byte `k` of a row holds inputs `8k..8k+8`, input `8k + t` in bit
+//! `t`, each byte written as two lower-case hex digits, bytes in increasing order. A row of `N`
+//! inputs is `2 * ceil(N / 8)` digits; bits past input `N - 1` are zero.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{BinaryMatrix, HiddenLayer, InputShape, IntModel, Provenance};
+use crate::bitslice::PlaneSet;
+use crate::error::{Error, Result};
+use crate::util::atomic;
+
+/// Value of the `format` field.
+pub const FORMAT: &str = "cbnn-model";
+/// Version of the format this build reads and writes.
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelFile {
+    format: String,
+    version: u32,
+    input: InputShape,
+    planes: Vec<u8>,
+    features: usize,
+    classes: usize,
+    size_bits: u64,
+    layers: Vec<LayerFile>,
+    provenance: Provenance,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayerFile {
+    kind: LayerKind,
+    inputs: usize,
+    outputs: usize,
+    weights: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    thresholds: Option<Vec<u32>>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Eq, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum LayerKind {
+    Threshold,
+    Output,
+}
+
+fn matrix_to_hex(m: &BinaryMatrix) -> Vec<String> {
+    let bytes_per_row = m.cols().div_ceil(8);
+    (0..m.rows())
+        .map(|r| {
+            let row = m.row(r);
+            (0..bytes_per_row)
+                .map(|k| format!("{:02x}", (row[k / 8] >> (8 * (k % 8))) as u8))
+                .collect()
+        })
+        .collect()
+}
+
+fn matrix_from_hex(path: &Path, layer: usize, m: &LayerFile) -> Result<BinaryMatrix> {
+    let bad = |msg: String| Error::bad_file(path, format!("layer {layer}: {msg}"));
+    if m.weights.len() != m.outputs {
+        return Err(bad(format!(
+            "{} weight rows for {} outputs",
+            m.weights.len(),
+            m.outputs
+        )));
+    }
+    let mut out = BinaryMatrix::new(m.outputs, m.inputs);
+    let digits = 2 * m.inputs.div_ceil(8);
+    for (r, hex) in m.weights.iter().enumerate() {
+        if hex.len() != digits {
+            return Err(bad(format!(
+                "weight row {r} has {} hex digits; {} inputs need {digits}",
+                hex.len(),
+                m.inputs
+            )));
+        }
+        let row = out.row_mut(r);
+        for (k, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
+            let byte = std::str::from_utf8(pair)
+                .ok()
+                .and_then(|s| u8::from_str_radix(s, 16).ok())
+                .ok_or_else(|| bad(format!("weight row {r} is not hexadecimal")))?;
+            row[k / 8] |= (byte as u64) << (8 * (k % 8));
+        }
+        if row
+            .iter()
+            .enumerate()
+            .any(|(i, &w)| w & !super::valid_mask(m.inputs, i) != 0)
+        {
+            return Err(bad(format!(
+                "weight row {r} sets bits past input {}",
+                m.inputs - 1
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Serialises a model to its JSON text.
+pub fn to_json(model: &IntModel) -> String {
+    let mut layers: Vec<LayerFile> = model
+        .hidden
+        .iter()
+        .map(|l| LayerFile {
+            kind: LayerKind::Threshold,
+            inputs: l.weights.cols(),
+            outputs: l.weights.rows(),
+            weights: matrix_to_hex(&l.weights),
+            thresholds: Some(l.thresholds.clone()),
+        })
+        .collect();
+    layers.push(LayerFile {
+        kind: LayerKind::Output,
+        inputs: model.output.cols(),
+        outputs: model.output.rows(),
+        weights: matrix_to_hex(&model.output),
+        thresholds: None,
+    });
+    let file = ModelFile {
+        format: FORMAT.into(),
+        version: VERSION,
+        input: model.input,
+        planes: model.planes.planes().to_vec(),
+        features: model.features(),
+        classes: model.classes(),
+        size_bits: model.size_bits(),
+        layers,
+        provenance: model.provenance.clone(),
+    };
+    let mut text = serde_json::to_string_pretty(&file).expect("model serialises");
+    text.push('\n');
+    text
+}
+
+/// Writes a model atomically.
+pub fn save(model: &IntModel, path: &Path) -> Result<()> {
+    atomic::write_atomic(path, to_json(model).as_bytes())
+}
+
+/// Reads and validates a model file.
+pub fn load(path: &Path) -> Result<IntModel> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    from_json(path, &text)
+}
+
+/// Parses and validates model JSON; `path` names the source in errors.
+pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::bad_file(path, format!("not valid JSON ({e})")))?;
+    match value.get("format").and_then(|f| f.as_str()) {
+        Some(FORMAT) => {}
+        Some(other) => {
+            return Err(Error::bad_file(
+                path,
+                format!("not a cbnn model: format is '{other}', expected '{FORMAT}'"),
+            ))
+        }
+        None => {
+            return Err(Error::bad_file(
+                path,
+                format!("not a cbnn model: no \"format\": \"{FORMAT}\" field"),
+            ))
+        }
+    }
+    match value.get("version").and_then(|v| v.as_u64()) {
+        Some(v) if v == VERSION as u64 => {}
+        Some(v) => {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "model format version {v} is not supported; this build reads version {VERSION}"
+                ),
+            ))
+        }
+        None => {
+            return Err(Error::bad_file(
+                path,
+                "model has no numeric \"version\" field",
+            ))
+        }
+    }
+    let file: ModelFile = serde_json::from_value(value)
+        .map_err(|e| Error::bad_file(path, format!("invalid model: {e}")))?;
+    let planes = PlaneSet::new(&file.planes)
+        .map_err(|e| Error::bad_file(path, format!("invalid \"planes\": {e}")))?;
+    let Some((last, hidden_files)) = file.layers.split_last() else {
+        return Err(Error::bad_file(path, "model has no layers"));
+    };
+    if last.kind != LayerKind::Output {
+        return Err(Error::bad_file(
+            path,
+            "the last layer must be of kind \"output\"",
+        ));
+    }
+    let mut hidden = Vec::new();
+    for (i, l) in hidden_files.iter().enumerate() {
+        if l.kind != LayerKind::Threshold {
+            return Err(Error::bad_file(
+                path,
+                format!("layer {i}: only the last layer may be of kind \"output\""),
+            ));
+        }
+        let thresholds = l.thresholds.clone().ok_or_else(|| {
+            Error::bad_file(
+                path,
+                format!("layer {i}: a threshold layer needs \"thresholds\""),
+            )
+        })?;
+        hidden.push(HiddenLayer {
+            weights: matrix_from_hex(path, i, l)?,
+            thresholds,
+        });
+    }
+    if last.thresholds.is_some() {
+        return Err(Error::bad_file(
+            path,
+            "the output layer must not have thresholds",
+        ));
+    }
+    let model = IntModel {
+        input: file.input,
+        planes,
+        hidden,
+        output: matrix_from_hex(path, hidden_files.len(), last)?,
+        provenance: file.provenance,
+    };
+    model.validate(path)?;
+    if file.features != model.features() {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "\"features\" is {} but the input shape and planes give {}",
+                file.features,
+                model.features()
+            ),
+        ));
+    }
+    if file.classes != model.classes() {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "\"classes\" is {} but the output layer has {}",
+                file.classes,
+                model.classes()
+            ),
+        ));
+    }
+    Ok(model)
+}

@@ -1,0 +1,282 @@
+//! Training: the only floating-point code of the tool.
+//!
+//! A dedicated trainer for the fully binary MLP (see ARCHITECTURE.md for why not a framework):
+//! the first layer sums weight rows over the set bits of each image ([`first_layer`]), the small
+//! dense layers use `matrixmultiply`, Adam updates the latent weights. After every epoch the
+//! network is lowered to the integer model ([`export`]) and scored by the reference model on
+//! the validation split; the best epoch is kept. The result is an [`IntModel`]: nothing
+//! downstream ever sees a float.
+
+mod adam;
+pub mod export;
+pub mod first_layer;
+mod gemm;
+pub mod net;
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::bitslice::{PlaneSet, Sliced};
+use crate::error::{Error, Result};
+use crate::model::{InputShape, IntModel, Provenance};
+use crate::reference;
+use crate::util::{progress, rng::Rng};
+use first_layer::ActiveBits;
+use net::{Mode, Net, Workspace};
+
+/// Training hyper-parameters.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainConfig {
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Initial learning rate.
+    pub lr: f32,
+    /// Final learning rate as a fraction of the initial one (exponential decay per step).
+    pub lr_final: f32,
+    /// Random seed (initialisation and shuffling).
+    pub seed: u64,
+    /// Print one line per epoch on stderr.
+    pub verbose: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            hidden: vec![256, 256, 256],
+            epochs: 20,
+            batch: 100,
+            lr: 0.01,
+            lr_final: 0.01,
+            seed: 1,
+            verbose: false,
+        }
+    }
+}
+
+/// A labelled, bit-sliced set of examples.
+#[derive(Clone, Debug)]
+pub struct SlicedSet {
+    /// Packed features.
+    pub x: Sliced,
+    /// Labels.
+    pub y: Vec<u8>,
+}
+
+/// What the trainer needs to know about the data besides the examples.
+#[derive(Clone, Debug)]
+pub struct DataMeta {
+    /// Dataset name or directory, for provenance.
+    pub dataset: String,
+    /// Image shape.
+    pub input: InputShape,
+    /// Number of classes.
+    pub classes: usize,
+    /// Kept planes the features were sliced with.
+    pub planes: PlaneSet,
+}
+
+/// One epoch's numbers.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochReport {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub loss: f64,
+    /// Training accuracy of the float graph in training mode.
+    pub train_accuracy: f64,
+    /// Validation accuracy of the exported integer model.
+    pub val_accuracy: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f32,
+    /// Seconds spent in training steps.
+    pub seconds: f64,
+}
+
+/// The result of a training run.
+#[derive(Clone, Debug)]
+pub struct Trained {
+    /// The exported integer model of the best epoch.
+    pub model: IntModel,
+    /// The float network of the best epoch.
+    pub net: Net,
+    /// Per-epoch history.
+    pub history: Vec<EpochReport>,
+    /// Training images per second (training steps only, evaluation excluded).
+    pub images_per_second: f64,
+}
+
+/// Trains a network on `train`, keeping the epoch whose integer model scores best on `val`.
+pub fn train(
+    cfg: &TrainConfig,
+    meta: &DataMeta,
+    train: &SlicedSet,
+    val: &SlicedSet,
+) -> Result<Trained> {
+    validate(cfg, meta, train)?;
+    let features = train.x.features;
+    let mut net = Net::new(features, &cfg.hidden, meta.classes, cfg.seed);
+    let mut adam = adam::Adam::default();
+    let mut rng = Rng::new(cfg.seed, 2);
+    let mut order: Vec<usize> = (0..train.x.count()).collect();
+    let n_batches = order.len() / cfg.batch + usize::from(order.len() % cfg.batch >= 2);
+    let total_steps = (n_batches * cfg.epochs).max(1) as f32;
+    let decay = cfg.lr_final.powf(1.0 / total_steps);
+    let mut lr = cfg.lr;
+    let mut ws = Workspace::default();
+    let mut bits: Vec<ActiveBits> = Vec::new();
+    let mut labels: Vec<u8> = Vec::new();
+    let mut history = Vec::new();
+    let mut best: Option<(f64, IntModel, Net)> = None;
+    let mut train_seconds = 0.0;
+    let mut images = 0usize;
+
+    let pb = progress::bar((n_batches * cfg.epochs) as u64, "train");
+    for epoch in 1..=cfg.epochs {
+        rng.shuffle(&mut order);
+        let start = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        for chunk in order.chunks(cfg.batch).filter(|c| c.len() >= 2) {
+            bits.resize_with(chunk.len(), ActiveBits::default);
+            labels.clear();
+            for (slot, &i) in bits.iter_mut().zip(chunk) {
+                slot.fill(train.x.row(i), features);
+                labels.push(train.y[i]);
+            }
+            net.forward(&bits, Mode::Train, &mut ws);
+            let (loss, ok) = net.loss(&labels, &mut ws);
+            net.backward(&bits, &mut ws);
+            let offset = net.first_offset(&ws).to_vec();
+            adam.step(&mut net, lr, &offset);
+            lr *= decay;
+            loss_sum += loss * chunk.len() as f64;
+            correct += ok;
+            seen += chunk.len();
+            pb.inc(1);
+            pb.set_message(format!("epoch {epoch} loss {:.4}", loss_sum / seen as f64));
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        train_seconds += seconds;
+        images += seen;
+        let model = export::export(&net, meta.input, &meta.planes, Provenance::default());
+        let val_accuracy = reference::evaluate(&model, &val.x, &val.y).accuracy;
+        let report = EpochReport {
+            epoch,
+            loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            val_accuracy,
+            lr,
+            seconds,
+        };
+        if cfg.verbose {
+            progress::log(
+                &pb,
+                &format!(
+                    "epoch {:>3}  loss {:.4}  train {:.2}%  val {:.2}%  lr {:.2e}  {:.1}s ({:.0} img/s)",
+                    epoch,
+                    report.loss,
+                    100.0 * report.train_accuracy,
+                    100.0 * val_accuracy,
+                    lr,
+                    seconds,
+                    seen as f64 / seconds
+                ),
+            );
+        }
+        history.push(report);
+        if best.as_ref().is_none_or(|(acc, _, _)| val_accuracy > *acc) {
+            best = Some((val_accuracy, model, net.clone()));
+        }
+    }
+    pb.finish_and_clear();
+    let (val_accuracy, mut model, best_net) = best.expect("at least one epoch");
+    let best_epoch = history
+        .iter()
+        .find(|r| r.val_accuracy == val_accuracy)
+        .map_or(0, |r| r.epoch);
+    model.provenance = Provenance {
+        tool: format!("cbnn {}", env!("CARGO_PKG_VERSION")),
+        command: "train".into(),
+        dataset: meta.dataset.clone(),
+        seed: cfg.seed,
+        epochs: cfg.epochs,
+        best_epoch,
+        train_images: train.x.count(),
+        val_images: val.x.count(),
+        val_accuracy,
+        test_accuracy: None,
+        hyper: serde_json::to_value(cfg).expect("config serialises"),
+    };
+    Ok(Trained {
+        model,
+        net: best_net,
+        history,
+        images_per_second: images as f64 / train_seconds.max(1e-9),
+    })
+}
+
+fn validate(cfg: &TrainConfig, meta: &DataMeta, train: &SlicedSet) -> Result<()> {
+    if cfg.hidden.is_empty() || cfg.hidden.contains(&0) {
+        return Err(Error::usage(format!(
+            "--hidden {:?}: give at least one hidden layer, every width at least 1",
+            cfg.hidden
+        )));
+    }
+    if cfg.epochs == 0 {
+        return Err(Error::usage("--epochs must be at least 1"));
+    }
+    if cfg.batch < 2 {
+        return Err(Error::usage(
+            "--batch must be at least 2 (batch norm needs two examples)",
+        ));
+    }
+    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
+        return Err(Error::usage("--lr must be a positive number"));
+    }
+    if !(cfg.lr_final > 0.0 && cfg.lr_final <= 1.0) {
+        return Err(Error::usage("--lr-final must be in (0, 1]"));
+    }
+    if train.x.count() < 2 {
+        return Err(Error::usage("training needs at least 2 images"));
+    }
+    if train.x.features != meta.input.pixels() * meta.planes.len() {
+        return Err(Error::usage(
+            "features do not match the input shape and planes",
+        ));
+    }
+    Ok(())
+}
+
+/// Predictions of the float graph in inference mode (running batch-norm statistics), argmax of
+/// the logits with ties to the lowest class. Used to check the export.
+pub fn float_predictions(net: &Net, data: &Sliced) -> Vec<usize> {
+    let mut net = net.clone();
+    let mut ws = Workspace::default();
+    let mut out = Vec::with_capacity(data.count());
+    let idx: Vec<usize> = (0..data.count()).collect();
+    for chunk in idx.chunks(500) {
+        let bits: Vec<ActiveBits> = chunk
+            .iter()
+            .map(|&i| {
+                let mut a = ActiveBits::default();
+                a.fill(data.row(i), data.features);
+                a
+            })
+            .collect();
+        net.forward(&bits, Mode::Eval, &mut ws);
+        for row in ws.logits().chunks_exact(net.classes) {
+            let mut best = 0;
+            for (k, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = k;
+                }
+            }
+            out.push(best);
+        }
+    }
+    out
+}
