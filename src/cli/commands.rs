@@ -129,6 +129,16 @@ struct ExportCheck {
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
     let planes = PlaneSet::new(&a.planes)?;
+    let cfg = TrainConfig {
+        hidden: a.hidden.clone(),
+        epochs: a.epochs,
+        batch: a.batch,
+        lr: a.lr,
+        lr_final: a.lr_final,
+        seed: a.seed,
+        verbose: true,
+    };
+    train::validate_config(&cfg)?;
     let ds = open(&a.data)?;
     let split = ds.split(a.validation, a.limit)?;
     let meta = DataMeta {
@@ -142,15 +152,6 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         sliced(&split.val, &planes),
         sliced(&split.test, &planes),
     );
-    let cfg = TrainConfig {
-        hidden: a.hidden.clone(),
-        epochs: a.epochs,
-        batch: a.batch,
-        lr: a.lr,
-        lr_final: a.lr_final,
-        seed: a.seed,
-        verbose: true,
-    };
     eprintln!(
         "training {} -> {} -> {} on {} ({} train / {} validation images, planes {planes})",
         meta.input.pixels() * planes.len(),

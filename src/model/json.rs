@@ -199,6 +199,22 @@ pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
             "the last layer must be of kind \"output\"",
         ));
     }
+    // Check the layer chain before decoding any weights: it is the likeliest inconsistency.
+    let mut inputs = file.input.height * file.input.width * file.input.channels * planes.len();
+    for (i, l) in file.layers.iter().enumerate() {
+        if l.inputs != inputs {
+            let name = if i + 1 == file.layers.len() {
+                "output layer".to_string()
+            } else {
+                format!("layer {i}")
+            };
+            return Err(Error::bad_file(
+                path,
+                format!("{name} has {} inputs but receives {inputs}", l.inputs),
+            ));
+        }
+        inputs = l.outputs;
+    }
     let mut hidden = Vec::new();
     for (i, l) in hidden_files.iter().enumerate() {
         if l.kind != LayerKind::Threshold {

@@ -10,7 +10,7 @@
 
 mod json;
 
-pub use json::{load, save, FORMAT, VERSION};
+pub use json::{from_json, load, save, to_json as json_text, FORMAT, VERSION};
 
 use serde::{Deserialize, Serialize};
 

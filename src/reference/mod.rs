@@ -174,3 +174,97 @@ pub fn predict_by_definition(model: &IntModel, features: &[bool]) -> Prediction 
         scores,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitslice::PlaneSet;
+    use crate::model::{BinaryMatrix, HiddenLayer, InputShape, Provenance};
+    use crate::util::rng::Rng;
+
+    /// A random valid model; thresholds cover the whole range including both "always" ends.
+    pub(crate) fn random_model(
+        rng: &mut Rng,
+        pixels: usize,
+        planes: &[u8],
+        hidden: &[usize],
+        classes: usize,
+    ) -> IntModel {
+        let planes = PlaneSet::new(planes).unwrap();
+        let mut inputs = pixels * planes.len();
+        let mut layers = Vec::new();
+        let random_matrix = |rng: &mut Rng, rows: usize, cols: usize| {
+            let mut m = BinaryMatrix::new(rows, cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    m.set(r, c, rng.next_u64() & 1 == 1);
+                }
+            }
+            m
+        };
+        for &n in hidden {
+            let weights = random_matrix(rng, n, inputs);
+            let thresholds = (0..n)
+                .map(|j| match j % 7 {
+                    0 => 0,
+                    1 => inputs as u32 + 1,
+                    _ => (inputs / 2) as u32 + rng.below(5) as u32 - 2,
+                })
+                .collect();
+            layers.push(HiddenLayer {
+                weights,
+                thresholds,
+            });
+            inputs = n;
+        }
+        IntModel {
+            input: InputShape {
+                height: pixels,
+                width: 1,
+                channels: 1,
+            },
+            planes,
+            hidden: layers,
+            output: random_matrix(rng, classes, inputs),
+            provenance: Provenance::default(),
+        }
+    }
+
+    #[test]
+    fn packed_executor_matches_definition() {
+        let mut rng = Rng::new(21, 0);
+        for (pixels, planes, hidden) in [
+            (9usize, vec![7u8, 6, 5], vec![70usize, 3]),
+            (64, vec![7], vec![64]),
+            (17, vec![7, 6, 5, 4, 3, 2, 1, 0], vec![129, 65, 2]),
+        ] {
+            let model = random_model(&mut rng, pixels, &planes, &hidden, 5);
+            model.validate(std::path::Path::new("m")).unwrap();
+            let exec = Executor::new(&model);
+            for _ in 0..50 {
+                let pixels_v: Vec<u8> = (0..pixels).map(|_| rng.next_u64() as u8).collect();
+                let mut packed = vec![0u64; crate::bitslice::words_for(model.features())];
+                crate::bitslice::slice_one(&pixels_v, &model.planes, &mut packed);
+                let plain: Vec<bool> = (0..model.features())
+                    .map(|f| crate::bitslice::feature(&pixels_v, &model.planes, f))
+                    .collect();
+                assert_eq!(exec.predict(&packed), predict_by_definition(&model, &plain));
+            }
+        }
+    }
+
+    #[test]
+    fn argmax_ties_go_to_lowest_index() {
+        assert_eq!(argmax(&[3, 5, 5, 1]), 1);
+        assert_eq!(argmax(&[2, 2]), 0);
+    }
+
+    #[test]
+    fn model_json_round_trips() {
+        let mut rng = Rng::new(22, 0);
+        let model = random_model(&mut rng, 10, &[7, 5], &[33, 8], 3);
+        let text = crate::model::json_text(&model);
+        let back = crate::model::from_json(std::path::Path::new("m.json"), &text).unwrap();
+        assert_eq!(back, model);
+    }
+}

@@ -219,7 +219,8 @@ pub fn train(
     })
 }
 
-fn validate(cfg: &TrainConfig, meta: &DataMeta, train: &SlicedSet) -> Result<()> {
+/// Checks the hyper-parameters alone (before any data is loaded).
+pub fn validate_config(cfg: &TrainConfig) -> Result<()> {
     if cfg.hidden.is_empty() || cfg.hidden.contains(&0) {
         return Err(Error::usage(format!(
             "--hidden {:?}: give at least one hidden layer, every width at least 1",
@@ -240,6 +241,11 @@ fn validate(cfg: &TrainConfig, meta: &DataMeta, train: &SlicedSet) -> Result<()>
     if !(cfg.lr_final > 0.0 && cfg.lr_final <= 1.0) {
         return Err(Error::usage("--lr-final must be in (0, 1]"));
     }
+    Ok(())
+}
+
+fn validate(cfg: &TrainConfig, meta: &DataMeta, train: &SlicedSet) -> Result<()> {
+    validate_config(cfg)?;
     if train.x.count() < 2 {
         return Err(Error::usage("training needs at least 2 images"));
     }
@@ -280,3 +286,6 @@ pub fn float_predictions(net: &Net, data: &Sliced) -> Vec<usize> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

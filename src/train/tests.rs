@@ -1,0 +1,152 @@
+//! Trainer checks: gradients against finite differences, export against the float graph.
+
+use super::first_layer::ActiveBits;
+use super::net::{Mode, Net, Workspace};
+use super::*;
+use crate::util::rng::Rng;
+
+fn random_batch(
+    features: usize,
+    n: usize,
+    density: f32,
+    rng: &mut Rng,
+) -> (Vec<ActiveBits>, Vec<Vec<u64>>) {
+    let rows: Vec<Vec<u64>> = (0..n)
+        .map(|_| {
+            let mut r = vec![0u64; features.div_ceil(64)];
+            for f in 0..features {
+                if rng.next_f32() < density {
+                    r[f / 64] |= 1 << (f % 64);
+                }
+            }
+            r
+        })
+        .collect();
+    let bits = rows
+        .iter()
+        .map(|r| {
+            let mut a = ActiveBits::default();
+            a.fill(r, features);
+            a
+        })
+        .collect();
+    (bits, rows)
+}
+
+fn loss_of(net: &mut Net, bits: &[ActiveBits], labels: &[u8]) -> f64 {
+    let mut ws = Workspace::default();
+    net.forward(bits, Mode::Train, &mut ws);
+    net.loss(labels, &mut ws).0
+}
+
+/// Every parameter gradient of the surrogate graph (identity weights, hard-tanh activations)
+/// matches central finite differences of the loss.
+#[test]
+fn gradients_match_finite_differences() {
+    let mut rng = Rng::new(11, 0);
+    // 3 hidden layers; the first spans two column blocks; a dense batch exercises clear-bit sums.
+    let (features, hidden, classes) = (70, vec![66, 5, 4], 3);
+    let mut net = Net::new(features, &hidden, classes, 3);
+    net.binarize = false;
+    for bn in &mut net.bn {
+        for g in &mut bn.gamma.value {
+            *g = rng.uniform(0.2, 0.5);
+        }
+        for b in &mut bn.beta.value {
+            *b = rng.uniform(-0.2, 0.2);
+        }
+    }
+    let (mut bits, _) = random_batch(features, 6, 0.3, &mut rng);
+    bits.extend(random_batch(features, 2, 0.8, &mut rng).0);
+    let labels: Vec<u8> = (0..bits.len()).map(|i| (i % classes) as u8).collect();
+
+    let mut ws = Workspace::default();
+    net.forward(&bits, Mode::Train, &mut ws);
+    net.loss(&labels, &mut ws);
+    net.backward(&bits, &mut ws);
+    let offset = net.first_offset(&ws).to_vec();
+    let layout = net.first_layout();
+    // Analytic gradients, first layer assembled from its accumulator.
+    let mut analytic: Vec<Vec<f32>> = net.params_mut().iter().map(|p| p.grad.clone()).collect();
+    for (e, g) in analytic[0].iter_mut().enumerate() {
+        let (i, j) = (0..layout.inputs)
+            .flat_map(|i| (0..layout.outputs).map(move |j| (i, j)))
+            .find(|&(i, j)| layout.index(i, j) == e)
+            .unwrap();
+        let _ = i;
+        *g = 2.0 * *g - offset[j];
+    }
+
+    let eps = 2e-3f32;
+    let mut checked = 0;
+    let mut worst = 0.0f32;
+    let nparams = analytic.len();
+    for p in 0..nparams {
+        let len = analytic[p].len();
+        // Sample up to 40 entries of each parameter.
+        let picks: Vec<usize> = if len <= 40 {
+            (0..len).collect()
+        } else {
+            (0..40).map(|_| rng.below(len)).collect()
+        };
+        for e in picks {
+            let orig = net.params_mut()[p].value[e];
+            net.params_mut()[p].value[e] = orig + eps;
+            let up = loss_of(&mut net, &bits, &labels);
+            net.params_mut()[p].value[e] = orig - eps;
+            let down = loss_of(&mut net, &bits, &labels);
+            net.params_mut()[p].value[e] = orig;
+            let numeric = ((up - down) / (2.0 * eps as f64)) as f32;
+            let a = analytic[p][e];
+            let err = (a - numeric).abs() / (1e-3 + numeric.abs().max(a.abs()));
+            worst = worst.max(err);
+            assert!(
+                err < 0.05 || (a - numeric).abs() < 2e-4,
+                "param {p} elem {e}: analytic {a} vs numeric {numeric}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 150, "checked {checked}");
+    eprintln!("finite differences: {checked} entries, worst relative error {worst:.4}");
+}
+
+/// The exported integer model predicts exactly what the float graph predicts in inference mode,
+/// including on hand-made ties and negative batch-norm scales.
+#[test]
+fn export_matches_float_graph() {
+    let mut rng = Rng::new(12, 0);
+    let features = 50;
+    let mut net = Net::new(features, &[20, 9], 4, 5);
+    // Make some scales negative or zero and statistics odd, to hit every export branch.
+    for bn in &mut net.bn {
+        for j in 0..bn.mean.len() {
+            bn.gamma.value[j] = match j % 5 {
+                0 => -rng.uniform(0.1, 2.0),
+                1 => 0.0,
+                _ => rng.uniform(0.1, 2.0),
+            };
+            bn.beta.value[j] = rng.uniform(-1.0, 1.0);
+            bn.mean[j] = (rng.below(9) as f32 - 4.0) * if j % 2 == 0 { 1.0 } else { 1.5 };
+            bn.var[j] = rng.uniform(0.5, 20.0);
+        }
+    }
+    let (bits, rows) = random_batch(features, 300, 0.5, &mut rng);
+    let data = crate::bitslice::Sliced {
+        features,
+        words: 1,
+        bits: rows.into_iter().flatten().collect(),
+    };
+    let _ = bits;
+    let planes = crate::bitslice::PlaneSet::new(&[7, 6]).unwrap();
+    let input = crate::model::InputShape {
+        height: 5,
+        width: 5,
+        channels: 1,
+    };
+    let model = export::export(&net, input, &planes, Default::default());
+    model.validate(std::path::Path::new("test")).unwrap();
+    let float = float_predictions(&net, &data);
+    let int = crate::reference::Executor::new(&model).classify(&data);
+    assert_eq!(float, int);
+}

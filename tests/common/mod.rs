@@ -1,0 +1,115 @@
+//! Helpers shared by the integration tests: fixture datasets and running the binary.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cbnn::data::idx;
+
+/// A fresh empty directory under the system temp dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cbnn-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `bytes` to `path`, gzip-compressed when `gz`.
+pub fn write_maybe_gz(path: &Path, bytes: &[u8], gz: bool) {
+    if gz {
+        let file = std::fs::File::create(path).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap();
+    } else {
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+/// Synthetic, learnable images: class `c` lights a 3x3 block whose position depends on `c`,
+/// with pixel noise. Returns (pixels, labels).
+pub fn synthetic(count: usize, side: usize, classes: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut rng = cbnn::util::rng::Rng::new(seed, 9);
+    let mut pixels = Vec::with_capacity(count * side * side);
+    let mut labels = Vec::with_capacity(count);
+    for i in 0..count {
+        let c = i % classes;
+        labels.push(c as u8);
+        let (r0, c0) = ((c * 3) % (side - 2), (c * 5) % (side - 2));
+        for r in 0..side {
+            for col in 0..side {
+                let on = r >= r0 && r < r0 + 3 && col >= c0 && col < c0 + 3;
+                let base: i32 = if on { 200 } else { 20 };
+                let noise = rng.below(60) as i32 - 30;
+                pixels.push((base + noise).clamp(0, 255) as u8);
+            }
+        }
+    }
+    (pixels, labels)
+}
+
+/// Writes a small synthetic IDX dataset (the four standard files) into `dir`.
+pub fn write_fixture_dataset(dir: &Path, train: usize, test: usize, side: usize, gz: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ext = if gz { ".gz" } else { "" };
+    for (stem_img, stem_lbl, n, seed) in [
+        (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            train,
+            1,
+        ),
+        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", test, 2),
+    ] {
+        let (px, lb) = synthetic(n, side, 10, seed);
+        write_maybe_gz(
+            &dir.join(format!("{stem_img}{ext}")),
+            &idx::encode(&[n, side, side], &px),
+            gz,
+        );
+        write_maybe_gz(
+            &dir.join(format!("{stem_lbl}{ext}")),
+            &idx::encode(&[n], &lb),
+            gz,
+        );
+    }
+}
+
+/// Runs the cbnn binary with `args`.
+pub fn cbnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(args)
+        .env_remove("CBNN_DATA")
+        .output()
+        .expect("cbnn runs")
+}
+
+/// Asserts a run failed with `code` and that stderr contains `needle`; returns stderr.
+pub fn assert_fails(out: &Output, code: i32, needle: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "expected {needle:?} in stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one clear error line expected: {stderr}"
+    );
+    stderr
+}
+
+/// The directory of a real dataset by name, if this machine has it.
+pub fn real_dataset(name: &str) -> Option<PathBuf> {
+    cbnn::data::resolve::resolve(name, Some(Path::new("../shared/datasets")))
+        .ok()
+        .or_else(|| {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/datasets")
+                .join(name);
+            cbnn::data::resolve::is_dataset_dir(&p).then_some(p)
+        })
+}
