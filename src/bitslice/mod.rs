@@ -131,8 +131,30 @@ pub fn slice(images: &Images, planes: &PlaneSet) -> Sliced {
 
 /// Slices one image (`pixels`) into `out`, which must hold `words_for(pixels.len() * K)` words.
 pub fn slice_one(pixels: &[u8], planes: &PlaneSet, out: &mut [u64]) {
-    out.fill(0);
-    pack_image(pixels, &planes.code_table(), planes.len() as u32, out);
+    Slicer::new(planes).slice_into(pixels, out);
+}
+
+/// Slices single images repeatedly without rebuilding the plane table each time.
+#[derive(Clone, Debug)]
+pub struct Slicer {
+    lut: [u8; 256],
+    k: u32,
+}
+
+impl Slicer {
+    /// A slicer for `planes`.
+    pub fn new(planes: &PlaneSet) -> Slicer {
+        Slicer {
+            lut: planes.code_table(),
+            k: planes.len() as u32,
+        }
+    }
+
+    /// Slices `pixels` into `out` (`words_for(pixels.len() * K)` words, overwritten).
+    pub fn slice_into(&self, pixels: &[u8], out: &mut [u64]) {
+        out.fill(0);
+        pack_image(pixels, &self.lut, self.k, out);
+    }
 }
 
 fn pack_image(pixels: &[u8], lut: &[u8; 256], k: u32, out: &mut [u64]) {

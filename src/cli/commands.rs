@@ -95,6 +95,7 @@ fn sliced(set: &crate::data::LabeledSet, planes: &PlaneSet) -> SlicedSet {
     SlicedSet {
         x: bitslice::slice(&set.images, planes),
         y: set.labels.clone(),
+        images: Some(set.images.clone()),
     }
 }
 
@@ -136,6 +137,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         lr: a.lr,
         lr_final: a.lr_final,
         seed: a.seed,
+        augment: a.augment,
         verbose: true,
     };
     train::validate_config(&cfg)?;

@@ -8,6 +8,7 @@
 //! downstream ever sees a float.
 
 mod adam;
+mod augment;
 pub mod export;
 pub mod first_layer;
 mod gemm;
@@ -40,6 +41,9 @@ pub struct TrainConfig {
     pub lr_final: f32,
     /// Random seed (initialisation and shuffling).
     pub seed: u64,
+    /// Data augmentation: each training image is shifted by a random whole number of pixels
+    /// in `-augment..=augment`, vertically and horizontally, every time it is used (0 = off).
+    pub augment: usize,
     /// Print one line per epoch on stderr.
     pub verbose: bool,
 }
@@ -53,6 +57,7 @@ impl Default for TrainConfig {
             lr: 0.01,
             lr_final: 0.01,
             seed: 1,
+            augment: 0,
             verbose: false,
         }
     }
@@ -65,6 +70,8 @@ pub struct SlicedSet {
     pub x: Sliced,
     /// Labels.
     pub y: Vec<u8>,
+    /// The raw images the features were sliced from (needed for augmentation).
+    pub images: Option<crate::data::Images>,
 }
 
 /// What the trainer needs to know about the data besides the examples.
@@ -133,6 +140,11 @@ pub fn train(
     let mut history = Vec::new();
     let mut best: Option<(f64, IntModel, Net)> = None;
     let mut train_seconds = 0.0;
+    let augmenter = match (&train.images, cfg.augment) {
+        (_, 0) => None,
+        (Some(images), shift) => Some(augment::Shifter::new(images, &meta.planes, shift)),
+        (None, _) => return Err(Error::usage("augmentation needs the raw training images")),
+    };
     let mut images = 0usize;
 
     let pb = progress::bar((n_batches * cfg.epochs) as u64, "train");
@@ -144,7 +156,10 @@ pub fn train(
             bits.resize_with(chunk.len(), ActiveBits::default);
             labels.clear();
             for (slot, &i) in bits.iter_mut().zip(chunk) {
-                slot.fill(train.x.row(i), features);
+                match &augmenter {
+                    Some(aug) => slot.fill(&aug.row(i, &mut rng), features),
+                    None => slot.fill(train.x.row(i), features),
+                }
                 labels.push(train.y[i]);
             }
             net.forward(&bits, Mode::Train, &mut ws);
