@@ -12,6 +12,7 @@ pub mod data;
 pub mod error;
 pub mod model;
 pub mod reference;
+pub mod sensitivity;
 pub mod train;
 pub mod util;
 

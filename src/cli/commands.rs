@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{Cli, Command, DataArgs, DataCommand, EvalArgs, FetchArgs, InfoArgs, TrainArgs};
+use super::{
+    Cli, Command, DataArgs, DataCommand, EvalArgs, FetchArgs, InfoArgs, SensitivityArgs, TrainArgs,
+};
 use crate::bitslice::{self, PlaneSet};
 use crate::data::{fetch, Dataset};
 use crate::error::{Error, Result};
@@ -31,6 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(DataCommand::Info(a)) => data_info(a),
         Command::Train(a) => train_cmd(a),
         Command::Eval(a) => eval_cmd(a),
+        Command::Sensitivity(a) => sensitivity_cmd(a),
     }
 }
 
@@ -338,4 +341,37 @@ fn confusion_table(e: &Evaluation) -> String {
         }
     }
     s
+}
+
+fn sensitivity_cmd(a: SensitivityArgs) -> Result<()> {
+    use crate::sensitivity::{self, Method};
+    let methods = a
+        .method
+        .iter()
+        .map(|m| m.parse::<Method>())
+        .collect::<Result<Vec<_>>>()?;
+    if a.seeds == 0 {
+        return Err(Error::usage("--seeds must be at least 1"));
+    }
+    let m = model::load(&a.model)?;
+    let ds = open(&a.data)?;
+    check_compatible(&m, &a.model, &ds)?;
+    let split = ds.split(a.validation, None)?;
+    let pb = crate::util::progress::bar(sensitivity::steps(&m, &methods), "sensitivity");
+    let report = sensitivity::analyze(&m, &split.val, &split.test, &methods, a.seeds, &|| {
+        pb.inc(1)
+    });
+    pb.finish_and_clear();
+    println!("{}", sensitivity::table(&report));
+    if !report.per_plane.is_empty() {
+        let rank: Vec<String> = report.ranking().iter().map(|p| p.to_string()).collect();
+        println!("planes by importance: {}", rank.join(", "));
+    }
+    if let Some(path) = &a.json {
+        atomic::write_json(path, &report)?;
+    }
+    if let Some(path) = &a.plot {
+        sensitivity::write_svg(&report, path)?;
+    }
+    Ok(())
 }

@@ -32,6 +32,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate an integer model with the reference model.
     Eval(EvalArgs),
+    /// Measure what each kept bit plane is worth (post-training, no retraining).
+    Sensitivity(SensitivityArgs),
 }
 
 /// `cbnn data ...`
@@ -134,4 +136,29 @@ pub struct EvalArgs {
     /// Also write the numbers as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+/// `cbnn sensitivity`
+#[derive(Debug, Args)]
+pub struct SensitivityArgs {
+    /// Model file written by `cbnn train` or `cbnn prune`.
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Methods: drop (plane set to a constant), random (plane replaced by random bits),
+    /// cumulative (least significant planes randomised first, one more at a time).
+    #[arg(long, value_delimiter = ',', default_value = "drop,random,cumulative")]
+    pub method: Vec<String>,
+    /// Random seeds averaged for the random and cumulative methods.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: usize,
+    /// Validation images: the last N of the official training set (decisions use these).
+    #[arg(long, default_value_t = crate::data::DEFAULT_VALIDATION)]
+    pub validation: usize,
+    /// Also write the numbers as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Draw accuracy against corrupted planes, one line per method, as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
