@@ -11,6 +11,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod model;
+pub mod prune;
 pub mod reference;
 pub mod sensitivity;
 pub mod train;

@@ -7,7 +7,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{
-    Cli, Command, DataArgs, DataCommand, EvalArgs, FetchArgs, InfoArgs, SensitivityArgs, TrainArgs,
+    Cli, Command, DataArgs, DataCommand, EvalArgs, FetchArgs, InfoArgs, PruneArgs, SensitivityArgs,
+    TrainArgs,
 };
 use crate::bitslice::{self, PlaneSet};
 use crate::data::{fetch, Dataset};
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train_cmd(a),
         Command::Eval(a) => eval_cmd(a),
         Command::Sensitivity(a) => sensitivity_cmd(a),
+        Command::Prune(a) => prune_cmd(a),
     }
 }
 
@@ -372,6 +374,57 @@ fn sensitivity_cmd(a: SensitivityArgs) -> Result<()> {
     }
     if let Some(path) = &a.plot {
         sensitivity::write_svg(&report, path)?;
+    }
+    Ok(())
+}
+
+fn prune_cmd(a: PruneArgs) -> Result<()> {
+    use crate::prune::{self, Context, Event, PruneConfig};
+    let cfg = PruneConfig {
+        max_drop_pp: a.max_drop,
+        epochs: a.epochs,
+        ..PruneConfig::default()
+    };
+    let base = model::load(&a.model)?;
+    let ds = open(&a.data)?;
+    check_compatible(&base, &a.model, &ds)?;
+    let split = ds.split(a.validation, a.limit)?;
+    let train_cfg: TrainConfig =
+        serde_json::from_value(base.provenance.hyper.clone()).unwrap_or_default();
+    let ctx = Context {
+        split: &split,
+        dataset: a.data.dataset.clone(),
+        classes: base.classes(),
+        train: train_cfg,
+    };
+    eprintln!(
+        "pruning {} ({} bits) on {}: budget {} pp of validation accuracy, {} epochs per candidate",
+        a.model.display(),
+        base.size_bits(),
+        a.data.dataset,
+        a.max_drop,
+        a.epochs
+    );
+    let mut n = 0;
+    let (chosen, report) = prune::prune(&base, &ctx, &cfg, &mut |e| match e {
+        Event::Ranked(r) => eprintln!("sensitivity ranks the planes {r:?} (most important first)"),
+        Event::Start { planes, hidden } => {
+            n += 1;
+            eprintln!("candidate {n}: planes {planes:?}, widths {hidden:?} ...");
+        }
+        Event::Done(c) => eprintln!(
+            "candidate {n}: {} bits, validation {:.2}%, {:.1}s -> {}",
+            c.summary.size_bits,
+            100.0 * c.summary.val_accuracy,
+            c.seconds,
+            if c.accepted { "accepted" } else { "rejected" }
+        ),
+    })?;
+    model::save(&chosen, &a.output)?;
+    println!("{}", prune::table(&report));
+    println!("model written to {}", a.output.display());
+    if let Some(path) = &a.report {
+        atomic::write_json(path, &report)?;
     }
     Ok(())
 }

@@ -34,6 +34,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Measure what each kept bit plane is worth (post-training, no retraining).
     Sensitivity(SensitivityArgs),
+    /// Search the smallest model within an accuracy budget: prune planes, shrink widths, retrain.
+    Prune(PruneArgs),
 }
 
 /// `cbnn data ...`
@@ -161,4 +163,31 @@ pub struct SensitivityArgs {
     /// Draw accuracy against corrupted planes, one line per method, as SVG.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+}
+
+/// `cbnn prune`
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The baseline model (usually 8 planes) written by `cbnn train`.
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Largest validation accuracy loss accepted, in percentage points.
+    #[arg(long, default_value_t = 1.0, value_name = "PP")]
+    pub max_drop: f64,
+    /// Training epochs per candidate (the search's budget: candidates x epochs).
+    #[arg(long, default_value_t = 15)]
+    pub epochs: usize,
+    /// Train candidates on only the first N training images (fast runs and tests).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Validation images: the last N of the official training set (decisions use these).
+    #[arg(long, default_value_t = crate::data::DEFAULT_VALIDATION)]
+    pub validation: usize,
+    /// Output: the chosen model.
+    #[arg(long, short = 'o', value_name = "MODEL.json")]
+    pub output: PathBuf,
+    /// Also write the full report (baseline, chosen, every candidate) as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
 }

@@ -27,7 +27,8 @@ use first_layer::ActiveBits;
 use net::{Mode, Net, Workspace};
 
 /// Training hyper-parameters.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TrainConfig {
     /// Hidden layer widths.
     pub hidden: Vec<usize>,

@@ -1,0 +1,385 @@
+//! The CBNN search: prune bit planes from the data, shrink the network, retrain, and keep the
+//! smallest integer model whose validation accuracy stays within a budget of the baseline's.
+//!
+//! 1. **Planes.** The baseline's sensitivity analysis ranks its planes. For `k = 1, 2, ...` the
+//!    `k` most important planes (and, when different, the `k` most significant ones, as a
+//!    control) are retrained at the baseline's widths; the first `k` with a candidate inside
+//!    the budget fixes the plane set.
+//! 2. **Widths.** With that plane set, every hidden width is scaled by decreasing multipliers
+//!    and retrained, until a candidate falls outside the budget.
+//!
+//! Every candidate is retrained from scratch with the baseline's training settings and an epoch
+//! budget, exported, and scored by the reference model. Validation accuracy decides; test
+//! accuracy is recorded for the report only. The chosen model is the smallest accepted one, or
+//! the baseline itself when none is accepted.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::bitslice::{self, PlaneSet};
+use crate::data::{LabeledSet, Split};
+use crate::error::{Error, Result};
+use crate::model::{InputShape, IntModel};
+use crate::reference;
+use crate::sensitivity::{self, Method};
+use crate::train::{self, DataMeta, SlicedSet, TrainConfig};
+
+/// Search settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct PruneConfig {
+    /// Largest validation accuracy loss accepted, in percentage points.
+    pub max_drop_pp: f64,
+    /// Training epochs per candidate.
+    pub epochs: usize,
+    /// Width multipliers tried, largest first.
+    pub multipliers: Vec<f64>,
+    /// Narrowest hidden layer a width search may produce.
+    pub min_width: usize,
+    /// Seeds for the sensitivity analysis that ranks the planes.
+    pub sensitivity_seeds: usize,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        PruneConfig {
+            max_drop_pp: 1.0,
+            epochs: 15,
+            multipliers: vec![0.75, 0.5, 0.375, 0.25, 0.1875, 0.125, 0.09375, 0.0625],
+            min_width: 8,
+            sensitivity_seeds: 3,
+        }
+    }
+}
+
+/// One model's numbers, as the report lists them.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    /// Kept planes, most significant first.
+    pub planes: Vec<u8>,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// Weight plus threshold bits.
+    pub size_bits: u64,
+    /// Validation accuracy (fraction), reference model.
+    pub val_accuracy: f64,
+    /// Test accuracy (fraction), reference model; never used to decide.
+    pub test_accuracy: f64,
+}
+
+/// A retrained candidate.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Candidate {
+    /// Its numbers.
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Search phase: `planes` or `widths`.
+    pub phase: String,
+    /// Width multiplier applied to the baseline's widths.
+    pub multiplier: f64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Wall-clock seconds to train and evaluate.
+    pub seconds: f64,
+    /// Inside the accuracy budget.
+    pub accepted: bool,
+}
+
+/// The search's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct PruneReport {
+    /// The settings.
+    pub config: PruneConfig,
+    /// The model the search started from.
+    pub baseline: Summary,
+    /// The model returned.
+    pub chosen: Summary,
+    /// `baseline size / chosen size`.
+    pub size_reduction: f64,
+    /// Validation accuracy every candidate had to reach.
+    pub val_threshold: f64,
+    /// Planes from most to least important, by the baseline's sensitivity analysis.
+    pub plane_ranking: Vec<u8>,
+    /// Every candidate tried, in order.
+    pub candidates: Vec<Candidate>,
+    /// One sentence on the outcome.
+    pub outcome: String,
+    /// Total seconds.
+    pub seconds: f64,
+}
+
+/// Events reported while the search runs.
+pub enum Event<'a> {
+    /// The sensitivity analysis finished with this ranking.
+    Ranked(&'a [u8]),
+    /// A candidate is about to be trained.
+    Start {
+        /// Its planes.
+        planes: &'a [u8],
+        /// Its widths.
+        hidden: &'a [usize],
+    },
+    /// A candidate finished.
+    Done(&'a Candidate),
+}
+
+/// Inputs shared by every candidate.
+pub struct Context<'a> {
+    /// The data.
+    pub split: &'a Split,
+    /// Dataset name, for provenance.
+    pub dataset: String,
+    /// Classes.
+    pub classes: usize,
+    /// Training settings of the baseline (epochs are replaced by the budget).
+    pub train: TrainConfig,
+}
+
+fn summary(model: &IntModel, val: f64, test: f64) -> Summary {
+    Summary {
+        planes: model.planes.planes().to_vec(),
+        hidden: model.hidden_widths(),
+        size_bits: model.size_bits(),
+        val_accuracy: val,
+        test_accuracy: test,
+    }
+}
+
+fn accuracy(model: &IntModel, set: &LabeledSet) -> f64 {
+    let x = bitslice::slice(&set.images, &model.planes);
+    reference::evaluate(model, &x, &set.labels).accuracy
+}
+
+/// Runs the search from `baseline`. Returns the chosen model and the report.
+pub fn prune(
+    baseline: &IntModel,
+    ctx: &Context,
+    cfg: &PruneConfig,
+    on: &mut dyn FnMut(Event),
+) -> Result<(IntModel, PruneReport)> {
+    if cfg.epochs == 0 {
+        return Err(Error::usage("--epochs must be at least 1"));
+    }
+    if !cfg.max_drop_pp.is_finite() || cfg.max_drop_pp < 0.0 {
+        return Err(Error::usage(
+            "--max-drop must be a number of percentage points, 0 or more",
+        ));
+    }
+    let start = Instant::now();
+    let base = summary(
+        baseline,
+        accuracy(baseline, &ctx.split.val),
+        accuracy(baseline, &ctx.split.test),
+    );
+    let threshold = base.val_accuracy - cfg.max_drop_pp / 100.0;
+    let sens = sensitivity::analyze(
+        baseline,
+        &ctx.split.val,
+        &ctx.split.test,
+        &[Method::Drop, Method::Random],
+        cfg.sensitivity_seeds,
+        &|| {},
+    );
+    let ranking = sens.ranking();
+    on(Event::Ranked(&ranking));
+
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut models: Vec<IntModel> = Vec::new();
+    // Trains one candidate; returns its validation accuracy when it is accepted.
+    let mut run =
+        |planes: &[u8], hidden: Vec<usize>, phase: &str, multiplier: f64| -> Result<Option<f64>> {
+            on(Event::Start {
+                planes,
+                hidden: &hidden,
+            });
+            let t0 = Instant::now();
+            let model = retrain(ctx, planes, &hidden, cfg.epochs)?;
+            let val = accuracy(&model, &ctx.split.val);
+            let test = accuracy(&model, &ctx.split.test);
+            let c = Candidate {
+                summary: summary(&model, val, test),
+                phase: phase.into(),
+                multiplier,
+                epochs: cfg.epochs,
+                seconds: t0.elapsed().as_secs_f64(),
+                accepted: val >= threshold,
+            };
+            on(Event::Done(&c));
+            let ok = c.accepted.then_some(val);
+            candidates.push(c);
+            models.push(model);
+            Ok(ok)
+        };
+
+    // Phase 1: the fewest planes that keep accuracy, at the baseline's widths.
+    let k_all = baseline.planes.len();
+    let mut chosen_planes: Vec<u8> = baseline.planes.planes().to_vec();
+    for k in 1..k_all {
+        let mut sets = vec![sorted(&ranking[..k])];
+        let msb = sorted(&baseline.planes.planes()[..k]);
+        if msb != sets[0] {
+            sets.push(msb);
+        }
+        let mut best: Option<(f64, Vec<u8>)> = None;
+        for set in sets {
+            if let Some(val) = run(&set, base.hidden.clone(), "planes", 1.0)? {
+                if best.as_ref().is_none_or(|(b, _)| val > *b) {
+                    best = Some((val, set));
+                }
+            }
+        }
+        if let Some((_, set)) = best {
+            chosen_planes = set;
+            break;
+        }
+    }
+
+    // Phase 2: shrink every hidden width with the chosen planes.
+    for &m in &cfg.multipliers {
+        let hidden: Vec<usize> = base
+            .hidden
+            .iter()
+            .map(|&w| ((w as f64 * m).round() as usize).max(cfg.min_width).min(w))
+            .collect();
+        if hidden == base.hidden {
+            continue;
+        }
+        if run(&chosen_planes, hidden, "widths", m)?.is_none() {
+            break;
+        }
+    }
+
+    let best = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.accepted && c.summary.size_bits < base.size_bits)
+        .min_by(|a, b| {
+            a.1.summary.size_bits.cmp(&b.1.summary.size_bits).then(
+                b.1.summary
+                    .val_accuracy
+                    .total_cmp(&a.1.summary.val_accuracy),
+            )
+        })
+        .map(|(i, _)| i);
+    let (model, chosen, outcome) = match best {
+        Some(i) => {
+            let mut m = models.swap_remove(i);
+            m.provenance.command = "prune".into();
+            let c = candidates[i].summary.clone();
+            let text = format!(
+                "chose planes {:?}, widths {:?}: {:.2}x smaller, validation {:.2}% (baseline {:.2}%)",
+                c.planes,
+                c.hidden,
+                base.size_bits as f64 / c.size_bits as f64,
+                100.0 * c.val_accuracy,
+                100.0 * base.val_accuracy
+            );
+            (m, c, text)
+        }
+        None => (
+            baseline.clone(),
+            base.clone(),
+            format!(
+                "no candidate reached {:.2}% validation accuracy (baseline {:.2}% minus {} pp): returning the baseline",
+                100.0 * threshold,
+                100.0 * base.val_accuracy,
+                cfg.max_drop_pp
+            ),
+        ),
+    };
+    let report = PruneReport {
+        config: cfg.clone(),
+        size_reduction: base.size_bits as f64 / chosen.size_bits as f64,
+        baseline: base,
+        chosen,
+        val_threshold: threshold,
+        plane_ranking: ranking,
+        candidates,
+        outcome,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok((model, report))
+}
+
+fn sorted(planes: &[u8]) -> Vec<u8> {
+    let mut v = planes.to_vec();
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    v
+}
+
+/// Trains a model with `planes` and `hidden` from scratch.
+fn retrain(ctx: &Context, planes: &[u8], hidden: &[usize], epochs: usize) -> Result<IntModel> {
+    let planes = PlaneSet::new(planes)?;
+    let images = &ctx.split.train.images;
+    let meta = DataMeta {
+        dataset: ctx.dataset.clone(),
+        input: InputShape {
+            height: images.height,
+            width: images.width,
+            channels: images.channels,
+        },
+        classes: ctx.classes,
+        planes: planes.clone(),
+    };
+    let slice = |s: &LabeledSet, keep_images: bool| SlicedSet {
+        x: bitslice::slice(&s.images, &planes),
+        y: s.labels.clone(),
+        images: keep_images.then(|| s.images.clone()),
+    };
+    let cfg = TrainConfig {
+        hidden: hidden.to_vec(),
+        epochs,
+        verbose: false,
+        ..ctx.train.clone()
+    };
+    let trained = train::train(
+        &cfg,
+        &meta,
+        &slice(&ctx.split.train, true),
+        &slice(&ctx.split.val, false),
+    )?;
+    Ok(trained.model)
+}
+
+/// The candidates as a terminal table.
+pub fn table(r: &PruneReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let row = |s: &mut String, tag: &str, x: &Summary, extra: &str| {
+        let _ = writeln!(
+            s,
+            "{:<9} {:<17} {:<15} {:>10} {:>7.2}x {:>7.2}% {:>7.2}% {}",
+            tag,
+            format!("{:?}", x.planes),
+            format!("{:?}", x.hidden),
+            x.size_bits,
+            r.baseline.size_bits as f64 / x.size_bits as f64,
+            100.0 * x.val_accuracy,
+            100.0 * x.test_accuracy,
+            extra
+        );
+    };
+    let _ = writeln!(
+        s,
+        "{:<9} {:<17} {:<15} {:>10} {:>8} {:>8} {:>8} {}",
+        "", "planes", "widths", "size bits", "smaller", "val", "test", "epochs  seconds  verdict"
+    );
+    row(&mut s, "baseline", &r.baseline, "");
+    for c in &r.candidates {
+        let verdict = if c.accepted { "accepted" } else { "rejected" };
+        row(
+            &mut s,
+            &c.phase,
+            &c.summary,
+            &format!("{:>6}  {:>7.1}  {verdict}", c.epochs, c.seconds),
+        );
+    }
+    row(&mut s, "chosen", &r.chosen, "");
+    let _ = write!(
+        s,
+        "validation threshold {:.2}%; {}",
+        100.0 * r.val_threshold,
+        r.outcome
+    );
+    s
+}
