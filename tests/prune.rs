@@ -1,0 +1,179 @@
+//! Sensitivity and pruning on a small real subset (Debian's Fashion-MNIST).
+
+mod common;
+use common::*;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// A small 8-plane baseline trained once for the tests of this file.
+fn baseline() -> &'static (PathBuf, PathBuf) {
+    static B: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    B.get_or_init(|| {
+        let dir = temp_dir("prune-base");
+        let model = dir.join("base.json");
+        let out = cbnn(&[
+            "train",
+            "--dataset",
+            "fashion-mnist",
+            "--limit",
+            "4000",
+            "--epochs",
+            "4",
+            "--hidden",
+            "64,64",
+            "-o",
+            model.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (dir, model)
+    })
+}
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn sensitivity_finds_the_msb_most_important() {
+    let (dir, model) = baseline();
+    let report = dir.join("sens.json");
+    let plot = dir.join("sens.svg");
+    let out = cbnn(&[
+        "sensitivity",
+        model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--seeds",
+        "2",
+        "--json",
+        report.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&report);
+    let rows = r["per_plane"].as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    let drop = |row: &serde_json::Value| row["random"]["val_drop_pp"].as_f64().unwrap();
+    let msb = rows.iter().find(|row| row["plane"] == 7).unwrap();
+    for row in rows.iter().filter(|row| row["plane"] != 7) {
+        assert!(
+            drop(msb) > drop(row),
+            "plane 7 drop {} vs plane {} drop {}",
+            drop(msb),
+            row["plane"],
+            drop(row)
+        );
+    }
+    assert_eq!(r["cumulative"].as_array().unwrap().len(), 8);
+    let svg = std::fs::read_to_string(plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline") && svg.trim_end().ends_with("</svg>")
+    );
+}
+
+#[test]
+fn pruned_model_has_pixels_times_k_inputs() {
+    let (dir, model) = baseline();
+    let out_model = dir.join("compact.json");
+    let report = dir.join("prune.json");
+    let out = cbnn(&[
+        "prune",
+        model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--max-drop",
+        "3",
+        "--epochs",
+        "3",
+        "--limit",
+        "4000",
+        "-o",
+        out_model.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&report);
+    for key in ["baseline", "chosen"] {
+        for field in [
+            "planes",
+            "hidden",
+            "size_bits",
+            "val_accuracy",
+            "test_accuracy",
+        ] {
+            assert!(!r[key][field].is_null(), "{key}.{field} missing");
+        }
+    }
+    assert!(!r["candidates"].as_array().unwrap().is_empty());
+    let m = json(&out_model);
+    let k = m["planes"].as_array().unwrap().len();
+    assert_eq!(
+        m["layers"][0]["inputs"].as_u64().unwrap() as usize,
+        28 * 28 * k
+    );
+    assert_eq!(r["chosen"]["planes"].as_array().unwrap().len(), k);
+    // The chosen model is what eval measures.
+    let e = dir.join("e.json");
+    let out = cbnn(&[
+        "eval",
+        out_model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--json",
+        e.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert_eq!(json(&e)["accuracy"], r["chosen"]["test_accuracy"]);
+    if k < 8 {
+        // A pruned model's first layer really is smaller.
+        assert!(r["chosen"]["size_bits"].as_u64() < r["baseline"]["size_bits"].as_u64());
+    }
+}
+
+#[test]
+fn impossible_budget_returns_the_baseline_and_says_so() {
+    let (dir, model) = baseline();
+    let out_model = dir.join("same.json");
+    let report = dir.join("same-report.json");
+    let out = cbnn(&[
+        "prune",
+        model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--max-drop",
+        "0",
+        "--epochs",
+        "1",
+        "--limit",
+        "300",
+        "-o",
+        out_model.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("returning the baseline"), "{stdout}");
+    let r = json(&report);
+    assert_eq!(r["chosen"], r["baseline"]);
+    assert_eq!(json(&out_model)["layers"], json(model)["layers"]);
+}
