@@ -1,7 +1,7 @@
 //! cbnn: compact binary neural networks, from bit-sliced images to verified hardware.
 //!
 //! Layers, each depending only on those before it:
-//! [`data`] → [`bitslice`] → [`train`] (the only float code) → [`model`] → [`reference`].
+//! [`data`] → [`bitslice`] → [`train`] (the only float code) → [`model`] → [`reference`](mod@reference).
 //! See ARCHITECTURE.md for how data flows between them.
 
 #![warn(missing_docs)]

@@ -123,6 +123,7 @@ struct TrainReport<'a> {
     val_accuracy: f64,
     test_accuracy: f64,
     train_images_per_second: f64,
+    train_images_per_second_median_epoch: f64,
     export_check: ExportCheck,
     history: &'a [train::EpochReport],
 }
@@ -225,6 +226,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 val_accuracy: m.provenance.val_accuracy,
                 test_accuracy: test_eval.accuracy,
                 train_images_per_second: trained.images_per_second,
+                train_images_per_second_median_epoch: trained.median_images_per_second(),
                 export_check: ExportCheck {
                     images: int_pred.len(),
                     agree,

@@ -109,7 +109,7 @@ pub struct TrainArgs {
     pub seed: u64,
     /// Augmentation: shift each training image by up to N pixels in each direction, anew
     /// every time it is used (0 = off).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N")]
     pub augment: usize,
     /// Train on only the first N training images (fast runs and tests).
     #[arg(long, value_name = "N")]

@@ -7,6 +7,8 @@
 //!    the budget fixes the plane set.
 //! 2. **Widths.** With that plane set, every hidden width is scaled by decreasing multipliers
 //!    and retrained, until a candidate falls outside the budget.
+//! 3. **Deeper layers.** Keeping the first hidden layer of the last accepted widths, the layers
+//!    after it are scaled down further, until a candidate falls outside the budget.
 //!
 //! Every candidate is retrained from scratch with the baseline's training settings and an epoch
 //! budget, exported, and scored by the reference model. Validation accuracy decides; test
@@ -34,6 +36,9 @@ pub struct PruneConfig {
     pub epochs: usize,
     /// Width multipliers tried, largest first.
     pub multipliers: Vec<f64>,
+    /// Multipliers then tried on the hidden layers after the first (the first layer, with its
+    /// `pixels * K` inputs, holds most of the bits; the deeper ones often have room to spare).
+    pub deep_multipliers: Vec<f64>,
     /// Narrowest hidden layer a width search may produce.
     pub min_width: usize,
     /// Seeds for the sensitivity analysis that ranks the planes.
@@ -45,7 +50,10 @@ impl Default for PruneConfig {
         PruneConfig {
             max_drop_pp: 1.0,
             epochs: 15,
-            multipliers: vec![0.75, 0.5, 0.375, 0.25, 0.1875, 0.125, 0.09375, 0.0625],
+            multipliers: vec![
+                0.75, 0.625, 0.5, 0.375, 0.25, 0.1875, 0.125, 0.09375, 0.0625,
+            ],
+            deep_multipliers: vec![0.5, 0.25, 0.125],
             min_width: 8,
             sensitivity_seeds: 3,
         }
@@ -235,6 +243,7 @@ pub fn prune(
     }
 
     // Phase 2: shrink every hidden width with the chosen planes.
+    let mut widths = base.hidden.clone();
     for &m in &cfg.multipliers {
         let hidden: Vec<usize> = base
             .hidden
@@ -244,7 +253,24 @@ pub fn prune(
         if hidden == base.hidden {
             continue;
         }
-        if run(&chosen_planes, hidden, "widths", m)?.is_none() {
+        if run(&chosen_planes, hidden.clone(), "widths", m)?.is_none() {
+            break;
+        }
+        widths = hidden;
+    }
+
+    // Phase 3: keep the first hidden layer, shrink the ones after it.
+    for &m in &cfg.deep_multipliers {
+        let mut hidden = widths.clone();
+        for w in hidden.iter_mut().skip(1) {
+            *w = ((*w as f64 * m).round() as usize)
+                .max(cfg.min_width)
+                .min(*w);
+        }
+        if hidden == widths {
+            continue;
+        }
+        if run(&chosen_planes, hidden, "deep", m)?.is_none() {
             break;
         }
     }
@@ -361,8 +387,8 @@ pub fn table(r: &PruneReport) -> String {
     };
     let _ = writeln!(
         s,
-        "{:<9} {:<17} {:<15} {:>10} {:>8} {:>8} {:>8} {}",
-        "", "planes", "widths", "size bits", "smaller", "val", "test", "epochs  seconds  verdict"
+        "{:<9} {:<17} {:<15} {:>10} {:>8} {:>8} {:>8} epochs  seconds  verdict",
+        "", "planes", "widths", "size bits", "smaller", "val", "test"
     );
     row(&mut s, "baseline", &r.baseline, "");
     for c in &r.candidates {

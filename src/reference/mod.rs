@@ -23,7 +23,7 @@ pub struct Prediction {
     pub scores: Vec<u32>,
 }
 
-/// Reusable buffers for [`Executor::predict_into`].
+/// Reusable buffers for [`Executor::scores_into`].
 #[derive(Clone, Debug, Default)]
 pub struct Scratch {
     acts: Vec<u64>,

@@ -58,7 +58,7 @@ impl Default for TrainConfig {
             lr: 0.01,
             lr_final: 0.01,
             seed: 1,
-            augment: 0,
+            augment: 1,
             verbose: false,
         }
     }
@@ -103,6 +103,8 @@ pub struct EpochReport {
     pub lr: f32,
     /// Seconds spent in training steps.
     pub seconds: f64,
+    /// Images trained on in this epoch.
+    pub images: usize,
 }
 
 /// The result of a training run.
@@ -114,8 +116,26 @@ pub struct Trained {
     pub net: Net,
     /// Per-epoch history.
     pub history: Vec<EpochReport>,
-    /// Training images per second (training steps only, evaluation excluded).
+    /// Training images per second over the whole run (training steps only, evaluation
+    /// excluded).
     pub images_per_second: f64,
+}
+
+impl Trained {
+    /// Median over epochs of the training images per second.
+    pub fn median_images_per_second(&self) -> f64 {
+        let mut v: Vec<f64> = self
+            .history
+            .iter()
+            .map(|e| e.images as f64 / e.seconds.max(1e-9))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
 }
 
 /// Trains a network on `train`, keeping the epoch whose integer model scores best on `val`.
@@ -187,6 +207,7 @@ pub fn train(
             val_accuracy,
             lr,
             seconds,
+            images: seen,
         };
         if cfg.verbose {
             progress::log(

@@ -81,6 +81,7 @@ fn gradients_match_finite_differences() {
     let mut checked = 0;
     let mut worst = 0.0f32;
     let nparams = analytic.len();
+    #[allow(clippy::needless_range_loop)] // `p` indexes the network's parameters too
     for p in 0..nparams {
         let len = analytic[p].len();
         // Sample up to 40 entries of each parameter.
