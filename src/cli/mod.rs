@@ -176,7 +176,7 @@ pub struct PruneArgs {
     #[arg(long, default_value_t = 1.0, value_name = "PP")]
     pub max_drop: f64,
     /// Training epochs per candidate (the search's budget: candidates x epochs).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 30)]
     pub epochs: usize,
     /// Train candidates on only the first N training images (fast runs and tests).
     #[arg(long, value_name = "N")]

@@ -192,12 +192,7 @@ impl IntModel {
     /// Model size in bits: every binary weight plus every threshold, a threshold of a layer with
     /// `N` inputs taking `ceil(log2(N + 2))` bits (it ranges over `0..=N+1`).
     pub fn size_bits(&self) -> u64 {
-        let mut bits = (self.output.rows() * self.output.cols()) as u64;
-        for l in &self.hidden {
-            let n = l.weights.cols() as u64;
-            bits += (l.weights.rows() as u64) * (n + threshold_bits(n) as u64);
-        }
-        bits
+        size_bits_for(self.features(), &self.hidden_widths(), self.classes())
     }
 
     /// Checks every invariant; `path` names the file in errors.
@@ -253,6 +248,19 @@ impl IntModel {
     }
 }
 
+/// Size in bits of a model with `features` inputs, these hidden widths and `classes` outputs:
+/// one bit per binary weight plus `ceil(log2(N + 2))` bits per threshold of a layer with `N`
+/// inputs.
+pub fn size_bits_for(features: usize, hidden: &[usize], classes: usize) -> u64 {
+    let mut inputs = features as u64;
+    let mut bits = 0;
+    for &w in hidden {
+        bits += w as u64 * (inputs + threshold_bits(inputs) as u64);
+        inputs = w as u64;
+    }
+    bits + classes as u64 * inputs
+}
+
 /// Bits needed for a threshold of a layer with `n` inputs (values `0..=n+1`).
 pub fn threshold_bits(n: u64) -> u32 {
     64 - (n + 1).leading_zeros()
@@ -279,5 +287,18 @@ mod tests {
         assert!(!m.get(0, 3));
         assert!(m.get(0, 69));
         assert_eq!(m.row(0)[1] >> 6, 0);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn size_counts_weights_and_thresholds() {
+        // 10 inputs -> 4 neurons (4 x (10 weights + 4 threshold bits)) -> 2 classes (2 x 4 weights)
+        assert_eq!(size_bits_for(10, &[4], 2), 4 * (10 + 4) + 2 * 4);
+        // the 8-plane MNIST baseline
+        assert_eq!(size_bits_for(6272, &[256, 256, 256], 10), 1_747_200);
     }
 }

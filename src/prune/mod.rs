@@ -5,10 +5,13 @@
 //!    `k` most important planes (and, when different, the `k` most significant ones, as a
 //!    control) are retrained at the baseline's widths; the first `k` with a candidate inside
 //!    the budget fixes the plane set.
-//! 2. **Widths.** With that plane set, every hidden width is scaled by decreasing multipliers
-//!    and retrained, until a candidate falls outside the budget.
-//! 3. **Deeper layers.** Keeping the first hidden layer of the last accepted widths, the layers
-//!    after it are scaled down further, until a candidate falls outside the budget.
+//! 2. **Widths.** With that plane set, and with that set plus the next plane of the order it
+//!    came from (more planes can allow narrower layers), every hidden width is scaled by
+//!    decreasing multipliers and retrained, until a candidate falls outside the budget.
+//! 3. **Deeper layers.** Keeping the first hidden layer of the smallest accepted model, the
+//!    layers after it are scaled down further, until a candidate falls outside the budget.
+//!
+//! A candidate no smaller than the smallest accepted one cannot win and is never trained.
 //!
 //! Every candidate is retrained from scratch with the baseline's training settings and an epoch
 //! budget, exported, and scored by the reference model. Validation accuracy decides; test
@@ -22,7 +25,7 @@ use serde::Serialize;
 use crate::bitslice::{self, PlaneSet};
 use crate::data::{LabeledSet, Split};
 use crate::error::{Error, Result};
-use crate::model::{InputShape, IntModel};
+use crate::model::{size_bits_for, InputShape, IntModel};
 use crate::reference;
 use crate::sensitivity::{self, Method};
 use crate::train::{self, DataMeta, SlicedSet, TrainConfig};
@@ -49,7 +52,7 @@ impl Default for PruneConfig {
     fn default() -> Self {
         PruneConfig {
             max_drop_pp: 1.0,
-            epochs: 15,
+            epochs: 30,
             multipliers: vec![
                 0.75, 0.625, 0.5, 0.375, 0.25, 0.1875, 0.125, 0.09375, 0.0625,
             ],
@@ -193,85 +196,124 @@ pub fn prune(
 
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut models: Vec<IntModel> = Vec::new();
-    // Trains one candidate; returns its validation accuracy when it is accepted.
-    let mut run =
-        |planes: &[u8], hidden: Vec<usize>, phase: &str, multiplier: f64| -> Result<Option<f64>> {
-            on(Event::Start {
-                planes,
-                hidden: &hidden,
-            });
-            let t0 = Instant::now();
-            let model = retrain(ctx, planes, &hidden, cfg.epochs)?;
-            let val = accuracy(&model, &ctx.split.val);
-            let test = accuracy(&model, &ctx.split.test);
-            let c = Candidate {
-                summary: summary(&model, val, test),
-                phase: phase.into(),
-                multiplier,
-                epochs: cfg.epochs,
-                seconds: t0.elapsed().as_secs_f64(),
-                accepted: val >= threshold,
-            };
-            on(Event::Done(&c));
-            let ok = c.accepted.then_some(val);
-            candidates.push(c);
-            models.push(model);
-            Ok(ok)
+    // Trains one candidate; returns its validation accuracy and size when it is accepted.
+    let mut run = |planes: &[u8],
+                   hidden: Vec<usize>,
+                   phase: &str,
+                   multiplier: f64|
+     -> Result<Option<(f64, u64)>> {
+        on(Event::Start {
+            planes,
+            hidden: &hidden,
+        });
+        let t0 = Instant::now();
+        let model = retrain(ctx, planes, &hidden, cfg.epochs)?;
+        let val = accuracy(&model, &ctx.split.val);
+        let test = accuracy(&model, &ctx.split.test);
+        let c = Candidate {
+            summary: summary(&model, val, test),
+            phase: phase.into(),
+            multiplier,
+            epochs: cfg.epochs,
+            seconds: t0.elapsed().as_secs_f64(),
+            accepted: val >= threshold,
         };
+        on(Event::Done(&c));
+        let ok = c.accepted.then_some((val, c.summary.size_bits));
+        candidates.push(c);
+        models.push(model);
+        Ok(ok)
+    };
+    let pixels = baseline.input.pixels();
+    let classes = baseline.classes();
+    let scaled = |widths: &[usize], m: f64, skip: usize| -> Vec<usize> {
+        widths
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                if i < skip {
+                    w
+                } else {
+                    ((w as f64 * m).round() as usize).max(cfg.min_width).min(w)
+                }
+            })
+            .collect()
+    };
+    // Smallest accepted model so far; a candidate that is not smaller cannot win and is
+    // skipped without training.
+    let mut best_size = base.size_bits;
+    let mut best_shape: Option<(Vec<u8>, Vec<usize>)> = None;
 
-    // Phase 1: the fewest planes that keep accuracy, at the baseline's widths.
+    // Phase 1: the fewest planes that keep accuracy, at the baseline's widths. Each plane set
+    // remembers the order it was drawn from, to extend it by one plane later.
     let k_all = baseline.planes.len();
-    let mut chosen_planes: Vec<u8> = baseline.planes.planes().to_vec();
+    let msb_order: Vec<u8> = baseline.planes.planes().to_vec();
+    let mut found: Option<(f64, Vec<u8>, Vec<u8>)> = None;
     for k in 1..k_all {
-        let mut sets = vec![sorted(&ranking[..k])];
-        let msb = sorted(&baseline.planes.planes()[..k]);
-        if msb != sets[0] {
-            sets.push(msb);
+        let mut sets = vec![(sorted(&ranking[..k]), ranking.clone())];
+        if sorted(&msb_order[..k]) != sets[0].0 {
+            sets.push((sorted(&msb_order[..k]), msb_order.clone()));
         }
-        let mut best: Option<(f64, Vec<u8>)> = None;
-        for set in sets {
-            if let Some(val) = run(&set, base.hidden.clone(), "planes", 1.0)? {
-                if best.as_ref().is_none_or(|(b, _)| val > *b) {
-                    best = Some((val, set));
+        for (set, order) in sets {
+            if let Some((val, size)) = run(&set, base.hidden.clone(), "planes", 1.0)? {
+                if size < best_size {
+                    best_size = size;
+                    best_shape = Some((set.clone(), base.hidden.clone()));
+                }
+                if found.as_ref().is_none_or(|(b, _, _)| val > *b) {
+                    found = Some((val, set, order));
                 }
             }
         }
-        if let Some((_, set)) = best {
-            chosen_planes = set;
+        if found.is_some() {
             break;
         }
     }
 
-    // Phase 2: shrink every hidden width with the chosen planes.
-    let mut widths = base.hidden.clone();
-    for &m in &cfg.multipliers {
-        let hidden: Vec<usize> = base
-            .hidden
-            .iter()
-            .map(|&w| ((w as f64 * m).round() as usize).max(cfg.min_width).min(w))
-            .collect();
-        if hidden == base.hidden {
-            continue;
+    // Phase 2: shrink every hidden width, for the chosen plane set and for that set plus the
+    // next plane of its order (more planes can allow narrower layers).
+    let width_sets: Vec<Vec<u8>> = match found {
+        Some((_, set, order)) => {
+            let mut v = vec![set.clone()];
+            if set.len() < k_all {
+                v.push(sorted(&order[..set.len() + 1]));
+            }
+            v
         }
-        if run(&chosen_planes, hidden.clone(), "widths", m)?.is_none() {
-            break;
+        None => vec![msb_order.clone()],
+    };
+    for set in &width_sets {
+        for &m in &cfg.multipliers {
+            let hidden = scaled(&base.hidden, m, 0);
+            if hidden == base.hidden
+                || size_bits_for(pixels * set.len(), &hidden, classes) >= best_size
+            {
+                continue;
+            }
+            match run(set, hidden.clone(), "widths", m)? {
+                Some((_, size)) => {
+                    if size < best_size {
+                        best_size = size;
+                        best_shape = Some((set.clone(), hidden));
+                    }
+                }
+                None => break,
+            }
         }
-        widths = hidden;
     }
 
-    // Phase 3: keep the first hidden layer, shrink the ones after it.
-    for &m in &cfg.deep_multipliers {
-        let mut hidden = widths.clone();
-        for w in hidden.iter_mut().skip(1) {
-            *w = ((*w as f64 * m).round() as usize)
-                .max(cfg.min_width)
-                .min(*w);
-        }
-        if hidden == widths {
-            continue;
-        }
-        if run(&chosen_planes, hidden, "deep", m)?.is_none() {
-            break;
+    // Phase 3: keep the first hidden layer of the best model, shrink the layers after it.
+    if let Some((set, widths)) = best_shape.clone() {
+        for &m in &cfg.deep_multipliers {
+            let hidden = scaled(&widths, m, 1);
+            if hidden == widths || size_bits_for(pixels * set.len(), &hidden, classes) >= best_size
+            {
+                continue;
+            }
+            match run(&set, hidden, "deep", m)? {
+                Some((_, size)) => best_size = best_size.min(size),
+                None => break,
+            }
         }
     }
 
