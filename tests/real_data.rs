@@ -104,6 +104,7 @@ fn export_agrees_with_float_graph_on_every_test_image() {
     let cfg = TrainConfig {
         hidden: vec![256, 256, 256],
         epochs: 2,
+        augment: 0,
         ..TrainConfig::default()
     };
     let trained = train::train(&cfg, &meta, &tr, &va).unwrap();

@@ -115,6 +115,7 @@ fn input_shape(ds: &Dataset) -> InputShape {
 #[derive(Serialize)]
 struct TrainReport<'a> {
     model: String,
+    slice_seconds: f64,
     dataset: String,
     planes: Vec<u8>,
     hidden: Vec<usize>,
@@ -155,11 +156,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         classes: ds.classes,
         planes: planes.clone(),
     };
+    let slice_start = Instant::now();
     let (train_set, val_set, test_set) = (
         sliced(&split.train, &planes),
         sliced(&split.val, &planes),
         sliced(&split.test, &planes),
     );
+    let slice_seconds = slice_start.elapsed().as_secs_f64();
     eprintln!(
         "training {} -> {} -> {} on {} ({} train / {} validation images, planes {planes})",
         meta.input.pixels() * planes.len(),
@@ -172,6 +175,12 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         a.data.dataset,
         train_set.x.count(),
         val_set.x.count()
+    );
+    eprintln!(
+        "sliced {} images into {} planes in {:.3} s",
+        train_set.x.count() + val_set.x.count() + test_set.x.count(),
+        planes.len(),
+        slice_seconds
     );
     let mut trained = train::train(&cfg, &meta, &train_set, &val_set)?;
     let test_eval = reference::evaluate(&trained.model, &test_set.x, &test_set.y);
@@ -218,6 +227,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             path,
             &TrainReport {
                 model: a.output.display().to_string(),
+                slice_seconds,
                 dataset: a.data.dataset.clone(),
                 planes: planes.planes().to_vec(),
                 hidden: m.hidden_widths(),

@@ -183,9 +183,39 @@ pub fn backward(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::util::rng::Rng;
+
+    /// `n` random packed rows of `features` bits with about `density` ones, and their active
+    /// bits.
+    pub(crate) fn random_batch(
+        features: usize,
+        n: usize,
+        density: f32,
+        rng: &mut Rng,
+    ) -> (Vec<ActiveBits>, Vec<Vec<u64>>) {
+        let rows: Vec<Vec<u64>> = (0..n)
+            .map(|_| {
+                let mut r = vec![0u64; features.div_ceil(64)];
+                for f in 0..features {
+                    if rng.next_f32() < density {
+                        r[f / 64] |= 1 << (f % 64);
+                    }
+                }
+                r
+            })
+            .collect();
+        let bits = rows
+            .iter()
+            .map(|r| {
+                let mut a = ActiveBits::default();
+                a.fill(r, features);
+                a
+            })
+            .collect();
+        (bits, rows)
+    }
 
     /// Dense yardstick: x in ±1 from the packed rows.
     fn dense_x(rows: &[Vec<u64>], features: usize) -> Vec<Vec<f32>> {
@@ -213,25 +243,7 @@ mod tests {
                 outputs,
             };
             let w: Vec<f32> = (0..layout.len()).map(|_| rng.uniform(-1.0, 1.0)).collect();
-            let rows: Vec<Vec<u64>> = (0..5)
-                .map(|_| {
-                    let mut r = vec![0u64; features.div_ceil(64)];
-                    for f in 0..features {
-                        if rng.next_f32() < density {
-                            r[f / 64] |= 1 << (f % 64);
-                        }
-                    }
-                    r
-                })
-                .collect();
-            let batch: Vec<ActiveBits> = rows
-                .iter()
-                .map(|r| {
-                    let mut a = ActiveBits::default();
-                    a.fill(r, features);
-                    a
-                })
-                .collect();
+            let (batch, rows) = random_batch(features, 5, density, &mut rng);
             let x = dense_x(&rows, features);
             let mut colsum = vec![0.0; outputs];
             column_sums(layout, &w, |v| v, &mut colsum);

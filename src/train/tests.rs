@@ -1,37 +1,10 @@
 //! Trainer checks: gradients against finite differences, export against the float graph.
 
+use super::first_layer::tests::random_batch;
 use super::first_layer::ActiveBits;
 use super::net::{Mode, Net, Workspace};
 use super::*;
 use crate::util::rng::Rng;
-
-fn random_batch(
-    features: usize,
-    n: usize,
-    density: f32,
-    rng: &mut Rng,
-) -> (Vec<ActiveBits>, Vec<Vec<u64>>) {
-    let rows: Vec<Vec<u64>> = (0..n)
-        .map(|_| {
-            let mut r = vec![0u64; features.div_ceil(64)];
-            for f in 0..features {
-                if rng.next_f32() < density {
-                    r[f / 64] |= 1 << (f % 64);
-                }
-            }
-            r
-        })
-        .collect();
-    let bits = rows
-        .iter()
-        .map(|r| {
-            let mut a = ActiveBits::default();
-            a.fill(r, features);
-            a
-        })
-        .collect();
-    (bits, rows)
-}
 
 fn loss_of(net: &mut Net, bits: &[ActiveBits], labels: &[u8]) -> f64 {
     let mut ws = Workspace::default();
