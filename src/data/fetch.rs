@@ -262,11 +262,16 @@ pub fn payload_md5(path: &Path) -> Result<String> {
             Err(e) => return Ok(format!("unreadable ({e})")),
         }
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex(&hasher.finalize()))
+}
+
+/// MD5 of `bytes`, lower-case hex.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex(&Md5::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
