@@ -8,11 +8,13 @@
 
 pub mod bitslice;
 pub mod cli;
+pub mod cosim;
 pub mod data;
 pub mod error;
 pub mod model;
 pub mod prune;
 pub mod reference;
+pub mod rtlgen;
 pub mod sensitivity;
 pub mod train;
 pub mod util;

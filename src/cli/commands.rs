@@ -7,8 +7,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{
-    Cli, Command, DataArgs, DataCommand, EvalArgs, FetchArgs, InfoArgs, PruneArgs, SensitivityArgs,
-    TrainArgs,
+    Cli, Command, DataArgs, DataCommand, EvalArgs, FetchArgs, InfoArgs, PruneArgs, RtlArgs,
+    SensitivityArgs, SimArgs, TrainArgs,
 };
 use crate::bitslice::{self, PlaneSet};
 use crate::data::{fetch, Dataset};
@@ -36,6 +36,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval_cmd(a),
         Command::Sensitivity(a) => sensitivity_cmd(a),
         Command::Prune(a) => prune_cmd(a),
+        Command::Rtl(a) => rtl_cmd(a),
+        Command::Sim(a) => sim_cmd(a),
     }
 }
 
@@ -436,6 +438,110 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
     println!("{}", prune::table(&report));
     println!("model written to {}", a.output.display());
     if let Some(path) = &a.report {
+        atomic::write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+fn rtl_cmd(a: RtlArgs) -> Result<()> {
+    use crate::rtlgen::{self, fold, RtlConfig};
+    let m = model::load(&a.model)?;
+    let fold = match &a.fold {
+        Some(spec) => fold::parse(spec, &m)?,
+        None => fold::default_folding(&m),
+    };
+    let cfg = RtlConfig {
+        fold,
+        pixels_per_beat: a.pixels_per_beat,
+    };
+    let manifest = rtlgen::generate(&m, &a.model, &cfg, &a.output)?;
+    println!(
+        "design      {} ({} files)",
+        a.output.display(),
+        manifest.files.len()
+    );
+    println!(
+        "ports       s_axis_tdata {} bits ({} pixels x {} planes), m_axis_tdata {} bits",
+        manifest.input.bits_per_beat,
+        manifest.input.pixels_per_beat,
+        manifest.input.planes.len(),
+        manifest.output.width
+    );
+    for l in &manifest.layers {
+        println!(
+            "{:<4}        {:>5} -> {:<4} PE {:<4} SIMD {:<5} {:>6} cycles/image",
+            l.name, l.inputs, l.outputs, l.pe, l.simd, l.cycles_per_image
+        );
+    }
+    println!(
+        "timing      initiation interval {} cycles, latency {} cycles",
+        manifest.initiation_interval, manifest.latency
+    );
+    Ok(())
+}
+
+fn sim_cmd(a: SimArgs) -> Result<()> {
+    use crate::cosim;
+    use crate::reference::cycle::Schedule;
+    use crate::rtlgen;
+    let manifest = rtlgen::load_manifest(&a.dir)?;
+    let model_path = a.dir.join(rtlgen::MODEL_FILE);
+    let m = model::load(&model_path)?;
+    let folds: Vec<rtlgen::LayerFold> = manifest
+        .layers
+        .iter()
+        .map(|l| rtlgen::LayerFold {
+            pe: l.pe,
+            simd: l.simd,
+        })
+        .collect();
+    let timing = rtlgen::timing(&m, &folds, manifest.input.pixels_per_beat);
+    let ds = open(&a.data)?;
+    check_compatible(&m, &model_path, &ds)?;
+    let count = a.count.unwrap_or(ds.test.len()).min(ds.test.len());
+    if count == 0 {
+        return Err(Error::usage("--count must be at least 1"));
+    }
+    let test = ds.test.slice(0..count);
+    eprintln!(
+        "building {} with Verilator (cached after the first time) ...",
+        a.dir.display()
+    );
+    let (exe, build_seconds) = cosim::build(&a.dir, &manifest.files)?;
+    eprintln!(
+        "simulating {count} images ({}) ...",
+        a.stall_seed
+            .map_or("free-running".to_string(), |s| format!("stall seed {s}"))
+    );
+    let job = cosim::Job {
+        dir: &a.dir,
+        model: &m,
+        timing: &timing,
+        output: &manifest.output,
+        bits_per_beat: manifest.input.bits_per_beat,
+        images: &test.images,
+        labels: &test.labels,
+        schedule: Schedule {
+            stall_seed: a.stall_seed,
+        },
+        vcd: a.vcd.as_deref(),
+    };
+    let mut report = cosim::run(&exe, &job)?;
+    report.build_seconds = build_seconds;
+    println!(
+        "{} of {} output beats match the reference model and the cycle model (class, scores, cycle)",
+        report.matched, report.images
+    );
+    println!(
+        "accuracy {:.2}% ({}/{}), {} cycles, {:.0} images/s, {:.2} M cycles/s",
+        100.0 * report.accuracy,
+        report.correct,
+        report.images,
+        report.cycles,
+        report.images_per_second,
+        report.cycles_per_second / 1e6
+    );
+    if let Some(path) = &a.json {
         atomic::write_json(path, &report)?;
     }
     Ok(())

@@ -36,6 +36,10 @@ pub enum Command {
     Sensitivity(SensitivityArgs),
     /// Search the smallest model within an accuracy budget: prune planes, shrink widths, retrain.
     Prune(PruneArgs),
+    /// Generate the Verilog accelerator of a model (top level, memory images, manifest).
+    Rtl(RtlArgs),
+    /// Co-simulate a generated design in Verilator against the reference and cycle models.
+    Sim(SimArgs),
 }
 
 /// `cbnn data ...`
@@ -190,4 +194,43 @@ pub struct PruneArgs {
     /// Also write the full report (baseline, chosen, every candidate) as JSON.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
+}
+
+/// `cbnn rtl`
+#[derive(Debug, Args)]
+pub struct RtlArgs {
+    /// Model file written by `cbnn train` or `cbnn prune`.
+    pub model: PathBuf,
+    /// Output directory (created; files in it are replaced).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: PathBuf,
+    /// Per-layer folding, `L0:PE,SIMD;L1:PE,SIMD;...` (layers from 0, the output layer last;
+    /// `L2:full` makes a layer fully parallel). Layers not named get the default:
+    /// PE = min(neurons, 16), SIMD = min(inputs, 64).
+    #[arg(long, value_name = "SPEC")]
+    pub fold: Option<String>,
+    /// Pixels per input beat: `s_axis_tdata` is this many pixels times the kept planes wide.
+    #[arg(long, default_value_t = 8)]
+    pub pixels_per_beat: usize,
+}
+
+/// `cbnn sim`
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Design directory written by `cbnn rtl`.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Simulate only the first N test images (default: all).
+    #[arg(long, value_name = "N")]
+    pub count: Option<usize>,
+    /// Randomise input idle cycles and output back-pressure from this seed (default: free-running).
+    #[arg(long, value_name = "S")]
+    pub stall_seed: Option<u64>,
+    /// Dump a VCD waveform of the run.
+    #[arg(long, value_name = "FILE.vcd")]
+    pub vcd: Option<PathBuf>,
+    /// Also write the numbers as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }

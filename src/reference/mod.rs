@@ -4,6 +4,7 @@
 //! accuracy numbers the tool reports. It uses only integers and bits; it must never depend on
 //! training (floating point) or on hardware code.
 
+pub mod cycle;
 mod kernels;
 
 pub use kernels::has_popcnt;

@@ -1,0 +1,171 @@
+`default_nettype none
+// cbnn_mvtu: XNOR-popcount matrix-vector unit with PE x SIMD folding.
+//
+// Takes one N-bit ±1 input vector (bit 1 = +1), and for each of M neurons counts the mismatches
+// between its weight row and the input, PE neurons at a time, SIMD inputs per neuron per cycle.
+// With SCORES = 0 it outputs M bits, neuron j being 1 (+1) iff matches_j >= T_j; with
+// SCORES = 1 it outputs M scores, score j = matches_j (the output layer's class scores).
+// Inputs are padded to NP = SF * SIMD and neurons to MP = NF * PE with zero weights; counting
+// mismatches (XOR) instead of matches keeps padding out of every count, so any PE/SIMD is exact.
+//
+// Weights come from WEIGHT_FILE ($readmemh): word s = nf * SF + sf holds PE * SIMD bits, neuron
+// nf * PE + p's inputs sf * SIMD .. sf * SIMD + SIMD - 1 in bits [p * SIMD +: SIMD]. Thresholds
+// come from THRESH_FILE: word nf holds PE values U = N + 1 - T of TW bits; the neuron fires iff
+// mismatches < U. Both memories have a registered read port, so synthesis can map them to
+// block RAM; the next word is fetched one cycle ahead.
+//
+// Timing (STEPS = NF * SF): the cycle after an input handshake the unit computes one step per
+// cycle; the result is valid STEPS + 1 cycles after the handshake; the last step waits while a
+// previous result is still unconsumed. in_ready is high whenever the unit is not computing, so
+// the initiation interval is STEPS + 1 cycles. Latency: STEPS + 1 cycles.
+module cbnn_mvtu #(
+    parameter N = 64,                      // inputs per neuron
+    parameter M = 16,                      // neurons
+    parameter PE = 4,                      // neurons in parallel, 1..M
+    parameter SIMD = 16,                   // inputs per neuron per cycle, 1..N
+    parameter SCORES = 0,                  // 0: threshold bits out; 1: scores out
+    parameter WEIGHT_FILE = "weights.hex", // weight memory image
+    parameter THRESH_FILE = "thresh.hex",  // threshold memory image (unused when SCORES = 1)
+    parameter NF = (M + PE - 1) / PE,      // neuron folds
+    parameter SF = (N + SIMD - 1) / SIMD,  // input folds
+    parameter CW = $clog2(N + 1),          // width of a count of 0..N
+    parameter TW = $clog2(N + 2),          // width of U in 0..N+1
+    parameter BW = SCORES ? CW : 1,        // output bits per neuron
+    parameter OW = M * BW                  // output width
+) (
+    input  wire          clk,
+    input  wire          rst_n,            // synchronous, active low
+    input  wire [N-1:0]  in_data,
+    input  wire          in_valid,
+    output wire          in_ready,
+    output wire [OW-1:0] out_data,
+    output wire          out_valid,
+    input  wire          out_ready
+);
+    localparam NP = SF * SIMD;
+    localparam MP = NF * PE;
+    localparam STEPS = NF * SF;
+    localparam AW = (STEPS > 1) ? $clog2(STEPS) : 1;
+    localparam NW = (NF > 1) ? $clog2(NF) : 1;
+    localparam FW = (SF > 1) ? $clog2(SF) : 1;
+    localparam SCW = $clog2(SIMD + 1);
+    localparam integer NF_LAST = NF - 1;
+    localparam integer SF_LAST = SF - 1;
+    localparam integer N_INT = N;
+
+    // Memories (registered read).
+    reg [PE*SIMD-1:0] wmem [0:STEPS-1];
+    reg [PE*TW-1:0]   tmem [0:NF-1];
+    initial begin
+        $readmemh(WEIGHT_FILE, wmem);
+        if (SCORES == 0) $readmemh(THRESH_FILE, tmem);
+    end
+    reg [PE*SIMD-1:0] wq;
+    /* verilator lint_off UNUSED */
+    reg [PE*TW-1:0]   tq;                  // unused when SCORES = 1
+    /* verilator lint_on UNUSED */
+
+    // Control.
+    reg busy;
+    reg outv;
+    reg [NW-1:0] nf;
+    reg [FW-1:0] sf;
+    reg [AW-1:0] addr;
+    wire last_sf = (sf == SF_LAST[FW-1:0]);
+    wire last = last_sf && (nf == NF_LAST[NW-1:0]);
+    wire load = in_valid && !busy;
+    wire advance = busy && (!last || !outv || out_ready);
+    assign in_ready = !busy;
+    assign out_valid = outv;
+
+    // Datapath (not reset).
+    reg [NP-1:0] x;
+    reg [PE*CW-1:0] acc;
+    reg [MP*BW-1:0] shadow;
+    reg [OW-1:0] outr;
+    assign out_data = outr;
+    wire [SIMD-1:0] chunk = x[sf*SIMD +: SIMD];
+    wire [NP-1:0] in_padded;
+    generate
+        if (NP > N) begin : g_pad
+            assign in_padded = {{(NP - N){1'b0}}, in_data};
+        end else begin : g_nopad
+            assign in_padded = in_data;
+        end
+    endgenerate
+    wire [PE*CW-1:0] sum;
+    wire [PE*BW-1:0] group;
+    genvar p;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : g_pe
+            wire [SCW-1:0] mis;
+            wire [CW-1:0] mis_ext;
+            cbnn_popcount #(.W(SIMD), .OW(SCW)) u_pop (.in(wq[p*SIMD +: SIMD] ^ chunk), .count(mis));
+            if (CW > SCW) begin : g_ext
+                assign mis_ext = {{(CW - SCW){1'b0}}, mis};
+            end else begin : g_noext
+                assign mis_ext = mis;
+            end
+            assign sum[p*CW +: CW] = acc[p*CW +: CW] + mis_ext;
+            if (SCORES) begin : g_score
+                assign group[p*BW +: BW] = N_INT[CW-1:0] - sum[p*CW +: CW];
+            end else if (TW > CW) begin : g_thresh_wide
+                assign group[p*BW +: BW] = {1'b0, sum[p*CW +: CW]} < tq[p*TW +: TW];
+            end else begin : g_thresh
+                assign group[p*BW +: BW] = sum[p*CW +: CW] < tq[p*TW +: TW];
+            end
+        end
+    endgenerate
+    reg [MP*BW-1:0] shadow_next;
+    always @* begin
+        shadow_next = shadow;
+        shadow_next[nf*PE*BW +: PE*BW] = group;
+    end
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            busy <= 1'b0;
+            outv <= 1'b0;
+        end else begin
+            if (outv && out_ready) outv <= 1'b0;
+            if (load) begin
+                busy <= 1'b1;
+            end else if (advance && last) begin
+                busy <= 1'b0;
+                outv <= 1'b1;
+            end
+        end
+    end
+
+    always @(posedge clk) begin
+        if (load) begin
+            x <= in_padded;
+            acc <= {PE*CW{1'b0}};
+            nf <= {NW{1'b0}};
+            sf <= {FW{1'b0}};
+            addr <= {AW{1'b0}};
+            wq <= wmem[0];
+            tq <= tmem[0];
+        end else if (advance) begin
+            if (last_sf) begin
+                shadow <= shadow_next;
+                acc <= {PE*CW{1'b0}};
+                sf <= {FW{1'b0}};
+                if (last) begin
+                    outr <= shadow_next[OW-1:0];
+                end else begin
+                    nf <= nf + 1'b1;
+                    tq <= tmem[nf + 1'b1];
+                end
+            end else begin
+                acc <= sum;
+                sf <= sf + 1'b1;
+            end
+            if (!last) begin
+                addr <= addr + 1'b1;
+                wq <= wmem[addr + 1'b1];
+            end
+        end
+    end
+endmodule
+`default_nettype wire

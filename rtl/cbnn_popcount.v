@@ -1,0 +1,41 @@
+`default_nettype none
+// cbnn_popcount: number of set bits of `in`, as a balanced adder tree.
+//
+// Purely combinational: latency 0 cycles, one result per cycle. The tree is built by recursive
+// instantiation, so its depth is ceil(log2(W)) adders.
+module cbnn_popcount #(
+    parameter W = 8,                  // input width, at least 1
+    parameter OW = $clog2(W + 1)      // output width: enough for the value W
+) (
+    input  wire [W-1:0]  in,          // bits to count
+    output wire [OW-1:0] count        // number of ones in `in`
+);
+    generate
+        if (W == 1) begin : g_leaf
+            assign count = in;
+        end else begin : g_tree
+            localparam WL = W / 2;                 // low half
+            localparam WH = W - WL;                // high half (the larger one)
+            localparam OL = $clog2(WL + 1);
+            localparam OH = $clog2(WH + 1);
+            wire [OL-1:0] cl;
+            wire [OH-1:0] ch;
+            cbnn_popcount #(.W(WL), .OW(OL)) u_lo (.in(in[WL-1:0]), .count(cl));
+            cbnn_popcount #(.W(WH), .OW(OH)) u_hi (.in(in[W-1:WL]), .count(ch));
+            wire [OW-1:0] el;                      // halves zero-extended to OW bits
+            wire [OW-1:0] eh;
+            if (OW > OL) begin : g_el
+                assign el = {{(OW - OL){1'b0}}, cl};
+            end else begin : g_el_same
+                assign el = cl;
+            end
+            if (OW > OH) begin : g_eh
+                assign eh = {{(OW - OH){1'b0}}, ch};
+            end else begin : g_eh_same
+                assign eh = ch;
+            end
+            assign count = el + eh;
+        end
+    endgenerate
+endmodule
+`default_nettype wire

@@ -1,0 +1,55 @@
+`default_nettype none
+// cbnn_unpack: gathers the beats of one image from an AXI4-Stream input into one feature vector.
+//
+// Each beat carries PPB pixels of K kept planes (PPB * K bits, feature order of the model: bit
+// j of a beat is feature beat_index * PPB * K + j); the last beat is zero-padded. A full vector
+// is held until the next stage takes it, and no beat is accepted meanwhile.
+// Latency: the vector is valid the cycle after its last beat is accepted.
+// Initiation interval: BEATS + 1 cycles (BEATS beats, then one cycle to hand the vector over).
+module cbnn_unpack #(
+    parameter N = 64,                     // features per image (pixels * K)
+    parameter IW = 8,                     // beat width (PPB * K)
+    parameter BEATS = (N + IW - 1) / IW,  // beats per image
+    parameter CW = (BEATS > 1) ? $clog2(BEATS) : 1  // beat counter width
+) (
+    input  wire          clk,
+    input  wire          rst_n,           // synchronous, active low
+    input  wire [IW-1:0] s_tdata,         // one beat
+    input  wire          s_tvalid,
+    output wire          s_tready,
+    output wire [N-1:0]  out_data,        // the image's features
+    output wire          out_valid,
+    input  wire          out_ready
+);
+    localparam integer LAST = BEATS - 1;  // index of the last beat
+    reg [BEATS*IW-1:0] vec;               // datapath: not reset
+    reg [CW-1:0] cnt;
+    reg full;
+    assign s_tready = !full;
+    assign out_valid = full;
+    assign out_data = vec[N-1:0];
+    /* verilator lint_off UNUSED */
+    wire [BEATS*IW-1:0] unused_padding = vec;  // bits past N are padding of the last beat
+    /* verilator lint_on UNUSED */
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            cnt <= {CW{1'b0}};
+            full <= 1'b0;
+        end else begin
+            if (s_tvalid && !full) begin
+                if (cnt == LAST[CW-1:0]) begin
+                    cnt <= {CW{1'b0}};
+                    full <= 1'b1;
+                end else begin
+                    cnt <= cnt + 1'b1;
+                end
+            end
+            if (full && out_ready) full <= 1'b0;
+        end
+    end
+    always @(posedge clk) begin
+        if (s_tvalid && !full) vec[cnt*IW +: IW] <= s_tdata;
+    end
+endmodule
+`default_nettype wire

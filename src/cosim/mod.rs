@@ -1,0 +1,367 @@
+//! `cbnn sim`: co-simulation of a generated design in Verilator against the reference model.
+//!
+//! The design is compiled once with Verilator together with `sim/harness.cpp` into a small
+//! executable, cached by a hash of its HDL and harness (memory images are read at run time, so
+//! retrained weights reuse the build). The harness plays the input beats and the stall schedule
+//! of [`Schedule`] and logs every output handshake; every logged beat and its cycle must equal
+//! the reference executor's class and scores and the cycle model's prediction.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::bitslice;
+use crate::data::Images;
+use crate::error::{Error, Result};
+use crate::model::IntModel;
+use crate::reference::cycle::{self, Schedule, Timing};
+use crate::reference::Executor;
+use crate::rtlgen::OutputPacking;
+
+/// The C++ harness, the same for every design.
+pub const HARNESS: &str = include_str!("../../sim/harness.cpp");
+
+/// What a simulation run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimReport {
+    /// Images simulated.
+    pub images: usize,
+    /// Stall seed, if any.
+    pub stall_seed: Option<u64>,
+    /// Output beats that matched the reference model and the cycle model (all of them, or the
+    /// run fails).
+    pub matched: usize,
+    /// Cycles simulated.
+    pub cycles: u64,
+    /// Images whose simulated class equals the label.
+    pub correct: usize,
+    /// `correct / images`.
+    pub accuracy: f64,
+    /// Seconds spent in the simulator.
+    pub sim_seconds: f64,
+    /// Simulated images per second.
+    pub images_per_second: f64,
+    /// Simulated cycles per second.
+    pub cycles_per_second: f64,
+    /// Seconds spent building (0 when the cached build was reused).
+    pub build_seconds: f64,
+}
+
+/// The version of the Verilator on `PATH`, or a usage error saying what to install.
+pub fn verilator_version() -> Result<String> {
+    let missing = || {
+        Error::usage(
+            "Verilator is not installed: install it with `apt-get install -y verilator` (version 5.006 or newer)",
+        )
+    };
+    let out = Command::new("verilator")
+        .arg("--version")
+        .output()
+        .map_err(|_| missing())?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let version = text
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(missing)?
+        .to_string();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (5, 6) {
+        return Err(Error::usage(format!(
+            "Verilator {version} is too old: install 5.006 or newer (`apt-get install -y verilator`)"
+        )));
+    }
+    Ok(version)
+}
+
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn cache_root() -> PathBuf {
+    crate::data::resolve::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("verilator")
+}
+
+/// Builds (or finds in the cache) the simulator of the design in `dir`. Returns the executable
+/// and the seconds spent building.
+pub fn build(dir: &Path, files: &[String]) -> Result<(PathBuf, f64)> {
+    let version = verilator_version()?;
+    let mut h = fnv(0xcbf2_9ce4_8422_2325, version.as_bytes());
+    h = fnv(h, HARNESS.as_bytes());
+    let mut sources = Vec::new();
+    for f in files {
+        let path = dir.join(f);
+        let text = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        h = fnv(fnv(h, f.as_bytes()), &text);
+        sources.push(path.canonicalize().map_err(|e| Error::io(&path, e))?);
+    }
+    let root = cache_root().join(format!("{h:016x}"));
+    let exe = root.join("Vsim");
+    if exe.is_file() {
+        return Ok((exe, 0.0));
+    }
+    let start = Instant::now();
+    let work = root.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    let harness = work.join("harness.cpp");
+    std::fs::write(&harness, HARNESS).map_err(|e| Error::io(&harness, e))?;
+    let out = Command::new("verilator")
+        .args([
+            "--cc",
+            "--exe",
+            "--build",
+            "--trace",
+            "-j",
+            "2",
+            "-Wno-fatal",
+        ])
+        .args(["--top-module", crate::rtlgen::TOP, "-o", "Vsim", "--Mdir"])
+        .arg(work.join("obj"))
+        .args(["-CFLAGS", "-O1", "-MAKEFLAGS", "OPT_FAST=-O1"])
+        .args(&sources)
+        .arg(&harness)
+        .output()
+        .map_err(|e| Error::io("verilator", e))?;
+    if !out.status.success() {
+        let log = String::from_utf8_lossy(&out.stderr);
+        let first: Vec<&str> = log.lines().filter(|l| l.contains("rror")).take(5).collect();
+        return Err(Error::CheckFailed(format!(
+            "Verilator could not build {}: {}",
+            dir.display(),
+            if first.is_empty() {
+                log.lines().last().unwrap_or("").to_string()
+            } else {
+                first.join(" | ")
+            }
+        )));
+    }
+    let built = work.join("obj").join("Vsim");
+    std::fs::copy(&built, work.join("Vsim")).map_err(|e| Error::io(&built, e))?;
+    let _ = std::fs::remove_dir_all(work.join("obj"));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::rename(&work, &root).map_err(|e| Error::io(&root, e))?;
+    Ok((exe, start.elapsed().as_secs_f64()))
+}
+
+/// The `m_axis_tdata` words of an output beat.
+pub fn pack_output(out: &OutputPacking, class: usize, scores: &[u32]) -> Vec<u32> {
+    let mut words = vec![0u32; out.width.div_ceil(32)];
+    let mut put = |lsb: usize, width: usize, value: u64| {
+        for b in 0..width {
+            if (value >> b) & 1 == 1 {
+                let bit = lsb + b;
+                words[bit / 32] |= 1 << (bit % 32);
+            }
+        }
+    };
+    put(0, out.class_bits, class as u64);
+    for (c, &s) in scores.iter().enumerate() {
+        put(
+            out.scores_lsb + c * out.score_bits,
+            out.score_bits,
+            s as u64,
+        );
+    }
+    words
+}
+
+/// Everything a run needs besides the built simulator.
+pub struct Job<'a> {
+    /// The design directory (memory images are read from it).
+    pub dir: &'a Path,
+    /// The model the design was generated from.
+    pub model: &'a IntModel,
+    /// Its timing.
+    pub timing: &'a Timing,
+    /// Output packing.
+    pub output: &'a OutputPacking,
+    /// Bits per input beat.
+    pub bits_per_beat: usize,
+    /// Images and their labels.
+    pub images: &'a Images,
+    /// Labels.
+    pub labels: &'a [u8],
+    /// Stall schedule.
+    pub schedule: Schedule,
+    /// Waveform output.
+    pub vcd: Option<&'a Path>,
+}
+
+/// Runs the simulation and compares every output beat and cycle. A mismatch is a
+/// [`Error::CheckFailed`] naming the image, the expected and the actual beat and cycle.
+pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
+    let model = job.model;
+    let n = job.images.count();
+    let features = bitslice::slice(job.images, &model.planes);
+    let exec = Executor::new(model);
+    let predictions: Vec<_> = (0..n).map(|i| exec.predict(features.row(i))).collect();
+    let expected_cycles = cycle::output_cycles(job.timing, n, job.schedule, u64::MAX)
+        .expect("the cycle model of a valid design always finishes");
+    let max_cycles = expected_cycles.last().copied().unwrap_or(0)
+        + 10 * cycle::latency_and_interval(job.timing).0
+        + 1000;
+
+    // Input file: header, then every beat of every image as 32-bit words.
+    let in_words = job.bits_per_beat.div_ceil(32);
+    let out_words = job.output.width.div_ceil(32);
+    let mut bin: Vec<u8> = Vec::new();
+    for v in [
+        0x4E4E_4243u32,
+        n as u32,
+        job.timing.beats as u32,
+        in_words as u32,
+        out_words as u32,
+    ] {
+        bin.extend_from_slice(&v.to_le_bytes());
+    }
+    for i in 0..n {
+        let row = features.row(i);
+        for b in 0..job.timing.beats {
+            let mut words = vec![0u32; in_words];
+            for j in 0..job.bits_per_beat {
+                let f = b * job.bits_per_beat + j;
+                if f < features.features && bitslice::get(row, f) {
+                    words[j / 32] |= 1 << (j % 32);
+                }
+            }
+            for w in words {
+                bin.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+    }
+    let tmp = std::env::temp_dir().join(format!(
+        "cbnn-sim-{}-{}",
+        std::process::id(),
+        fnv(0, job.dir.to_string_lossy().as_bytes())
+    ));
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let input = tmp.join("input.bin");
+    let output = tmp.join("output.txt");
+    std::fs::File::create(&input)
+        .and_then(|mut f| f.write_all(&bin))
+        .map_err(|e| Error::io(&input, e))?;
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(job.dir)
+        .arg(&input)
+        .arg(&output)
+        .arg(
+            job.schedule
+                .stall_seed
+                .map_or("free".to_string(), |s| s.to_string()),
+        )
+        .arg(max_cycles.to_string());
+    if let Some(v) = job.vcd {
+        let abs = if v.is_absolute() {
+            v.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::io(".", e))?
+                .join(v)
+        };
+        cmd.arg(abs);
+    }
+    let start = Instant::now();
+    let status = cmd.output().map_err(|e| Error::io(exe, e))?;
+    let sim_seconds = start.elapsed().as_secs_f64();
+    if !status.status.success() {
+        return Err(Error::CheckFailed(format!(
+            "the simulator failed: {}",
+            String::from_utf8_lossy(&status.stderr).trim()
+        )));
+    }
+    let text = std::fs::read_to_string(&output).map_err(|e| Error::io(&output, e))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let mut matched = 0;
+    let mut correct = 0;
+    let mut cycles = 0;
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        match parts.next() {
+            Some("o") => {
+                let i = matched;
+                let cycle: u64 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(u64::MAX);
+                let words: Vec<u32> = parts.filter_map(|w| u32::from_str_radix(w, 16).ok()).collect();
+                if i >= n {
+                    return Err(Error::CheckFailed(format!("the design produced more than {n} outputs")));
+                }
+                let p = &predictions[i];
+                let want = pack_output(job.output, p.class, &p.scores);
+                if words != want || cycle != expected_cycles[i] {
+                    return Err(Error::CheckFailed(mismatch(i, &want, expected_cycles[i], &words, cycle, job.output)));
+                }
+                correct += usize::from(p.class == job.labels[i] as usize);
+                matched += 1;
+            }
+            Some("end") => cycles = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0),
+            Some("timeout") => {
+                return Err(Error::CheckFailed(format!(
+                    "simulation timed out: {matched} of {n} outputs after {max_cycles} cycles (the cycle model expects image {matched} at cycle {})",
+                    expected_cycles.get(matched).copied().unwrap_or(0)
+                )))
+            }
+            _ => {}
+        }
+    }
+    if matched != n {
+        return Err(Error::CheckFailed(format!(
+            "the design produced {matched} of {n} outputs"
+        )));
+    }
+    Ok(SimReport {
+        images: n,
+        stall_seed: job.schedule.stall_seed,
+        matched,
+        cycles,
+        correct,
+        accuracy: correct as f64 / n.max(1) as f64,
+        sim_seconds,
+        images_per_second: n as f64 / sim_seconds.max(1e-9),
+        cycles_per_second: cycles as f64 / sim_seconds.max(1e-9),
+        build_seconds: 0.0,
+    })
+}
+
+fn unpack(words: &[u32], out: &OutputPacking) -> (u64, Vec<u64>) {
+    let get = |lsb: usize, width: usize| -> u64 {
+        (0..width).fold(0, |v, b| {
+            let bit = lsb + b;
+            let set = words
+                .get(bit / 32)
+                .is_some_and(|w| (w >> (bit % 32)) & 1 == 1);
+            v | (u64::from(set) << b)
+        })
+    };
+    let class = get(0, out.class_bits);
+    let scores = (0..out.classes)
+        .map(|c| get(out.scores_lsb + c * out.score_bits, out.score_bits))
+        .collect();
+    (class, scores)
+}
+
+fn mismatch(
+    image: usize,
+    want: &[u32],
+    want_cycle: u64,
+    got: &[u32],
+    got_cycle: u64,
+    out: &OutputPacking,
+) -> String {
+    let (wc, ws) = unpack(want, out);
+    let (gc, gs) = unpack(got, out);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "mismatch at image {image}: expected class {wc} scores {ws:?} at cycle {want_cycle}, the design gave class {gc} scores {gs:?} at cycle {got_cycle}"
+    );
+    s
+}

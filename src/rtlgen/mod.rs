@@ -1,0 +1,332 @@
+//! `cbnn rtl`: a Verilog accelerator for an integer model, sized to its kept planes.
+//!
+//! The logic lives in hand-written cores (`rtl/`, embedded in the binary and copied into every
+//! design directory). This module only validates the folding, fills a thin top level with those
+//! validated numbers, and writes the memory images, `design.json` and `filelist.f`
+//! (docs/hardware.md). It never builds logic out of strings.
+
+pub mod fold;
+mod images;
+mod top;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use fold::{LayerFold, LayerShape};
+
+use crate::error::{Error, Result};
+use crate::model::IntModel;
+use crate::reference::cycle::{self, Timing};
+use crate::util::atomic::{write_atomic, write_json};
+
+/// The hand-written cores, by file name.
+pub const CORES: [(&str, &str); 4] = [
+    ("cbnn_popcount.v", include_str!("../../rtl/cbnn_popcount.v")),
+    ("cbnn_argmax.v", include_str!("../../rtl/cbnn_argmax.v")),
+    ("cbnn_unpack.v", include_str!("../../rtl/cbnn_unpack.v")),
+    ("cbnn_mvtu.v", include_str!("../../rtl/cbnn_mvtu.v")),
+];
+
+/// The copy of the model kept in every design directory (the simulator checks against it).
+pub const MODEL_FILE: &str = "model.json";
+
+/// Reads and checks `DIR/design.json`.
+pub fn load_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join("design.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let m: Manifest = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&path, format!("not a cbnn design manifest ({e})")))?;
+    if m.version != 1 {
+        return Err(Error::bad_file(
+            &path,
+            format!("design manifest version {} is not supported", m.version),
+        ));
+    }
+    Ok(m)
+}
+
+/// Name of the generated top-level module.
+pub const TOP: &str = "cbnn_top";
+
+/// Generator settings.
+#[derive(Clone, Debug)]
+pub struct RtlConfig {
+    /// Per-layer folding, hidden layers then the output layer.
+    pub fold: Vec<LayerFold>,
+    /// Pixels per input beat.
+    pub pixels_per_beat: usize,
+}
+
+/// One port of the top level.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Port {
+    /// Name.
+    pub name: String,
+    /// `in` or `out`.
+    pub direction: String,
+    /// Width in bits.
+    pub width: usize,
+}
+
+/// One layer of the design.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LayerInfo {
+    /// `L<i>`.
+    pub name: String,
+    /// `threshold` or `output`.
+    pub kind: String,
+    /// Inputs per neuron.
+    pub inputs: usize,
+    /// Neurons.
+    pub outputs: usize,
+    /// Neurons in parallel.
+    pub pe: usize,
+    /// Inputs per neuron per cycle.
+    pub simd: usize,
+    /// Neuron folds.
+    pub nf: usize,
+    /// Input folds.
+    pub sf: usize,
+    /// Inputs after padding to a multiple of SIMD.
+    pub padded_inputs: usize,
+    /// Neurons after padding to a multiple of PE.
+    pub padded_outputs: usize,
+    /// Cycles per image: compute steps plus one hand-over cycle.
+    pub cycles_per_image: usize,
+    /// Weight memory image.
+    pub weight_file: String,
+    /// Threshold memory image (threshold layers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold_file: Option<String>,
+}
+
+/// The manifest, `design.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Manifest format version.
+    pub version: u32,
+    /// Top-level module.
+    pub module: String,
+    /// Its ports.
+    pub ports: Vec<Port>,
+    /// How `s_axis_tdata` is packed.
+    pub input: InputPacking,
+    /// How `m_axis_tdata` is packed.
+    pub output: OutputPacking,
+    /// Per layer.
+    pub layers: Vec<LayerInfo>,
+    /// Input beats per image.
+    pub beats_per_image: usize,
+    /// Cycles between consecutive images in steady state (free-running).
+    pub initiation_interval: u64,
+    /// Cycles from the first input beat's handshake to the output handshake (free-running).
+    pub latency: u64,
+    /// HDL files, in compile order.
+    pub files: Vec<String>,
+    /// Source model and its provenance.
+    pub model: ModelRef,
+    /// The tool that wrote it.
+    pub tool: String,
+}
+
+/// Input packing.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct InputPacking {
+    /// Kept planes, most significant first.
+    pub planes: Vec<u8>,
+    /// Pixels per beat.
+    pub pixels_per_beat: usize,
+    /// Bits per beat, `pixels_per_beat * K`.
+    pub bits_per_beat: usize,
+    /// Features per image.
+    pub features: usize,
+    /// In words.
+    pub order: String,
+}
+
+/// Output packing.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OutputPacking {
+    /// Width of `m_axis_tdata`.
+    pub width: usize,
+    /// Class index bits `[0, class_bits)`.
+    pub class_bits: usize,
+    /// Bits per score.
+    pub score_bits: usize,
+    /// Score `c` is in bits `[scores_lsb + c * score_bits, +score_bits)`.
+    pub scores_lsb: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+/// The model a design came from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelRef {
+    /// Path as given.
+    pub path: String,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// Size in bits.
+    pub size_bits: u64,
+    /// Its provenance.
+    pub provenance: crate::model::Provenance,
+}
+
+/// Bits needed for values `0..=max`.
+pub fn bits_for(max: usize) -> usize {
+    (usize::BITS - max.leading_zeros()).max(1) as usize
+}
+
+/// Timing of a model under a folding (the cycle model's input).
+pub fn timing(model: &IntModel, fold: &[LayerFold], pixels_per_beat: usize) -> Timing {
+    let pixels = model.input.pixels();
+    Timing {
+        beats: pixels.div_ceil(pixels_per_beat),
+        steps: fold::shapes(model)
+            .iter()
+            .zip(fold)
+            .map(|(s, &f)| s.steps(f))
+            .collect(),
+    }
+}
+
+/// Output packing of a model.
+pub fn output_packing(model: &IntModel) -> OutputPacking {
+    let classes = model.classes();
+    let class_bits = if classes > 2 {
+        bits_for(classes - 1)
+    } else {
+        1
+    };
+    let score_bits = bits_for(model.output.cols());
+    let raw = class_bits + classes * score_bits;
+    OutputPacking {
+        width: raw.div_ceil(8) * 8,
+        class_bits,
+        score_bits,
+        scores_lsb: class_bits,
+        classes,
+    }
+}
+
+/// Writes the design for `model` into `dir`; returns its manifest.
+pub fn generate(
+    model: &IntModel,
+    model_path: &Path,
+    cfg: &RtlConfig,
+    dir: &Path,
+) -> Result<Manifest> {
+    let shapes = fold::shapes(model);
+    fold::validate(&cfg.fold, &shapes)?;
+    let pixels = model.input.pixels();
+    if cfg.pixels_per_beat == 0 || cfg.pixels_per_beat > pixels {
+        return Err(Error::usage(format!(
+            "--pixels-per-beat {} must be between 1 and the image's {pixels} pixels",
+            cfg.pixels_per_beat
+        )));
+    }
+    let k = model.planes.len();
+    let timing = timing(model, &cfg.fold, cfg.pixels_per_beat);
+    let (latency, interval) = cycle::latency_and_interval(&timing);
+    let out = output_packing(model);
+    let in_width = cfg.pixels_per_beat * k;
+
+    let mut layers = Vec::new();
+    for (i, (s, &f)) in shapes.iter().zip(&cfg.fold).enumerate() {
+        let is_output = i + 1 == shapes.len();
+        let weights = if is_output {
+            &model.output
+        } else {
+            &model.hidden[i].weights
+        };
+        let name = format!("L{i}");
+        let weight_file = format!("{}_weights.hex", name.to_lowercase());
+        write_atomic(
+            &dir.join(&weight_file),
+            images::weights(weights, f).as_bytes(),
+        )?;
+        let threshold_file = if is_output {
+            None
+        } else {
+            let t = format!("{}_thresholds.hex", name.to_lowercase());
+            write_atomic(
+                &dir.join(&t),
+                images::thresholds(&model.hidden[i].thresholds, s.inputs, f).as_bytes(),
+            )?;
+            Some(t)
+        };
+        layers.push(LayerInfo {
+            name,
+            kind: if is_output { "output" } else { "threshold" }.into(),
+            inputs: s.inputs,
+            outputs: s.outputs,
+            pe: f.pe,
+            simd: f.simd,
+            nf: s.nf(f),
+            sf: s.sf(f),
+            padded_inputs: s.sf(f) * f.simd,
+            padded_outputs: s.nf(f) * f.pe,
+            cycles_per_image: s.steps(f) + 1,
+            weight_file,
+            threshold_file,
+        });
+    }
+    let top_text = top::render(model, &layers, in_width, &out);
+    write_atomic(&dir.join(format!("{TOP}.v")), top_text.as_bytes())?;
+    let mut files: Vec<String> = Vec::new();
+    for (name, text) in CORES {
+        write_atomic(&dir.join(name), text.as_bytes())?;
+        files.push(name.to_string());
+    }
+    files.push(format!("{TOP}.v"));
+    let mut filelist = files.join("\n");
+    filelist.push('\n');
+    write_atomic(&dir.join("filelist.f"), filelist.as_bytes())?;
+
+    let manifest = Manifest {
+        version: 1,
+        module: TOP.into(),
+        ports: vec![
+            port("ap_clk", "in", 1),
+            port("ap_rst_n", "in", 1),
+            port("s_axis_tdata", "in", in_width),
+            port("s_axis_tvalid", "in", 1),
+            port("s_axis_tready", "out", 1),
+            port("m_axis_tdata", "out", out.width),
+            port("m_axis_tvalid", "out", 1),
+            port("m_axis_tready", "in", 1),
+        ],
+        input: InputPacking {
+            planes: model.planes.planes().to_vec(),
+            pixels_per_beat: cfg.pixels_per_beat,
+            bits_per_beat: in_width,
+            features: pixels * k,
+            order: "beat b bit j = feature b * bits_per_beat + j (feature p * K + j = plane planes[j] of pixel p); the last beat is zero-padded".into(),
+        },
+        output: out,
+        layers,
+        beats_per_image: timing.beats,
+        initiation_interval: interval,
+        latency,
+        files,
+        model: ModelRef {
+            path: model_path.display().to_string(),
+            hidden: model.hidden_widths(),
+            size_bits: model.size_bits(),
+            provenance: model.provenance.clone(),
+        },
+        tool: format!("cbnn {}", env!("CARGO_PKG_VERSION")),
+    };
+    crate::model::save(model, &dir.join(MODEL_FILE))?;
+    write_json(&dir.join("design.json"), &manifest)?;
+    Ok(manifest)
+}
+
+fn port(name: &str, direction: &str, width: usize) -> Port {
+    Port {
+        name: name.into(),
+        direction: direction.into(),
+        width,
+    }
+}
