@@ -5,6 +5,10 @@ set -euo pipefail
 
 need=()
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+command -v verilator >/dev/null || need+=(verilator)
+command -v iverilog >/dev/null || need+=(iverilog)
+command -v yosys >/dev/null || need+=(yosys)
+command -v g++ >/dev/null || need+=(g++ make)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then

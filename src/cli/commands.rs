@@ -452,7 +452,7 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
     };
     let cfg = RtlConfig {
         fold,
-        pixels_per_beat: a.pixels_per_beat,
+        pixels_per_beat: a.pixels_per_beat.unwrap_or(8.min(m.input.pixels())),
     };
     let manifest = rtlgen::generate(&m, &a.model, &cfg, &a.output)?;
     println!(
@@ -484,6 +484,7 @@ fn sim_cmd(a: SimArgs) -> Result<()> {
     use crate::cosim;
     use crate::reference::cycle::Schedule;
     use crate::rtlgen;
+    cosim::verilator_version()?;
     let manifest = rtlgen::load_manifest(&a.dir)?;
     let model_path = a.dir.join(rtlgen::MODEL_FILE);
     let m = model::load(&model_path)?;

@@ -209,9 +209,10 @@ pub struct RtlArgs {
     /// PE = min(neurons, 16), SIMD = min(inputs, 64).
     #[arg(long, value_name = "SPEC")]
     pub fold: Option<String>,
-    /// Pixels per input beat: `s_axis_tdata` is this many pixels times the kept planes wide.
-    #[arg(long, default_value_t = 8)]
-    pub pixels_per_beat: usize,
+    /// Pixels per input beat: `s_axis_tdata` is this many pixels times the kept planes wide
+    /// [default: 8, or the image's pixel count when smaller].
+    #[arg(long, value_name = "N")]
+    pub pixels_per_beat: Option<usize>,
 }
 
 /// `cbnn sim`

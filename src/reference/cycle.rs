@@ -39,7 +39,7 @@ impl Schedule {
         match self.stall_seed {
             None => true,
             // Three chances in four: random idle cycles and back-pressure, about one in four.
-            Some(seed) => (mix(mix(seed) ^ (t << 1 | stream)) >> 32) % 4 != 0,
+            Some(seed) => !(mix(mix(seed) ^ (t << 1 | stream)) >> 32).is_multiple_of(4),
         }
     }
 

@@ -113,3 +113,71 @@ pub fn real_dataset(name: &str) -> Option<PathBuf> {
             cbnn::data::resolve::is_dataset_dir(&p).then_some(p)
         })
 }
+
+/// A random valid integer model: `pixels` x 1 images of `planes`, the given hidden widths.
+pub fn random_model(
+    seed: u64,
+    pixels: usize,
+    planes: &[u8],
+    hidden: &[usize],
+    classes: usize,
+) -> cbnn::model::IntModel {
+    use cbnn::model::{BinaryMatrix, HiddenLayer, InputShape, IntModel};
+    let mut rng = cbnn::util::rng::Rng::new(seed, 3);
+    let planes = cbnn::bitslice::PlaneSet::new(planes).unwrap();
+    let mut matrix = |rows: usize, cols: usize| {
+        let mut m = BinaryMatrix::new(rows, cols);
+        for r in 0..rows {
+            for c in 0..cols {
+                m.set(r, c, rng.next_u64() & 1 == 1);
+            }
+        }
+        m
+    };
+    let mut inputs = pixels * planes.len();
+    let mut layers = Vec::new();
+    for &n in hidden {
+        let weights = matrix(n, inputs);
+        layers.push(HiddenLayer {
+            weights,
+            thresholds: Vec::new(),
+        });
+        inputs = n;
+    }
+    let output = matrix(classes, inputs);
+    // Thresholds near the middle (so neurons really switch), plus both "always" ends.
+    let mut rng = cbnn::util::rng::Rng::new(seed, 4);
+    let mut n_in = pixels * planes.len();
+    for l in &mut layers {
+        l.thresholds = (0..l.weights.rows())
+            .map(|j| match j % 9 {
+                0 => 0,
+                1 => n_in as u32 + 1,
+                _ => (n_in / 2) as u32 + rng.below(3) as u32 - 1,
+            })
+            .collect();
+        n_in = l.weights.rows();
+    }
+    IntModel {
+        input: InputShape {
+            height: pixels,
+            width: 1,
+            channels: 1,
+        },
+        planes,
+        hidden: layers,
+        output,
+        provenance: Default::default(),
+    }
+}
+
+/// Random images for a model of `pixels` pixels.
+pub fn random_images(seed: u64, count: usize, pixels: usize) -> cbnn::data::Images {
+    let mut rng = cbnn::util::rng::Rng::new(seed, 5);
+    cbnn::data::Images {
+        height: pixels,
+        width: 1,
+        channels: 1,
+        pixels: (0..count * pixels).map(|_| rng.next_u64() as u8).collect(),
+    }
+}

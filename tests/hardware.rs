@@ -1,0 +1,379 @@
+//! The generated accelerator: lint, other tools, snapshot, and co-simulation against the
+//! reference model and the cycle model (Verilator, installed by the test command).
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::Command;
+
+use cbnn::cosim::{self, Job};
+use cbnn::reference::cycle::{self, Schedule};
+use cbnn::rtlgen::{self, fold, LayerFold, RtlConfig};
+
+fn generate(
+    model: &cbnn::model::IntModel,
+    fold: Vec<LayerFold>,
+    ppb: usize,
+    dir: &Path,
+) -> rtlgen::Manifest {
+    rtlgen::generate(
+        model,
+        Path::new("random.json"),
+        &RtlConfig {
+            fold,
+            pixels_per_beat: ppb,
+        },
+        dir,
+    )
+    .unwrap()
+}
+
+fn run_tool(dir: &Path, program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is missing ({e}); the test command installs it"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{program} failed in {}:\n{text}",
+        dir.display()
+    );
+    text
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("filelist.f"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Several shapes and foldings: fully parallel layers, deep folding, non-divisible padding,
+/// one plane and eight, two classes and ten.
+fn cases() -> Vec<(cbnn::model::IntModel, Vec<LayerFold>, usize)> {
+    let f = |v: &[(usize, usize)]| {
+        v.iter()
+            .map(|&(pe, simd)| LayerFold { pe, simd })
+            .collect::<Vec<_>>()
+    };
+    vec![
+        (
+            random_model(1, 9, &[7, 6, 5], &[20, 12], 10),
+            f(&[(7, 10), (5, 6), (3, 5)]),
+            4,
+        ),
+        (
+            random_model(2, 16, &[7], &[8], 2),
+            f(&[(8, 16), (2, 8)]),
+            16,
+        ),
+        (
+            random_model(3, 5, &[7, 6, 5, 4, 3, 2, 1, 0], &[33, 31, 7], 3),
+            f(&[(1, 1), (31, 33), (3, 31), (1, 7)]),
+            3,
+        ),
+        (
+            random_model(4, 7, &[6, 0], &[65], 4),
+            f(&[(64, 3), (4, 65)]),
+            7,
+        ),
+    ]
+}
+
+#[test]
+fn generated_rtl_is_lint_clean_and_read_by_iverilog_and_yosys() {
+    for (i, (model, fold, ppb)) in cases().into_iter().enumerate() {
+        let dir = temp_dir(&format!("lint{i}"));
+        let manifest = generate(&model, fold, ppb, &dir);
+        let list = files(&dir);
+        let mut lint = vec!["--lint-only", "-Wall", "--top-module", "cbnn_top"];
+        lint.extend(list.iter().map(String::as_str));
+        let text = run_tool(&dir, "verilator", &lint);
+        assert!(!text.contains("%Warning"), "verilator warnings:\n{text}");
+        let mut iv = vec!["-g2005", "-Wall", "-s", "cbnn_top", "-o", "sim.vvp"];
+        iv.extend(list.iter().map(String::as_str));
+        let text = run_tool(&dir, "iverilog", &iv);
+        assert!(!text.to_lowercase().contains("error"), "iverilog:\n{text}");
+        let script = format!(
+            "read_verilog -defer {}; hierarchy -check -top cbnn_top; proc; check -assert",
+            list.join(" ")
+        );
+        run_tool(&dir, "yosys", &["-q", "-p", &script]);
+        assert_eq!(manifest.files, list);
+    }
+}
+
+#[test]
+fn generated_top_level_snapshot() {
+    let (model, fold, ppb) = cases().swap_remove(0);
+    let dir = temp_dir("snapshot");
+    generate(&model, fold, ppb, &dir);
+    let top = std::fs::read_to_string(dir.join("cbnn_top.v")).unwrap();
+    let top = top.replace(env!("CARGO_PKG_VERSION"), "VERSION");
+    insta::assert_snapshot!("cbnn_top_small", top);
+}
+
+/// Random small models, random PE/SIMD (non-divisible ones included), random stalls: every
+/// output beat and its cycle equal the reference model's and the cycle model's.
+#[test]
+fn randomized_cosimulation_sweep() {
+    let mut rng = cbnn::util::rng::Rng::new(77, 0);
+    for case in 0..4u64 {
+        let pixels = 3 + rng.below(10);
+        let k = 1 + rng.below(8);
+        let planes: Vec<u8> = (0..k as u8).rev().map(|p| p + (8 - k as u8)).collect();
+        let depth = 1 + rng.below(2);
+        let hidden: Vec<usize> = (0..depth).map(|_| 2 + rng.below(40)).collect();
+        let classes = 2 + rng.below(9);
+        let model = random_model(100 + case, pixels, &planes, &hidden, classes);
+        let fold: Vec<LayerFold> = rtlgen::fold::shapes(&model)
+            .iter()
+            .map(|s| LayerFold {
+                pe: 1 + rng.below(s.outputs),
+                simd: 1 + rng.below(s.inputs),
+            })
+            .collect();
+        let ppb = 1 + rng.below(pixels);
+        let dir = temp_dir(&format!("sweep{case}"));
+        let manifest = generate(&model, fold.clone(), ppb, &dir);
+        let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
+        let images = random_images(case, 60, pixels);
+        let labels = vec![0u8; 60];
+        let timing = rtlgen::timing(&model, &fold, ppb);
+        for schedule in [
+            Schedule::FREE,
+            Schedule {
+                stall_seed: Some(rng.next_u64() % 1000),
+            },
+        ] {
+            let job = Job {
+                dir: &dir,
+                model: &model,
+                timing: &timing,
+                output: &manifest.output,
+                bits_per_beat: manifest.input.bits_per_beat,
+                images: &images,
+                labels: &labels,
+                schedule,
+                vcd: None,
+            };
+            let report = cosim::run(&exe, &job)
+                .unwrap_or_else(|e| panic!("case {case} (planes {planes:?}, hidden {hidden:?}, fold {fold:?}, ppb {ppb}): {e}"));
+            assert_eq!(report.matched, 60);
+        }
+    }
+}
+
+/// A real-data model through the whole chain: train on a Fashion-MNIST subset, generate,
+/// co-simulate with stalls, and get `cbnn eval`'s accuracy back; the VCD shows the handshakes at
+/// the cycles the cycle model predicts.
+#[test]
+fn real_model_cosimulates_and_the_waveform_shows_the_predicted_handshakes() {
+    let dir = temp_dir("hw-real");
+    let model = dir.join("m.json");
+    let design = dir.join("design");
+    let out = cbnn(&[
+        "train",
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "3000",
+        "--epochs",
+        "2",
+        "--hidden",
+        "32,16",
+        "--planes",
+        "7,6",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cbnn(&[
+        "rtl",
+        model.to_str().unwrap(),
+        "-o",
+        design.to_str().unwrap(),
+        "--fold",
+        "L0:5,60;L1:16,32;L2:3,7",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sim_json = dir.join("sim.json");
+    let vcd_path = dir.join("wave.vcd");
+    let out = cbnn(&[
+        "sim",
+        design.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--count",
+        "300",
+        "--stall-seed",
+        "5",
+        "--json",
+        sim_json.to_str().unwrap(),
+        "--vcd",
+        vcd_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sim: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sim_json).unwrap()).unwrap();
+    assert_eq!(sim["matched"], 300);
+    // The simulated accuracy is the reference model's, image for image.
+    let csv = dir.join("p.csv");
+    let out = cbnn(&[
+        "eval",
+        model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--predictions",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let labels_ok = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .take(300)
+        .filter(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            f[1] == f[2]
+        })
+        .count();
+    assert_eq!(sim["correct"].as_u64().unwrap() as usize, labels_ok);
+
+    // Output handshake cycles in the waveform equal the cycle model's prediction.
+    let m = cbnn::model::load(&design.join("model.json")).unwrap();
+    let manifest = rtlgen::load_manifest(&design).unwrap();
+    let folds: Vec<LayerFold> = manifest
+        .layers
+        .iter()
+        .map(|l| LayerFold {
+            pe: l.pe,
+            simd: l.simd,
+        })
+        .collect();
+    let timing = rtlgen::timing(&m, &folds, manifest.input.pixels_per_beat);
+    let predicted = cycle::output_cycles(
+        &timing,
+        300,
+        Schedule {
+            stall_seed: Some(5),
+        },
+        u64::MAX,
+    )
+    .unwrap();
+    assert_eq!(handshake_cycles(&vcd_path), predicted);
+}
+
+/// Cycles in which m_axis_tvalid and m_axis_tready are both high at the clock's rising edge.
+/// The harness dumps 2 time units a cycle after 4 units of reset: cycle t's rising edge is at
+/// time 2t + 5, and its inputs settle at 2t + 4.
+fn handshake_cycles(path: &Path) -> Vec<u64> {
+    use vcd::{Command as C, Value};
+    let file = std::fs::File::open(path).unwrap();
+    let mut parser = vcd::Parser::new(std::io::BufReader::new(file));
+    let header = parser.parse_header().unwrap();
+    let find = |name: &str| {
+        header
+            .find_var(&["TOP", name])
+            .unwrap_or_else(|| panic!("{name} not in VCD"))
+            .code
+    };
+    let (valid, ready) = (find("m_axis_tvalid"), find("m_axis_tready"));
+    let (mut v, mut r) = (false, false);
+    let mut out = Vec::new();
+    for cmd in parser {
+        match cmd.unwrap() {
+            // At a rising edge's timestamp the values held are those settled in that cycle.
+            C::Timestamp(t) if t >= 5 && t % 2 == 1 && v && r => out.push((t - 5) / 2),
+            C::ChangeScalar(code, value) if code == valid => v = value == Value::V1,
+            C::ChangeScalar(code, value) if code == ready => r = value == Value::V1,
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn bad_folding_and_missing_verilator_are_clear_errors() {
+    let dir = temp_dir("hw-errors");
+    let model_path = dir.join("m.json");
+    cbnn::model::save(&random_model(9, 4, &[7, 6], &[5], 3), &model_path).unwrap();
+    let m = model_path.to_str().unwrap();
+    let d = dir.join("d");
+    let d = d.to_str().unwrap();
+    assert_fails(
+        &cbnn(&["rtl", m, "-o", d, "--fold", "L0:0,4"]),
+        2,
+        "--fold: L0 PE 0 must be between 1 and its 5 neurons",
+    );
+    assert_fails(
+        &cbnn(&["rtl", m, "-o", d, "--fold", "L1:3,6"]),
+        2,
+        "--fold: L1 SIMD 6 must be between 1 and its 5 inputs",
+    );
+    assert_fails(
+        &cbnn(&["rtl", m, "-o", d, "--fold", "L0:2"]),
+        2,
+        "L0: give PE,SIMD (two numbers) or 'full'",
+    );
+    assert_fails(
+        &cbnn(&["rtl", m, "-o", d, "--fold", "L7:1,1"]),
+        2,
+        "layer L7 does not exist; the model has L0..L1",
+    );
+    assert_fails(
+        &cbnn(&["rtl", m, "-o", d, "--fold", "X:1,1"]),
+        2,
+        "'X' is not a layer name like L0",
+    );
+    assert!(cbnn(&["rtl", m, "-o", d]).status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(["sim", d, "--dataset", "fashion-mnist"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("Verilator is not installed: install it with `apt-get install -y verilator`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cycle_model_interval_matches_the_manifest() {
+    for (i, (model, fold, ppb)) in cases().into_iter().enumerate() {
+        let dir = temp_dir(&format!("ii{i}"));
+        let manifest = generate(&model, fold.clone(), ppb, &dir);
+        let timing = rtlgen::timing(&model, &fold, ppb);
+        let slowest = timing
+            .steps
+            .iter()
+            .map(|s| s + 1)
+            .chain([timing.beats + 1])
+            .max()
+            .unwrap() as u64;
+        assert_eq!(manifest.initiation_interval, slowest);
+        let _ = fold::shapes(&model);
+    }
+}
