@@ -2,8 +2,8 @@
 //!
 //! The accelerator (docs/hardware.md) is a chain of stages joined by valid/ready handshakes,
 //! every valid and ready driven by registers only: an input unpacker that gathers `beats` input
-//! beats into one feature vector, then one matrix-vector unit per layer that needs `steps`
-//! cycles per image. This model steps those same state machines cycle by cycle for a given
+//! beats into one feature vector, one matrix-vector unit per layer that needs `steps` cycles
+//! per image, and a two-entry output register slice (skid buffer). This model steps those same state machines cycle by cycle for a given
 //! input-valid/output-ready schedule, so it predicts the exact cycle of every handshake. The
 //! content of each output beat (class and scores) is the reference executor's; this module
 //! only adds time. It knows nothing of the RTL beyond this timing contract.
@@ -76,6 +76,7 @@ pub fn output_cycles(
     let (mut sent, mut offering) = (0usize, false);
     let (mut cnt, mut full) = (0usize, false);
     let mut units = vec![Unit::default(); n];
+    let (mut main_v, mut skid_v) = (false, false);
     let mut out = Vec::with_capacity(images);
     let mut t = 0u64;
     while out.len() < images {
@@ -93,13 +94,13 @@ pub fn output_cycles(
                 if i + 1 < n {
                     !units[i + 1].busy
                 } else {
-                    m_ready
+                    !skid_v
                 }
             })
             .collect();
         let unpack_hs = full && !units[0].busy;
         let out_hs: Vec<bool> = (0..n).map(|i| units[i].outv && ready[i]).collect();
-        if out_hs[n - 1] {
+        if main_v && m_ready {
             out.push(t);
         }
         // Register updates at the end of cycle t.
@@ -115,6 +116,17 @@ pub fn output_cycles(
         }
         if unpack_hs {
             full = false;
+        }
+        let s_valid = units[n - 1].outv;
+        if m_ready || !main_v {
+            if skid_v {
+                main_v = true;
+                skid_v = false;
+            } else {
+                main_v = s_valid;
+            }
+        } else if s_valid && !skid_v {
+            skid_v = true;
         }
         for i in 0..n {
             let load = if i == 0 { unpack_hs } else { out_hs[i - 1] };
@@ -156,17 +168,17 @@ mod tests {
     #[test]
     fn single_stage_free_running() {
         // 2 beats, one layer of 3 steps: beats at 0,1; vector full at 2 -> load at 2;
-        // steps at 3,4,5; output valid at 6 and taken at once.
+        // steps at 3,4,5; result valid at 6, in the output register at 7, taken at once.
         let t = Timing {
             beats: 2,
             steps: vec![3],
         };
         let out = output_cycles(&t, 3, Schedule::FREE, 1000).unwrap();
-        assert_eq!(out[0], 6);
+        assert_eq!(out[0], 7);
         // The layer (3 steps + 1) is the bottleneck: one image every 4 cycles.
         assert_eq!(out[1] - out[0], 4);
         assert_eq!(out[2] - out[1], 4);
-        assert_eq!(latency_and_interval(&t), (6, 4));
+        assert_eq!(latency_and_interval(&t), (7, 4));
     }
 
     #[test]

@@ -21,11 +21,12 @@ use crate::reference::cycle::{self, Timing};
 use crate::util::atomic::{write_atomic, write_json};
 
 /// The hand-written cores, by file name.
-pub const CORES: [(&str, &str); 4] = [
+pub const CORES: [(&str, &str); 5] = [
     ("cbnn_popcount.v", include_str!("../../rtl/cbnn_popcount.v")),
     ("cbnn_argmax.v", include_str!("../../rtl/cbnn_argmax.v")),
     ("cbnn_unpack.v", include_str!("../../rtl/cbnn_unpack.v")),
     ("cbnn_mvtu.v", include_str!("../../rtl/cbnn_mvtu.v")),
+    ("cbnn_skid.v", include_str!("../../rtl/cbnn_skid.v")),
 ];
 
 /// The copy of the model kept in every design directory (the simulator checks against it).

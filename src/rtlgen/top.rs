@@ -84,7 +84,9 @@ pub fn render(
         );
         let _ = writeln!(v, "    wire [{}:0] {next};", width - 1);
         let (valid, ready) = if is_output {
-            ("m_axis_tvalid".to_string(), "m_axis_tready".to_string())
+            let _ = writeln!(v, "    wire scores_valid;");
+            let _ = writeln!(v, "    wire scores_ready;");
+            ("scores_valid".to_string(), "scores_ready".to_string())
         } else {
             let _ = writeln!(v, "    wire {next}_valid;");
             let _ = writeln!(v, "    wire {next}_ready;");
@@ -114,14 +116,19 @@ pub fn render(
         "    cbnn_argmax #(.C({}), .SW({})) u_argmax (.scores(scores), .index(class_index));",
         out.classes, out.score_bits
     );
-    if pad > 0 {
-        let _ = writeln!(
-            v,
-            "    assign m_axis_tdata = {{{{{pad}{{1'b0}}}}, scores, class_index}};"
-        );
+    let beat = if pad > 0 {
+        format!("{{{{{pad}{{1'b0}}}}, scores, class_index}}")
     } else {
-        let _ = writeln!(v, "    assign m_axis_tdata = {{scores, class_index}};");
-    }
+        "{scores, class_index}".to_string()
+    };
+    let _ = writeln!(v, "    wire [{}:0] out_beat = {beat};", out.width - 1);
+    let _ = writeln!(v);
+    let _ = writeln!(v, "    // Output register slice: m_axis_tvalid and the ready towards the layers come from flip-flops.");
+    let _ = writeln!(
+        v,
+        "    cbnn_skid #(.W({})) u_out (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_data(out_beat), .s_valid(scores_valid), .s_ready(scores_ready),\n        .m_data(m_axis_tdata), .m_valid(m_axis_tvalid), .m_ready(m_axis_tready));",
+        out.width
+    );
     let _ = writeln!(v, "endmodule");
     let _ = writeln!(v, "`default_nettype wire");
     v

@@ -1,0 +1,53 @@
+`default_nettype none
+// cbnn_skid: two-entry AXI4-Stream register slice (skid buffer).
+//
+// Registers data, valid and ready in both directions: m_valid and s_ready come from flip-flops,
+// so no combinational path crosses the buffer. Latency 1 cycle; initiation interval 1 cycle
+// (a beat every cycle while the sink is ready). When the sink stalls, one more beat is caught
+// in the skid register and s_ready drops the next cycle.
+module cbnn_skid #(
+    parameter W = 8                    // data width
+) (
+    input  wire         clk,
+    input  wire         rst_n,         // synchronous, active low (valid flags only)
+    input  wire [W-1:0] s_data,
+    input  wire         s_valid,
+    output wire         s_ready,
+    output wire [W-1:0] m_data,
+    output wire         m_valid,
+    input  wire         m_ready
+);
+    reg [W-1:0] main_d;                // datapath: not reset
+    reg [W-1:0] skid_d;
+    reg main_v;
+    reg skid_v;
+    wire take = m_ready || !main_v;    // the output register can be (re)loaded this cycle
+    assign s_ready = !skid_v;
+    assign m_valid = main_v;
+    assign m_data = main_d;
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            main_v <= 1'b0;
+            skid_v <= 1'b0;
+        end else if (take) begin
+            if (skid_v) begin
+                main_v <= 1'b1;
+                skid_v <= 1'b0;
+            end else begin
+                main_v <= s_valid;
+            end
+        end else if (s_valid && !skid_v) begin
+            skid_v <= 1'b1;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (take) begin
+            main_d <= skid_v ? skid_d : s_data;
+        end else if (s_valid && !skid_v) begin
+            skid_d <= s_data;
+        end
+    end
+endmodule
+`default_nettype wire
