@@ -377,3 +377,45 @@ fn cycle_model_interval_matches_the_manifest() {
         let _ = fold::shapes(&model);
     }
 }
+
+/// A design that disagrees with its model is caught: one flipped weight bit in the output
+/// layer's memory image makes the run fail and name the first differing image.
+#[test]
+fn a_corrupted_memory_image_is_reported_as_a_mismatch() {
+    let model = random_model(31, 6, &[7, 5], &[12], 4);
+    let fold = vec![LayerFold { pe: 4, simd: 5 }, LayerFold { pe: 2, simd: 12 }];
+    let dir = temp_dir("corrupt");
+    let manifest = generate(&model, fold.clone(), 3, &dir);
+    let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
+    let images = random_images(7, 40, 6);
+    let labels = vec![0u8; 40];
+    let timing = rtlgen::timing(&model, &fold, 3);
+    let job = Job {
+        dir: &dir,
+        model: &model,
+        timing: &timing,
+        output: &manifest.output,
+        bits_per_beat: manifest.input.bits_per_beat,
+        images: &images,
+        labels: &labels,
+        schedule: Schedule::FREE,
+        vcd: None,
+    };
+    assert_eq!(cosim::run(&exe, &job).unwrap().matched, 40);
+    // Flip the lowest bit of the first word of the output layer's weights.
+    let path = dir.join(&manifest.layers[1].weight_file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let last = lines[0].pop().unwrap();
+    let flipped = char::from_digit(last.to_digit(16).unwrap() ^ 1, 16).unwrap();
+    lines[0].push(flipped);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let err = cosim::run(&exe, &job).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    let msg = err.to_string();
+    assert!(msg.starts_with("mismatch at image "), "{msg}");
+    assert!(
+        msg.contains("expected class") && msg.contains("the design gave class"),
+        "{msg}"
+    );
+}
