@@ -12,7 +12,9 @@
 // nf * PE + p's inputs sf * SIMD .. sf * SIMD + SIMD - 1 in bits [p * SIMD +: SIMD]. Thresholds
 // come from THRESH_FILE: word nf holds PE values U = N + 1 - T of TW bits; the neuron fires iff
 // mismatches < U. Both memories have a registered read port, so synthesis can map them to
-// block RAM; the next word is fetched one cycle ahead.
+// block RAM; the next word is fetched one cycle ahead. A fully parallel unit (NF = SF = 1) can
+// instead take its one word of each as the constants WEIGHTS and THRESHOLDS (CONST_WEIGHTS = 1):
+// the weights are then compiled into logic, with the same timing.
 //
 // Timing (STEPS = NF * SF): the cycle after an input handshake the unit computes one step per
 // cycle; the result is valid STEPS + 1 cycles after the handshake; the last step waits while a
@@ -31,7 +33,10 @@ module cbnn_mvtu #(
     parameter CW = $clog2(N + 1),          // width of a count of 0..N
     parameter TW = $clog2(N + 2),          // width of U in 0..N+1
     parameter BW = SCORES ? CW : 1,        // output bits per neuron
-    parameter OW = M * BW                  // output width
+    parameter OW = M * BW,                 // output width
+    parameter CONST_WEIGHTS = 0,           // 1: use WEIGHTS/THRESHOLDS (only when NF = SF = 1)
+    parameter [PE*SIMD-1:0] WEIGHTS = {PE*SIMD{1'b0}},  // the one weight word, if constant
+    parameter [PE*TW-1:0] THRESHOLDS = {PE*TW{1'b0}}    // the one threshold word, if constant
 ) (
     input  wire          clk,
     input  wire          rst_n,            // synchronous, active low
@@ -53,30 +58,61 @@ module cbnn_mvtu #(
     localparam integer SF_LAST = SF - 1;
     localparam integer N_INT = N;
 
-    // Memories (registered read).
-    reg [PE*SIMD-1:0] wmem [0:STEPS-1];
-    reg [PE*TW-1:0]   tmem [0:NF-1];
-    initial begin
-        $readmemh(WEIGHT_FILE, wmem);
-        if (SCORES == 0) $readmemh(THRESH_FILE, tmem);
-    end
-    reg [PE*SIMD-1:0] wq;
-    /* verilator lint_off UNUSED */
-    reg [PE*TW-1:0]   tq;                  // unused when SCORES = 1
-    /* verilator lint_on UNUSED */
-
     // Control.
     reg busy;
     reg outv;
     reg [NW-1:0] nf;
     reg [FW-1:0] sf;
-    reg [AW-1:0] addr;
     wire last_sf = (sf == SF_LAST[FW-1:0]);
     wire last = last_sf && (nf == NF_LAST[NW-1:0]);
     wire load = in_valid && !busy;
     wire advance = busy && (!last || !outv || out_ready);
     assign in_ready = !busy;
     assign out_valid = outv;
+
+    // The current weight and threshold words.
+    wire [PE*SIMD-1:0] wq;
+    /* verilator lint_off UNUSED */
+    wire [PE*TW-1:0] tq;                   // unused when SCORES = 1
+    /* verilator lint_on UNUSED */
+    generate
+        if (CONST_WEIGHTS) begin : g_const
+            initial begin
+                if (STEPS != 1) begin
+                    $display("cbnn_mvtu %m: CONST_WEIGHTS needs a fully parallel unit (NF = SF = 1)");
+                    $finish;
+                end
+            end
+            assign wq = WEIGHTS;
+            assign tq = THRESHOLDS;
+        end else begin : g_mem
+            // Memories with a registered read port; the next word is fetched one cycle ahead.
+            reg [PE*SIMD-1:0] wmem [0:STEPS-1];
+            reg [PE*TW-1:0]   tmem [0:NF-1];
+            initial begin
+                $readmemh(WEIGHT_FILE, wmem);
+                if (SCORES == 0) $readmemh(THRESH_FILE, tmem);
+            end
+            reg [PE*SIMD-1:0] wr;
+            reg [PE*TW-1:0] tr;
+            reg [AW-1:0] addr;
+            always @(posedge clk) begin
+                if (load) begin
+                    addr <= {AW{1'b0}};
+                    wr <= wmem[0];
+                    tr <= tmem[0];
+                end else if (advance) begin
+                    if (last_sf && !last) tr <= tmem[nf + 1'b1];
+                    if (!last) begin
+                        addr <= addr + 1'b1;
+                        wr <= wmem[addr + 1'b1];
+                    end
+                end
+            end
+            assign wq = wr;
+            assign tq = tr;
+        end
+    endgenerate
 
     // Datapath (not reset).
     reg [NP-1:0] x;
@@ -110,9 +146,18 @@ module cbnn_mvtu #(
             if (SCORES) begin : g_score
                 assign group[p*BW +: BW] = N_INT[CW-1:0] - sum[p*CW +: CW];
             end else if (TW > CW) begin : g_thresh_wide
+                // With constant thresholds a comparison may be constant (U = 0: never fires).
+                /* verilator lint_off UNSIGNED */
+                /* verilator lint_off CMPCONST */
                 assign group[p*BW +: BW] = {1'b0, sum[p*CW +: CW]} < tq[p*TW +: TW];
+                /* verilator lint_on CMPCONST */
+                /* verilator lint_on UNSIGNED */
             end else begin : g_thresh
+                /* verilator lint_off UNSIGNED */
+                /* verilator lint_off CMPCONST */
                 assign group[p*BW +: BW] = sum[p*CW +: CW] < tq[p*TW +: TW];
+                /* verilator lint_on CMPCONST */
+                /* verilator lint_on UNSIGNED */
             end
         end
     endgenerate
@@ -143,9 +188,6 @@ module cbnn_mvtu #(
             acc <= {PE*CW{1'b0}};
             nf <= {NW{1'b0}};
             sf <= {FW{1'b0}};
-            addr <= {AW{1'b0}};
-            wq <= wmem[0];
-            tq <= tmem[0];
         end else if (advance) begin
             if (last_sf) begin
                 shadow <= shadow_next;
@@ -155,15 +197,10 @@ module cbnn_mvtu #(
                     outr <= shadow_next[OW-1:0];
                 end else begin
                     nf <= nf + 1'b1;
-                    tq <= tmem[nf + 1'b1];
                 end
             end else begin
                 acc <= sum;
                 sf <= sf + 1'b1;
-            end
-            if (!last) begin
-                addr <= addr + 1'b1;
-                wq <= wmem[addr + 1'b1];
             end
         end
     end

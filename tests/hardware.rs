@@ -134,16 +134,28 @@ fn randomized_cosimulation_sweep() {
         let hidden: Vec<usize> = (0..depth).map(|_| 2 + rng.below(40)).collect();
         let classes = 2 + rng.below(9);
         let model = random_model(100 + case, pixels, &planes, &hidden, classes);
-        let fold: Vec<LayerFold> = rtlgen::fold::shapes(&model)
+        let mut fold: Vec<LayerFold> = rtlgen::fold::shapes(&model)
             .iter()
             .map(|s| LayerFold {
                 pe: 1 + rng.below(s.outputs),
                 simd: 1 + rng.below(s.inputs),
             })
             .collect();
+        if case < 2 {
+            // A fully parallel layer, weights compiled into logic.
+            let shapes = rtlgen::fold::shapes(&model);
+            let l = (case as usize) % shapes.len();
+            fold[l] = LayerFold {
+                pe: shapes[l].outputs,
+                simd: shapes[l].inputs,
+            };
+        }
         let ppb = 1 + rng.below(pixels);
         let dir = temp_dir(&format!("sweep{case}"));
         let manifest = generate(&model, fold.clone(), ppb, &dir);
+        if case < 2 {
+            assert!(manifest.layers.iter().any(|l| l.weights_in_logic));
+        }
         let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
         let images = random_images(case, 60, pixels);
         let labels = vec![0u8; 60];

@@ -100,6 +100,10 @@ pub struct LayerInfo {
     /// Threshold memory image (threshold layers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold_file: Option<String>,
+    /// Fully parallel layer whose weights and thresholds are constants in the top level
+    /// (compiled into logic) rather than memories.
+    #[serde(default)]
+    pub weights_in_logic: bool,
 }
 
 /// The manifest, `design.json`.
@@ -234,6 +238,7 @@ pub fn generate(
     let in_width = cfg.pixels_per_beat * k;
 
     let mut layers = Vec::new();
+    let mut constants = Vec::new();
     for (i, (s, &f)) in shapes.iter().zip(&cfg.fold).enumerate() {
         let is_output = i + 1 == shapes.len();
         let weights = if is_output {
@@ -243,20 +248,23 @@ pub fn generate(
         };
         let name = format!("L{i}");
         let weight_file = format!("{}_weights.hex", name.to_lowercase());
-        write_atomic(
-            &dir.join(&weight_file),
-            images::weights(weights, f).as_bytes(),
-        )?;
-        let threshold_file = if is_output {
-            None
+        let weight_image = images::weights(weights, f);
+        write_atomic(&dir.join(&weight_file), weight_image.as_bytes())?;
+        let (threshold_file, threshold_image) = if is_output {
+            (None, None)
         } else {
             let t = format!("{}_thresholds.hex", name.to_lowercase());
-            write_atomic(
-                &dir.join(&t),
-                images::thresholds(&model.hidden[i].thresholds, s.inputs, f).as_bytes(),
-            )?;
-            Some(t)
+            let image = images::thresholds(&model.hidden[i].thresholds, s.inputs, f);
+            write_atomic(&dir.join(&t), image.as_bytes())?;
+            (Some(t), Some(image))
         };
+        let in_logic = s.steps(f) == 1;
+        constants.push(in_logic.then(|| top::Constants {
+            weights: weight_image.trim().to_string(),
+            weight_bits: f.pe * f.simd,
+            thresholds: threshold_image.map(|t| t.trim().to_string()),
+            threshold_bits: f.pe * bits_for(s.inputs + 1),
+        }));
         layers.push(LayerInfo {
             name,
             kind: if is_output { "output" } else { "threshold" }.into(),
@@ -271,9 +279,10 @@ pub fn generate(
             cycles_per_image: s.steps(f) + 1,
             weight_file,
             threshold_file,
+            weights_in_logic: in_logic,
         });
     }
-    let top_text = top::render(model, &layers, in_width, &out);
+    let top_text = top::render(model, &layers, &constants, in_width, &out);
     write_atomic(&dir.join(format!("{TOP}.v")), top_text.as_bytes())?;
     let mut files: Vec<String> = Vec::new();
     for (name, text) in CORES {

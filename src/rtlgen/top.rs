@@ -5,10 +5,24 @@ use std::fmt::Write;
 use super::{LayerInfo, OutputPacking};
 use crate::model::IntModel;
 
+/// The constant weight and threshold words of a fully parallel layer (hex, most significant
+/// digit first).
+pub struct Constants {
+    /// The weight word.
+    pub weights: String,
+    /// Its width.
+    pub weight_bits: usize,
+    /// The threshold word (threshold layers).
+    pub thresholds: Option<String>,
+    /// Its width.
+    pub threshold_bits: usize,
+}
+
 /// Renders `cbnn_top.v`.
 pub fn render(
     model: &IntModel,
     layers: &[LayerInfo],
+    constants: &[Option<Constants>],
     in_width: usize,
     out: &OutputPacking,
 ) -> String {
@@ -96,16 +110,27 @@ pub fn render(
             .threshold_file
             .clone()
             .unwrap_or_else(|| l.weight_file.clone());
+        let memory = match &constants[i] {
+            Some(c) => format!(
+                ".CONST_WEIGHTS(1),\n        .WEIGHTS({}'h{}),\n        .THRESHOLDS({}'h{})",
+                c.weight_bits,
+                c.weights,
+                c.threshold_bits,
+                c.thresholds.as_deref().unwrap_or("0")
+            ),
+            None => format!(
+                ".WEIGHT_FILE(\"{}\"), .THRESH_FILE(\"{}\")",
+                l.weight_file, thresh
+            ),
+        };
         let _ = writeln!(
             v,
-            "    cbnn_mvtu #(.N({}), .M({}), .PE({}), .SIMD({}), .SCORES({}),\n        .WEIGHT_FILE(\"{}\"), .THRESH_FILE(\"{}\")) u_{} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .in_data(v{i}), .in_valid(v{i}_valid), .in_ready(v{i}_ready),\n        .out_data({next}), .out_valid({valid}), .out_ready({ready}));",
+            "    cbnn_mvtu #(.N({}), .M({}), .PE({}), .SIMD({}), .SCORES({}),\n        {memory}) u_{} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .in_data(v{i}), .in_valid(v{i}_valid), .in_ready(v{i}_ready),\n        .out_data({next}), .out_valid({valid}), .out_ready({ready}));",
             l.inputs,
             l.outputs,
             l.pe,
             l.simd,
             u8::from(is_output),
-            l.weight_file,
-            thresh,
             l.name.to_lowercase()
         );
     }
