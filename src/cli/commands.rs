@@ -443,6 +443,9 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
     Ok(())
 }
 
+/// Weight bits a cycle above which a fully parallel layer is flagged as costly to simulate.
+const FULL_LAYER_SIM_BITS: usize = 8192;
+
 fn rtl_cmd(a: RtlArgs) -> Result<()> {
     use crate::rtlgen::{self, fold, RtlConfig};
     let m = model::load(&a.model)?;
@@ -477,6 +480,16 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
         "timing      initiation interval {} cycles, latency {} cycles",
         manifest.initiation_interval, manifest.latency
     );
+    for l in manifest.layers.iter().filter(|l| l.weights_in_logic) {
+        let bits = l.pe * l.simd;
+        if bits > FULL_LAYER_SIM_BITS {
+            eprintln!(
+                "note: {} is fully parallel with {bits} weight bits a cycle; simulating it may take \
+                 Verilator many gigabytes of memory (a 160 x 160 layer took over 18 GB here)",
+                l.name
+            );
+        }
+    }
     Ok(())
 }
 
