@@ -192,7 +192,7 @@ fn real_model_cosimulates_and_the_waveform_shows_the_predicted_handshakes() {
     let dir = temp_dir("hw-real");
     let model = dir.join("m.json");
     let design = dir.join("design");
-    let out = cbnn(&[
+    cbnn_ok(&[
         "train",
         "--dataset",
         "fashion-mnist",
@@ -207,12 +207,7 @@ fn real_model_cosimulates_and_the_waveform_shows_the_predicted_handshakes() {
         "-o",
         model.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cbnn(&[
+    cbnn_ok(&[
         "rtl",
         model.to_str().unwrap(),
         "-o",
@@ -220,14 +215,9 @@ fn real_model_cosimulates_and_the_waveform_shows_the_predicted_handshakes() {
         "--fold",
         "L0:5,60;L1:16,32;L2:3,7",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let sim_json = dir.join("sim.json");
     let vcd_path = dir.join("wave.vcd");
-    let out = cbnn(&[
+    cbnn_ok(&[
         "sim",
         design.to_str().unwrap(),
         "--dataset",
@@ -241,13 +231,7 @@ fn real_model_cosimulates_and_the_waveform_shows_the_predicted_handshakes() {
         "--vcd",
         vcd_path.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sim: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&sim_json).unwrap()).unwrap();
+    let sim: serde_json::Value = json_file(&sim_json);
     assert_eq!(sim["matched"], 300);
     // The simulated accuracy is the reference model's, image for image.
     let csv = dir.join("p.csv");

@@ -12,7 +12,7 @@ fn baseline() -> &'static (PathBuf, PathBuf) {
     B.get_or_init(|| {
         let dir = temp_dir("prune-base");
         let model = dir.join("base.json");
-        let out = cbnn(&[
+        cbnn_ok(&[
             "train",
             "--dataset",
             "fashion-mnist",
@@ -25,17 +25,12 @@ fn baseline() -> &'static (PathBuf, PathBuf) {
             "-o",
             model.to_str().unwrap(),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         (dir, model)
     })
 }
 
 fn json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    json_file(&path)
 }
 
 #[test]
@@ -43,7 +38,7 @@ fn sensitivity_finds_the_msb_most_important() {
     let (dir, model) = baseline();
     let report = dir.join("sens.json");
     let plot = dir.join("sens.svg");
-    let out = cbnn(&[
+    cbnn_ok(&[
         "sensitivity",
         model.to_str().unwrap(),
         "--dataset",
@@ -55,11 +50,6 @@ fn sensitivity_finds_the_msb_most_important() {
         "--plot",
         plot.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r = json(&report);
     let rows = r["per_plane"].as_array().unwrap();
     assert_eq!(rows.len(), 8);
@@ -86,7 +76,7 @@ fn pruned_model_has_pixels_times_k_inputs() {
     let (dir, model) = baseline();
     let out_model = dir.join("compact.json");
     let report = dir.join("prune.json");
-    let out = cbnn(&[
+    cbnn_ok(&[
         "prune",
         model.to_str().unwrap(),
         "--dataset",
@@ -102,11 +92,6 @@ fn pruned_model_has_pixels_times_k_inputs() {
         "--report",
         report.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r = json(&report);
     for key in ["baseline", "chosen"] {
         for field in [
@@ -129,7 +114,7 @@ fn pruned_model_has_pixels_times_k_inputs() {
     assert_eq!(r["chosen"]["planes"].as_array().unwrap().len(), k);
     // The chosen model is what eval measures.
     let e = dir.join("e.json");
-    let out = cbnn(&[
+    cbnn_ok(&[
         "eval",
         out_model.to_str().unwrap(),
         "--dataset",
@@ -137,7 +122,6 @@ fn pruned_model_has_pixels_times_k_inputs() {
         "--json",
         e.to_str().unwrap(),
     ]);
-    assert!(out.status.success());
     assert_eq!(json(&e)["accuracy"], r["chosen"]["test_accuracy"]);
     if k < 8 {
         // A pruned model's first layer really is smaller.
@@ -150,7 +134,7 @@ fn impossible_budget_returns_the_baseline_and_says_so() {
     let (dir, model) = baseline();
     let out_model = dir.join("same.json");
     let report = dir.join("same-report.json");
-    let out = cbnn(&[
+    let out = cbnn_ok(&[
         "prune",
         model.to_str().unwrap(),
         "--dataset",
@@ -166,11 +150,6 @@ fn impossible_budget_returns_the_baseline_and_says_so() {
         "--report",
         report.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("returning the baseline"), "{stdout}");
     let r = json(&report);

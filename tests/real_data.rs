@@ -32,7 +32,7 @@ fn training_on_a_real_subset_is_far_above_chance() {
     let dir = temp_dir("real-train");
     let model = dir.join("m.json");
     let json = dir.join("r.json");
-    let out = cbnn(&[
+    cbnn_ok(&[
         "train",
         "--dataset",
         "fashion-mnist",
@@ -47,13 +47,7 @@ fn training_on_a_real_subset_is_far_above_chance() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r: serde_json::Value = json_file(&json);
     let test = r["test_accuracy"].as_f64().unwrap();
     assert!(
         test > 0.75,
@@ -70,8 +64,7 @@ fn training_on_a_real_subset_is_far_above_chance() {
         json.to_str().unwrap(),
     ]);
     assert!(out.status.success());
-    let e: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let e: serde_json::Value = json_file(&json);
     assert_eq!(e["accuracy"].as_f64().unwrap(), test);
 }
 

@@ -181,3 +181,19 @@ pub fn random_images(seed: u64, count: usize, pixels: usize) -> cbnn::data::Imag
         pixels: (0..count * pixels).map(|_| rng.next_u64() as u8).collect(),
     }
 }
+
+/// Runs the cbnn binary and asserts it succeeded (showing its stderr otherwise).
+pub fn cbnn_ok(args: &[&str]) -> Output {
+    let out = cbnn(args);
+    assert!(
+        out.status.success(),
+        "cbnn {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Reads a JSON file.
+pub fn json_file(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
