@@ -29,10 +29,6 @@ fn baseline() -> &'static (PathBuf, PathBuf) {
     })
 }
 
-fn json(path: &std::path::Path) -> serde_json::Value {
-    json_file(&path)
-}
-
 #[test]
 fn sensitivity_finds_the_msb_most_important() {
     let (dir, model) = baseline();
@@ -50,7 +46,7 @@ fn sensitivity_finds_the_msb_most_important() {
         "--plot",
         plot.to_str().unwrap(),
     ]);
-    let r = json(&report);
+    let r = json_file(&report);
     let rows = r["per_plane"].as_array().unwrap();
     assert_eq!(rows.len(), 8);
     let drop = |row: &serde_json::Value| row["random"]["val_drop_pp"].as_f64().unwrap();
@@ -92,7 +88,7 @@ fn pruned_model_has_pixels_times_k_inputs() {
         "--report",
         report.to_str().unwrap(),
     ]);
-    let r = json(&report);
+    let r = json_file(&report);
     for key in ["baseline", "chosen"] {
         for field in [
             "planes",
@@ -105,7 +101,7 @@ fn pruned_model_has_pixels_times_k_inputs() {
         }
     }
     assert!(!r["candidates"].as_array().unwrap().is_empty());
-    let m = json(&out_model);
+    let m = json_file(&out_model);
     let k = m["planes"].as_array().unwrap().len();
     assert_eq!(
         m["layers"][0]["inputs"].as_u64().unwrap() as usize,
@@ -122,7 +118,7 @@ fn pruned_model_has_pixels_times_k_inputs() {
         "--json",
         e.to_str().unwrap(),
     ]);
-    assert_eq!(json(&e)["accuracy"], r["chosen"]["test_accuracy"]);
+    assert_eq!(json_file(&e)["accuracy"], r["chosen"]["test_accuracy"]);
     if k < 8 {
         // A pruned model's first layer really is smaller.
         assert!(r["chosen"]["size_bits"].as_u64() < r["baseline"]["size_bits"].as_u64());
@@ -152,7 +148,7 @@ fn impossible_budget_returns_the_baseline_and_says_so() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("returning the baseline"), "{stdout}");
-    let r = json(&report);
+    let r = json_file(&report);
     assert_eq!(r["chosen"], r["baseline"]);
-    assert_eq!(json(&out_model)["layers"], json(model)["layers"]);
+    assert_eq!(json_file(&out_model)["layers"], json_file(model)["layers"]);
 }
