@@ -196,6 +196,149 @@ pub struct Job<'a> {
     pub vcd: Option<&'a Path>,
 }
 
+/// What a raw run feeds the simulator.
+pub struct Stimulus<'a> {
+    /// Working directory of the run (memory images are read from it).
+    pub dir: &'a Path,
+    /// Images (one output beat expected per image).
+    pub images: usize,
+    /// Input beats per image.
+    pub beats: usize,
+    /// 32-bit words per input beat.
+    pub in_words: usize,
+    /// 32-bit words per output beat.
+    pub out_words: usize,
+    /// `images * beats * in_words` words, least significant word of a beat first.
+    pub data: &'a [u32],
+    /// Valid/ready schedule.
+    pub schedule: Schedule,
+    /// Give up after this many cycles.
+    pub max_cycles: u64,
+    /// Waveform output.
+    pub vcd: Option<&'a Path>,
+}
+
+/// What the simulator logged.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// Every output handshake: its cycle and the beat's words.
+    pub outputs: Vec<(u64, Vec<u32>)>,
+    /// Cycles simulated.
+    pub cycles: u64,
+    /// The run hit `max_cycles` before every output came.
+    pub timed_out: bool,
+    /// Wall-clock seconds of the run.
+    pub seconds: f64,
+}
+
+/// Runs a built simulator on raw input words and returns its log.
+pub fn simulate(exe: &Path, st: &Stimulus) -> Result<Trace> {
+    let mut bin: Vec<u8> = Vec::with_capacity(20 + 4 * st.data.len());
+    for v in [
+        0x4E4E_4243u32,
+        st.images as u32,
+        st.beats as u32,
+        st.in_words as u32,
+        st.out_words as u32,
+    ] {
+        bin.extend_from_slice(&v.to_le_bytes());
+    }
+    for w in st.data {
+        bin.extend_from_slice(&w.to_le_bytes());
+    }
+    let tmp = std::env::temp_dir().join(format!(
+        "cbnn-sim-{}-{}",
+        std::process::id(),
+        fnv(0xcbf2_9ce4_8422_2325, st.dir.to_string_lossy().as_bytes())
+    ));
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let input = tmp.join("input.bin");
+    let output = tmp.join("output.txt");
+    std::fs::File::create(&input)
+        .and_then(|mut f| f.write_all(&bin))
+        .map_err(|e| Error::io(&input, e))?;
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(st.dir)
+        .arg(&input)
+        .arg(&output)
+        .arg(
+            st.schedule
+                .stall_seed
+                .map_or("free".to_string(), |s| s.to_string()),
+        )
+        .arg(st.max_cycles.to_string());
+    if let Some(v) = st.vcd {
+        let abs = if v.is_absolute() {
+            v.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::io(".", e))?
+                .join(v)
+        };
+        cmd.arg(abs);
+    }
+    let start = Instant::now();
+    let status = cmd.output().map_err(|e| Error::io(exe, e))?;
+    let seconds = start.elapsed().as_secs_f64();
+    if !status.status.success() {
+        return Err(Error::CheckFailed(format!(
+            "the simulator failed: {}",
+            String::from_utf8_lossy(&status.stderr).trim()
+        )));
+    }
+    let text = std::fs::read_to_string(&output).map_err(|e| Error::io(&output, e))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut trace = Trace {
+        seconds,
+        ..Trace::default()
+    };
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        match parts.next() {
+            Some("o") => {
+                let cycle: u64 = parts
+                    .next()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(u64::MAX);
+                let words = parts
+                    .filter_map(|w| u32::from_str_radix(w, 16).ok())
+                    .collect();
+                trace.outputs.push((cycle, words));
+            }
+            Some("end") => trace.cycles = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0),
+            Some("timeout") => trace.timed_out = true,
+            _ => {}
+        }
+    }
+    Ok(trace)
+}
+
+/// The input words of `images`: each image's features cut into beats of `bits_per_beat` bits.
+pub fn input_words(
+    model: &IntModel,
+    images: &Images,
+    beats: usize,
+    bits_per_beat: usize,
+) -> Vec<u32> {
+    let features = bitslice::slice(images, &model.planes);
+    let in_words = bits_per_beat.div_ceil(32);
+    let mut data = Vec::with_capacity(images.count() * beats * in_words);
+    for i in 0..images.count() {
+        let row = features.row(i);
+        for b in 0..beats {
+            let mut words = vec![0u32; in_words];
+            for j in 0..bits_per_beat {
+                let f = b * bits_per_beat + j;
+                if f < features.features && bitslice::get(row, f) {
+                    words[j / 32] |= 1 << (j % 32);
+                }
+            }
+            data.extend(words);
+        }
+    }
+    data
+}
+
 /// Runs the simulation and compares every output beat and cycle. A mismatch is a
 /// [`Error::CheckFailed`] naming the image, the expected and the actual beat and cycle.
 pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
@@ -209,108 +352,48 @@ pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
     let max_cycles = expected_cycles.last().copied().unwrap_or(0)
         + 10 * cycle::latency_and_interval(job.timing).0
         + 1000;
-
-    // Input file: header, then every beat of every image as 32-bit words.
-    let in_words = job.bits_per_beat.div_ceil(32);
-    let out_words = job.output.width.div_ceil(32);
-    let mut bin: Vec<u8> = Vec::new();
-    for v in [
-        0x4E4E_4243u32,
-        n as u32,
-        job.timing.beats as u32,
-        in_words as u32,
-        out_words as u32,
-    ] {
-        bin.extend_from_slice(&v.to_le_bytes());
-    }
-    for i in 0..n {
-        let row = features.row(i);
-        for b in 0..job.timing.beats {
-            let mut words = vec![0u32; in_words];
-            for j in 0..job.bits_per_beat {
-                let f = b * job.bits_per_beat + j;
-                if f < features.features && bitslice::get(row, f) {
-                    words[j / 32] |= 1 << (j % 32);
-                }
-            }
-            for w in words {
-                bin.extend_from_slice(&w.to_le_bytes());
-            }
-        }
-    }
-    let tmp = std::env::temp_dir().join(format!(
-        "cbnn-sim-{}-{}",
-        std::process::id(),
-        fnv(0, job.dir.to_string_lossy().as_bytes())
-    ));
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let input = tmp.join("input.bin");
-    let output = tmp.join("output.txt");
-    std::fs::File::create(&input)
-        .and_then(|mut f| f.write_all(&bin))
-        .map_err(|e| Error::io(&input, e))?;
-    let mut cmd = Command::new(exe);
-    cmd.current_dir(job.dir)
-        .arg(&input)
-        .arg(&output)
-        .arg(
-            job.schedule
-                .stall_seed
-                .map_or("free".to_string(), |s| s.to_string()),
-        )
-        .arg(max_cycles.to_string());
-    if let Some(v) = job.vcd {
-        let abs = if v.is_absolute() {
-            v.to_path_buf()
-        } else {
-            std::env::current_dir()
-                .map_err(|e| Error::io(".", e))?
-                .join(v)
-        };
-        cmd.arg(abs);
-    }
-    let start = Instant::now();
-    let status = cmd.output().map_err(|e| Error::io(exe, e))?;
-    let sim_seconds = start.elapsed().as_secs_f64();
-    if !status.status.success() {
-        return Err(Error::CheckFailed(format!(
-            "the simulator failed: {}",
-            String::from_utf8_lossy(&status.stderr).trim()
-        )));
-    }
-    let text = std::fs::read_to_string(&output).map_err(|e| Error::io(&output, e))?;
-    let _ = std::fs::remove_dir_all(&tmp);
-
-    let mut matched = 0;
+    let data = input_words(model, job.images, job.timing.beats, job.bits_per_beat);
+    let trace = simulate(
+        exe,
+        &Stimulus {
+            dir: job.dir,
+            images: n,
+            beats: job.timing.beats,
+            in_words: job.bits_per_beat.div_ceil(32),
+            out_words: job.output.width.div_ceil(32),
+            data: &data,
+            schedule: job.schedule,
+            max_cycles,
+            vcd: job.vcd,
+        },
+    )?;
     let mut correct = 0;
-    let mut cycles = 0;
-    for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        match parts.next() {
-            Some("o") => {
-                let i = matched;
-                let cycle: u64 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(u64::MAX);
-                let words: Vec<u32> = parts.filter_map(|w| u32::from_str_radix(w, 16).ok()).collect();
-                if i >= n {
-                    return Err(Error::CheckFailed(format!("the design produced more than {n} outputs")));
-                }
-                let p = &predictions[i];
-                let want = pack_output(job.output, p.class, &p.scores);
-                if words != want || cycle != expected_cycles[i] {
-                    return Err(Error::CheckFailed(mismatch(i, &want, expected_cycles[i], &words, cycle, job.output)));
-                }
-                correct += usize::from(p.class == job.labels[i] as usize);
-                matched += 1;
-            }
-            Some("end") => cycles = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0),
-            Some("timeout") => {
-                return Err(Error::CheckFailed(format!(
-                    "simulation timed out: {matched} of {n} outputs after {max_cycles} cycles (the cycle model expects image {matched} at cycle {})",
-                    expected_cycles.get(matched).copied().unwrap_or(0)
-                )))
-            }
-            _ => {}
+    for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
+        if i >= n {
+            return Err(Error::CheckFailed(format!(
+                "the design produced more than {n} outputs"
+            )));
         }
+        let p = &predictions[i];
+        let want = pack_output(job.output, p.class, &p.scores);
+        if *words != want || *cycle != expected_cycles[i] {
+            return Err(Error::CheckFailed(mismatch(
+                i,
+                &want,
+                expected_cycles[i],
+                words,
+                *cycle,
+                job.output,
+            )));
+        }
+        correct += usize::from(p.class == job.labels[i] as usize);
+    }
+    let matched = trace.outputs.len();
+    if trace.timed_out {
+        return Err(Error::CheckFailed(format!(
+            "simulation timed out: {matched} of {n} outputs after {max_cycles} cycles (the cycle model expects image {matched} at cycle {})",
+            expected_cycles.get(matched).copied().unwrap_or(0)
+        )));
     }
     if matched != n {
         return Err(Error::CheckFailed(format!(
@@ -321,12 +404,12 @@ pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
         images: n,
         stall_seed: job.schedule.stall_seed,
         matched,
-        cycles,
+        cycles: trace.cycles,
         correct,
         accuracy: correct as f64 / n.max(1) as f64,
-        sim_seconds,
-        images_per_second: n as f64 / sim_seconds.max(1e-9),
-        cycles_per_second: cycles as f64 / sim_seconds.max(1e-9),
+        sim_seconds: trace.seconds,
+        images_per_second: n as f64 / trace.seconds.max(1e-9),
+        cycles_per_second: trace.cycles as f64 / trace.seconds.max(1e-9),
         build_seconds: 0.0,
     })
 }

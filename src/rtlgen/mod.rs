@@ -6,7 +6,7 @@
 //! (docs/hardware.md). It never builds logic out of strings.
 
 pub mod fold;
-mod images;
+pub mod images;
 mod top;
 
 use std::path::Path;

@@ -1,0 +1,191 @@
+//! Per-core testbenches: each hand-written core alone behind the harness's AXI4-Stream ports,
+//! random idle cycles and back-pressure, a scoreboard of expected beats, swept over parameters.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+
+use cbnn::cosim::{self, Stimulus, Trace};
+use cbnn::model::BinaryMatrix;
+use cbnn::reference::cycle::Schedule;
+use cbnn::rtlgen::{self, images, LayerFold};
+use cbnn::util::rng::Rng;
+
+const PORTS: &str = "input wire ap_clk, input wire ap_rst_n,
+    input wire [IW-1:0] s_axis_tdata, input wire s_axis_tvalid, output wire s_axis_tready,
+    output wire [OW-1:0] m_axis_tdata, output wire m_axis_tvalid, input wire m_axis_tready";
+
+/// Writes the cores and a `cbnn_top` wrapper with `body` into `dir`; builds it.
+fn build(dir: &Path, iw: usize, ow: usize, body: &str) -> std::path::PathBuf {
+    let mut files = Vec::new();
+    for (name, text) in rtlgen::CORES {
+        std::fs::write(dir.join(name), text).unwrap();
+        files.push(name.to_string());
+    }
+    let ports = PORTS
+        .replace("IW-1", &(iw - 1).to_string())
+        .replace("OW-1", &(ow - 1).to_string());
+    let top = format!("`default_nettype none\nmodule cbnn_top ({ports});\n{body}\nendmodule\n`default_nettype wire\n");
+    std::fs::write(dir.join("cbnn_top.v"), top).unwrap();
+    files.push("cbnn_top.v".into());
+    cosim::build(dir, &files).unwrap().0
+}
+
+/// Random input words: `n` beats of `bits` bits.
+fn random_beats(rng: &mut Rng, n: usize, bits: usize) -> Vec<Vec<u32>> {
+    (0..n)
+        .map(|_| {
+            let mut w: Vec<u32> = (0..bits.div_ceil(32))
+                .map(|_| rng.next_u64() as u32)
+                .collect();
+            if !bits.is_multiple_of(32) {
+                *w.last_mut().unwrap() &= (1u32 << (bits % 32)) - 1;
+            }
+            w
+        })
+        .collect()
+}
+
+fn get(words: &[u32], bit: usize) -> bool {
+    (words[bit / 32] >> (bit % 32)) & 1 == 1
+}
+
+fn run(
+    exe: &Path,
+    dir: &Path,
+    beats: &[Vec<u32>],
+    per_image: usize,
+    in_bits: usize,
+    out_bits: usize,
+    schedule: Schedule,
+) -> Trace {
+    let data: Vec<u32> = beats.iter().flatten().copied().collect();
+    let trace = cosim::simulate(
+        exe,
+        &Stimulus {
+            dir,
+            images: beats.len() / per_image,
+            beats: per_image,
+            in_words: in_bits.div_ceil(32),
+            out_words: out_bits.div_ceil(32),
+            data: &data,
+            schedule,
+            max_cycles: 100_000,
+            vcd: None,
+        },
+    )
+    .unwrap();
+    assert!(!trace.timed_out, "the core stopped producing beats");
+    assert_eq!(trace.outputs.len(), beats.len() / per_image);
+    trace
+}
+
+const SCHEDULES: [Schedule; 3] = [
+    Schedule { stall_seed: None },
+    Schedule {
+        stall_seed: Some(11),
+    },
+    Schedule {
+        stall_seed: Some(12),
+    },
+];
+
+#[test]
+fn skid_buffer_passes_every_beat_in_order_at_one_per_cycle() {
+    let mut rng = Rng::new(1, 0);
+    for w in [1usize, 70] {
+        let dir = temp_dir(&format!("core-skid{w}"));
+        let exe = build(&dir, w, w, &format!(
+            "    cbnn_skid #(.W({w})) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_data(s_axis_tdata), .s_valid(s_axis_tvalid), .s_ready(s_axis_tready),\n        .m_data(m_axis_tdata), .m_valid(m_axis_tvalid), .m_ready(m_axis_tready));"
+        ));
+        let beats = random_beats(&mut rng, 300, w);
+        for schedule in SCHEDULES {
+            let trace = run(&exe, &dir, &beats, 1, w, w, schedule);
+            for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
+                assert_eq!(words, &beats[i], "W {w}, beat {i}, {schedule:?}");
+                if schedule.stall_seed.is_none() {
+                    assert_eq!(
+                        *cycle,
+                        i as u64 + 1,
+                        "one beat a cycle after one cycle of latency"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn unpacker_gathers_beats_into_vectors() {
+    let mut rng = Rng::new(2, 0);
+    for (n, iw) in [(10usize, 3usize), (65, 8)] {
+        let per = n.div_ceil(iw);
+        let dir = temp_dir(&format!("core-unpack{n}-{iw}"));
+        let exe = build(&dir, iw, n, &format!(
+            "    cbnn_unpack #(.N({n}), .IW({iw})) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_tdata(s_axis_tdata), .s_tvalid(s_axis_tvalid), .s_tready(s_axis_tready),\n        .out_data(m_axis_tdata), .out_valid(m_axis_tvalid), .out_ready(m_axis_tready));"
+        ));
+        let beats = random_beats(&mut rng, 40 * per, iw);
+        for schedule in SCHEDULES {
+            let trace = run(&exe, &dir, &beats, per, iw, n, schedule);
+            for (img, (cycle, words)) in trace.outputs.iter().enumerate() {
+                for f in 0..n {
+                    let (b, j) = (f / iw, f % iw);
+                    assert_eq!(
+                        get(words, f),
+                        get(&beats[img * per + b], j),
+                        "N {n}, IW {iw}, image {img}, bit {f}"
+                    );
+                }
+                if schedule.stall_seed.is_none() {
+                    // BEATS beats, then the vector, one image every BEATS + 1 cycles.
+                    assert_eq!(*cycle, (img * (per + 1) + per) as u64);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn threshold_unit_matches_the_definition_under_any_folding() {
+    let mut rng = Rng::new(3, 0);
+    for (n, m, pe, simd) in [(9usize, 5usize, 2usize, 4usize), (70, 33, 7, 13)] {
+        let dir = temp_dir(&format!("core-mvtu{n}-{m}"));
+        let mut w = BinaryMatrix::new(m, n);
+        for r in 0..m {
+            for c in 0..n {
+                w.set(r, c, rng.next_u64() & 1 == 1);
+            }
+        }
+        let t: Vec<u32> = (0..m)
+            .map(|j| match j % 5 {
+                0 => 0,
+                1 => n as u32 + 1,
+                _ => (n / 2) as u32 + rng.below(3) as u32 - 1,
+            })
+            .collect();
+        let f = LayerFold { pe, simd };
+        std::fs::write(dir.join("w.hex"), images::weights(&w, f)).unwrap();
+        std::fs::write(dir.join("t.hex"), images::thresholds(&t, n, f)).unwrap();
+        let exe = build(&dir, n, m, &format!(
+            "    wire [{}:0] x;\n    wire x_valid;\n    wire x_ready;\n    cbnn_unpack #(.N({n}), .IW({n})) u_in (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_tdata(s_axis_tdata), .s_tvalid(s_axis_tvalid), .s_tready(s_axis_tready),\n        .out_data(x), .out_valid(x_valid), .out_ready(x_ready));\n    cbnn_mvtu #(.N({n}), .M({m}), .PE({pe}), .SIMD({simd}), .SCORES(0),\n        .WEIGHT_FILE(\"w.hex\"), .THRESH_FILE(\"t.hex\")) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .in_data(x), .in_valid(x_valid), .in_ready(x_ready),\n        .out_data(m_axis_tdata), .out_valid(m_axis_tvalid), .out_ready(m_axis_tready));",
+            n - 1
+        ));
+        let beats = random_beats(&mut rng, 50, n);
+        for schedule in SCHEDULES {
+            let trace = run(&exe, &dir, &beats, 1, n, m, schedule);
+            for (img, (_, words)) in trace.outputs.iter().enumerate() {
+                for (j, &tj) in t.iter().enumerate() {
+                    let matches = (0..n)
+                        .filter(|&i| w.get(j, i) == get(&beats[img], i))
+                        .count() as u32;
+                    assert_eq!(
+                        get(words, j),
+                        matches >= tj,
+                        "N {n} M {m} PE {pe} SIMD {simd}: vector {img}, neuron {j}"
+                    );
+                }
+            }
+        }
+    }
+}
