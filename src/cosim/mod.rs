@@ -278,7 +278,7 @@ pub fn simulate(exe: &Path, st: &Stimulus) -> Result<Trace> {
         cmd.arg(abs);
     }
     let start = Instant::now();
-    let status = cmd.output().map_err(|e| Error::io(exe, e))?;
+    let status = run_with_progress(cmd, &output, st.images)?;
     let seconds = start.elapsed().as_secs_f64();
     if !status.status.success() {
         return Err(Error::CheckFailed(format!(
@@ -311,6 +311,35 @@ pub fn simulate(exe: &Path, st: &Stimulus) -> Result<Trace> {
         }
     }
     Ok(trace)
+}
+
+/// Runs the simulator, showing how many output beats it has logged so far (on a terminal).
+fn run_with_progress(mut cmd: Command, log: &Path, images: usize) -> Result<std::process::Output> {
+    let exe = PathBuf::from(cmd.get_program());
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(&exe, e))?;
+    let pb = crate::util::progress::bar(images as u64, "simulate");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let output = std::thread::scope(|scope| {
+        if !pb.is_hidden() {
+            scope.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(text) = std::fs::read(log) {
+                        pb.set_position(text.iter().filter(|&&b| b == b'o').count() as u64);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+            });
+        }
+        let out = child.wait_with_output();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    });
+    pb.finish_and_clear();
+    output.map_err(|e| Error::io(&exe, e))
 }
 
 /// The input words of `images`: each image's features cut into beats of `bits_per_beat` bits.
