@@ -98,11 +98,12 @@ fn data_info(a: InfoArgs) -> Result<()> {
     Ok(())
 }
 
-fn sliced(set: &crate::data::LabeledSet, planes: &PlaneSet) -> SlicedSet {
+/// Slices `set`; keeps a copy of the raw images only when `augment` needs them.
+fn sliced(set: &crate::data::LabeledSet, planes: &PlaneSet, augment: bool) -> SlicedSet {
     SlicedSet {
         x: bitslice::slice(&set.images, planes),
         y: set.labels.clone(),
-        images: Some(set.images.clone()),
+        images: augment.then(|| set.images.clone()),
     }
 }
 
@@ -160,9 +161,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     };
     let slice_start = Instant::now();
     let (train_set, val_set, test_set) = (
-        sliced(&split.train, &planes),
-        sliced(&split.val, &planes),
-        sliced(&split.test, &planes),
+        sliced(&split.train, &planes, cfg.augment > 0),
+        sliced(&split.val, &planes, false),
+        sliced(&split.test, &planes, false),
     );
     let slice_seconds = slice_start.elapsed().as_secs_f64();
     eprintln!(

@@ -6,7 +6,6 @@
 //! of [`Schedule`] and logs every output handshake; every logged beat and its cycle must equal
 //! the reference executor's class and scores and the cycle model's prediction.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -470,10 +469,7 @@ fn mismatch(
 ) -> String {
     let (wc, ws) = unpack(want, out);
     let (gc, gs) = unpack(got, out);
-    let mut s = String::new();
-    let _ = write!(
-        s,
+    format!(
         "mismatch at image {image}: expected class {wc} scores {ws:?} at cycle {want_cycle}, the design gave class {gc} scores {gs:?} at cycle {got_cycle}"
-    );
-    s
+    )
 }
