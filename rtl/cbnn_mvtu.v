@@ -16,16 +16,19 @@
 // instead take its one word of each as the constants WEIGHTS and THRESHOLDS (CONST_WEIGHTS = 1):
 // the weights are then compiled into logic, with the same timing.
 //
-// Timing (STEPS = NF * SF): the cycle after an input handshake the unit computes one step per
-// cycle; the result is valid STEPS + 1 cycles after the handshake; the last step waits while a
-// previous result is still unconsumed. in_ready is high whenever the unit is not computing, so
-// the initiation interval is STEPS + 1 cycles. Latency: STEPS + 1 cycles.
+// Timing (STEPS = NF * SF, PIPE = 0 or 1 register stages after the popcount tree): the cycle
+// after an input handshake the unit starts one step per cycle; the result is valid
+// STEPS + PIPE + 1 cycles after the handshake; only the last cycle (the one that writes the
+// result) waits while a previous result is still unconsumed. in_ready is high whenever the unit
+// is not computing, so the initiation interval is STEPS + PIPE + 1 cycles, as is the latency.
+// PIPE = 1 cuts the path XOR -> popcount -> accumulate -> compare in two at one cycle's cost.
 module cbnn_mvtu #(
     parameter N = 64,                      // inputs per neuron
     parameter M = 16,                      // neurons
     parameter PE = 4,                      // neurons in parallel, 1..M
     parameter SIMD = 16,                   // inputs per neuron per cycle, 1..N
     parameter SCORES = 0,                  // 0: threshold bits out; 1: scores out
+    parameter PIPE = 0,                    // register stages after the popcount: 0 or 1
     parameter WEIGHT_FILE = "weights.hex", // weight memory image
     parameter THRESH_FILE = "thresh.hex",  // threshold memory image (unused when SCORES = 1)
     parameter NF = (M + PE - 1) / PE,      // neuron folds
@@ -58,15 +61,22 @@ module cbnn_mvtu #(
     localparam integer SF_LAST = SF - 1;
     localparam integer N_INT = N;
 
-    // Control.
-    reg busy;
+    // Control. Stage A walks the steps (nf, sf) and fetches the weights; stage E accumulates
+    // the popcounts and writes the results, PIPE cycles behind it.
+    reg busy;                              // computing an image
+    reg issue;                             // stage A has steps left
     reg outv;
     reg [NW-1:0] nf;
     reg [FW-1:0] sf;
-    wire last_sf = (sf == SF_LAST[FW-1:0]);
-    wire last = last_sf && (nf == NF_LAST[NW-1:0]);
+    wire a_last_sf = (sf == SF_LAST[FW-1:0]);
+    wire a_last = a_last_sf && (nf == NF_LAST[NW-1:0]);
+    wire e_valid;                          // stage E holds a step
+    wire [NW-1:0] e_nf;
+    wire e_last_sf;
+    wire e_last = e_valid && e_last_sf && (e_nf == NF_LAST[NW-1:0]);
     wire load = in_valid && !busy;
-    wire advance = busy && (!last || !outv || out_ready);
+    wire advance = busy && (!e_last || !outv || out_ready);
+    wire step_a = advance && issue;
     assign in_ready = !busy;
     assign out_valid = outv;
 
@@ -101,12 +111,10 @@ module cbnn_mvtu #(
                     addr <= {AW{1'b0}};
                     wr <= wmem[0];
                     tr <= tmem[0];
-                end else if (advance) begin
-                    if (last_sf && !last) tr <= tmem[nf + 1'b1];
-                    if (!last) begin
-                        addr <= addr + 1'b1;
-                        wr <= wmem[addr + 1'b1];
-                    end
+                end else if (step_a && !a_last) begin
+                    if (a_last_sf) tr <= tmem[nf + 1'b1];
+                    addr <= addr + 1'b1;
+                    wr <= wmem[addr + 1'b1];
                 end
             end
             assign wq = wr;
@@ -129,6 +137,39 @@ module cbnn_mvtu #(
             assign in_padded = in_data;
         end
     endgenerate
+
+    // Stage E's view of the step: the same cycle's stage A (PIPE = 0) or the previous one's.
+    /* verilator lint_off UNUSED */
+    wire [PE*TW-1:0] e_tq;                 // unused when SCORES = 1
+    /* verilator lint_on UNUSED */
+    generate
+        if (PIPE == 0) begin : g_e_comb
+            assign e_valid = busy;
+            assign e_nf = nf;
+            assign e_last_sf = a_last_sf;
+            assign e_tq = tq;
+        end else begin : g_e_reg
+            reg v_r;
+            reg [NW-1:0] nf_r;
+            reg last_sf_r;
+            reg [PE*TW-1:0] tq_r;
+            always @(posedge clk) begin
+                if (load) begin
+                    v_r <= 1'b0;
+                end else if (advance) begin
+                    v_r <= issue;
+                    nf_r <= nf;
+                    last_sf_r <= a_last_sf;
+                    tq_r <= tq;
+                end
+            end
+            assign e_valid = v_r;
+            assign e_nf = nf_r;
+            assign e_last_sf = last_sf_r;
+            assign e_tq = tq_r;
+        end
+    endgenerate
+
     wire [PE*CW-1:0] sum;
     wire [PE*BW-1:0] group;
     genvar p;
@@ -136,7 +177,8 @@ module cbnn_mvtu #(
         for (p = 0; p < PE; p = p + 1) begin : g_pe
             wire [SCW-1:0] mis;
             wire [CW-1:0] mis_ext;
-            cbnn_popcount #(.W(SIMD), .OW(SCW)) u_pop (.in(wq[p*SIMD +: SIMD] ^ chunk), .count(mis));
+            cbnn_popcount #(.W(SIMD), .OW(SCW), .PIPE(PIPE)) u_pop (
+                .clk(clk), .en(advance), .in(wq[p*SIMD +: SIMD] ^ chunk), .count(mis));
             if (CW > SCW) begin : g_ext
                 assign mis_ext = {{(CW - SCW){1'b0}}, mis};
             end else begin : g_noext
@@ -149,13 +191,13 @@ module cbnn_mvtu #(
                 // With constant thresholds a comparison may be constant (U = 0: never fires).
                 /* verilator lint_off UNSIGNED */
                 /* verilator lint_off CMPCONST */
-                assign group[p*BW +: BW] = {1'b0, sum[p*CW +: CW]} < tq[p*TW +: TW];
+                assign group[p*BW +: BW] = {1'b0, sum[p*CW +: CW]} < e_tq[p*TW +: TW];
                 /* verilator lint_on CMPCONST */
                 /* verilator lint_on UNSIGNED */
             end else begin : g_thresh
                 /* verilator lint_off UNSIGNED */
                 /* verilator lint_off CMPCONST */
-                assign group[p*BW +: BW] = sum[p*CW +: CW] < tq[p*TW +: TW];
+                assign group[p*BW +: BW] = sum[p*CW +: CW] < e_tq[p*TW +: TW];
                 /* verilator lint_on CMPCONST */
                 /* verilator lint_on UNSIGNED */
             end
@@ -164,7 +206,7 @@ module cbnn_mvtu #(
     reg [MP*BW-1:0] shadow_next;
     always @* begin
         shadow_next = shadow;
-        shadow_next[nf*PE*BW +: PE*BW] = group;
+        shadow_next[e_nf*PE*BW +: PE*BW] = group;
     end
 
     always @(posedge clk) begin
@@ -175,32 +217,43 @@ module cbnn_mvtu #(
             if (outv && out_ready) outv <= 1'b0;
             if (load) begin
                 busy <= 1'b1;
-            end else if (advance && last) begin
+            end else if (advance && e_last) begin
                 busy <= 1'b0;
                 outv <= 1'b1;
             end
         end
     end
 
+    // Stage A.
     always @(posedge clk) begin
         if (load) begin
             x <= in_padded;
-            acc <= {PE*CW{1'b0}};
+            issue <= 1'b1;
             nf <= {NW{1'b0}};
             sf <= {FW{1'b0}};
-        end else if (advance) begin
-            if (last_sf) begin
+        end else if (step_a) begin
+            if (a_last) begin
+                issue <= 1'b0;
+            end else if (a_last_sf) begin
+                sf <= {FW{1'b0}};
+                nf <= nf + 1'b1;
+            end else begin
+                sf <= sf + 1'b1;
+            end
+        end
+    end
+
+    // Stage E.
+    always @(posedge clk) begin
+        if (load) begin
+            acc <= {PE*CW{1'b0}};
+        end else if (advance && e_valid) begin
+            if (e_last_sf) begin
                 shadow <= shadow_next;
                 acc <= {PE*CW{1'b0}};
-                sf <= {FW{1'b0}};
-                if (last) begin
-                    outr <= shadow_next[OW-1:0];
-                end else begin
-                    nf <= nf + 1'b1;
-                end
+                if (e_last) outr <= shadow_next[OW-1:0];
             end else begin
                 acc <= sum;
-                sf <= sf + 1'b1;
             end
         end
     end

@@ -1,18 +1,26 @@
 `default_nettype none
 // cbnn_popcount: number of set bits of `in`, as a balanced adder tree.
 //
-// Purely combinational: latency 0 cycles, one result per cycle. The tree is built by recursive
-// instantiation, so its depth is ceil(log2(W)) adders.
+// The tree is built by recursive instantiation, so its depth is ceil(log2(W)) adders.
+// With PIPE = 0 it is purely combinational: latency 0 cycles. With PIPE = 1 the count is
+// registered at the tree's output, loaded on every clock edge with `en` high: latency 1 cycle,
+// one result per cycle. `clk` and `en` are unused when PIPE = 0.
 module cbnn_popcount #(
     parameter W = 8,                  // input width, at least 1
-    parameter OW = $clog2(W + 1)      // output width: enough for the value W
+    parameter OW = $clog2(W + 1),     // output width: enough for the value W
+    parameter PIPE = 0                // output register stages: 0 or 1
 ) (
+    /* verilator lint_off UNUSED */
+    input  wire          clk,         // clock (PIPE = 1)
+    input  wire          en,          // register enable (PIPE = 1)
+    /* verilator lint_on UNUSED */
     input  wire [W-1:0]  in,          // bits to count
     output wire [OW-1:0] count        // number of ones in `in`
 );
+    wire [OW-1:0] tree;
     generate
         if (W == 1) begin : g_leaf
-            assign count = in;
+            assign tree = in;
         end else begin : g_tree
             localparam WL = W / 2;                 // low half
             localparam WH = W - WL;                // high half (the larger one)
@@ -20,8 +28,8 @@ module cbnn_popcount #(
             localparam OH = $clog2(WH + 1);
             wire [OL-1:0] cl;
             wire [OH-1:0] ch;
-            cbnn_popcount #(.W(WL), .OW(OL)) u_lo (.in(in[WL-1:0]), .count(cl));
-            cbnn_popcount #(.W(WH), .OW(OH)) u_hi (.in(in[W-1:WL]), .count(ch));
+            cbnn_popcount #(.W(WL), .OW(OL)) u_lo (.clk(clk), .en(en), .in(in[WL-1:0]), .count(cl));
+            cbnn_popcount #(.W(WH), .OW(OH)) u_hi (.clk(clk), .en(en), .in(in[W-1:WL]), .count(ch));
             wire [OW-1:0] el;                      // halves zero-extended to OW bits
             wire [OW-1:0] eh;
             if (OW > OL) begin : g_el
@@ -34,7 +42,16 @@ module cbnn_popcount #(
             end else begin : g_eh_same
                 assign eh = ch;
             end
-            assign count = el + eh;
+            assign tree = el + eh;
+        end
+        if (PIPE == 0) begin : g_comb
+            assign count = tree;
+        end else begin : g_reg
+            reg [OW-1:0] r;
+            always @(posedge clk) begin
+                if (en) r <= tree;
+            end
+            assign count = r;
         end
     endgenerate
 endmodule

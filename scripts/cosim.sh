@@ -6,7 +6,7 @@
 #   FOLD is a --fold spec, or "default".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-cbnn=./target/release/cbnn
+cbnn=${CBNN:-./target/release/cbnn}
 model="$1"; data="$2"; out="$3"; shift 3
 mkdir -p "$out"
 i=0

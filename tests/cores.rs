@@ -149,8 +149,12 @@ fn unpacker_gathers_beats_into_vectors() {
 #[test]
 fn threshold_unit_matches_the_definition_under_any_folding() {
     let mut rng = Rng::new(3, 0);
-    for (n, m, pe, simd) in [(9usize, 5usize, 2usize, 4usize), (70, 33, 7, 13)] {
-        let dir = temp_dir(&format!("core-mvtu{n}-{m}"));
+    for (n, m, pe, simd, pipe) in [
+        (9usize, 5usize, 2usize, 4usize, 0usize),
+        (70, 33, 7, 13, 1),
+        (17, 6, 6, 17, 1),
+    ] {
+        let dir = temp_dir(&format!("core-mvtu{n}-{m}-{pipe}"));
         let mut w = BinaryMatrix::new(m, n);
         for r in 0..m {
             for c in 0..n {
@@ -164,11 +168,11 @@ fn threshold_unit_matches_the_definition_under_any_folding() {
                 _ => (n / 2) as u32 + rng.below(3) as u32 - 1,
             })
             .collect();
-        let f = LayerFold { pe, simd };
+        let f = LayerFold { pe, simd, pipe };
         std::fs::write(dir.join("w.hex"), images::weights(&w, f)).unwrap();
         std::fs::write(dir.join("t.hex"), images::thresholds(&t, n, f)).unwrap();
         let exe = build(&dir, n, m, &format!(
-            "    wire [{}:0] x;\n    wire x_valid;\n    wire x_ready;\n    cbnn_unpack #(.N({n}), .IW({n})) u_in (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_tdata(s_axis_tdata), .s_tvalid(s_axis_tvalid), .s_tready(s_axis_tready),\n        .out_data(x), .out_valid(x_valid), .out_ready(x_ready));\n    cbnn_mvtu #(.N({n}), .M({m}), .PE({pe}), .SIMD({simd}), .SCORES(0),\n        .WEIGHT_FILE(\"w.hex\"), .THRESH_FILE(\"t.hex\")) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .in_data(x), .in_valid(x_valid), .in_ready(x_ready),\n        .out_data(m_axis_tdata), .out_valid(m_axis_tvalid), .out_ready(m_axis_tready));",
+            "    wire [{}:0] x;\n    wire x_valid;\n    wire x_ready;\n    cbnn_unpack #(.N({n}), .IW({n})) u_in (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_tdata(s_axis_tdata), .s_tvalid(s_axis_tvalid), .s_tready(s_axis_tready),\n        .out_data(x), .out_valid(x_valid), .out_ready(x_ready));\n    cbnn_mvtu #(.N({n}), .M({m}), .PE({pe}), .SIMD({simd}), .PIPE({pipe}), .SCORES(0),\n        .WEIGHT_FILE(\"w.hex\"), .THRESH_FILE(\"t.hex\")) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .in_data(x), .in_valid(x_valid), .in_ready(x_ready),\n        .out_data(m_axis_tdata), .out_valid(m_axis_tvalid), .out_ready(m_axis_tready));",
             n - 1
         ));
         let beats = random_beats(&mut rng, 50, n);
@@ -182,7 +186,7 @@ fn threshold_unit_matches_the_definition_under_any_folding() {
                     assert_eq!(
                         get(words, j),
                         matches >= tj,
-                        "N {n} M {m} PE {pe} SIMD {simd}: vector {img}, neuron {j}"
+                        "N {n} M {m} PE {pe} SIMD {simd} PIPE {pipe}: vector {img}, neuron {j}"
                     );
                 }
             }

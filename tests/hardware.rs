@@ -59,30 +59,30 @@ fn files(dir: &Path) -> Vec<String> {
 /// Several shapes and foldings: fully parallel layers, deep folding, non-divisible padding,
 /// one plane and eight, two classes and ten.
 fn cases() -> Vec<(cbnn::model::IntModel, Vec<LayerFold>, usize)> {
-    let f = |v: &[(usize, usize)]| {
+    let f = |v: &[(usize, usize, usize)]| {
         v.iter()
-            .map(|&(pe, simd)| LayerFold { pe, simd })
+            .map(|&(pe, simd, pipe)| LayerFold { pe, simd, pipe })
             .collect::<Vec<_>>()
     };
     vec![
         (
             random_model(1, 9, &[7, 6, 5], &[20, 12], 10),
-            f(&[(7, 10), (5, 6), (3, 5)]),
+            f(&[(7, 10, 0), (5, 6, 1), (3, 5, 0)]),
             4,
         ),
         (
             random_model(2, 16, &[7], &[8], 2),
-            f(&[(8, 16), (2, 8)]),
+            f(&[(8, 16, 1), (2, 8, 1)]),
             16,
         ),
         (
             random_model(3, 5, &[7, 6, 5, 4, 3, 2, 1, 0], &[33, 31, 7], 3),
-            f(&[(1, 1), (31, 33), (3, 31), (1, 7)]),
+            f(&[(1, 1, 0), (31, 33, 1), (3, 31, 0), (1, 7, 1)]),
             3,
         ),
         (
             random_model(4, 7, &[6, 0], &[65], 4),
-            f(&[(64, 3), (4, 65)]),
+            f(&[(64, 3, 0), (4, 65, 0)]),
             7,
         ),
     ]
@@ -139,6 +139,7 @@ fn randomized_cosimulation_sweep() {
             .map(|s| LayerFold {
                 pe: 1 + rng.below(s.outputs),
                 simd: 1 + rng.below(s.inputs),
+                pipe: rng.below(2),
             })
             .collect();
         if case < 2 {
@@ -148,6 +149,7 @@ fn randomized_cosimulation_sweep() {
             fold[l] = LayerFold {
                 pe: shapes[l].outputs,
                 simd: shapes[l].inputs,
+                pipe: case as usize,
             };
         }
         let ppb = 1 + rng.below(pixels);
@@ -259,15 +261,7 @@ fn real_model_cosimulates_and_the_waveform_shows_the_predicted_handshakes() {
     // Output handshake cycles in the waveform equal the cycle model's prediction.
     let m = cbnn::model::load(&design.join("model.json")).unwrap();
     let manifest = rtlgen::load_manifest(&design).unwrap();
-    let folds: Vec<LayerFold> = manifest
-        .layers
-        .iter()
-        .map(|l| LayerFold {
-            pe: l.pe,
-            simd: l.simd,
-        })
-        .collect();
-    let timing = rtlgen::timing(&m, &folds, manifest.input.pixels_per_beat);
+    let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.pixels_per_beat);
     let predicted = cycle::output_cycles(
         &timing,
         300,
@@ -330,7 +324,17 @@ fn bad_folding_and_missing_verilator_are_clear_errors() {
     assert_fails(
         &cbnn(&["rtl", m, "-o", d, "--fold", "L0:2"]),
         2,
-        "L0: give PE,SIMD (two numbers) or 'full'",
+        "L0: give PE,SIMD[,PIPE] or full[,PIPE]",
+    );
+    assert_fails(
+        &cbnn(&["rtl", m, "-o", d, "--fold", "L0:2,4,2"]),
+        2,
+        "L0 PIPE 2 (--fold or --pipe) must be 0 or 1",
+    );
+    assert_fails(
+        &cbnn(&["rtl", m, "-o", d, "--pipe", "3"]),
+        2,
+        "L0 PIPE 3 (--fold or --pipe) must be 0 or 1",
     );
     assert_fails(
         &cbnn(&["rtl", m, "-o", d, "--fold", "L7:1,1"]),
@@ -378,7 +382,7 @@ fn cycle_model_interval_matches_the_manifest() {
 #[test]
 fn a_corrupted_memory_image_is_reported_as_a_mismatch() {
     let model = random_model(31, 6, &[7, 5], &[12], 4);
-    let fold = vec![LayerFold { pe: 4, simd: 5 }, LayerFold { pe: 2, simd: 12 }];
+    let fold = vec![LayerFold::new(4, 5), LayerFold::new(2, 12)];
     let dir = temp_dir("corrupt");
     let manifest = generate(&model, fold.clone(), 3, &dir);
     let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();

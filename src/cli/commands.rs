@@ -451,8 +451,8 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
     use crate::rtlgen::{self, fold, RtlConfig};
     let m = model::load(&a.model)?;
     let fold = match &a.fold {
-        Some(spec) => fold::parse(spec, &m)?,
-        None => fold::default_folding(&m),
+        Some(spec) => fold::parse(spec, &m, a.pipe)?,
+        None => fold::default_folding(&m, a.pipe),
     };
     let cfg = RtlConfig {
         fold,
@@ -473,8 +473,8 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
     );
     for l in &manifest.layers {
         println!(
-            "{:<4}        {:>5} -> {:<4} PE {:<4} SIMD {:<5} {:>6} cycles/image",
-            l.name, l.inputs, l.outputs, l.pe, l.simd, l.cycles_per_image
+            "{:<4}        {:>5} -> {:<4} PE {:<4} SIMD {:<5} PIPE {} {:>6} cycles/image",
+            l.name, l.inputs, l.outputs, l.pe, l.simd, l.pipe, l.cycles_per_image
         );
     }
     println!(
@@ -502,15 +502,7 @@ fn sim_cmd(a: SimArgs) -> Result<()> {
     let manifest = rtlgen::load_manifest(&a.dir)?;
     let model_path = a.dir.join(rtlgen::MODEL_FILE);
     let m = model::load(&model_path)?;
-    let folds: Vec<rtlgen::LayerFold> = manifest
-        .layers
-        .iter()
-        .map(|l| rtlgen::LayerFold {
-            pe: l.pe,
-            simd: l.simd,
-        })
-        .collect();
-    let timing = rtlgen::timing(&m, &folds, manifest.input.pixels_per_beat);
+    let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.pixels_per_beat);
     let ds = open(&a.data)?;
     check_compatible(&m, &model_path, &ds)?;
     let count = a.count.unwrap_or(ds.test.len()).min(ds.test.len());

@@ -205,10 +205,15 @@ pub struct RtlArgs {
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: PathBuf,
     /// Per-layer folding, `L0:PE,SIMD;L1:PE,SIMD;...` (layers from 0, the output layer last;
-    /// `L2:full` makes a layer fully parallel). Layers not named get the default:
+    /// `L2:full` makes a layer fully parallel; `L0:16,64,1` also gives that layer one popcount
+    /// register stage). Layers not named get the default:
     /// PE = min(neurons, 16), SIMD = min(inputs, 64).
     #[arg(long, value_name = "SPEC")]
     pub fold: Option<String>,
+    /// Register stages after each layer's popcount tree (0 or 1) where --fold does not say:
+    /// 1 shortens the critical path (higher clock) for one more cycle per image and layer.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub pipe: usize,
     /// Pixels per input beat: `s_axis_tdata` is this many pixels times the kept planes wide
     /// [default: 8, or the image's pixel count when smaller].
     #[arg(long, value_name = "N")]

@@ -177,7 +177,7 @@ pub fn predict_by_definition(model: &IntModel, features: &[bool]) -> Prediction 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::bitslice::PlaneSet;
     use crate::model::{BinaryMatrix, HiddenLayer, InputShape, Provenance};

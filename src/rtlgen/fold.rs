@@ -12,7 +12,20 @@ pub struct LayerFold {
     pub pe: usize,
     /// Inputs consumed per neuron per cycle.
     pub simd: usize,
+    /// Register stages after the popcount tree (0 or 1); each adds one cycle per image.
+    #[serde(default)]
+    pub pipe: usize,
 }
+
+impl LayerFold {
+    /// A folding without popcount pipeline registers.
+    pub fn new(pe: usize, simd: usize) -> Self {
+        LayerFold { pe, simd, pipe: 0 }
+    }
+}
+
+/// Most popcount pipeline register stages a layer may have.
+pub const MAX_PIPE: usize = 1;
 
 /// Shape of one layer as the hardware sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -32,9 +45,13 @@ impl LayerShape {
     pub fn sf(&self, f: LayerFold) -> usize {
         self.inputs.div_ceil(f.simd)
     }
-    /// Compute cycles per image.
+    /// Compute cycles per image: one per (neuron fold, input fold) step, plus the pipeline.
     pub fn steps(&self, f: LayerFold) -> usize {
-        self.nf(f) * self.sf(f)
+        self.nf(f) * self.sf(f) + f.pipe
+    }
+    /// Whether one cycle covers the whole layer (no folding).
+    pub fn fully_parallel(&self, f: LayerFold) -> bool {
+        self.nf(f) * self.sf(f) == 1
     }
 }
 
@@ -55,24 +72,27 @@ pub fn shapes(model: &IntModel) -> Vec<LayerShape> {
     v
 }
 
-/// The default folding: `SIMD = min(inputs, 64)`, `PE = min(outputs, 16)` for every layer.
-/// For the 8-plane 256,256,256 MNIST model that is 1568 cycles per image in the first layer.
-pub fn default_folding(model: &IntModel) -> Vec<LayerFold> {
+/// The default folding: `SIMD = min(inputs, 64)`, `PE = min(outputs, 16)` for every layer,
+/// with `pipe` popcount register stages. For the 8-plane 256,256,256 MNIST model that is 1568
+/// cycles per image in the first layer.
+pub fn default_folding(model: &IntModel, pipe: usize) -> Vec<LayerFold> {
     shapes(model)
         .iter()
         .map(|s| LayerFold {
             pe: s.outputs.min(16),
             simd: s.inputs.min(64),
+            pipe,
         })
         .collect()
 }
 
-/// Parses `--fold`: `L0:PE,SIMD;L1:PE,SIMD;...` (layers counted from 0, the output layer last;
-/// `full` instead of `PE,SIMD` makes a layer fully parallel). Layers not named keep the
-/// default folding.
-pub fn parse(spec: &str, model: &IntModel) -> Result<Vec<LayerFold>> {
+/// Parses `--fold`: `L0:PE,SIMD;L1:PE,SIMD,PIPE;...` (layers counted from 0, the output layer
+/// last; `full` instead of `PE,SIMD` makes a layer fully parallel; an optional last number
+/// sets the layer's popcount register stages, else `pipe`). Layers not named keep the default
+/// folding.
+pub fn parse(spec: &str, model: &IntModel, pipe: usize) -> Result<Vec<LayerFold>> {
     let shapes = shapes(model);
-    let mut fold = default_folding(model);
+    let mut fold = default_folding(model, pipe);
     let bad = |msg: String| Error::usage(format!("--fold {spec:?}: {msg}"));
     for item in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let (layer, value) = item
@@ -89,27 +109,28 @@ pub fn parse(spec: &str, model: &IntModel) -> Result<Vec<LayerFold>> {
                 shapes.len() - 1
             ))
         })?;
-        let f = if value.trim() == "full" {
-            LayerFold {
-                pe: shape.outputs,
-                simd: shape.inputs,
-            }
-        } else {
-            let nums: Vec<&str> = value.split(',').map(str::trim).collect();
-            let parse_n = |s: &str, what: &str| -> Result<usize> {
-                s.parse::<usize>()
-                    .map_err(|_| bad(format!("L{index}: {what} '{s}' is not a whole number")))
-            };
-            if nums.len() != 2 {
-                return Err(bad(format!(
-                    "L{index}: give PE,SIMD (two numbers) or 'full'"
-                )));
-            }
-            LayerFold {
-                pe: parse_n(nums[0], "PE")?,
-                simd: parse_n(nums[1], "SIMD")?,
-            }
+        let nums: Vec<&str> = value.split(',').map(str::trim).collect();
+        let parse_n = |s: &str, what: &str| -> Result<usize> {
+            s.parse::<usize>()
+                .map_err(|_| bad(format!("L{index}: {what} '{s}' is not a whole number")))
         };
+        let (pe, simd, rest) = if nums[0] == "full" {
+            (shape.outputs, shape.inputs, &nums[1..])
+        } else if nums.len() >= 2 {
+            (
+                parse_n(nums[0], "PE")?,
+                parse_n(nums[1], "SIMD")?,
+                &nums[2..],
+            )
+        } else {
+            return Err(bad(format!("L{index}: give PE,SIMD[,PIPE] or full[,PIPE]")));
+        };
+        let pipe = match rest {
+            [] => pipe,
+            [p] => parse_n(p, "PIPE")?,
+            _ => return Err(bad(format!("L{index}: give PE,SIMD[,PIPE] or full[,PIPE]"))),
+        };
+        let f = LayerFold { pe, simd, pipe };
         fold[index] = f;
     }
     validate(&fold, &shapes)?;
@@ -138,6 +159,65 @@ pub fn validate(fold: &[LayerFold], shapes: &[LayerShape]) -> Result<()> {
                 f.simd, s.inputs
             )));
         }
+        if f.pipe > MAX_PIPE {
+            return Err(Error::usage(format!(
+                "L{i} PIPE {} (--fold or --pipe) must be 0 or {MAX_PIPE}",
+                f.pipe
+            )));
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reads_pe_simd_pipe_and_full() {
+        let shapes = [
+            LayerShape {
+                inputs: 100,
+                outputs: 20,
+            },
+            LayerShape {
+                inputs: 20,
+                outputs: 10,
+            },
+        ];
+        let mut rng = crate::util::rng::Rng::new(1, 0);
+        let model = crate::reference::tests::random_model(&mut rng, 100, &[7], &[20], 10);
+        let f = parse("L0:4,50,1; L1:full", &model, 0).unwrap();
+        assert_eq!(
+            f,
+            vec![
+                LayerFold {
+                    pe: 4,
+                    simd: 50,
+                    pipe: 1
+                },
+                LayerFold::new(10, 20)
+            ]
+        );
+        assert_eq!(shapes[0].steps(f[0]), 5 * 2 + 1);
+        assert!(shapes[1].fully_parallel(f[1]));
+        let f = parse("L1:full,1", &model, 1).unwrap();
+        assert_eq!(
+            f[0],
+            LayerFold {
+                pe: 16,
+                simd: 64,
+                pipe: 1
+            }
+        );
+        assert_eq!(
+            f[1],
+            LayerFold {
+                pe: 10,
+                simd: 20,
+                pipe: 1
+            }
+        );
+        assert_eq!(shapes[1].steps(f[1]), 2);
+    }
 }

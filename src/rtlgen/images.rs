@@ -83,7 +83,7 @@ mod tests {
             }
         }
         // PE 2, SIMD 4: 2 neuron folds x 2 input folds, 8-bit words.
-        let img = weights(&w, LayerFold { pe: 2, simd: 4 });
+        let img = weights(&w, LayerFold::new(2, 4));
         assert_eq!(
             img.lines().collect::<Vec<_>>(),
             vec!["ff", "11", "0f", "01"]

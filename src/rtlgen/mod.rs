@@ -85,6 +85,9 @@ pub struct LayerInfo {
     pub pe: usize,
     /// Inputs per neuron per cycle.
     pub simd: usize,
+    /// Register stages after the popcount tree.
+    #[serde(default)]
+    pub pipe: usize,
     /// Neuron folds.
     pub nf: usize,
     /// Input folds.
@@ -133,6 +136,20 @@ pub struct Manifest {
     pub model: ModelRef,
     /// The tool that wrote it.
     pub tool: String,
+}
+
+impl Manifest {
+    /// The folding the design was generated with.
+    pub fn folding(&self) -> Vec<LayerFold> {
+        self.layers
+            .iter()
+            .map(|l| LayerFold {
+                pe: l.pe,
+                simd: l.simd,
+                pipe: l.pipe,
+            })
+            .collect()
+    }
 }
 
 /// Input packing.
@@ -258,7 +275,7 @@ pub fn generate(
             write_atomic(&dir.join(&t), image.as_bytes())?;
             (Some(t), Some(image))
         };
-        let in_logic = s.steps(f) == 1;
+        let in_logic = s.fully_parallel(f);
         constants.push(in_logic.then(|| top::Constants {
             weights: weight_image.trim().to_string(),
             weight_bits: f.pe * f.simd,
@@ -272,6 +289,7 @@ pub fn generate(
             outputs: s.outputs,
             pe: f.pe,
             simd: f.simd,
+            pipe: f.pipe,
             nf: s.nf(f),
             sf: s.sf(f),
             padded_inputs: s.sf(f) * f.simd,

@@ -87,13 +87,14 @@ pub fn render(
         let _ = writeln!(v);
         let _ = writeln!(
             v,
-            "    // {}: {} inputs -> {} {}, PE {}, SIMD {}: {} cycles per image",
+            "    // {}: {} inputs -> {} {}, PE {}, SIMD {}, PIPE {}: {} cycles per image",
             l.name,
             l.inputs,
             l.outputs,
             if is_output { "scores" } else { "neurons" },
             l.pe,
             l.simd,
+            l.pipe,
             l.cycles_per_image
         );
         let _ = writeln!(v, "    wire [{}:0] {next};", width - 1);
@@ -125,11 +126,12 @@ pub fn render(
         };
         let _ = writeln!(
             v,
-            "    cbnn_mvtu #(.N({}), .M({}), .PE({}), .SIMD({}), .SCORES({}),\n        {memory}) u_{} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .in_data(v{i}), .in_valid(v{i}_valid), .in_ready(v{i}_ready),\n        .out_data({next}), .out_valid({valid}), .out_ready({ready}));",
+            "    cbnn_mvtu #(.N({}), .M({}), .PE({}), .SIMD({}), .PIPE({}), .SCORES({}),\n        {memory}) u_{} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .in_data(v{i}), .in_valid(v{i}_valid), .in_ready(v{i}_ready),\n        .out_data({next}), .out_valid({valid}), .out_ready({ready}));",
             l.inputs,
             l.outputs,
             l.pe,
             l.simd,
+            l.pipe,
             u8::from(is_output),
             l.name.to_lowercase()
         );
