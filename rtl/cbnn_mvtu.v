@@ -96,26 +96,25 @@ module cbnn_mvtu #(
             assign wq = WEIGHTS;
             assign tq = THRESHOLDS;
         end else begin : g_mem
-            // Memories with a registered read port; the next word is fetched one cycle ahead.
-            reg [PE*SIMD-1:0] wmem [0:STEPS-1];
-            reg [PE*TW-1:0]   tmem [0:NF-1];
-            initial begin
-                $readmemh(WEIGHT_FILE, wmem);
-                if (SCORES == 0) $readmemh(THRESH_FILE, tmem);
-            end
-            reg [PE*SIMD-1:0] wr;
-            reg [PE*TW-1:0] tr;
+            // Memories with a registered read port (cbnn_rom); the next word is fetched one
+            // cycle ahead.
             reg [AW-1:0] addr;
+            wire [AW-1:0] waddr = load ? {AW{1'b0}} : addr + 1'b1;
+            wire wen = load || (step_a && !a_last);
             always @(posedge clk) begin
-                if (load) begin
-                    addr <= {AW{1'b0}};
-                    wr <= wmem[0];
-                    tr <= tmem[0];
-                end else if (step_a && !a_last) begin
-                    if (a_last_sf) tr <= tmem[nf + 1'b1];
-                    addr <= addr + 1'b1;
-                    wr <= wmem[addr + 1'b1];
-                end
+                if (wen) addr <= waddr;
+            end
+            wire [PE*SIMD-1:0] wr;
+            cbnn_rom #(.W(PE*SIMD), .D(STEPS), .FILE(WEIGHT_FILE), .AW(AW)) u_wrom (
+                .clk(clk), .en(wen), .addr(waddr), .q(wr));
+            wire [PE*TW-1:0] tr;
+            if (SCORES == 0) begin : g_trom
+                wire [NW-1:0] taddr = load ? {NW{1'b0}} : nf + 1'b1;
+                wire ten = load || (step_a && !a_last && a_last_sf);
+                cbnn_rom #(.W(PE*TW), .D(NF), .FILE(THRESH_FILE), .AW(NW)) u_trom (
+                    .clk(clk), .en(ten), .addr(taddr), .q(tr));
+            end else begin : g_notrom
+                assign tr = {PE*TW{1'b0}};
             end
             assign wq = wr;
             assign tq = tr;

@@ -8,6 +8,7 @@ need=()
 command -v verilator >/dev/null || need+=(verilator)
 command -v iverilog >/dev/null || need+=(iverilog)
 command -v yosys >/dev/null || need+=(yosys)
+command -v nextpnr-ice40 >/dev/null || need+=(nextpnr-ice40)
 command -v g++ >/dev/null || need+=(g++ make)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

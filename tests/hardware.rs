@@ -23,6 +23,7 @@ fn generate(
         &RtlConfig {
             fold,
             pixels_per_beat: ppb,
+            clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
         },
         dir,
     )

@@ -8,13 +8,14 @@ use serde::Serialize;
 
 use super::{
     Cli, Command, DataArgs, DataCommand, EvalArgs, FetchArgs, InfoArgs, PruneArgs, RtlArgs,
-    SensitivityArgs, SimArgs, TrainArgs,
+    SensitivityArgs, SimArgs, SynthArgs, SynthTarget, TrainArgs,
 };
 use crate::bitslice::{self, PlaneSet};
 use crate::data::{fetch, Dataset};
 use crate::error::{Error, Result};
 use crate::model::{self, InputShape, IntModel};
 use crate::reference::{self, Evaluation};
+use crate::synth;
 use crate::train::{self, DataMeta, SlicedSet, TrainConfig};
 use crate::util::atomic;
 
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Prune(a) => prune_cmd(a),
         Command::Rtl(a) => rtl_cmd(a),
         Command::Sim(a) => sim_cmd(a),
+        Command::Synth(a) => synth_cmd(a),
     }
 }
 
@@ -450,15 +452,43 @@ const FULL_LAYER_SIM_BITS: usize = 8192;
 fn rtl_cmd(a: RtlArgs) -> Result<()> {
     use crate::rtlgen::{self, fold, RtlConfig};
     let m = model::load(&a.model)?;
-    let fold = match &a.fold {
-        Some(spec) => fold::parse(spec, &m, a.pipe)?,
-        None => fold::default_folding(&m, a.pipe),
+    let pixels = m.input.pixels();
+    let (fold, ppb) = match (a.fold.as_deref(), a.target_cycles) {
+        (Some("auto"), Some(target)) => {
+            let ppb = match a.pixels_per_beat {
+                Some(p) => p,
+                None => synth::autofold::pixels_per_beat(pixels, target)?.max(8.min(pixels)),
+            };
+            (
+                synth::autofold::fold(&fold::shapes(&m), target, a.pipe)?,
+                ppb,
+            )
+        }
+        (Some("auto"), None) => {
+            return Err(Error::usage("--fold auto needs --target-cycles N"));
+        }
+        (_, Some(_)) => {
+            return Err(Error::usage("--target-cycles goes with --fold auto"));
+        }
+        (Some(spec), None) => (
+            fold::parse(spec, &m, a.pipe)?,
+            a.pixels_per_beat.unwrap_or(8.min(pixels)),
+        ),
+        (None, None) => (
+            fold::default_folding(&m, a.pipe),
+            a.pixels_per_beat.unwrap_or(8.min(pixels)),
+        ),
     };
     let cfg = RtlConfig {
         fold,
-        pixels_per_beat: a.pixels_per_beat.unwrap_or(8.min(m.input.pixels())),
+        pixels_per_beat: ppb,
+        clock_mhz: a.clock_mhz,
     };
-    let manifest = rtlgen::generate(&m, &a.model, &cfg, &a.output)?;
+    let mut manifest = rtlgen::generate(&m, &a.model, &cfg, &a.output)?;
+    manifest.constraints = synth::constraints::write(&a.output, &manifest)?;
+    rtlgen::write_manifest(&a.output, &manifest)?;
+    let est = synth::estimate::for_model(&m, &cfg.fold);
+    crate::util::atomic::write_json(&a.output.join("estimate.json"), &est)?;
     println!(
         "design      {} ({} files)",
         a.output.display(),
@@ -481,6 +511,23 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
         "timing      initiation interval {} cycles, latency {} cycles",
         manifest.initiation_interval, manifest.latency
     );
+    if let Some(target) = a.target_cycles {
+        if manifest.initiation_interval > target as u64 {
+            return Err(Error::CheckFailed(format!(
+                "internal: the automatic folding missed --target-cycles {target} ({} cycles)",
+                manifest.initiation_interval
+            )));
+        }
+    }
+    println!(
+        "estimate    ~{} LUTs, ~{} flip-flops, {} RAMB18 + {} RAMB36 (Xilinx 7-series; `cbnn synth` measures)",
+        est.luts, est.ffs, est.ramb18, est.ramb36
+    );
+    println!(
+        "constraints {} at {} MHz",
+        manifest.constraints.join(", "),
+        manifest.clock_mhz
+    );
     for l in manifest.layers.iter().filter(|l| l.weights_in_logic) {
         let bits = l.pe * l.simd;
         if bits > FULL_LAYER_SIM_BITS {
@@ -490,6 +537,74 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
                 l.name
             );
         }
+    }
+    Ok(())
+}
+
+fn synth_cmd(a: SynthArgs) -> Result<()> {
+    use crate::rtlgen;
+    let target = match a.target {
+        SynthTarget::Xilinx => synth::Target::Xilinx,
+        SynthTarget::Ice40 => synth::Target::Ice40,
+        SynthTarget::Generic => synth::Target::Generic,
+    };
+    let manifest = rtlgen::load_manifest(&a.dir)?;
+    eprintln!(
+        "synthesizing {} for {} with Yosys ...",
+        a.dir.display(),
+        target.name()
+    );
+    let rep = synth::synthesize(&a.dir, &manifest, target)?;
+    let r = &rep.resources;
+    println!("target      {}", target.name());
+    match target {
+        synth::Target::Generic => {
+            let gates: u64 = r.cells.values().sum::<u64>() - r.ffs;
+            println!("cells       {gates} gates, {} flip-flops", r.ffs);
+            if let Some(t) = r.transistors {
+                println!("transistors {t} (Yosys CMOS estimate)");
+            }
+        }
+        _ => {
+            let sizes: Vec<String> = r
+                .luts_by_size
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            println!("luts        {} ({})", r.luts, sizes.join(", "));
+            println!("ffs         {}", r.ffs);
+            println!("carry       {}", r.carry);
+            let blocks: Vec<String> = r
+                .bram_blocks
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect();
+            println!(
+                "block ram   {} bits{}",
+                r.bram_bits,
+                if blocks.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", blocks.join(", "))
+                }
+            );
+            println!("lut ram     {} bits", r.lutram_bits);
+        }
+    }
+    println!(
+        "timing      {} cycles per image, latency {} cycles, constrained at {} MHz",
+        rep.cycles_per_image, rep.latency, rep.clock_mhz
+    );
+    if let Some(f) = rep.fmax_mhz {
+        println!(
+            "fmax        {f:.1} MHz ({})",
+            rep.device.as_deref().unwrap_or("")
+        );
+    }
+    println!("pnr         {}", rep.place_and_route);
+    println!("yosys       {:.1} s, log {}", rep.yosys_seconds, rep.log);
+    if let Some(path) = &a.json {
+        crate::util::atomic::write_json(path, &rep)?;
     }
     Ok(())
 }

@@ -36,10 +36,13 @@ pub enum Command {
     Sensitivity(SensitivityArgs),
     /// Search the smallest model within an accuracy budget: prune planes, shrink widths, retrain.
     Prune(PruneArgs),
-    /// Generate the Verilog accelerator of a model (top level, memory images, manifest).
+    /// Generate the Verilog accelerator of a model (top level, memory images, manifest,
+    /// constraints, synthesis scripts).
     Rtl(RtlArgs),
     /// Co-simulate a generated design in Verilator against the reference and cycle models.
     Sim(SimArgs),
+    /// Synthesize a generated design with Yosys (and nextpnr-ice40) and report its resources.
+    Synth(SynthArgs),
 }
 
 /// `cbnn data ...`
@@ -208,8 +211,17 @@ pub struct RtlArgs {
     /// `L2:full` makes a layer fully parallel; `L0:16,64,1` also gives that layer one popcount
     /// register stage). Layers not named get the default:
     /// PE = min(neurons, 16), SIMD = min(inputs, 64).
+    /// `auto` (with --target-cycles) picks, per layer, the folding of least estimated cost
+    /// that meets the target.
     #[arg(long, value_name = "SPEC")]
     pub fold: Option<String>,
+    /// Cycles per image the design must meet (with --fold auto): every layer and the input
+    /// stream get at most this many; pixels per beat grow if the input needs it.
+    #[arg(long, value_name = "N")]
+    pub target_cycles: Option<usize>,
+    /// Clock frequency the constraint files (XDC, SDC) and place and route aim for, in MHz.
+    #[arg(long, value_name = "MHZ", default_value_t = 100.0)]
+    pub clock_mhz: f64,
     /// Register stages after each layer's popcount tree (0 or 1) where --fold does not say:
     /// 1 shortens the critical path (higher clock) for one more cycle per image and layer.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -218,6 +230,32 @@ pub struct RtlArgs {
     /// [default: 8, or the image's pixel count when smaller].
     #[arg(long, value_name = "N")]
     pub pixels_per_beat: Option<usize>,
+}
+
+/// `cbnn synth`
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Design directory written by `cbnn rtl`.
+    pub dir: PathBuf,
+    /// xilinx: Xilinx 7-series LUTs, flip-flops, carry, block and LUT RAM; ice40: iCE40 cells,
+    /// then nextpnr-ice40 place and route on an HX8K with the achieved clock when the design
+    /// fits; generic: simple gates and Yosys's CMOS transistor estimate (an ASIC area proxy).
+    #[arg(long, value_enum, default_value_t = SynthTarget::Xilinx)]
+    pub target: SynthTarget,
+    /// Also write the numbers as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// `cbnn synth --target`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SynthTarget {
+    /// Xilinx 7-series.
+    Xilinx,
+    /// Lattice iCE40 (HX8K).
+    Ice40,
+    /// Technology-independent gates.
+    Generic,
 }
 
 /// `cbnn sim`

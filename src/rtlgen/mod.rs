@@ -21,8 +21,9 @@ use crate::reference::cycle::{self, Timing};
 use crate::util::atomic::{write_atomic, write_json};
 
 /// The hand-written cores, by file name.
-pub const CORES: [(&str, &str); 5] = [
+pub const CORES: [(&str, &str); 6] = [
     ("cbnn_popcount.v", include_str!("../../rtl/cbnn_popcount.v")),
+    ("cbnn_rom.v", include_str!("../../rtl/cbnn_rom.v")),
     ("cbnn_argmax.v", include_str!("../../rtl/cbnn_argmax.v")),
     ("cbnn_unpack.v", include_str!("../../rtl/cbnn_unpack.v")),
     ("cbnn_mvtu.v", include_str!("../../rtl/cbnn_mvtu.v")),
@@ -57,6 +58,8 @@ pub struct RtlConfig {
     pub fold: Vec<LayerFold>,
     /// Pixels per input beat.
     pub pixels_per_beat: usize,
+    /// Target clock frequency in MHz (recorded for the constraint files and synthesis).
+    pub clock_mhz: f64,
 }
 
 /// One port of the top level.
@@ -132,10 +135,28 @@ pub struct Manifest {
     pub latency: u64,
     /// HDL files, in compile order.
     pub files: Vec<String>,
+    /// Target clock frequency in MHz.
+    #[serde(default = "default_clock_mhz")]
+    pub clock_mhz: f64,
+    /// Constraint files and synthesis scripts in the directory.
+    #[serde(default)]
+    pub constraints: Vec<String>,
     /// Source model and its provenance.
     pub model: ModelRef,
     /// The tool that wrote it.
     pub tool: String,
+}
+
+/// Clock frequency assumed when a manifest does not name one.
+pub const DEFAULT_CLOCK_MHZ: f64 = 100.0;
+
+fn default_clock_mhz() -> f64 {
+    DEFAULT_CLOCK_MHZ
+}
+
+/// Writes `DIR/design.json`.
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    write_json(&dir.join("design.json"), manifest)
 }
 
 impl Manifest {
@@ -242,6 +263,12 @@ pub fn generate(
     let shapes = fold::shapes(model);
     fold::validate(&cfg.fold, &shapes)?;
     let pixels = model.input.pixels();
+    if !(cfg.clock_mhz >= 1.0 && cfg.clock_mhz <= 2000.0) {
+        return Err(Error::usage(format!(
+            "--clock-mhz {} must be between 1 and 2000",
+            cfg.clock_mhz
+        )));
+    }
     if cfg.pixels_per_beat == 0 || cfg.pixels_per_beat > pixels {
         return Err(Error::usage(format!(
             "--pixels-per-beat {} must be between 1 and the image's {pixels} pixels",
@@ -338,6 +365,8 @@ pub fn generate(
         initiation_interval: interval,
         latency,
         files,
+        clock_mhz: cfg.clock_mhz,
+        constraints: Vec::new(),
         model: ModelRef {
             path: model_path.display().to_string(),
             hidden: model.hidden_widths(),
@@ -347,7 +376,7 @@ pub fn generate(
         tool: format!("cbnn {}", env!("CARGO_PKG_VERSION")),
     };
     crate::model::save(model, &dir.join(MODEL_FILE))?;
-    write_json(&dir.join("design.json"), &manifest)?;
+    write_manifest(dir, &manifest)?;
     Ok(manifest)
 }
 

@@ -28,3 +28,21 @@ pub fn log(pb: &ProgressBar, line: &str) {
         pb.println(line);
     }
 }
+
+/// A spinner with elapsed time labelled `what`, for work of unknown length; hidden when stderr
+/// is not a terminal. Its message shows the current step.
+pub fn spinner(what: &str) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let pb = ProgressBar::with_draw_target(None, target);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} {spinner} [{elapsed}] {wide_msg}")
+            .expect("static template is valid"),
+    );
+    pb.set_prefix(what.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb
+}

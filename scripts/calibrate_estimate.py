@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Fits the LUT coefficients of the resource model (src/synth/estimate.rs) to Yosys.
+
+Usage: python3 scripts/calibrate_estimate.py DESIGN_DIR...
+Each DESIGN_DIR was written by `cbnn rtl` (it holds estimate.json) and synthesized with
+`cbnn synth DESIGN_DIR --target xilinx --json DESIGN_DIR.synth.json`. Prints the coefficients
+that minimise the squared relative error (non-negative: a negative one is fixed at zero and the
+rest refitted), and each design's error under them.
+"""
+import json
+import sys
+
+TERMS = ["popcount", "chunk_mux", "result", "rom", "unpack", "layer", "output"]
+
+
+def solve(a, b):
+    n = len(b)
+    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    for c in range(n):
+        p = max(range(c, n), key=lambda r: abs(m[r][c]))
+        m[c], m[p] = m[p], m[c]
+        if abs(m[c][c]) < 1e-12:
+            raise SystemExit(f"singular fit: term {c} has no data")
+        for r in range(n):
+            if r != c:
+                f = m[r][c] / m[c][c]
+                m[r] = [x - f * y for x, y in zip(m[r], m[c])]
+    return [m[i][n] / m[i][i] for i in range(n)]
+
+
+def fit(rows, active):
+    a = [[0.0] * len(active) for _ in active]
+    b = [0.0] * len(active)
+    for x, y in rows:
+        w = 1.0 / (y * y)
+        for i, ti in enumerate(active):
+            b[i] += w * x[ti] * y
+            for j, tj in enumerate(active):
+                a[i][j] += w * x[ti] * x[tj]
+    return dict(zip(active, solve(a, b)))
+
+
+def main():
+    rows = []
+    for d in sys.argv[1:]:
+        d = d.rstrip("/")
+        terms = json.load(open(f"{d}/estimate.json"))["terms"]
+        luts = json.load(open(f"{d}.synth.json"))["luts"]
+        rows.append(({t: terms[t] for t in TERMS}, float(luts), d))
+    active = [t for t in TERMS if any(x[t] for x, _, _ in rows)]
+    while True:
+        coef = fit([(x, y) for x, y, _ in rows], active)
+        neg = [t for t, v in coef.items() if v < 0]
+        if not neg:
+            break
+        active.remove(min(neg, key=lambda t: coef[t]))
+    for t in TERMS:
+        print(f"{t:10} {coef.get(t, 0.0):.3f}")
+    for x, y, d in rows:
+        pred = sum(coef.get(t, 0.0) * x[t] for t in TERMS)
+        print(f"{d:30} Yosys {y:8.0f} model {pred:8.0f} {100 * (pred - y) / y:+6.1f} %")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+//! Automatic folding: per layer, the `PE`/`SIMD` of least estimated cost that meets a
+//! cycles-per-image target.
+//!
+//! A layer's cycles per image are `ceil(M / PE) * ceil(N / SIMD) + PIPE + 1`; its cost is the
+//! resource model's LUTs plus block RAM ([`super::estimate::Estimate::cost`]). Layers are
+//! independent given the target, so each gets the cheapest folding that meets it, which also
+//! balances the pipeline: every layer ends up just under the target rather than one layer far
+//! faster than the slowest. Only the smallest `PE` for each neuron-fold count and the smallest
+//! `SIMD` for each input-fold count are candidates, since larger ones cost more for the same
+//! cycles.
+
+use crate::error::{Error, Result};
+use crate::rtlgen::fold::{LayerFold, LayerShape};
+
+use super::estimate;
+
+/// The smallest parallelism for each distinct fold count of `n` items.
+fn candidates(n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (1..=n).map(|k| n.div_ceil(k)).collect();
+    v.dedup();
+    v
+}
+
+/// The cheapest folding of each layer with at most `target` cycles per image (`pipe` popcount
+/// register stages in each).
+pub fn fold(shapes: &[LayerShape], target: usize, pipe: usize) -> Result<Vec<LayerFold>> {
+    let n = shapes.len();
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let scores = i + 1 == n;
+            let mut best: Option<(f64, LayerFold)> = None;
+            for &pe in &candidates(s.outputs) {
+                for &simd in &candidates(s.inputs) {
+                    let f = LayerFold { pe, simd, pipe };
+                    if s.steps(f) + 1 > target {
+                        continue;
+                    }
+                    let cost = estimate::layer(s, f, scores).cost();
+                    if best.is_none_or(|(c, _)| cost < c) {
+                        best = Some((cost, f));
+                    }
+                }
+            }
+            best.map(|(_, f)| f).ok_or_else(|| {
+                Error::usage(format!(
+                    "--target-cycles {target}: even fully parallel, layer L{i} needs {} cycles \
+                     per image",
+                    2 + pipe
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The fewest pixels per beat whose input stream meets `target` cycles per image
+/// (`ceil(pixels / ppb) + 1` cycles).
+pub fn pixels_per_beat(pixels: usize, target: usize) -> Result<usize> {
+    (1..=pixels)
+        .find(|&p| pixels.div_ceil(p) < target)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "--target-cycles {target}: the input needs at least 2 cycles per image"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_layer_meets_the_target_and_cheaper_targets_cost_less() {
+        let shapes = [
+            LayerShape {
+                inputs: 784,
+                outputs: 160,
+            },
+            LayerShape {
+                inputs: 160,
+                outputs: 10,
+            },
+        ];
+        let mut last = f64::INFINITY;
+        for target in [50, 200, 1000] {
+            let f = fold(&shapes, target, 0).unwrap();
+            for (s, &lf) in shapes.iter().zip(&f) {
+                assert!(s.steps(lf) + 1 <= target, "{target}: {lf:?}");
+            }
+            let cost = estimate::design(&shapes, &f, 784, 10).cost();
+            assert!(cost < last, "{target}: cost {cost} not below {last}");
+            last = cost;
+        }
+        assert!(fold(&shapes, 1, 0).is_err());
+        assert_eq!(fold(&shapes, 2, 0).unwrap()[1], LayerFold::new(10, 160));
+    }
+
+    #[test]
+    fn pixels_per_beat_meets_the_target() {
+        assert_eq!(pixels_per_beat(784, 100).unwrap(), 8);
+        assert_eq!(pixels_per_beat(784, 2).unwrap(), 784);
+        assert!(pixels_per_beat(784, 1).is_err());
+    }
+}

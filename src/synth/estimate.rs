@@ -1,0 +1,295 @@
+//! The resource model: LUTs, flip-flops and block RAM of a design before synthesis, for the
+//! Xilinx 7-series target, from the model's shape and the folding.
+//!
+//! Each term counts a structure of the RTL (see docs/hardware.md), and its coefficient is the
+//! number of LUTs Yosys's `synth_xilinx` spends per bit of it, fitted by least squares on a set
+//! of synthesized designs (`scripts/calibrate_estimate.py`). `tests/synth.rs` holds the
+//! estimate within [`LUT_TOLERANCE`] of Yosys's count on designs it was not fitted on.
+
+use serde::Serialize;
+
+use crate::rtlgen::bits_for;
+use crate::rtlgen::fold::{LayerFold, LayerShape};
+
+/// Relative tolerance the LUT estimate is held to against Yosys (tests/synth.rs).
+pub const LUT_TOLERANCE: f64 = 0.25;
+
+/// A weight memory of at least this many words is asked to be block RAM (`cbnn_rom`).
+pub const BLOCK_MIN_DEPTH: usize = 64;
+
+/// LUTs per bit of each structure (fitted; see the module comment).
+#[derive(Clone, Copy, Debug)]
+struct Coefficients {
+    /// Per XNOR-popcount input bit (`PE * SIMD`), including the accumulator's share.
+    popcount: f64,
+    /// Per input bit of the input-chunk multiplexer (`SIMD * SF` when `SF > 1`).
+    chunk_mux: f64,
+    /// Per result bit held and written by neuron fold (`MP * BW`).
+    result: f64,
+    /// Per bit of a weight or threshold memory kept in LUTs (`width * ceil(depth / 64)`).
+    rom: f64,
+    /// Per feature bit gathered by the input unpacker.
+    unpack: f64,
+    /// Per layer (control).
+    layer: f64,
+    /// Once (argmax, output slice, glue), per class score bit.
+    output: f64,
+}
+
+const XILINX: Coefficients = Coefficients {
+    popcount: 2.0,
+    chunk_mux: 0.35,
+    result: 1.5,
+    rom: 1.0,
+    unpack: 1.8,
+    layer: 40.0,
+    output: 2.0,
+};
+
+/// Estimated resources of one layer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LayerEstimate {
+    /// The bits of each structure the LUT count is made of (see [`Coefficients`]).
+    pub terms: Terms,
+    /// LUTs.
+    pub luts: f64,
+    /// Flip-flops.
+    pub ffs: u64,
+    /// 18-kbit block RAMs.
+    pub ramb18: u64,
+    /// 36-kbit block RAMs.
+    pub ramb36: u64,
+}
+
+/// Bits of each structure the LUT estimate counts, in the order of [`Coefficients`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Terms {
+    /// Layers.
+    pub layer: f64,
+    /// XNOR-popcount input bits.
+    pub popcount: f64,
+    /// Input-chunk multiplexer input bits.
+    pub chunk_mux: f64,
+    /// Result bits.
+    pub result: f64,
+    /// Memory bits in LUTs.
+    pub rom: f64,
+    /// Unpacker feature bits.
+    pub unpack: f64,
+    /// Output score bits.
+    pub output: f64,
+}
+
+impl Terms {
+    fn luts(&self, c: &Coefficients) -> f64 {
+        self.layer * c.layer
+            + self.popcount * c.popcount
+            + self.chunk_mux * c.chunk_mux
+            + self.result * c.result
+            + self.rom * c.rom
+            + self.unpack * c.unpack
+            + self.output * c.output
+    }
+
+    fn add(&mut self, o: &Terms) {
+        self.layer += o.layer;
+        self.popcount += o.popcount;
+        self.chunk_mux += o.chunk_mux;
+        self.result += o.result;
+        self.rom += o.rom;
+        self.unpack += o.unpack;
+        self.output += o.output;
+    }
+}
+
+/// Estimated resources of a design.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Estimate {
+    /// The bits of each structure, summed over the design.
+    pub terms: Terms,
+    /// Per layer.
+    pub layers: Vec<LayerEstimate>,
+    /// LUTs in total (layers, unpacker, output).
+    pub luts: u64,
+    /// Flip-flops in total.
+    pub ffs: u64,
+    /// 18-kbit block RAMs.
+    pub ramb18: u64,
+    /// 36-kbit block RAMs.
+    pub ramb36: u64,
+    /// Block RAM bits (capacity of the blocks).
+    pub bram_bits: u64,
+}
+
+/// The cost the automatic folding minimises: LUTs plus this many per 18-kbit block RAM.
+pub const BRAM18_LUT_EQUIVALENT: f64 = 60.0;
+
+impl Estimate {
+    /// LUTs plus block RAM at [`BRAM18_LUT_EQUIVALENT`] LUTs a RAMB18 (two a RAMB36).
+    pub fn cost(&self) -> f64 {
+        self.luts as f64 + (self.ramb18 + 2 * self.ramb36) as f64 * BRAM18_LUT_EQUIVALENT
+    }
+}
+
+impl LayerEstimate {
+    /// LUTs plus block RAM, as [`Estimate::cost`].
+    pub fn cost(&self) -> f64 {
+        self.luts + (self.ramb18 + 2 * self.ramb36) as f64 * BRAM18_LUT_EQUIVALENT
+    }
+}
+
+/// Block RAMs for a `width` x `depth` read-only memory: `(RAMB18, RAMB36)`, the cheapest
+/// aspect ratio of one kind by Yosys's own costs (129 a RAMB18, 257 a RAMB36).
+pub fn brams_for(width: usize, depth: usize) -> (u64, u64) {
+    let count = |shapes: &[(usize, usize)]| {
+        shapes
+            .iter()
+            .map(|&(d, w)| (width.div_ceil(w) * depth.div_ceil(d)) as u64)
+            .min()
+            .expect("non-empty")
+    };
+    let n18 = count(&[
+        (512, 36),
+        (1024, 18),
+        (2048, 9),
+        (4096, 4),
+        (8192, 2),
+        (16384, 1),
+    ]);
+    let n36 = count(&[
+        (512, 72),
+        (1024, 36),
+        (2048, 18),
+        (4096, 9),
+        (8192, 4),
+        (16384, 2),
+        (32768, 1),
+    ]);
+    if 129 * n18 <= 257 * n36 {
+        (n18, 0)
+    } else {
+        (0, n36)
+    }
+}
+
+/// Adds a read-only memory to a layer's estimate: block RAM from [`BLOCK_MIN_DEPTH`] words,
+/// else LUTs and its output register.
+fn memory(width: usize, depth: usize, t: &mut Terms, e: &mut LayerEstimate) {
+    if depth >= BLOCK_MIN_DEPTH {
+        let (n18, n36) = brams_for(width, depth);
+        e.ramb18 += n18;
+        e.ramb36 += n36;
+    } else {
+        t.rom += (width * depth.div_ceil(64)) as f64;
+        e.ffs += width as u64;
+    }
+}
+
+/// Estimate for one layer; `scores` for the output layer.
+pub fn layer(s: &LayerShape, f: LayerFold, scores: bool) -> LayerEstimate {
+    let (nf, sf) = (s.nf(f), s.sf(f));
+    let depth = nf * sf;
+    let cw = bits_for(s.inputs);
+    let tw = bits_for(s.inputs + 1);
+    let bw = if scores { cw } else { 1 };
+    let np = sf * f.simd;
+    let mp = nf * f.pe;
+    let weight_width = f.pe * f.simd;
+    let fully_parallel = depth == 1;
+    let mut t = Terms {
+        layer: 1.0,
+        popcount: (f.pe * f.simd) as f64,
+        result: (mp * bw) as f64,
+        chunk_mux: if sf > 1 { np as f64 } else { 0.0 },
+        ..Terms::default()
+    };
+    let mut e = LayerEstimate {
+        ffs: (np + f.pe * cw + mp * bw + s.outputs * bw + 8) as u64,
+        ..LayerEstimate::default()
+    };
+    if !fully_parallel {
+        memory(weight_width, depth, &mut t, &mut e);
+        if !scores {
+            memory(f.pe * tw, nf, &mut t, &mut e);
+        }
+    }
+    if f.pipe > 0 {
+        e.ffs += (f.pe * bits_for(f.simd) + f.pe * tw + 8) as u64;
+    }
+    e.luts = t.luts(&XILINX);
+    e.terms = t;
+    e
+}
+
+/// Estimate for a design: `shapes` and `fold` per layer (output layer last), `features` input
+/// feature bits, `classes` classes.
+pub fn design(
+    shapes: &[LayerShape],
+    fold: &[LayerFold],
+    features: usize,
+    classes: usize,
+) -> Estimate {
+    let layers: Vec<LayerEstimate> = shapes
+        .iter()
+        .zip(fold)
+        .enumerate()
+        .map(|(i, (s, &f))| layer(s, f, i + 1 == shapes.len()))
+        .collect();
+    let score_bits = classes * bits_for(shapes.last().map_or(1, |s| s.inputs));
+    let mut terms = Terms {
+        unpack: features as f64,
+        output: score_bits as f64,
+        ..Terms::default()
+    };
+    for l in &layers {
+        terms.add(&l.terms);
+    }
+    let luts = terms.luts(&XILINX);
+    let ramb18: u64 = layers.iter().map(|l| l.ramb18).sum();
+    let ramb36: u64 = layers.iter().map(|l| l.ramb36).sum();
+    let ffs = layers.iter().map(|l| l.ffs).sum::<u64>() + features as u64 + 3 * score_bits as u64;
+    Estimate {
+        terms,
+        layers,
+        luts: luts.round() as u64,
+        ffs,
+        ramb18,
+        ramb36,
+        bram_bits: (ramb18 + 2 * ramb36) * 18 * 1024,
+    }
+}
+
+/// Estimate for a model under a folding.
+pub fn for_model(model: &crate::model::IntModel, fold: &[LayerFold]) -> Estimate {
+    let shapes = crate::rtlgen::fold::shapes(model);
+    design(
+        &shapes,
+        fold,
+        model.input.pixels() * model.planes.len(),
+        model.classes(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bram_count_takes_the_cheapest_shape() {
+        assert_eq!(brams_for(1024, 130), (29, 0));
+        assert_eq!(brams_for(18, 1000), (1, 0));
+        assert_eq!(brams_for(18, 1440), (0, 1));
+        assert_eq!(brams_for(125, 1024), (7, 0));
+    }
+
+    #[test]
+    fn more_parallel_costs_more_logic() {
+        let s = LayerShape {
+            inputs: 784,
+            outputs: 160,
+        };
+        let a = layer(&s, LayerFold::new(16, 64), false);
+        let b = layer(&s, LayerFold::new(32, 128), false);
+        assert!(b.luts > 2.0 * a.luts * 0.8);
+    }
+}

@@ -1,0 +1,274 @@
+//! Synthesis: constraint files and Yosys scripts for a design directory, Yosys and
+//! nextpnr-ice40 runs and their reports, the resource model and automatic folding.
+//!
+//! Yosys runs the script `cbnn rtl` wrote into the design directory (`synth_<target>.ys`), so
+//! what `cbnn synth` measures is what a user running that script by hand gets. Its log and
+//! statistics stay in the directory.
+
+pub mod autofold;
+pub mod constraints;
+pub mod estimate;
+pub mod report;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rtlgen::Manifest;
+pub use report::Resources;
+
+/// What to synthesize for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Xilinx 7-series (`synth_xilinx`).
+    Xilinx,
+    /// Lattice iCE40 (`synth_ice40`, then nextpnr-ice40 on an HX8K when the design fits).
+    Ice40,
+    /// Technology-independent gates (`synth`, `abc -g cmos2`), with a transistor estimate.
+    Generic,
+}
+
+impl Target {
+    /// Its name in file names and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Xilinx => "xilinx",
+            Target::Ice40 => "ice40",
+            Target::Generic => "generic",
+        }
+    }
+}
+
+/// The iCE40 device nextpnr places on, and its capacity.
+pub const ICE40_DEVICE: &str = "iCE40-HX8K (CT256)";
+const ICE40_LCS: u64 = 7680;
+const ICE40_BRAMS: u64 = 32;
+const ICE40_IOS: u64 = 206;
+
+/// What `cbnn synth` reports.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SynthReport {
+    /// Target.
+    pub target: Target,
+    /// Design directory.
+    pub design: String,
+    /// Resources (see [`Resources`]).
+    #[serde(flatten)]
+    pub resources: Resources,
+    /// Cycles between images (free-running), from the manifest.
+    pub cycles_per_image: u64,
+    /// Cycles from input to output, from the manifest.
+    pub latency: u64,
+    /// Clock the design was constrained for, MHz.
+    pub clock_mhz: f64,
+    /// Device placed and routed on, if any.
+    pub device: Option<String>,
+    /// Highest clock nextpnr achieved, MHz (iCE40, when placed and routed).
+    pub fmax_mhz: Option<f64>,
+    /// Why place and route did or did not run.
+    pub place_and_route: String,
+    /// Seconds Yosys took.
+    pub yosys_seconds: f64,
+    /// Seconds nextpnr took.
+    pub pnr_seconds: Option<f64>,
+    /// Yosys's full log, in the design directory.
+    pub log: String,
+}
+
+/// Yosys's version line, or a clear error saying what to install.
+pub fn yosys_version() -> Result<String> {
+    let out = Command::new("yosys").arg("-V").output().map_err(|_| {
+        Error::usage("Yosys is not installed: install it with `apt-get install -y yosys`")
+    })?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Runs `program args` in `dir`, its output to `log`, with a spinner showing the last line
+/// that `step` picks out; on failure, an error with the log's lines around the first error.
+fn run_logged(
+    program: &str,
+    args: &[&str],
+    dir: &Path,
+    log: &Path,
+    what: &str,
+    step: fn(&str) -> Option<String>,
+) -> Result<f64> {
+    let start = Instant::now();
+    let pb = crate::util::progress::spinner(what);
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(program, e))?;
+    let stderr = child.stderr.take().expect("piped");
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    let mut text = String::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+            if let Some(msg) = step(&line) {
+                pb.set_message(msg);
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    let status = child.wait().map_err(|e| Error::io(program, e))?;
+    text.push_str(&err_thread.join().unwrap_or_default());
+    pb.finish_and_clear();
+    crate::util::atomic::write_atomic(log, text.as_bytes())?;
+    if !status.success() {
+        let lines: Vec<&str> = text.lines().collect();
+        let first = lines
+            .iter()
+            .position(|l| l.contains("ERROR") || l.contains("error:"))
+            .unwrap_or(lines.len().saturating_sub(1));
+        let shown = lines[first.saturating_sub(3)..(first + 3).min(lines.len())].join("\n  ");
+        return Err(Error::CheckFailed(format!(
+            "{program} failed on {} (full log: {}):\n  {shown}",
+            dir.display(),
+            log.display()
+        )));
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+fn yosys_step(line: &str) -> Option<String> {
+    let rest = line.split_once(". Executing ")?.1;
+    (!line.starts_with(' ')).then(|| rest.trim_end_matches('.').to_string())
+}
+
+fn nextpnr_step(line: &str) -> Option<String> {
+    line.strip_prefix("Info: ")
+        .filter(|l| !l.starts_with(' '))
+        .map(str::to_string)
+}
+
+/// Synthesizes the design in `dir` for `target`.
+pub fn synthesize(dir: &Path, manifest: &Manifest, target: Target) -> Result<SynthReport> {
+    yosys_version()?;
+    let t = target.name();
+    let script = format!("synth_{t}.ys");
+    if !dir.join(&script).is_file() {
+        return Err(Error::usage(format!(
+            "{} has no {script}: regenerate the design with this version of `cbnn rtl`",
+            dir.display()
+        )));
+    }
+    let log = dir.join(format!("synth_{t}.log"));
+    let stat = dir.join(format!("synth_{t}.stat.json"));
+    let _ = std::fs::remove_file(&stat);
+    let yosys_seconds = run_logged(
+        "yosys",
+        &["-s", &script],
+        dir,
+        &log,
+        &format!("yosys ({t})"),
+        yosys_step,
+    )?;
+    let text = std::fs::read_to_string(&stat).map_err(|e| Error::io(&stat, e))?;
+    let resources = report::parse_stat(&stat, &text)?;
+    let mut rep = SynthReport {
+        target,
+        design: dir.display().to_string(),
+        resources,
+        cycles_per_image: manifest.initiation_interval,
+        latency: manifest.latency,
+        clock_mhz: manifest.clock_mhz,
+        device: None,
+        fmax_mhz: None,
+        place_and_route: "not run for this target".into(),
+        yosys_seconds,
+        pnr_seconds: None,
+        log: log.display().to_string(),
+    };
+    if target == Target::Ice40 {
+        place_and_route_ice40(dir, manifest, &mut rep)?;
+    }
+    Ok(rep)
+}
+
+fn place_and_route_ice40(dir: &Path, manifest: &Manifest, rep: &mut SynthReport) -> Result<()> {
+    let r = &rep.resources;
+    let brams = r.bram_blocks.get("SB_RAM40_4K").copied().unwrap_or(0);
+    let ios: u64 = manifest.ports.iter().map(|p| p.width as u64).sum();
+    let mut over = Vec::new();
+    if r.luts > ICE40_LCS {
+        over.push(format!("{} LUT4 > {ICE40_LCS}", r.luts));
+    }
+    if r.ffs > ICE40_LCS {
+        over.push(format!("{} flip-flops > {ICE40_LCS}", r.ffs));
+    }
+    if brams > ICE40_BRAMS {
+        over.push(format!("{brams} block RAMs > {ICE40_BRAMS}"));
+    }
+    if ios > ICE40_IOS {
+        over.push(format!("{ios} I/O pins > {ICE40_IOS}"));
+    }
+    if !over.is_empty() {
+        rep.place_and_route = format!(
+            "skipped: the design does not fit an {ICE40_DEVICE} ({})",
+            over.join(", ")
+        );
+        return Ok(());
+    }
+    if Command::new("nextpnr-ice40")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        rep.place_and_route =
+            "skipped: nextpnr-ice40 is not installed (apt-get install -y nextpnr-ice40)".into();
+        return Ok(());
+    }
+    let freq = format!("{}", manifest.clock_mhz);
+    let seconds = run_logged(
+        "nextpnr-ice40",
+        &[
+            "--hx8k",
+            "--package",
+            "ct256",
+            "--json",
+            "synth_ice40.json",
+            "--pcf",
+            "cbnn.pcf",
+            "--pcf-allow-unconstrained",
+            "--freq",
+            &freq,
+            "--seed",
+            "1",
+            "--report",
+            "nextpnr_ice40.json",
+            "--asc",
+            "cbnn_top.asc",
+        ],
+        dir,
+        &dir.join("nextpnr_ice40.log"),
+        "nextpnr-ice40",
+        nextpnr_step,
+    )?;
+    let path: PathBuf = dir.join("nextpnr_ice40.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&path, format!("not a nextpnr report ({e})")))?;
+    rep.fmax_mhz = v["fmax"].as_object().and_then(|clocks| {
+        clocks
+            .values()
+            .filter_map(|c| c["achieved"].as_f64())
+            .min_by(|a, b| a.total_cmp(b))
+    });
+    rep.device = Some(ICE40_DEVICE.into());
+    rep.pnr_seconds = Some(seconds);
+    rep.place_and_route = format!("placed and routed on an {ICE40_DEVICE} by nextpnr-ice40");
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Synthesis: constraint files, the Yosys flows for every target, iCE40 place and route, the
+//! resource model against Yosys, automatic folding against the cycle model and the simulator.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+
+use cbnn::cosim::{self, Job};
+use cbnn::reference::cycle::Schedule;
+use cbnn::rtlgen::{self, LayerFold, RtlConfig};
+use cbnn::synth::{self, estimate, Target};
+
+fn design(
+    model: &cbnn::model::IntModel,
+    fold: &[LayerFold],
+    ppb: usize,
+    name: &str,
+) -> (std::path::PathBuf, rtlgen::Manifest) {
+    let dir = temp_dir(name);
+    let mut m = rtlgen::generate(
+        model,
+        Path::new("random.json"),
+        &RtlConfig {
+            fold: fold.to_vec(),
+            pixels_per_beat: ppb,
+            clock_mhz: 50.0,
+        },
+        &dir,
+    )
+    .unwrap();
+    m.constraints = synth::constraints::write(&dir, &m).unwrap();
+    rtlgen::write_manifest(&dir, &m).unwrap();
+    (dir, m)
+}
+
+#[test]
+fn constraints_carry_the_clock_and_the_file_list() {
+    let model = random_model(1, 16, &[7, 6], &[8], 3);
+    let dir = temp_dir("synth-constraints");
+    let path = dir.join("m.json");
+    cbnn::model::save(&model, &path).unwrap();
+    let d = dir.join("d");
+    cbnn_ok(&[
+        "rtl",
+        path.to_str().unwrap(),
+        "-o",
+        d.to_str().unwrap(),
+        "--clock-mhz",
+        "250",
+    ]);
+    let xdc = std::fs::read_to_string(d.join("cbnn.xdc")).unwrap();
+    assert!(
+        xdc.contains("create_clock -name ap_clk -period 4.000 [get_ports ap_clk]"),
+        "{xdc}"
+    );
+    let sdc = std::fs::read_to_string(d.join("cbnn.sdc")).unwrap();
+    assert!(sdc.contains("-period 4.000"), "{sdc}");
+    let ys = std::fs::read_to_string(d.join("synth_xilinx.ys")).unwrap();
+    assert!(
+        ys.contains("read_verilog -defer cbnn_popcount.v cbnn_rom.v"),
+        "{ys}"
+    );
+    assert!(!ys.contains("{{"));
+    let manifest = rtlgen::load_manifest(&d).unwrap();
+    assert_eq!(manifest.clock_mhz, 250.0);
+    assert!(manifest.constraints.contains(&"cbnn.pcf".to_string()));
+    assert_fails(
+        &cbnn(&[
+            "rtl",
+            path.to_str().unwrap(),
+            "-o",
+            d.to_str().unwrap(),
+            "--clock-mhz",
+            "0",
+        ]),
+        2,
+        "--clock-mhz 0 must be between 1 and 2000",
+    );
+}
+
+/// The generic and iCE40 flows on a small design: cells, transistors, and for iCE40 a placed
+/// and routed design with its achieved clock.
+#[test]
+fn generic_and_ice40_flows_run_on_a_small_design() {
+    let model = random_model(2, 12, &[7, 6], &[10], 4);
+    let fold = [LayerFold::new(5, 8), LayerFold::new(4, 10)];
+    let (dir, m) = design(&model, &fold, 4, "synth-small");
+
+    let g = synth::synthesize(&dir, &m, Target::Generic).unwrap();
+    assert!(g.resources.ffs > 50, "{g:?}");
+    assert!(g.resources.transistors.unwrap() > 1000, "{g:?}");
+    assert_eq!(g.cycles_per_image, m.initiation_interval);
+
+    let out = cbnn_ok(&[
+        "synth",
+        dir.to_str().unwrap(),
+        "--target",
+        "ice40",
+        "--json",
+        dir.join("ice40.json").to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("fmax"), "{text}");
+    let j = json_file(&dir.join("ice40.json"));
+    assert_eq!(j["target"], "ice40");
+    assert!(j["luts"].as_u64().unwrap() > 20, "{j}");
+    assert!(j["ffs"].as_u64().unwrap() > 20, "{j}");
+    let fmax = j["fmax_mhz"].as_f64().unwrap();
+    assert!(fmax > 10.0 && fmax < 1000.0, "{j}");
+    assert_eq!(
+        j["cycles_per_image"].as_u64().unwrap(),
+        m.initiation_interval
+    );
+    assert!(dir.join("synth_ice40.log").is_file());
+    assert!(dir.join("nextpnr_ice40.log").is_file());
+}
+
+/// Yosys failing is reported with the lines of its log around the error, exit code 1.
+#[test]
+fn a_yosys_failure_shows_the_error() {
+    let model = random_model(3, 6, &[7], &[4], 2);
+    let (dir, _) = design(
+        &model,
+        &[LayerFold::new(2, 3), LayerFold::new(2, 4)],
+        3,
+        "synth-broken",
+    );
+    std::fs::write(dir.join("cbnn_skid.v"), "module cbnn_skid(; endmodule\n").unwrap();
+    let err = assert_fails(
+        &cbnn(&["synth", dir.to_str().unwrap(), "--target", "generic"]),
+        1,
+        "yosys failed",
+    );
+    assert!(err.contains("ERROR"), "{err}");
+}
+
+/// The resource model stays within its stated tolerance of Yosys's LUT count and matches its
+/// block RAM on designs it was not fitted on.
+#[test]
+fn resource_estimate_is_within_tolerance_of_yosys() {
+    let cases: Vec<(cbnn::model::IntModel, Vec<LayerFold>, usize)> = vec![
+        (
+            random_model(11, 49, &[7, 6], &[24], 10),
+            vec![LayerFold::new(8, 14), LayerFold::new(10, 24)],
+            7,
+        ),
+        (
+            random_model(12, 36, &[7], &[40, 16], 10),
+            vec![
+                LayerFold::new(4, 6),
+                LayerFold::new(4, 40),
+                LayerFold::new(10, 16),
+            ],
+            6,
+        ),
+        (
+            random_model(13, 64, &[7, 6, 5], &[32], 10),
+            vec![
+                LayerFold {
+                    pe: 16,
+                    simd: 48,
+                    pipe: 1,
+                },
+                LayerFold::new(10, 32),
+            ],
+            8,
+        ),
+        (
+            random_model(14, 100, &[7], &[20], 5),
+            vec![LayerFold::new(2, 10), LayerFold::new(5, 5)],
+            10,
+        ),
+        (
+            random_model(15, 25, &[7, 6], &[30, 20], 10),
+            vec![
+                LayerFold::new(30, 50),
+                LayerFold::new(5, 10),
+                LayerFold::new(10, 20),
+            ],
+            5,
+        ),
+    ];
+    let mut report = String::new();
+    let mut worst: f64 = 0.0;
+    for (i, (model, fold, ppb)) in cases.iter().enumerate() {
+        let (dir, m) = design(model, fold, *ppb, &format!("synth-est{i}"));
+        let est = estimate::for_model(model, fold);
+        let rep = synth::synthesize(&dir, &m, Target::Xilinx).unwrap();
+        let luts = rep.resources.luts as f64;
+        let err = (est.luts as f64 - luts) / luts;
+        worst = worst.max(err.abs());
+        report += &format!(
+            "case {i}: estimate {} LUTs, Yosys {luts} ({:+.1} %); block RAM bits {} vs {} {:?}\n",
+            est.luts,
+            100.0 * err,
+            est.bram_bits,
+            rep.resources.bram_bits,
+            rep.resources.bram_blocks
+        );
+        assert_eq!(est.bram_bits, rep.resources.bram_bits, "{report}");
+    }
+    eprintln!("{report}");
+    assert!(
+        worst <= estimate::LUT_TOLERANCE,
+        "worst {:.1} %:\n{report}",
+        100.0 * worst
+    );
+}
+
+/// `--fold auto --target-cycles N` meets N in the manifest (the cycle model) and in simulation.
+#[test]
+fn automatic_folding_meets_the_target_in_the_cycle_model_and_in_simulation() {
+    let model = random_model(21, 30, &[7, 6], &[40, 24], 6);
+    let dir = temp_dir("synth-auto");
+    let path = dir.join("m.json");
+    cbnn::model::save(&model, &path).unwrap();
+    for target in [12usize, 40, 150] {
+        let d = dir.join(format!("t{target}"));
+        cbnn_ok(&[
+            "rtl",
+            path.to_str().unwrap(),
+            "-o",
+            d.to_str().unwrap(),
+            "--fold",
+            "auto",
+            "--target-cycles",
+            &target.to_string(),
+        ]);
+        let m = rtlgen::load_manifest(&d).unwrap();
+        assert!(
+            m.initiation_interval <= target as u64,
+            "target {target}: {}",
+            m.initiation_interval
+        );
+        for l in &m.layers {
+            assert!(l.cycles_per_image <= target, "target {target}: {l:?}");
+        }
+        let timing = rtlgen::timing(&model, &m.folding(), m.input.pixels_per_beat);
+        let (exe, _) = cosim::build(&d, &m.files).unwrap();
+        let images = random_images(target as u64, 40, 30);
+        let labels = vec![0u8; 40];
+        let job = Job {
+            dir: &d,
+            model: &model,
+            timing: &timing,
+            output: &m.output,
+            bits_per_beat: m.input.bits_per_beat,
+            images: &images,
+            labels: &labels,
+            schedule: Schedule::FREE,
+            vcd: None,
+        };
+        let rep = cosim::run(&exe, &job).unwrap();
+        assert_eq!(rep.matched, 40);
+        // Steady state in simulation: one image every initiation interval or faster.
+        let per_image = (rep.cycles - m.latency) as f64 / 39.0;
+        assert!(
+            per_image <= target as f64 + 0.5,
+            "target {target}: {per_image} cycles per image simulated"
+        );
+    }
+    assert_fails(
+        &cbnn(&[
+            "rtl",
+            path.to_str().unwrap(),
+            "-o",
+            dir.join("x").to_str().unwrap(),
+            "--fold",
+            "auto",
+        ]),
+        2,
+        "--fold auto needs --target-cycles N",
+    );
+    assert_fails(
+        &cbnn(&[
+            "rtl",
+            path.to_str().unwrap(),
+            "-o",
+            dir.join("x").to_str().unwrap(),
+            "--fold",
+            "auto",
+            "--target-cycles",
+            "1",
+        ]),
+        2,
+        "--target-cycles 1",
+    );
+}
