@@ -127,7 +127,16 @@ module cbnn_mvtu #(
     reg [MP*BW-1:0] shadow;
     reg [OW-1:0] outr;
     assign out_data = outr;
-    wire [SIMD-1:0] chunk = x[sf*SIMD +: SIMD];
+    // The input chunk of this step, as an SF-way multiplexer (indexing x[sf*SIMD +: SIMD]
+    // directly makes synthesis build a barrel shifter when SIMD is not a power of two).
+    wire [SIMD-1:0] xw [0:SF-1];
+    genvar g;
+    generate
+        for (g = 0; g < SF; g = g + 1) begin : g_chunk
+            assign xw[g] = x[g*SIMD +: SIMD];
+        end
+    endgenerate
+    wire [SIMD-1:0] chunk = xw[sf];
     wire [NP-1:0] in_padded;
     generate
         if (NP > N) begin : g_pad
@@ -202,11 +211,14 @@ module cbnn_mvtu #(
             end
         end
     endgenerate
-    reg [MP*BW-1:0] shadow_next;
-    always @* begin
-        shadow_next = shadow;
-        shadow_next[e_nf*PE*BW +: PE*BW] = group;
-    end
+    // The results with this neuron fold's group written in (one select per fold).
+    wire [MP*BW-1:0] shadow_next;
+    generate
+        for (g = 0; g < NF; g = g + 1) begin : g_write
+            assign shadow_next[g*PE*BW +: PE*BW] =
+                (e_nf == g[NW-1:0]) ? group : shadow[g*PE*BW +: PE*BW];
+        end
+    endgenerate
 
     always @(posedge clk) begin
         if (!rst_n) begin

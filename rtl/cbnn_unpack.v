@@ -3,7 +3,9 @@
 //
 // Each beat carries PPB pixels of K kept planes (PPB * K bits, feature order of the model: bit
 // j of a beat is feature beat_index * PPB * K + j); the last beat is zero-padded. A full vector
-// is held until the next stage takes it, and no beat is accepted meanwhile.
+// is held until the next stage takes it, and no beat is accepted meanwhile. Beats shift in from
+// the top, so after BEATS beats the first one sits at the bottom: no decoder, no write
+// multiplexer, only flip-flops with a shared enable.
 // Latency: the vector is valid the cycle after its last beat is accepted.
 // Initiation interval: BEATS + 1 cycles (BEATS beats, then one cycle to hand the vector over).
 module cbnn_unpack #(
@@ -48,8 +50,16 @@ module cbnn_unpack #(
             if (full && out_ready) full <= 1'b0;
         end
     end
-    always @(posedge clk) begin
-        if (s_tvalid && !full) vec[cnt*IW +: IW] <= s_tdata;
-    end
+    generate
+        if (BEATS > 1) begin : g_shift
+            always @(posedge clk) begin
+                if (s_tvalid && !full) vec <= {s_tdata, vec[BEATS*IW-1:IW]};
+            end
+        end else begin : g_one
+            always @(posedge clk) begin
+                if (s_tvalid && !full) vec <= s_tdata;
+            end
+        end
+    endgenerate
 endmodule
 `default_nettype wire

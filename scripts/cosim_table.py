@@ -15,6 +15,7 @@ for arg in sys.argv[1:]:
         design = json.loads((fold / "design.json").read_text())
         folding = " ".join(
             f"{l['name']}:{'full' if l['pe'] == l['outputs'] and l['simd'] == l['inputs'] else str(l['pe']) + ',' + str(l['simd'])}"
+            + (f",{l['pipe']}" if l.get("pipe") else "")
             for l in design["layers"]
         )
         for seed in ["free", "1", "2", "3"]:
