@@ -1,17 +1,13 @@
 #!/usr/bin/env bash
-# The main job on real data: train the 8-plane 256,256,256 binary network on Fashion-MNIST,
-# export its integer model, evaluate it with the reference model, generate its accelerator and
-# co-simulate the accelerator on the test set in Verilator against the reference model.
-# Usage: bash scripts/run.sh [RUN_DIR]   (default runs/fashion-mnist)
+# The main job on real data: the quick flow on Fashion-MNIST (Debian's copy, no network
+# needed): train the 8-plane 256,256,256 binary network, analyse its bit planes, prune and
+# shrink it, generate both accelerators, co-simulate them in Verilator against the reference
+# model, synthesize them with Yosys, and write RUN_DIR/report.md. Run it again and every
+# finished stage is reused. The full flow is `cbnn flow --dataset fashion-mnist -o DIR`.
+# Usage: bash scripts/run.sh [RUN_DIR]   (default runs/quick-fashion-mnist)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-out="${1:-runs/fashion-mnist}"
-mkdir -p "$out"
-./target/release/cbnn data info --dataset fashion-mnist
-./target/release/cbnn train --dataset fashion-mnist -o "$out/model.json" --json "$out/train.json"
-./target/release/cbnn eval "$out/model.json" --dataset fashion-mnist \
-  --predictions "$out/predictions.csv" --json "$out/eval.json"
-./target/release/cbnn rtl "$out/model.json" -o "$out/rtl"
-./target/release/cbnn sim "$out/rtl" --dataset fashion-mnist --stall-seed 1 --json "$out/sim.json"
-echo "results in $out/"
+out="${1:-runs/quick-fashion-mnist}"
+./target/release/cbnn flow --quick --dataset fashion-mnist -o "$out"
+echo "report: $out/report.md"

@@ -127,12 +127,12 @@ fn a_yosys_failure_shows_the_error() {
         "synth-broken",
     );
     std::fs::write(dir.join("cbnn_skid.v"), "module cbnn_skid(; endmodule\n").unwrap();
-    let err = assert_fails(
-        &cbnn(&["synth", dir.to_str().unwrap(), "--target", "generic"]),
-        1,
-        "yosys failed",
-    );
-    assert!(err.contains("ERROR"), "{err}");
+    let out = cbnn(&["synth", dir.to_str().unwrap(), "--target", "generic"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("yosys failed on"), "{err}");
+    assert!(err.contains("cbnn_skid.v:1: ERROR: syntax error"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// The resource model stays within its stated tolerance of Yosys's LUT count and matches its

@@ -30,7 +30,13 @@ pub fn run(cli: Cli) -> Result<()> {
             .build_global()
             .map_err(|e| Error::usage(format!("cannot set up {n} threads: {e}")))?;
     }
-    match cli.command {
+    dispatch(cli.command)
+}
+
+/// Runs one command (the thread pool already set up).
+pub fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Flow(a) => super::flow::flow(a),
         Command::Data(DataCommand::Fetch(a)) => data_fetch(a),
         Command::Data(DataCommand::Info(a)) => data_info(a),
         Command::Train(a) => train_cmd(a),

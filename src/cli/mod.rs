@@ -4,6 +4,8 @@
 #![allow(missing_docs)] // clap turns doc comments into help text; fields are documented there.
 
 mod commands;
+mod flow;
+mod report;
 
 use std::path::PathBuf;
 
@@ -43,6 +45,42 @@ pub enum Command {
     Sim(SimArgs),
     /// Synthesize a generated design with Yosys (and nextpnr-ice40) and report its resources.
     Synth(SynthArgs),
+    /// Everything in one go: train, sensitivity, prune, RTL for the baseline and the compact
+    /// model, co-simulation, synthesis, and a report (RUN_DIR/report.md and report.json).
+    /// Finished stages whose inputs are unchanged are reused, so an interrupted flow resumes.
+    Flow(FlowArgs),
+}
+
+/// `cbnn flow`
+#[derive(Debug, Args)]
+pub struct FlowArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Run directory: every stage's artifacts, the report and the stage records.
+    #[arg(long, short = 'o', value_name = "RUN_DIR")]
+    pub output: PathBuf,
+    /// Reduced flow for a first look (about 10 minutes on 2 cores): 3 training epochs on 12000
+    /// images, 3 epochs per pruning candidate, 500 simulated images, a 2048-cycle folding.
+    #[arg(long)]
+    pub quick: bool,
+    /// Largest validation accuracy loss accepted by the pruning search, in percentage points.
+    #[arg(long, default_value_t = 1.0, value_name = "PP")]
+    pub max_drop: f64,
+    /// Cycles per image both accelerators are folded for [default: 256, --quick: 2048].
+    #[arg(long, value_name = "N")]
+    pub target_cycles: Option<usize>,
+    /// Synthesis target for both accelerators.
+    #[arg(long, value_enum, default_value_t = SynthTarget::Xilinx)]
+    pub synth_target: SynthTarget,
+    /// Random seed for training and pruning.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Hidden layer widths of the baseline, input side first.
+    #[arg(long, value_delimiter = ',', default_value = "256,256,256")]
+    pub hidden: Vec<usize>,
+    /// Validation images: the last N of the official training set (decisions use these).
+    #[arg(long, default_value_t = crate::data::DEFAULT_VALIDATION)]
+    pub validation: usize,
 }
 
 /// `cbnn data ...`
@@ -248,7 +286,8 @@ pub struct SynthArgs {
 }
 
 /// `cbnn synth --target`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SynthTarget {
     /// Xilinx 7-series.
     Xilinx,

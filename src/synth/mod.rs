@@ -128,14 +128,15 @@ fn run_logged(
     pb.finish_and_clear();
     crate::util::atomic::write_atomic(log, text.as_bytes())?;
     if !status.success() {
+        // The first line that names an error, with the lines just before it when it is bare.
         let lines: Vec<&str> = text.lines().collect();
         let first = lines
             .iter()
             .position(|l| l.contains("ERROR") || l.contains("error:"))
             .unwrap_or(lines.len().saturating_sub(1));
-        let shown = lines[first.saturating_sub(3)..(first + 3).min(lines.len())].join("\n  ");
+        let shown = lines.get(first).map_or("no output", |l| l.trim());
         return Err(Error::CheckFailed(format!(
-            "{program} failed on {} (full log: {}):\n  {shown}",
+            "{program} failed on {}: {shown} (full log: {})",
             dir.display(),
             log.display()
         )));

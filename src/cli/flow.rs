@@ -1,0 +1,314 @@
+//! `cbnn flow`: every stage from a dataset to a verified, synthesized compact accelerator,
+//! with a report.
+//!
+//! Each stage is one `cbnn` command line, run in-process, whose outputs are files under the
+//! run directory (each written atomically by the command). After a stage succeeds, a record
+//! `RUN_DIR/stages/NAME.json` keeps its command line and a key: a hash of that command line,
+//! of the tool's version and hardware cores, and of the bytes of every file the stage reads.
+//! A stage whose record matches and whose outputs exist is skipped, so a second run reuses
+//! everything and an interrupted run resumes at the stage that was running (it has no
+//! record yet). The report is rebuilt from the stages' JSON outputs every time.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use super::{commands, Cli, FlowArgs, SynthTarget};
+use crate::error::{Error, Result};
+use crate::util::atomic;
+
+/// A stage: its name, its command line (without `cbnn`), what it reads and writes.
+struct Stage {
+    name: &'static str,
+    argv: Vec<String>,
+    inputs: Vec<PathBuf>,
+    outputs: Vec<PathBuf>,
+}
+
+/// What `RUN_DIR/stages/NAME.json` keeps.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    name: String,
+    command: String,
+    key: String,
+    seconds: f64,
+}
+
+/// One stage in the report.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StageLog {
+    /// Stage name.
+    pub name: String,
+    /// Its command line.
+    pub command: String,
+    /// Whether this run reused it.
+    pub reused: bool,
+    /// Seconds it took when it ran.
+    pub seconds: f64,
+}
+
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn stage_key(st: &Stage) -> Result<String> {
+    let mut h = fnv(0xcbf2_9ce4_8422_2325, env!("CARGO_PKG_VERSION").as_bytes());
+    for (name, text) in crate::rtlgen::CORES {
+        h = fnv(fnv(h, name.as_bytes()), text.as_bytes());
+    }
+    h = fnv(h, crate::cosim::HARNESS.as_bytes());
+    for a in &st.argv {
+        h = fnv(fnv(h, a.as_bytes()), &[0]);
+    }
+    for p in &st.inputs {
+        let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+        h = fnv(h, &bytes);
+    }
+    Ok(format!("{h:016x}"))
+}
+
+fn command_line(argv: &[String]) -> String {
+    let quote = |a: &String| {
+        if a.contains([' ', ';', '\'']) {
+            format!("'{a}'")
+        } else {
+            a.clone()
+        }
+    };
+    std::iter::once("cbnn".to_string())
+        .chain(argv.iter().map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn run_stage(run: &Path, st: &Stage) -> Result<StageLog> {
+    let rec_path = run.join("stages").join(format!("{}.json", st.name));
+    let key = stage_key(st)?;
+    let command = command_line(&st.argv);
+    if let Ok(text) = std::fs::read_to_string(&rec_path) {
+        if let Ok(rec) = serde_json::from_str::<Record>(&text) {
+            if rec.key == key && st.outputs.iter().all(|p| p.exists()) {
+                eprintln!("[{}] reused: finished before with the same inputs", st.name);
+                return Ok(StageLog {
+                    name: st.name.into(),
+                    command,
+                    reused: true,
+                    seconds: rec.seconds,
+                });
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&rec_path);
+    eprintln!("[{}] {command}", st.name);
+    let start = Instant::now();
+    let cli = Cli::try_parse_from(std::iter::once("cbnn".to_string()).chain(st.argv.clone()))
+        .map_err(|e| Error::usage(format!("flow stage {}: {e}", st.name)))?;
+    commands::dispatch(cli.command)?;
+    let seconds = start.elapsed().as_secs_f64();
+    atomic::write_json(
+        &rec_path,
+        &Record {
+            name: st.name.into(),
+            command: command.clone(),
+            key,
+            seconds,
+        },
+    )?;
+    Ok(StageLog {
+        name: st.name.into(),
+        command,
+        reused: false,
+        seconds,
+    })
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Removes the temporary files an interrupted atomic write leaves (`.NAME.tmp-PID`).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            remove_stale_temporaries(&path);
+        } else if name.starts_with('.') && name.contains(".tmp-") {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Runs the flow.
+pub fn flow(a: FlowArgs) -> Result<()> {
+    let run = a.output.clone();
+    std::fs::create_dir_all(run.join("stages")).map_err(|e| Error::io(&run, e))?;
+    remove_stale_temporaries(&run);
+    let cycles = a.target_cycles.unwrap_or(if a.quick { 2048 } else { 256 });
+    let target = match a.synth_target {
+        SynthTarget::Xilinx => "xilinx",
+        SynthTarget::Ice40 => "ice40",
+        SynthTarget::Generic => "generic",
+    };
+    let mut data = vec!["--dataset".to_string(), a.data.dataset.clone()];
+    let validation = a.validation.to_string();
+    let hidden = a
+        .hidden
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if let Some(d) = &a.data.data_dir {
+        data.extend(["--data-dir".to_string(), s(d)]);
+    }
+    let f = |name: &str| run.join(name);
+    let args = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let with_data = |mut v: Vec<String>| {
+        v.extend(data.iter().cloned());
+        v
+    };
+    let seed = a.seed.to_string();
+    let (base, compact) = (f("base.json"), f("compact.json"));
+
+    let mut train = with_data(args(&[
+        "train",
+        "-o",
+        &s(&base),
+        "--json",
+        &s(&f("train.json")),
+        "--seed",
+        &seed,
+        "--hidden",
+        &hidden,
+        "--validation",
+        &validation,
+    ]));
+    let mut sens = with_data(args(&[
+        "sensitivity",
+        &s(&base),
+        "--json",
+        &s(&f("sensitivity.json")),
+        "--plot",
+        &s(&f("sensitivity.svg")),
+        "--validation",
+        &validation,
+    ]));
+    let max_drop = a.max_drop.to_string();
+    let mut prune = with_data(args(&[
+        "prune",
+        &s(&base),
+        "--max-drop",
+        &max_drop,
+        "-o",
+        &s(&compact),
+        "--report",
+        &s(&f("prune.json")),
+        "--validation",
+        &validation,
+    ]));
+    let count = if a.quick { "500" } else { "10000" };
+    if a.quick {
+        train.extend(args(&["--epochs", "3", "--limit", "12000"]));
+        sens.extend(args(&["--seeds", "2"]));
+        prune.extend(args(&["--epochs", "3", "--limit", "12000"]));
+    }
+    let mut stages = vec![
+        Stage {
+            name: "train",
+            argv: train,
+            inputs: vec![],
+            outputs: vec![base.clone(), f("train.json")],
+        },
+        Stage {
+            name: "sensitivity",
+            argv: sens,
+            inputs: vec![base.clone()],
+            outputs: vec![f("sensitivity.json"), f("sensitivity.svg")],
+        },
+        Stage {
+            name: "prune",
+            argv: prune,
+            inputs: vec![base.clone()],
+            outputs: vec![compact.clone(), f("prune.json")],
+        },
+    ];
+    let cyc = cycles.to_string();
+    // Per accelerator: generate, co-simulate, synthesize.
+    for (label, model) in [("baseline", &base), ("compact", &compact)] {
+        let dir = f(&format!("rtl-{label}"));
+        let design = vec![dir.join("design.json"), dir.join("model.json")];
+        let (sim_json, synth_json) = (
+            f(&format!("sim-{label}.json")),
+            f(&format!("synth-{label}.json")),
+        );
+        let names: [&'static str; 3] = if label == "baseline" {
+            ["rtl-baseline", "sim-baseline", "synth-baseline"]
+        } else {
+            ["rtl-compact", "sim-compact", "synth-compact"]
+        };
+        stages.push(Stage {
+            name: names[0],
+            argv: args(&[
+                "rtl",
+                &s(model),
+                "-o",
+                &s(&dir),
+                "--fold",
+                "auto",
+                "--target-cycles",
+                &cyc,
+            ]),
+            inputs: vec![model.to_path_buf()],
+            outputs: vec![dir.join("design.json"), dir.join("estimate.json")],
+        });
+        stages.push(Stage {
+            name: names[1],
+            argv: with_data(args(&[
+                "sim",
+                &s(&dir),
+                "--count",
+                count,
+                "--stall-seed",
+                "1",
+                "--json",
+                &s(&sim_json),
+            ])),
+            inputs: design.clone(),
+            outputs: vec![sim_json],
+        });
+        stages.push(Stage {
+            name: names[2],
+            argv: args(&[
+                "synth",
+                &s(&dir),
+                "--target",
+                target,
+                "--json",
+                &s(&synth_json),
+            ]),
+            inputs: design,
+            outputs: vec![synth_json],
+        });
+    }
+    let mut logs = Vec::new();
+    let start = Instant::now();
+    for st in &stages {
+        logs.push(run_stage(&run, st)?);
+    }
+    let rep = super::report::build(&run, &a, cycles, target, logs)?;
+    super::report::write(&run, &rep)?;
+    eprintln!(
+        "flow finished in {:.0} s: {} and {}",
+        start.elapsed().as_secs_f64(),
+        s(&f("report.md")),
+        s(&f("report.json"))
+    );
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! `cbnn flow`: every stage end to end on a small fixture dataset, reuse of finished stages,
+//! and resuming after a kill with the same final report.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn flow_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "flow",
+        "--dataset",
+        data,
+        "-o",
+        out,
+        "--quick",
+        "--hidden",
+        "24,16",
+        "--validation",
+        "100",
+        "--target-cycles",
+        "64",
+        "--max-drop",
+        "5",
+    ]
+}
+
+/// report.json without the per-stage log (timings, reused flags).
+fn results(run: &Path) -> serde_json::Value {
+    let mut v = json_file(&run.join("report.json"));
+    v.as_object_mut().unwrap().remove("stages");
+    v
+}
+
+#[test]
+fn flow_runs_every_stage_reuses_them_and_resumes_after_a_kill() {
+    let dir = temp_dir("flow");
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 700, 120, 8, false);
+    let data = data.to_str().unwrap();
+
+    // Uninterrupted run: every stage, the report and its pictures.
+    let run1 = dir.join("run1");
+    let r1 = run1.to_str().unwrap();
+    cbnn_ok(&flow_args(data, r1));
+    let report = json_file(&run1.join("report.json"));
+    assert_eq!(report["stages"].as_array().unwrap().len(), 9);
+    for h in report["hardware"].as_array().unwrap() {
+        assert_eq!(h["sim_mismatches"], 0);
+        assert!(h["luts"].as_u64().unwrap() > 0, "{h}");
+        assert!(h["cycles_per_image"].as_u64().unwrap() <= 64, "{h}");
+    }
+    let md = std::fs::read_to_string(run1.join("report.md")).unwrap();
+    for pic in ["sensitivity.svg", "pareto.svg", "resources.svg"] {
+        assert!(md.contains(&format!("]({pic})")), "{pic} not linked");
+        let svg = std::fs::read_to_string(run1.join(pic)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{pic}");
+    }
+    // Every number of the hardware table in report.md is report.json's.
+    for h in report["hardware"].as_array().unwrap() {
+        let row = format!(
+            "| {} | {} | {} | {} | {} | {} |",
+            h["model"].as_str().unwrap(),
+            h["folding"].as_str().unwrap(),
+            h["cycles_per_image"],
+            h["latency"],
+            h["luts"],
+            h["luts_estimate"]
+        );
+        assert!(md.contains(&row), "{row} not in report.md");
+    }
+
+    // Second run: every stage reused, seconds not minutes, the same results.
+    let first = results(&run1);
+    let start = Instant::now();
+    let out = cbnn_ok(&flow_args(data, r1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("reused").count(), 9, "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert_eq!(results(&run1), first);
+
+    // Killed while pruning, then resumed: the same final report as the uninterrupted run.
+    let run2 = dir.join("run2");
+    let r2 = run2.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(flow_args(data, r2))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !run2.join("stages/sensitivity.json").exists() {
+        assert!(Instant::now() < deadline, "the flow did not reach pruning");
+        assert!(child.try_wait().unwrap().is_none(), "the flow ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!run2.join("report.json").exists());
+    let out = cbnn_ok(&flow_args(data, r2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[train] reused"), "{stderr}");
+    assert!(stderr.contains("[sensitivity] reused"), "{stderr}");
+    assert_eq!(results(&run2), results(&run1));
+    // No temporary file of an interrupted write is left behind.
+    for e in std::fs::read_dir(&run2).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".tmp-"), "{name} left behind");
+    }
+}
