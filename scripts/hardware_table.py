@@ -21,5 +21,5 @@ for arg in sys.argv[1:]:
         f"| {label} | {design['input']['planes']} | {design['model']['hidden']} | {folding} | "
         f"{synth['cycles_per_image']} | {synth['latency']} | {synth['luts']} ({est['luts']}) | "
         f"{synth['ffs']} | {synth['bram_bits']} | {synth['lutram_bits']} | "
-        f"{100 * ev['eval']['accuracy']:.2f} % |"
+        f"{100 * ev['accuracy']:.2f} % |"
     )

@@ -25,6 +25,9 @@ struct Coefficients {
     /// Per popcount input bit of a fully parallel layer, whose weights are constants (the
     /// XNOR folds away).
     popcount_const: f64,
+    /// Per accumulator bit (`PE * ceil(log2(N + 1))`): each neuron in parallel adds its count
+    /// and compares it.
+    accumulate: f64,
     /// Per input bit of the input-chunk multiplexer (`SIMD * SF` when `SF > 1`).
     chunk_mux: f64,
     /// Per result bit held and written by neuron fold (`MP * BW`).
@@ -39,18 +42,20 @@ struct Coefficients {
     output: f64,
 }
 
-/// Fitted on twenty designs (`scripts/calibrate_estimate.py`, docs/hardware.md), every one
-/// within 28 % of Yosys; the per-layer control and the unpacker (a shift register) came out at
-/// zero LUTs beside the other terms.
+/// Fitted on 23 designs (`scripts/calibrate_estimate.py`, docs/hardware.md) from 700 to
+/// 37 500 LUTs: 22 within 31 % of Yosys, the largest (the MNIST baseline at 252 cycles per
+/// image, 256 neurons in parallel) 38 % under. The per-layer control and the unpacker (a shift
+/// register) came out at zero LUTs beside the other terms.
 const XILINX: Coefficients = Coefficients {
-    popcount: 2.072,
-    popcount_const: 0.917,
+    popcount: 2.212,
+    popcount_const: 0.913,
+    accumulate: 0.188,
     chunk_mux: 0.503,
-    result: 1.693,
-    rom: 2.078,
+    result: 3.598,
+    rom: 1.887,
     unpack: 0.0,
     layer: 0.0,
-    output: 4.054,
+    output: 0.185,
 };
 
 /// Estimated resources of one layer.
@@ -77,6 +82,8 @@ pub struct Terms {
     pub popcount: f64,
     /// Popcount input bits against constant weights.
     pub popcount_const: f64,
+    /// Accumulator bits.
+    pub accumulate: f64,
     /// Input-chunk multiplexer input bits.
     pub chunk_mux: f64,
     /// Result bits.
@@ -94,6 +101,7 @@ impl Terms {
         self.layer * c.layer
             + self.popcount * c.popcount
             + self.popcount_const * c.popcount_const
+            + self.accumulate * c.accumulate
             + self.chunk_mux * c.chunk_mux
             + self.result * c.result
             + self.rom * c.rom
@@ -105,6 +113,7 @@ impl Terms {
         self.layer += o.layer;
         self.popcount += o.popcount;
         self.popcount_const += o.popcount_const;
+        self.accumulate += o.accumulate;
         self.chunk_mux += o.chunk_mux;
         self.result += o.result;
         self.rom += o.rom;
@@ -231,6 +240,7 @@ pub fn layer(s: &LayerShape, f: LayerFold, scores: bool) -> LayerEstimate {
             0.0
         },
         result: (mp * bw) as f64,
+        accumulate: (f.pe * cw) as f64,
         chunk_mux: if sf > 1 { np as f64 } else { 0.0 },
         ..Terms::default()
     };
