@@ -61,7 +61,7 @@ const XILINX: Coefficients = Coefficients {
 /// Estimated resources of one layer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LayerEstimate {
-    /// The bits of each structure the LUT count is made of (see [`Coefficients`]).
+    /// The bits of each structure the LUT count is made of (see the module comment).
     pub terms: Terms,
     /// LUTs.
     pub luts: f64,
@@ -73,7 +73,7 @@ pub struct LayerEstimate {
     pub ramb36: u64,
 }
 
-/// Bits of each structure the LUT estimate counts, in the order of [`Coefficients`].
+/// Bits of each structure the LUT estimate counts; each has its fitted LUTs-per-bit coefficient.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Terms {
     /// Layers.
