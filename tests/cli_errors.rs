@@ -3,6 +3,8 @@
 mod common;
 use common::*;
 
+use std::path::Path;
+
 fn fixture(name: &str) -> std::path::PathBuf {
     let dir = temp_dir(name);
     write_fixture_dataset(&dir, 200, 50, 8, false);
@@ -264,4 +266,16 @@ fn eval_writes_predictions_and_json() {
         .count();
     assert_eq!(v["correct"].as_u64().unwrap() as usize, correct);
     assert_eq!(v["count"], 50);
+}
+
+/// Found by fuzzing the model loader: a float in the provenance (`lr_final`) drifted by one
+/// unit in the last place on every load and save until serde_json parsed floats exactly.
+#[test]
+fn model_floats_survive_load_and_save_unchanged() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz-model-float.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let m = cbnn::model::from_json(&path, &text).unwrap();
+    let once = cbnn::model::json_text(&m);
+    let twice = cbnn::model::json_text(&cbnn::model::from_json(&path, &once).unwrap());
+    assert_eq!(once, twice);
 }
