@@ -279,3 +279,28 @@ fn model_floats_survive_load_and_save_unchanged() {
     let twice = cbnn::model::json_text(&cbnn::model::from_json(&path, &once).unwrap());
     assert_eq!(once, twice);
 }
+
+/// An output that cannot be written is reported before any training, not after it.
+#[test]
+fn unwritable_output_fails_before_training() {
+    let dir = fixture("unwritable");
+    let out = cbnn(&[
+        "train",
+        "--dataset",
+        dir.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--validation",
+        "50",
+        "-o",
+        "/proc/cbnn/m.json",
+    ]);
+    let err = assert_fails(&out, 2, "/proc/cbnn");
+    assert!(!err.contains("epoch"), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty()
+            || !String::from_utf8_lossy(&out.stdout).contains("epoch")
+    );
+}

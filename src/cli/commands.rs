@@ -159,6 +159,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         verbose: true,
     };
     train::validate_config(&cfg)?;
+    for path in std::iter::once(&a.output).chain(a.json.as_ref()) {
+        atomic::check_writable(path)?;
+    }
     let ds = open(&a.data)?;
     let split = ds.split(a.validation, a.limit)?;
     let meta = DataMeta {
@@ -403,6 +406,9 @@ fn sensitivity_cmd(a: SensitivityArgs) -> Result<()> {
 
 fn prune_cmd(a: PruneArgs) -> Result<()> {
     use crate::prune::{self, Context, Event, PruneConfig};
+    for path in std::iter::once(&a.output).chain(a.report.as_ref()) {
+        atomic::check_writable(path)?;
+    }
     let cfg = PruneConfig {
         max_drop_pp: a.max_drop,
         epochs: a.epochs,

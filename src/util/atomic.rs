@@ -37,6 +37,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Checks before long work that `path` can be written: creates its missing parent
+/// directories and a temporary file beside it, then removes that file. Fails with the same
+/// error the final write would give.
+pub fn check_writable(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let tmp = temp_path(path);
+    File::create(&tmp).map_err(|e| Error::io(path, e))?;
+    let _ = fs::remove_file(&tmp);
+    Ok(())
+}
+
 /// Serialises `value` as pretty JSON (with a final newline) and writes it atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value)
