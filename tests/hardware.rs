@@ -419,3 +419,57 @@ fn a_corrupted_memory_image_is_reported_as_a_mismatch() {
         "{msg}"
     );
 }
+
+/// A damaged design directory: a design.json that is not a manifest is bad input (exit 2);
+/// HDL that Verilator cannot build is a failed check (exit 1) naming Verilator's first error.
+#[test]
+fn damaged_design_directories_are_clear_errors() {
+    let dir = temp_dir("hw-damaged");
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 60, 10, 8, false);
+    let (model, design) = (dir.join("m.json"), dir.join("d"));
+    let (d, data) = (design.to_str().unwrap(), data.to_str().unwrap());
+    let m = model.to_str().unwrap();
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        data,
+        "--hidden",
+        "4",
+        "--planes",
+        "7",
+        "--epochs",
+        "1",
+        "--validation",
+        "10",
+        "-o",
+        m,
+    ]);
+    cbnn_ok(&["rtl", m, "-o", d]);
+
+    let manifest = std::fs::read_to_string(design.join("design.json")).unwrap();
+    std::fs::write(
+        design.join("design.json"),
+        "{\"version\": 1, \"module\": 3}",
+    )
+    .unwrap();
+    assert_fails(
+        &cbnn(&["sim", d, "--dataset", data]),
+        2,
+        "design.json: not a cbnn design manifest",
+    );
+    assert_fails(
+        &cbnn(&["synth", d, "--target", "generic"]),
+        2,
+        "design.json: not a cbnn design manifest",
+    );
+    std::fs::write(design.join("design.json"), manifest).unwrap();
+
+    std::fs::write(design.join("cbnn_skid.v"), "module cbnn_skid(; endmodule\n").unwrap();
+    let out = cbnn(&["sim", d, "--dataset", data]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Verilator could not build"), "{err}");
+    assert!(err.contains("cbnn_skid.v"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
