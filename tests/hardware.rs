@@ -473,3 +473,39 @@ fn damaged_design_directories_are_clear_errors() {
     assert!(err.contains("cbnn_skid.v"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A design that never answers is stopped by the timeout from the cycle model, with a clear
+/// failed check, instead of running forever.
+#[test]
+fn a_hung_design_times_out() {
+    let model = random_model(43, 6, &[7, 6], &[5], 3);
+    let fold = vec![LayerFold::new(5, 4), LayerFold::new(3, 5)];
+    let dir = temp_dir("hw-hang");
+    let manifest = generate(&model, fold.clone(), 3, &dir);
+    let skid = std::fs::read_to_string(dir.join("cbnn_skid.v")).unwrap();
+    let hung = skid.replace("assign m_valid = main_v;", "assign m_valid = 1'b0;");
+    assert_ne!(hung, skid, "the output slice changed; update this test");
+    std::fs::write(dir.join("cbnn_skid.v"), hung).unwrap();
+    let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
+    let images = random_images(9, 20, 6);
+    let labels = vec![0u8; 20];
+    let timing = rtlgen::timing(&model, &fold, 3);
+    let job = Job {
+        dir: &dir,
+        model: &model,
+        timing: &timing,
+        output: &manifest.output,
+        bits_per_beat: manifest.input.bits_per_beat,
+        images: &images,
+        labels: &labels,
+        schedule: Schedule::FREE,
+        vcd: None,
+    };
+    let start = std::time::Instant::now();
+    let err = cosim::run(&exe, &job).unwrap_err().to_string();
+    assert!(
+        err.contains("simulation timed out: 0 of 20 outputs"),
+        "{err}"
+    );
+    assert!(start.elapsed().as_secs() < 30);
+}
