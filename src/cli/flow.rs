@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{commands, Cli, FlowArgs, SynthTarget};
 use crate::error::{Error, Result};
 use crate::util::atomic;
+use crate::util::hash::{fnv, FNV_START};
 
 /// A stage: its name, its command line (without `cbnn`), what it reads and writes.
 struct Stage {
@@ -49,14 +50,8 @@ pub struct StageLog {
     pub seconds: f64,
 }
 
-fn fnv(h: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
 fn stage_key(st: &Stage) -> Result<String> {
-    let mut h = fnv(0xcbf2_9ce4_8422_2325, env!("CARGO_PKG_VERSION").as_bytes());
+    let mut h = fnv(FNV_START, env!("CARGO_PKG_VERSION").as_bytes());
     for (name, text) in crate::rtlgen::CORES {
         h = fnv(fnv(h, name.as_bytes()), text.as_bytes());
     }

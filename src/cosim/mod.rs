@@ -20,6 +20,7 @@ use crate::model::IntModel;
 use crate::reference::cycle::{self, Schedule, Timing};
 use crate::reference::Executor;
 use crate::rtlgen::OutputPacking;
+use crate::util::hash::{fnv, FNV_START};
 
 /// The C++ harness, the same for every design.
 pub const HARNESS: &str = include_str!("../../sim/harness.cpp");
@@ -77,12 +78,6 @@ pub fn verilator_version() -> Result<String> {
     Ok(version)
 }
 
-fn fnv(h: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
 fn cache_root() -> PathBuf {
     crate::data::resolve::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
@@ -93,7 +88,7 @@ fn cache_root() -> PathBuf {
 /// and the seconds spent building.
 pub fn build(dir: &Path, files: &[String]) -> Result<(PathBuf, f64)> {
     let version = verilator_version()?;
-    let mut h = fnv(0xcbf2_9ce4_8422_2325, version.as_bytes());
+    let mut h = fnv(FNV_START, version.as_bytes());
     h = fnv(h, HARNESS.as_bytes());
     let mut sources = Vec::new();
     for f in files {
@@ -248,7 +243,7 @@ pub fn simulate(exe: &Path, st: &Stimulus) -> Result<Trace> {
     let tmp = std::env::temp_dir().join(format!(
         "cbnn-sim-{}-{}",
         std::process::id(),
-        fnv(0xcbf2_9ce4_8422_2325, st.dir.to_string_lossy().as_bytes())
+        fnv(FNV_START, st.dir.to_string_lossy().as_bytes())
     ));
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let input = tmp.join("input.bin");

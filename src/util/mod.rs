@@ -2,5 +2,6 @@
 //! progress reporting.
 
 pub mod atomic;
+pub mod hash;
 pub mod progress;
 pub mod rng;
