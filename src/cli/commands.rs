@@ -496,11 +496,15 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
         pixels_per_beat: ppb,
         clock_mhz: a.clock_mhz,
     };
-    let mut manifest = rtlgen::generate(&m, &a.model, &cfg, &a.output)?;
-    manifest.constraints = synth::constraints::write(&a.output, &manifest)?;
-    rtlgen::write_manifest(&a.output, &manifest)?;
+    refuse_foreign_directory(&a.output)?;
     let est = synth::estimate::for_model(&m, &cfg.fold);
-    crate::util::atomic::write_json(&a.output.join("estimate.json"), &est)?;
+    let manifest = crate::util::atomic::write_dir_atomic(&a.output, |dir| {
+        let mut manifest = rtlgen::generate(&m, &a.model, &cfg, dir)?;
+        manifest.constraints = synth::constraints::write(dir, &manifest)?;
+        crate::util::atomic::write_json(&dir.join("estimate.json"), &est)?;
+        rtlgen::write_manifest(dir, &manifest)?;
+        Ok(manifest)
+    })?;
     println!(
         "design      {} ({} files)",
         a.output.display(),
@@ -549,6 +553,32 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
                 l.name
             );
         }
+    }
+    Ok(())
+}
+
+/// `cbnn rtl` replaces its output directory as a whole, so it refuses one that holds files but
+/// is not a design directory (no `design.json`): those files would be lost.
+fn refuse_foreign_directory(dir: &std::path::Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        return Err(Error::usage(format!(
+            "{}: exists and is not a directory",
+            dir.display()
+        )));
+    }
+    let has_files = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .next()
+        .is_some();
+    if has_files && !dir.join("design.json").exists() {
+        return Err(Error::usage(format!(
+            "{}: the directory holds files but no design.json; `cbnn rtl` replaces its output \
+             directory as a whole, so give a new or a design directory",
+            dir.display()
+        )));
     }
     Ok(())
 }

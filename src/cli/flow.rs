@@ -37,7 +37,17 @@ struct Record {
     seconds: f64,
 }
 
-/// One stage in the report.
+/// `RUN_DIR/run-log.json`: how the last run went (the report holds only results, so that it
+/// does not depend on timings or on whether a run was resumed).
+#[derive(Serialize)]
+struct RunLog {
+    /// Wall-clock seconds of the whole run.
+    seconds: f64,
+    /// Every stage.
+    stages: Vec<StageLog>,
+}
+
+/// One stage of a run.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StageLog {
     /// Stage name.
@@ -125,7 +135,8 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Removes the temporary files an interrupted atomic write leaves (`.NAME.tmp-PID`).
+/// Removes the temporary files and staging directories interrupted atomic writes leave
+/// (`.NAME.tmp-PID`).
 fn remove_stale_temporaries(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -133,9 +144,14 @@ fn remove_stale_temporaries(dir: &Path) {
     for e in entries.flatten() {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
+        let temporary = name.starts_with('.') && name.contains(".tmp-");
         if path.is_dir() {
-            remove_stale_temporaries(&path);
-        } else if name.starts_with('.') && name.contains(".tmp-") {
+            if temporary {
+                let _ = std::fs::remove_dir_all(&path);
+            } else {
+                remove_stale_temporaries(&path);
+            }
+        } else if temporary {
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -297,8 +313,15 @@ pub fn flow(a: FlowArgs) -> Result<()> {
     for st in &stages {
         logs.push(run_stage(&run, st)?);
     }
-    let rep = super::report::build(&run, &a, cycles, target, logs)?;
+    let rep = super::report::build(&run, &a, cycles, target, &logs)?;
     super::report::write(&run, &rep)?;
+    crate::util::atomic::write_json(
+        &run.join("run-log.json"),
+        &RunLog {
+            seconds: start.elapsed().as_secs_f64(),
+            stages: logs,
+        },
+    )?;
     eprintln!(
         "flow finished in {:.0} s: {} and {}",
         start.elapsed().as_secs_f64(),

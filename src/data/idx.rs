@@ -28,7 +28,12 @@ pub struct IdxArray {
 /// Reads an IDX file of unsigned bytes, gzip-compressed or not (detected from its first bytes).
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::new(file);
+    decode(path, BufReader::new(file))
+}
+
+/// Decodes an IDX stream, gzip-compressed or not (detected from its first bytes); `path` only
+/// names the source in errors.
+pub fn decode(path: &Path, mut reader: impl Read) -> Result<IdxArray> {
     let mut magic = [0u8; 2];
     let got = read_up_to(&mut reader, &mut magic).map_err(|e| Error::io(path, e))?;
     let head = std::io::Cursor::new(magic[..got].to_vec());
