@@ -41,6 +41,7 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Data(DataCommand::Info(a)) => data_info(a),
         Command::Train(a) => train_cmd(a),
         Command::Eval(a) => eval_cmd(a),
+        Command::Bench(a) => super::bench::bench(a),
         Command::Sensitivity(a) => sensitivity_cmd(a),
         Command::Prune(a) => prune_cmd(a),
         Command::Rtl(a) => rtl_cmd(a),
@@ -49,7 +50,7 @@ pub fn dispatch(command: Command) -> Result<()> {
     }
 }
 
-fn open(data: &DataArgs) -> Result<Dataset> {
+pub(super) fn open(data: &DataArgs) -> Result<Dataset> {
     Dataset::open(&data.dataset, data.data_dir.as_deref())
 }
 
@@ -115,7 +116,7 @@ fn sliced(set: &crate::data::LabeledSet, planes: &PlaneSet, augment: bool) -> Sl
     }
 }
 
-fn input_shape(ds: &Dataset) -> InputShape {
+pub(super) fn input_shape(ds: &Dataset) -> InputShape {
     InputShape {
         height: ds.train.images.height,
         width: ds.train.images.width,
@@ -147,12 +148,15 @@ struct ExportCheck {
 }
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
+    if a.float {
+        return super::float::train_float(a);
+    }
     let planes = PlaneSet::new(&a.planes)?;
     let cfg = TrainConfig {
         hidden: a.hidden.clone(),
         epochs: a.epochs,
         batch: a.batch,
-        lr: a.lr,
+        lr: a.lr.unwrap_or(0.01),
         lr_final: a.lr_final,
         seed: a.seed,
         augment: a.augment,
@@ -268,7 +272,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn join(v: &[usize]) -> String {
+pub(super) fn join(v: &[usize]) -> String {
     v.iter()
         .map(|x| x.to_string())
         .collect::<Vec<_>>()
@@ -316,6 +320,9 @@ struct EvalReport {
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
+    if crate::float::is_float_model(&a.model) {
+        return super::float::eval_float(a);
+    }
     let m = model::load(&a.model)?;
     let ds = open(&a.data)?;
     check_compatible(&m, &a.model, &ds)?;
@@ -356,7 +363,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn confusion_table(e: &Evaluation) -> String {
+pub(super) fn confusion_table(e: &Evaluation) -> String {
     let n = e.confusion.len();
     let mut s = String::from("confusion (rows: label, columns: predicted)\n      ");
     for c in 0..n {

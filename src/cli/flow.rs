@@ -21,11 +21,11 @@ use crate::util::atomic;
 use crate::util::hash::{fnv, FNV_START};
 
 /// A stage: its name, its command line (without `cbnn`), what it reads and writes.
-struct Stage {
-    name: &'static str,
-    argv: Vec<String>,
-    inputs: Vec<PathBuf>,
-    outputs: Vec<PathBuf>,
+pub(super) struct Stage {
+    pub(super) name: &'static str,
+    pub(super) argv: Vec<String>,
+    pub(super) inputs: Vec<PathBuf>,
+    pub(super) outputs: Vec<PathBuf>,
 }
 
 /// What `RUN_DIR/stages/NAME.json` keeps.
@@ -90,7 +90,7 @@ fn command_line(argv: &[String]) -> String {
         .join(" ")
 }
 
-fn run_stage(run: &Path, st: &Stage) -> Result<StageLog> {
+pub(super) fn run_stage(run: &Path, st: &Stage) -> Result<StageLog> {
     let rec_path = run.join("stages").join(format!("{}.json", st.name));
     let key = stage_key(st)?;
     let command = command_line(&st.argv);

@@ -3,7 +3,9 @@
 //! Everything here is presentation; the work happens in the library modules.
 #![allow(missing_docs)] // clap turns doc comments into help text; fields are documented there.
 
+mod bench;
 mod commands;
+mod float;
 mod flow;
 mod report;
 
@@ -49,6 +51,44 @@ pub enum Command {
     /// model, co-simulation, synthesis, and a report (RUN_DIR/report.md and report.json).
     /// Finished stages whose inputs are unchanged are reused, so an interrupted flow resumes.
     Flow(FlowArgs),
+    /// Inference speed of the full-precision MLP, the 8-plane baseline and the compact BNN side
+    /// by side (1 thread and all, batch 1 and 1000), training and simulation speed, the ratios.
+    Bench(BenchArgs),
+}
+
+/// `cbnn bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The 8-plane baseline BNN [default: trained in --work with `cbnn train` defaults].
+    #[arg(long, value_name = "MODEL.json")]
+    pub baseline: Option<PathBuf>,
+    /// The compact BNN [default: `cbnn prune` of the baseline with its defaults, in --work].
+    #[arg(long, value_name = "MODEL.json")]
+    pub compact: Option<PathBuf>,
+    /// The full-precision MLP [default: `cbnn train --float` of the baseline's shape, in --work].
+    #[arg(long, value_name = "MODEL.json")]
+    pub float: Option<PathBuf>,
+    /// Where models that are not given are made (and found again by the next run), and the
+    /// designs simulated.
+    #[arg(long, value_name = "DIR", default_value = "bench-work")]
+    pub work: PathBuf,
+    /// Passes over the test set per engine and setting.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Batch sizes (images per call).
+    #[arg(long, value_delimiter = ',', default_value = "1,1000")]
+    pub batch: Vec<usize>,
+    /// Training images for the training-speed epoch.
+    #[arg(long, default_value_t = 10000, value_name = "N")]
+    pub train_images: usize,
+    /// Test images co-simulated in Verilator per design (0 skips simulation).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub sim_images: usize,
+    /// Also write every number as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// `cbnn flow`
@@ -143,9 +183,9 @@ pub struct TrainArgs {
     /// Batch size.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
-    /// Initial Adam learning rate.
-    #[arg(long, default_value_t = 0.01)]
-    pub lr: f32,
+    /// Initial Adam learning rate [default: 0.01, with --float 0.001].
+    #[arg(long)]
+    pub lr: Option<f32>,
     /// Final learning rate as a fraction of --lr (exponential decay over all steps).
     #[arg(long, default_value_t = 0.01)]
     pub lr_final: f32,
@@ -168,12 +208,16 @@ pub struct TrainArgs {
     /// Also write the training history and accuracies as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Train the full-precision counterpart instead: the same MLP shape with float32 weights,
+    /// ReLU, on 8-bit pixels (the yardstick of `cbnn bench`).
+    #[arg(long, conflicts_with_all = ["planes", "augment"])]
+    pub float: bool,
 }
 
 /// `cbnn eval`
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Model file written by `cbnn train` or `cbnn prune`.
+    /// Model file written by `cbnn train` or `cbnn prune` (or `cbnn train --float`).
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,

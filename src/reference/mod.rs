@@ -5,7 +5,10 @@
 //! training (floating point) or on hardware code.
 
 pub mod cycle;
+pub mod fast;
 mod kernels;
+#[cfg(target_arch = "x86_64")]
+mod sliced;
 
 pub use kernels::has_popcnt;
 

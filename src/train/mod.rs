@@ -11,7 +11,6 @@ mod adam;
 mod augment;
 pub mod export;
 pub mod first_layer;
-mod gemm;
 pub mod net;
 
 use std::time::Instant;

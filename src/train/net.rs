@@ -11,7 +11,7 @@
 //! the tests check it against finite differences.
 
 use super::first_layer::{self, ActiveBits, Layout};
-use super::gemm::gemm;
+use crate::util::gemm::gemm;
 use crate::util::rng::Rng;
 
 /// Batch-norm epsilon.

@@ -1,7 +1,8 @@
 //! Small helpers shared by every layer: atomic file output, a deterministic random generator,
-//! progress reporting.
+//! progress reporting, a checked face on the GEMM library.
 
 pub mod atomic;
+pub mod gemm;
 pub mod hash;
 pub mod progress;
 pub mod rng;
