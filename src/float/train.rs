@@ -256,7 +256,12 @@ pub fn train(
     train: &LabeledSet,
     val: &LabeledSet,
 ) -> Result<FloatTrained> {
-    if cfg.hidden.contains(&0) || cfg.epochs == 0 || cfg.batch < 2 || cfg.lr.is_nan() || cfg.lr <= 0.0 {
+    if cfg.hidden.contains(&0)
+        || cfg.epochs == 0
+        || cfg.batch < 2
+        || cfg.lr.is_nan()
+        || cfg.lr <= 0.0
+    {
         return Err(Error::usage(
             "--float needs widths of at least 1, --epochs of at least 1, --batch of at least 2 \
              and a positive --lr",

@@ -204,11 +204,12 @@ fn transpose8(mut x: u64) -> u64 {
     x ^ t ^ (t << 28)
 }
 
-/// Byte `g` of a 256-bit lane vector (lanes `8 g .. 8 g + 8`).
+/// The bytes of a slice of lane vectors.
 #[inline(always)]
-fn set_byte(v: &mut [u64; 4], g: usize, byte: u8) {
-    let shift = 8 * (g % 8);
-    v[g / 8] = (v[g / 8] & !(0xff << shift)) | (u64::from(byte) << shift);
+fn bytemuck_bytes(v: &mut [[u64; 4]]) -> &mut [u8] {
+    // SAFETY: [u64; 4] has no padding and every byte pattern is valid for u8; the length is
+    // the same memory in bytes, and the borrow is carried over.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 32) }
 }
 
 /// Fills `table[j * pixels + p]` with plane `planes[j]` of pixel `p` of each image (image `i`
@@ -220,6 +221,8 @@ fn transpose_input(px: &[u8], n: usize, pixels: usize, planes: &[u8], table: &mu
     for (j, &p) in planes.iter().enumerate() {
         let plane = &mut table[j * pixels..(j + 1) * pixels];
         let p = u32::from(p);
+        // The plane as bytes: byte `g` of a vector holds lanes 8g..8g+8 (x86-64 is little-endian).
+        let bytes: &mut [u8] = bytemuck_bytes(plane);
         for g in 0..n.div_ceil(8) {
             for c in 0..chunks {
                 // Row m: plane p of pixels 8c..8c+8 of image 8g+m.
@@ -233,16 +236,15 @@ fn transpose_input(px: &[u8], n: usize, pixels: usize, planes: &[u8], table: &mu
                     }
                 }
                 // Row t of the transpose: pixel 8c+t of images 8g..8g+8.
-                let x = transpose8(x).to_le_bytes();
-                for (t, &byte) in x.iter().enumerate() {
-                    set_byte(&mut plane[8 * c + t], g, byte);
+                for (t, &byte) in transpose8(x).to_le_bytes().iter().enumerate() {
+                    bytes[(8 * c + t) * 32 + g] = byte;
                 }
             }
         }
         for q in chunks * 8..pixels {
             for i in 0..n {
                 let bit = u64::from((px[i * pixels + q] >> p) & 1);
-                plane[q][i / 64] |= bit << (i % 64);
+                bytes[q * 32 + i / 8] |= (bit as u8) << (i % 8);
             }
         }
     }
