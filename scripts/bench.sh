@@ -1,29 +1,22 @@
 #!/usr/bin/env bash
-# Speed of the pieces docs/benchmarks.md quotes, on this machine: training throughput of the
-# 8-plane 256,256,256 MLP at batch 100, slicing, and reference-model evaluation of the test set.
-# Usage: bash scripts/bench.sh [DATASET]   (default ../shared/datasets/mnist)
-# Run it on an otherwise idle machine; it prints medians.
+# Reproduces docs/benchmarks.md: `cbnn bench` on real MNIST with the models of
+# scripts/reproduce.sh (runs/mnist/base.json, runs/mnist/compact.json) and the full-precision
+# counterpart (trained here with `cbnn train --float` when runs/mnist/float.json is missing).
+# Usage: bash scripts/bench.sh [DATASET [NAME]]   (default ../shared/datasets/mnist mnist)
+# Run it on an otherwise idle machine; every number it prints is a median over repeats.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 cbnn=./target/release/cbnn
 data="${1:-../shared/datasets/mnist}"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-
-$cbnn train --dataset "$data" --epochs 5 -o "$out/m.json" --json "$out/train.json" >/dev/null 2>"$out/train.log"
-for i in 1 2 3 4 5; do
-  $cbnn eval "$out/m.json" --dataset "$data" --json "$out/eval$i.json" >/dev/null
-done
-python3 - "$out" <<'PY'
-import json, statistics, sys
-d = sys.argv[1]
-t = json.load(open(f"{d}/train.json"))
-per_epoch = [e["images"] / e["seconds"] for e in t["history"]]
-print(f"training, batch 100, 8 planes 256,256,256: median {statistics.median(per_epoch):.0f} images/s "
-      f"over {len(per_epoch)} epochs (min {min(per_epoch):.0f}, max {max(per_epoch):.0f})")
-print(f"slicing train+validation+test (70000 images, 8 planes): {t['slice_seconds']:.3f} s")
-ev = [json.load(open(f"{d}/eval{i}.json"))["seconds"] for i in range(1, 6)]
-print(f"reference model, 10000 test images (slicing included): median {statistics.median(ev):.3f} s "
-      f"(min {min(ev):.3f}, max {max(ev):.3f})")
-PY
+name="${2:-mnist}"
+out="runs/$name"
+if [ ! -f "$out/base.json" ] || [ ! -f "$out/compact.json" ]; then
+  echo "no $out/base.json or $out/compact.json: run scripts/reproduce.sh first" >&2
+  exit 2
+fi
+if [ ! -f "$out/float.json" ]; then
+  $cbnn train --float --dataset "$data" -o "$out/float.json" --json "$out/float-train.json"
+fi
+$cbnn bench --dataset "$data" --baseline "$out/base.json" --compact "$out/compact.json" \
+  --float "$out/float.json" --work "$out/bench" --json "$out/bench.json"

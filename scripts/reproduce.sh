@@ -17,4 +17,5 @@ for pair in "mnist:$mnist" "fashion-mnist:fashion-mnist"; do
   $cbnn prune "$out/base.json" --dataset "$data" --max-drop 1.0 -o "$out/compact.json" \
     --report "$out/prune.json"
   $cbnn eval "$out/compact.json" --dataset "$data" --json "$out/compact-eval.json"
+  $cbnn train --float --dataset "$data" -o "$out/float.json" --json "$out/float-train.json"
 done

@@ -128,7 +128,12 @@ struct Models {
 
 fn make_models(a: &BenchArgs) -> Result<Models> {
     let work = &a.work;
-    let mut data = vec!["--dataset".to_string(), a.data.dataset.clone()];
+    let mut data = vec![
+        "--dataset".to_string(),
+        a.data.dataset.clone(),
+        "--validation".to_string(),
+        a.validation.to_string(),
+    ];
     if let Some(d) = &a.data.data_dir {
         data.extend(["--data-dir".to_string(), s(d)]);
     }
@@ -291,7 +296,7 @@ fn training_speed(
     ds: &crate::data::Dataset,
 ) -> Result<Vec<(String, f64)>> {
     use crate::train::{self, DataMeta, SlicedSet, TrainConfig};
-    let split = ds.split(crate::data::DEFAULT_VALIDATION, Some(a.train_images))?;
+    let split = ds.split(a.validation, Some(a.train_images))?;
     let planes = baseline.planes.clone();
     let cfg = TrainConfig {
         hidden: baseline.hidden_widths(),
@@ -389,6 +394,20 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
         run_pass(&be, pixels, first, &pool).1,
         run_pass(&ce, pixels, first, &pool).1,
     ];
+    // The fast binary engines must give the reference model's classes, image for image.
+    for (m, got, name) in [
+        (&base, &expected[1], "baseline"),
+        (&comp, &expected[2], "compact"),
+    ] {
+        let truth = crate::reference::Executor::new(m)
+            .classify(&crate::bitslice::slice(&ds.test.images, &m.planes));
+        if let Some(i) = truth.iter().zip(got).position(|(a, b)| a != b) {
+            return Err(Error::CheckFailed(format!(
+                "{name}: the fast executor says class {} for test image {i}, the reference model {}",
+                got[i], truth[i]
+            )));
+        }
+    }
     let infos = vec![
         ModelInfo {
             name: "float",
@@ -587,8 +606,9 @@ fn table(r: &BenchReport) -> String {
             f(&row.compact_vs_float)
         );
     }
+    let _ = writeln!(t);
     for (name, ips) in &r.training_images_per_second {
-        let _ = writeln!(t, "\ntraining  {name}: {ips:.0} images/s (one epoch)");
+        let _ = writeln!(t, "training  {name}: {ips:.0} images/s (one epoch)");
     }
     for s in &r.simulation {
         let _ = writeln!(

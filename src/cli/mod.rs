@@ -86,6 +86,10 @@ pub struct BenchArgs {
     /// Test images co-simulated in Verilator per design (0 skips simulation).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub sim_images: usize,
+    /// Validation images (the last N of the training set) for the models made here and the
+    /// training-speed epoch.
+    #[arg(long, default_value_t = crate::data::DEFAULT_VALIDATION)]
+    pub validation: usize,
     /// Also write every number as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
