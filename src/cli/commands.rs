@@ -331,21 +331,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let predicted = reference::Executor::new(&m).classify(&test);
     let seconds = start.elapsed().as_secs_f64();
     let eval = Evaluation::new(&predicted, &ds.test.labels, m.classes());
-    println!(
-        "accuracy {:.2}% ({}/{} test images, {:.3} s)",
-        100.0 * eval.accuracy,
-        eval.correct,
-        eval.count,
-        seconds
-    );
-    println!("{}", confusion_table(&eval));
-    if let Some(path) = &a.predictions {
-        let mut csv = String::from("index,label,predicted\n");
-        for (i, (&p, &l)) in predicted.iter().zip(&ds.test.labels).enumerate() {
-            let _ = writeln!(csv, "{i},{l},{p}");
-        }
-        atomic::write_atomic(path, csv.as_bytes())?;
-    }
+    report_evaluation(&eval, &predicted, &ds.test.labels, seconds, "", &a)?;
     if let Some(path) = &a.json {
         atomic::write_json(
             path,
@@ -363,7 +349,34 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn confusion_table(e: &Evaluation) -> String {
+/// Prints an evaluation (accuracy, confusion) and writes `--predictions` when asked.
+pub(super) fn report_evaluation(
+    eval: &Evaluation,
+    predicted: &[usize],
+    labels: &[u8],
+    seconds: f64,
+    note: &str,
+    a: &EvalArgs,
+) -> Result<()> {
+    println!(
+        "accuracy {:.2}% ({}/{} test images, {:.3} s{note})",
+        100.0 * eval.accuracy,
+        eval.correct,
+        eval.count,
+        seconds
+    );
+    println!("{}", confusion_table(eval));
+    if let Some(path) = &a.predictions {
+        let mut csv = String::from("index,label,predicted\n");
+        for (i, (&p, &l)) in predicted.iter().zip(labels).enumerate() {
+            let _ = writeln!(csv, "{i},{l},{p}");
+        }
+        atomic::write_atomic(path, csv.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn confusion_table(e: &Evaluation) -> String {
     let n = e.confusion.len();
     let mut s = String::from("confusion (rows: label, columns: predicted)\n      ");
     for c in 0..n {

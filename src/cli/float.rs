@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::commands::{confusion_table, input_shape, open};
+use super::commands::{input_shape, open, report_evaluation};
 use super::{EvalArgs, TrainArgs};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -141,21 +141,14 @@ pub(super) fn eval_float(a: EvalArgs) -> Result<()> {
     let predicted = float::Engine::new(&m).classify(&ds.test.images.pixels, 1000);
     let seconds = start.elapsed().as_secs_f64();
     let eval = Evaluation::new(&predicted, &ds.test.labels, m.classes);
-    println!(
-        "accuracy {:.2}% ({}/{} test images, {:.3} s, full precision)",
-        100.0 * eval.accuracy,
-        eval.correct,
-        eval.count,
-        seconds
-    );
-    println!("{}", confusion_table(&eval));
-    if let Some(path) = &a.predictions {
-        let mut csv = String::from("index,label,predicted\n");
-        for (i, (&p, &l)) in predicted.iter().zip(&ds.test.labels).enumerate() {
-            csv.push_str(&format!("{i},{l},{p}\n"));
-        }
-        atomic::write_atomic(path, csv.as_bytes())?;
-    }
+    report_evaluation(
+        &eval,
+        &predicted,
+        &ds.test.labels,
+        seconds,
+        ", full precision",
+        &a,
+    )?;
     if let Some(path) = &a.json {
         atomic::write_json(
             path,
