@@ -110,6 +110,23 @@ fn export_agrees_with_float_graph_on_every_test_image() {
     );
     assert_eq!(int.len(), 10000);
     assert_eq!(agree, int.len(), "the export must be exact");
+
+    // The fast executor, image by image and in bit-sliced batches, gives the same classes.
+    use cbnn::reference::fast::{FastModel, FastScratch};
+    let fast = FastModel::new(&trained.model);
+    let pixels = &split.test.images.pixels;
+    let d = fast.pixels();
+    for batch in [1, 1000] {
+        let mut out = vec![0; int.len()];
+        let mut s = FastScratch::default();
+        for (px, o) in pixels.chunks(batch * d).zip(out.chunks_mut(batch)) {
+            fast.classify_into(px, &mut s, o);
+        }
+        assert!(
+            out == int,
+            "fast executor, batch {batch}, differs from the reference"
+        );
+    }
 }
 
 /// Same seed and data give a byte-identical model, whatever the thread count.
