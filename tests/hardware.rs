@@ -7,7 +7,7 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-use cbnn::cosim::{self, Job};
+use cbnn::cosim;
 use cbnn::reference::cycle::{self, Schedule};
 use cbnn::rtlgen::{self, LayerFold, RtlConfig};
 
@@ -160,27 +160,16 @@ fn randomized_cosimulation_sweep() {
             assert!(manifest.layers.iter().any(|l| l.weights_in_logic));
         }
         let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
+        // The manifest (whose folding the co-simulation's cycle model uses) says what was asked.
+        assert_eq!(manifest.folding(), fold);
         let images = random_images(case, 60, pixels);
-        let labels = vec![0u8; 60];
-        let timing = rtlgen::timing(&model, &fold, ppb);
         for schedule in [
             Schedule::FREE,
             Schedule {
                 stall_seed: Some(rng.next_u64() % 1000),
             },
         ] {
-            let job = Job {
-                dir: &dir,
-                model: &model,
-                timing: &timing,
-                output: &manifest.output,
-                bits_per_beat: manifest.input.bits_per_beat,
-                images: &images,
-                labels: &labels,
-                schedule,
-                vcd: None,
-            };
-            let report = cosim::run(&exe, &job)
+            let report = cosimulate(&exe, &dir, &model, &manifest, &images, schedule)
                 .unwrap_or_else(|e| panic!("case {case} (planes {planes:?}, hidden {hidden:?}, fold {fold:?}, ppb {ppb}): {e}"));
             assert_eq!(report.matched, 60);
         }
@@ -388,20 +377,8 @@ fn a_corrupted_memory_image_is_reported_as_a_mismatch() {
     let manifest = generate(&model, fold.clone(), 3, &dir);
     let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
     let images = random_images(7, 40, 6);
-    let labels = vec![0u8; 40];
-    let timing = rtlgen::timing(&model, &fold, 3);
-    let job = Job {
-        dir: &dir,
-        model: &model,
-        timing: &timing,
-        output: &manifest.output,
-        bits_per_beat: manifest.input.bits_per_beat,
-        images: &images,
-        labels: &labels,
-        schedule: Schedule::FREE,
-        vcd: None,
-    };
-    assert_eq!(cosim::run(&exe, &job).unwrap().matched, 40);
+    let run = || cosimulate(&exe, &dir, &model, &manifest, &images, Schedule::FREE);
+    assert_eq!(run().unwrap().matched, 40);
     // Flip the lowest bit of the first word of the output layer's weights.
     let path = dir.join(&manifest.layers[1].weight_file);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -410,7 +387,7 @@ fn a_corrupted_memory_image_is_reported_as_a_mismatch() {
     let flipped = char::from_digit(last.to_digit(16).unwrap() ^ 1, 16).unwrap();
     lines[0].push(flipped);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    let err = cosim::run(&exe, &job).unwrap_err();
+    let err = run().unwrap_err();
     assert_eq!(err.exit_code(), 1);
     let msg = err.to_string();
     assert!(msg.starts_with("mismatch at image "), "{msg}");
@@ -488,21 +465,10 @@ fn a_hung_design_times_out() {
     std::fs::write(dir.join("cbnn_skid.v"), hung).unwrap();
     let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
     let images = random_images(9, 20, 6);
-    let labels = vec![0u8; 20];
-    let timing = rtlgen::timing(&model, &fold, 3);
-    let job = Job {
-        dir: &dir,
-        model: &model,
-        timing: &timing,
-        output: &manifest.output,
-        bits_per_beat: manifest.input.bits_per_beat,
-        images: &images,
-        labels: &labels,
-        schedule: Schedule::FREE,
-        vcd: None,
-    };
     let start = std::time::Instant::now();
-    let err = cosim::run(&exe, &job).unwrap_err().to_string();
+    let err = cosimulate(&exe, &dir, &model, &manifest, &images, Schedule::FREE)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("simulation timed out: 0 of 20 outputs"),
         "{err}"

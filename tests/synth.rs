@@ -6,7 +6,7 @@ use common::*;
 
 use std::path::Path;
 
-use cbnn::cosim::{self, Job};
+use cbnn::cosim;
 use cbnn::reference::cycle::Schedule;
 use cbnn::rtlgen::{self, LayerFold, RtlConfig};
 use cbnn::synth::{self, estimate, Target};
@@ -236,22 +236,9 @@ fn automatic_folding_meets_the_target_in_the_cycle_model_and_in_simulation() {
         for l in &m.layers {
             assert!(l.cycles_per_image <= target, "target {target}: {l:?}");
         }
-        let timing = rtlgen::timing(&model, &m.folding(), m.input.pixels_per_beat);
         let (exe, _) = cosim::build(&d, &m.files).unwrap();
         let images = random_images(target as u64, 40, 30);
-        let labels = vec![0u8; 40];
-        let job = Job {
-            dir: &d,
-            model: &model,
-            timing: &timing,
-            output: &m.output,
-            bits_per_beat: m.input.bits_per_beat,
-            images: &images,
-            labels: &labels,
-            schedule: Schedule::FREE,
-            vcd: None,
-        };
-        let rep = cosim::run(&exe, &job).unwrap();
+        let rep = cosimulate(&exe, &d, &model, &m, &images, Schedule::FREE).unwrap();
         assert_eq!(rep.matched, 40);
         // Steady state in simulation: one image every initiation interval or faster.
         let per_image = (rep.cycles - m.latency) as f64 / 39.0;

@@ -235,3 +235,29 @@ pub fn without_timings(mut v: serde_json::Value) -> serde_json::Value {
     }
     v
 }
+
+/// Co-simulates `images` (labels all 0) on the built simulator `exe` of the design in `dir`,
+/// with the timing its manifest describes.
+pub fn cosimulate(
+    exe: &Path,
+    dir: &Path,
+    model: &cbnn::model::IntModel,
+    manifest: &cbnn::rtlgen::Manifest,
+    images: &cbnn::data::Images,
+    schedule: cbnn::reference::cycle::Schedule,
+) -> cbnn::Result<cbnn::cosim::SimReport> {
+    let timing = cbnn::rtlgen::timing(model, &manifest.folding(), manifest.input.pixels_per_beat);
+    let labels = vec![0u8; images.count()];
+    let job = cbnn::cosim::Job {
+        dir,
+        model,
+        timing: &timing,
+        output: &manifest.output,
+        bits_per_beat: manifest.input.bits_per_beat,
+        images,
+        labels: &labels,
+        schedule,
+        vcd: None,
+    };
+    cbnn::cosim::run(exe, &job)
+}
