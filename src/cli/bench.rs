@@ -498,11 +498,16 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
     let headline = ratios.iter().find(|r| r.threads == 1 && r.batch == 1000);
 
     let mut notes = Vec::new();
-    eprintln!(
-        "training speed: one epoch on {} images of each",
-        a.train_images
-    );
-    let training = training_speed(&a, &base, &fm, &ds)?;
+    let training = if a.train_images == 0 {
+        notes.push("training speed skipped (--train-images 0)".to_string());
+        Vec::new()
+    } else {
+        eprintln!(
+            "training speed: one epoch on {} images of each",
+            a.train_images
+        );
+        training_speed(&a, &base, &fm, &ds)?
+    };
     let mut simulation = Vec::new();
     if a.sim_images == 0 {
         notes.push("simulation skipped (--sim-images 0)".to_string());

@@ -80,7 +80,7 @@ pub struct BenchArgs {
     /// Batch sizes (images per call).
     #[arg(long, value_delimiter = ',', default_value = "1,1000")]
     pub batch: Vec<usize>,
-    /// Training images for the training-speed epoch.
+    /// Training images for the training-speed epoch (0 skips it).
     #[arg(long, default_value_t = 10000, value_name = "N")]
     pub train_images: usize,
     /// Test images co-simulated in Verilator per design (0 skips simulation).
