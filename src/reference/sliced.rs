@@ -128,7 +128,9 @@ impl SlicedModel {
         transpose_input(pixels, n, self.pixels, &self.planes, &mut s.table[..inputs]);
         let last = self.layers.len() - 1;
         for (li, l) in self.layers.iter().enumerate() {
-            debug_assert_eq!(l.inputs * 2 + 1, s.table.len());
+            // Every select index is below 2 * inputs + 1 by construction (SlicedLayer::new);
+            // this makes the unchecked loads in count_row sound.
+            assert_eq!(l.inputs * 2 + 1, s.table.len(), "layer input table size");
             // Inverted inputs after the inputs; the zero vector stays last.
             for k in 0..l.inputs {
                 let x = s.table[k];
@@ -305,6 +307,8 @@ unsafe fn count_row_n<const H: usize>(
     let z = _mm256_setzero_si256();
     let (mut ones, mut twos, mut fours, mut eights) = (z, z, z, z);
     let mut high = [z; H];
+    // SAFETY: the caller's table holds 2 * inputs + 1 vectors (asserted in block_avx2) and
+    // every select index is below that (built so in SlicedLayer::new).
     let v = |k: u32| load(table.get_unchecked(k as usize));
     for s in select.chunks_exact(16) {
         let (a, o) = csa(ones, v(s[0]), v(s[1]));
