@@ -68,6 +68,54 @@ fn training_on_a_real_subset_is_far_above_chance() {
     assert_eq!(e["accuracy"].as_f64().unwrap(), test);
 }
 
+/// The full-precision counterpart learns real Fashion-MNIST, is deterministic, and `eval` of
+/// its file reproduces the test accuracy `train --float` reported.
+#[test]
+fn float_counterpart_learns_a_real_subset() {
+    let dir = temp_dir("real-float");
+    let (m1, m2, json) = (dir.join("f1.json"), dir.join("f2.json"), dir.join("r.json"));
+    let train = |out: &std::path::Path, threads: &str| {
+        cbnn_ok(&[
+            "--threads",
+            threads,
+            "train",
+            "--float",
+            "--dataset",
+            "fashion-mnist",
+            "--limit",
+            "6000",
+            "--epochs",
+            "3",
+            "--hidden",
+            "128,128",
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+    };
+    train(&m1, "1");
+    let test = json_file(&json)["test_accuracy"].as_f64().unwrap();
+    assert!(
+        test > 0.75,
+        "test accuracy {test} on 10 classes (chance 0.10)"
+    );
+    train(&m2, "2");
+    assert!(
+        std::fs::read(&m1).unwrap() == std::fs::read(&m2).unwrap(),
+        "not deterministic"
+    );
+    cbnn_ok(&[
+        "eval",
+        m1.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(json_file(&json)["accuracy"].as_f64().unwrap(), test);
+}
+
 /// The exported integer model and the float graph in inference mode predict the same class on
 /// every test image (MNIST when this machine has it, else Fashion-MNIST).
 #[test]
