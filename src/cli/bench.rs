@@ -11,13 +11,13 @@ use clap::Parser;
 use serde::Serialize;
 
 use super::commands::{self, open};
-use super::flow::{run_stage, Stage};
+use super::flow::{run_stage, s, Stage};
 use super::{BenchArgs, Cli};
 use crate::bench::{run_pass, BinaryEngine, Classifier, Pass, Setting, Spread};
 use crate::error::{Error, Result};
 use crate::float;
 use crate::model::{self, IntModel};
-use crate::reference::has_popcnt;
+use crate::reference::{has_popcnt, Evaluation};
 use crate::util::atomic;
 
 /// The three networks, in the order they are measured and reported.
@@ -102,21 +102,6 @@ fn cpu_name() -> String {
                 .map(|s| s.trim().to_string())
         })
         .unwrap_or_else(|| "unknown".into())
-}
-
-fn avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// The model paths to measure: given, or made in the work directory.
@@ -211,15 +196,6 @@ fn make_models(a: &BenchArgs) -> Result<Models> {
         baseline,
         compact,
     })
-}
-
-fn accuracy(pred: &[usize], labels: &[u8]) -> f64 {
-    let ok = pred
-        .iter()
-        .zip(labels)
-        .filter(|(p, &l)| **p == l as usize)
-        .count();
-    ok as f64 / labels.len().max(1) as f64
 }
 
 /// Measures one engine in one setting; checks its classes against the first pass's.
@@ -408,6 +384,15 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
             )));
         }
     }
+    let accuracy = |pred: &[usize], classes: usize| Evaluation::new(pred, labels, classes).accuracy;
+    let binary_info = |name: &'static str, path: &Path, m: &IntModel, pred: &[usize]| ModelInfo {
+        name,
+        path: s(path),
+        planes: Some(m.planes.planes().to_vec()),
+        hidden: m.hidden_widths(),
+        size_bits: m.size_bits(),
+        test_accuracy: accuracy(pred, m.classes()),
+    };
     let infos = vec![
         ModelInfo {
             name: "float",
@@ -415,24 +400,10 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
             planes: None,
             hidden: fm.hidden_widths(),
             size_bits: fm.size_bits(),
-            test_accuracy: accuracy(&expected[0], labels),
+            test_accuracy: accuracy(&expected[0], fm.classes),
         },
-        ModelInfo {
-            name: "baseline",
-            path: s(&models.baseline),
-            planes: Some(base.planes.planes().to_vec()),
-            hidden: base.hidden_widths(),
-            size_bits: base.size_bits(),
-            test_accuracy: accuracy(&expected[1], labels),
-        },
-        ModelInfo {
-            name: "compact",
-            path: s(&models.compact),
-            planes: Some(comp.planes.planes().to_vec()),
-            hidden: comp.hidden_widths(),
-            size_bits: comp.size_bits(),
-            test_accuracy: accuracy(&expected[2], labels),
-        },
+        binary_info("baseline", &models.baseline, &base, &expected[1]),
+        binary_info("compact", &models.compact, &comp, &expected[2]),
     ];
 
     // passes[setting][engine][repeat]
@@ -528,7 +499,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
             cpu: cpu_name(),
             cores: all,
             popcnt: has_popcnt(),
-            avx2_fma: avx2_fma(),
+            avx2_fma: float::has_avx2_fma(),
         },
         images: ds.test.len(),
         repeats: a.repeats,

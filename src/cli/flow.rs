@@ -131,7 +131,7 @@ pub(super) fn run_stage(run: &Path, st: &Stage) -> Result<StageLog> {
     })
 }
 
-fn s(p: &Path) -> String {
+pub(super) fn s(p: &Path) -> String {
     p.display().to_string()
 }
 

@@ -30,13 +30,26 @@ unsafe fn gemv_avx2(w: &[f32], n: usize, x: &[f32], b: &[f32], y: &mut [f32]) {
     gemv_generic(w, n, x, b, y)
 }
 
+/// Whether the CPU has AVX2 and FMA (the fast variant of [`gemv`], and the kernels
+/// `matrixmultiply` picks for batches).
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// `y = W x + b` for `W` of `y.len()` rows and `n` columns, row-major.
 pub fn gemv(w: &[f32], n: usize, x: &[f32], b: &[f32], y: &mut [f32]) {
     assert_eq!(w.len(), n * y.len());
     assert_eq!(x.len(), n);
     assert_eq!(b.len(), y.len());
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA, checked just above.
         unsafe { gemv_avx2(w, n, x, b, y) };
         return;

@@ -8,6 +8,8 @@
 mod kernels;
 pub mod train;
 
+pub use kernels::has_avx2_fma;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};

@@ -239,12 +239,7 @@ fn model_of(layers: &[Layer], input: InputShape, classes: usize) -> FloatModel {
 /// Accuracy of `m` on `set`.
 pub fn accuracy(m: &FloatModel, set: &LabeledSet) -> f64 {
     let pred = Engine::new(m).classify(&set.images.pixels, 1000);
-    let correct = pred
-        .iter()
-        .zip(&set.labels)
-        .filter(|(p, &y)| **p == y as usize)
-        .count();
-    correct as f64 / set.len().max(1) as f64
+    crate::reference::Evaluation::new(&pred, &set.labels, m.classes).accuracy
 }
 
 /// Trains the full-precision MLP on `train`, keeping the epoch that scores best on `val`.
