@@ -12,7 +12,6 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::float;
-use crate::model::IntModel;
 use crate::reference::fast::{FastModel, FastScratch};
 
 /// Something that classifies batches of images given as 8-bit pixels.
@@ -25,30 +24,17 @@ pub trait Classifier: Sync {
     fn classify_batch(&self, pixels: &[u8], scratch: &mut Self::Scratch, out: &mut [usize]);
 }
 
-/// A binary network run by the fast executor ([`FastModel`]): packed XNOR-popcount, the
-/// first layer's weights laid out for the input path.
-pub struct BinaryEngine {
-    model: FastModel,
-}
-
-impl BinaryEngine {
-    /// An engine for `model`.
-    pub fn new(model: &IntModel) -> BinaryEngine {
-        BinaryEngine {
-            model: FastModel::new(model),
-        }
-    }
-}
-
-impl Classifier for BinaryEngine {
+/// A binary network, run by the fast executor: packed XNOR-popcount, the first layer's weights
+/// laid out for the input path, bit-sliced batches.
+impl Classifier for FastModel {
     type Scratch = FastScratch;
 
     fn image_len(&self) -> usize {
-        self.model.pixels()
+        self.pixels()
     }
 
     fn classify_batch(&self, pixels: &[u8], s: &mut FastScratch, out: &mut [usize]) {
-        self.model.classify_into(pixels, s, out);
+        self.classify_into(pixels, s, out);
     }
 }
 
@@ -204,7 +190,7 @@ mod tests {
         };
         let want = crate::reference::Executor::new(&m)
             .classify(&crate::bitslice::slice(&images, &m.planes));
-        let engine = BinaryEngine::new(&m);
+        let engine = FastModel::new(&m);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()

@@ -13,10 +13,11 @@ use serde::Serialize;
 use super::commands::{self, open};
 use super::flow::{run_stage, s, Stage};
 use super::{BenchArgs, Cli};
-use crate::bench::{run_pass, BinaryEngine, Classifier, Pass, Setting, Spread};
+use crate::bench::{run_pass, Classifier, Pass, Setting, Spread};
 use crate::error::{Error, Result};
 use crate::float;
 use crate::model::{self, IntModel};
+use crate::reference::fast::FastModel;
 use crate::reference::{has_popcnt, Evaluation};
 use crate::util::atomic;
 
@@ -343,8 +344,8 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
     let labels = &ds.test.labels;
     let (fe, be, ce) = (
         float::Engine::new(&fm),
-        BinaryEngine::new(&base),
-        BinaryEngine::new(&comp),
+        FastModel::new(&base),
+        FastModel::new(&comp),
     );
     let all = rayon::current_num_threads();
     let pool = rayon::ThreadPoolBuilder::new()

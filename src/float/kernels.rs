@@ -30,7 +30,7 @@ unsafe fn gemv_avx2(w: &[f32], n: usize, x: &[f32], b: &[f32], y: &mut [f32]) {
     gemv_generic(w, n, x, b, y)
 }
 
-/// Whether the CPU has AVX2 and FMA (the fast variant of [`gemv`], and the kernels
+/// Whether the CPU has AVX2 and FMA (the fast variant of the single-image product, and the kernels
 /// `matrixmultiply` picks for batches).
 pub fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
