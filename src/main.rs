@@ -4,8 +4,21 @@ use clap::Parser;
 
 fn main() {
     let cli = cbnn::cli::Cli::parse();
-    if let Err(e) = cbnn::cli::run(cli) {
-        eprintln!("error: {e}");
+    let result = cbnn::cli::run(cli);
+    let stdout = cbnn::cli::out::take_error();
+    if let Err(e) = result {
+        cbnn::util::progress::stderr_line(format_args!("error: {e}"));
         std::process::exit(e.exit_code());
+    }
+    match stdout {
+        // The reader closed the pipe: it wanted no more; every file was written.
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Some(e) => {
+            cbnn::util::progress::stderr_line(format_args!(
+                "error: cannot write to standard output: {e}"
+            ));
+            std::process::exit(2);
+        }
+        None => {}
     }
 }

@@ -125,7 +125,7 @@ fn export_agrees_with_float_graph_on_every_test_image() {
         None => ("fashion-mnist", fashion()),
     };
     let planes = PlaneSet::all();
-    let split = ds.split(5000, Some(8000)).unwrap();
+    let split = ds.split(Some(5000), Some(8000)).unwrap();
     let slice = |s: &cbnn::data::LabeledSet| SlicedSet {
         x: bitslice::slice(&s.images, &planes),
         y: s.labels.clone(),

@@ -30,7 +30,7 @@ fn design(
     )
     .unwrap();
     m.constraints = synth::constraints::write(&dir, &m).unwrap();
-    rtlgen::write_manifest(&dir, &m).unwrap();
+    rtlgen::write_manifest(&dir, &mut m).unwrap();
     (dir, m)
 }
 

@@ -114,12 +114,10 @@ struct Models {
 
 fn make_models(a: &BenchArgs) -> Result<Models> {
     let work = &a.work;
-    let mut data = vec![
-        "--dataset".to_string(),
-        a.data.dataset.clone(),
-        "--validation".to_string(),
-        a.validation.to_string(),
-    ];
+    let mut data = vec!["--dataset".to_string(), a.data.dataset.clone()];
+    if let Some(v) = a.validation {
+        data.extend(["--validation".to_string(), v.to_string()]);
+    }
     if let Some(d) = &a.data.data_dir {
         data.extend(["--data-dir".to_string(), s(d)]);
     }
@@ -132,7 +130,7 @@ fn make_models(a: &BenchArgs) -> Result<Models> {
         Some(p) => p.clone(),
         None => {
             let p = work.join("baseline.json");
-            eprintln!("no --baseline: training one with `cbnn train` defaults");
+            errln!("no --baseline: training one with `cbnn train` defaults");
             run_stage(
                 work,
                 &Stage {
@@ -149,7 +147,7 @@ fn make_models(a: &BenchArgs) -> Result<Models> {
         Some(p) => p.clone(),
         None => {
             let p = work.join("compact.json");
-            eprintln!("no --compact: pruning the baseline with `cbnn prune` defaults");
+            errln!("no --compact: pruning the baseline with `cbnn prune` defaults");
             run_stage(
                 work,
                 &Stage {
@@ -179,7 +177,7 @@ fn make_models(a: &BenchArgs) -> Result<Models> {
                 .map(usize::to_string)
                 .collect::<Vec<_>>()
                 .join(",");
-            eprintln!("no --float: training the full-precision MLP ({hidden}) with `cbnn train --float` defaults");
+            errln!("no --float: training the full-precision MLP ({hidden}) with `cbnn train --float` defaults");
             run_stage(
                 work,
                 &Stage {
@@ -474,7 +472,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
         notes.push("training speed skipped (--train-images 0)".to_string());
         Vec::new()
     } else {
-        eprintln!(
+        errln!(
             "training speed: one epoch on {} images of each",
             a.train_images
         );
@@ -511,7 +509,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
         simulation,
         notes,
     };
-    print!("{}", table(&report));
+    outln!("{}", table(&report).trim_end_matches('\n'));
     if let Some(path) = &a.json {
         atomic::write_json(path, &report)?;
     }

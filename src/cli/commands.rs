@@ -19,11 +19,16 @@ use crate::synth;
 use crate::train::{self, DataMeta, SlicedSet, TrainConfig};
 use crate::util::atomic;
 
+/// Most worker threads `--threads` may ask for.
+const MAX_THREADS: usize = 1024;
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
-        if n == 0 {
-            return Err(Error::usage("--threads must be at least 1"));
+        if n == 0 || n > MAX_THREADS {
+            return Err(Error::usage(format!(
+                "--threads {n} must be between 1 and {MAX_THREADS}"
+            )));
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -35,6 +40,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// Runs one command (the thread pool already set up).
 pub fn dispatch(command: Command) -> Result<()> {
+    super::outputs::check(&command)?;
     match command {
         Command::Flow(a) => super::flow::flow(a),
         Command::Data(DataCommand::Fetch(a)) => data_fetch(a),
@@ -67,38 +73,40 @@ fn data_fetch(a: FetchArgs) -> Result<()> {
         None => fetch::default_dir(&a.name)
             .ok_or_else(|| Error::usage("no cache directory (HOME is not set); pass --dir"))?,
     };
-    fetch::fetch(&ds, &dir, a.mirror.as_deref(), &mut |line| {
-        eprintln!("{line}")
-    })?;
-    println!("{} is ready in {}", a.name, dir.display());
+    fetch::fetch(&ds, &dir, a.mirror.as_deref(), &mut |line| errln!("{line}"))?;
+    outln!("{} is ready in {}", a.name, dir.display());
     Ok(())
 }
 
 fn data_info(a: InfoArgs) -> Result<()> {
     let ds = open(&a.data)?;
     let info = ds.info();
-    println!("dataset   {} ({})", info.name, info.dir);
-    println!(
+    outln!("dataset   {} ({})", info.name, info.dir);
+    outln!(
         "images    {}x{}x{} (height x width x channels), {} classes",
-        info.height, info.width, info.channels, info.classes
+        info.height,
+        info.width,
+        info.channels,
+        info.classes
     );
-    println!(
+    outln!(
         "train     {} images ({} for training, {} for validation by default)",
         info.train_count,
         info.train_count
-            .saturating_sub(crate::data::DEFAULT_VALIDATION),
-        crate::data::DEFAULT_VALIDATION.min(info.train_count)
+            .saturating_sub(crate::data::default_validation(info.train_count)),
+        crate::data::default_validation(info.train_count)
     );
-    println!("test      {} images", info.test_count);
-    println!(
+    outln!("test      {} images", info.test_count);
+    outln!(
         "mean      {:.2} (pixel value, training set)",
         info.mean_pixel
     );
-    println!("class      train   test");
+    outln!("class      train   test");
     for c in 0..info.classes {
-        println!(
+        outln!(
             "{c:>5}   {:>7} {:>6}",
-            info.train_class_counts[c], info.test_class_counts[c]
+            info.train_class_counts[c],
+            info.test_class_counts[c]
         );
     }
     if let Some(path) = a.json {
@@ -181,7 +189,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         sliced(&split.test, &planes, false),
     );
     let slice_seconds = slice_start.elapsed().as_secs_f64();
-    eprintln!(
+    errln!(
         "training {} -> {} -> {} on {} ({} train / {} validation images, planes {planes})",
         meta.input.pixels() * planes.len(),
         a.hidden
@@ -194,7 +202,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         train_set.x.count(),
         val_set.x.count()
     );
-    eprintln!(
+    errln!(
         "sliced {} images into {} planes in {:.3} s",
         train_set.x.count() + val_set.x.count() + test_set.x.count(),
         planes.len(),
@@ -215,28 +223,28 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
 
     model::save(&trained.model, &a.output)?;
     let m = &trained.model;
-    println!("model        {}", a.output.display());
-    println!(
+    outln!("model        {}", a.output.display());
+    outln!(
         "layers       {} -> {} -> {}",
         m.features(),
         join(&m.hidden_widths()),
         m.classes()
     );
-    println!("size         {} bits (weights + thresholds)", m.size_bits());
-    println!("best epoch   {} of {}", m.provenance.best_epoch, a.epochs);
-    println!(
+    outln!("size         {} bits (weights + thresholds)", m.size_bits());
+    outln!("best epoch   {} of {}", m.provenance.best_epoch, a.epochs);
+    outln!(
         "validation   {:.2}% (integer model)",
         100.0 * m.provenance.val_accuracy
     );
-    println!(
+    outln!(
         "test         {:.2}% (integer model)",
         100.0 * test_eval.accuracy
     );
-    println!(
+    outln!(
         "speed        {:.0} training images/s",
         trained.images_per_second
     );
-    println!(
+    outln!(
         "export check integer model and float graph agree on {agree}/{} test images",
         int_pred.len()
     );
@@ -358,14 +366,14 @@ pub(super) fn report_evaluation(
     note: &str,
     a: &EvalArgs,
 ) -> Result<()> {
-    println!(
+    outln!(
         "accuracy {:.2}% ({}/{} test images, {:.3} s{note})",
         100.0 * eval.accuracy,
         eval.correct,
         eval.count,
         seconds
     );
-    println!("{}", confusion_table(eval));
+    outln!("{}", confusion_table(eval));
     if let Some(path) = &a.predictions {
         let mut csv = String::from("index,label,predicted\n");
         for (i, (&p, &l)) in predicted.iter().zip(labels).enumerate() {
@@ -410,10 +418,10 @@ fn sensitivity_cmd(a: SensitivityArgs) -> Result<()> {
         pb.inc(1)
     });
     pb.finish_and_clear();
-    println!("{}", sensitivity::table(&report));
+    outln!("{}", sensitivity::table(&report));
     if !report.per_plane.is_empty() {
         let rank: Vec<String> = report.ranking().iter().map(|p| p.to_string()).collect();
-        println!("planes by importance: {}", rank.join(", "));
+        outln!("planes by importance: {}", rank.join(", "));
     }
     if let Some(path) = &a.json {
         atomic::write_json(path, &report)?;
@@ -446,7 +454,7 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
         classes: base.classes(),
         train: train_cfg,
     };
-    eprintln!(
+    errln!(
         "pruning {} ({} bits) on {}: budget {} pp of validation accuracy, {} epochs per candidate",
         a.model.display(),
         base.size_bits(),
@@ -456,12 +464,12 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
     );
     let mut n = 0;
     let (chosen, report) = prune::prune(&base, &ctx, &cfg, &mut |e| match e {
-        Event::Ranked(r) => eprintln!("sensitivity ranks the planes {r:?} (most important first)"),
+        Event::Ranked(r) => errln!("sensitivity ranks the planes {r:?} (most important first)"),
         Event::Start { planes, hidden } => {
             n += 1;
-            eprintln!("candidate {n}: planes {planes:?}, widths {hidden:?} ...");
+            errln!("candidate {n}: planes {planes:?}, widths {hidden:?} ...");
         }
-        Event::Done(c) => eprintln!(
+        Event::Done(c) => errln!(
             "candidate {n}: {} bits, validation {:.2}%, {:.1}s -> {}",
             c.summary.size_bits,
             100.0 * c.summary.val_accuracy,
@@ -470,8 +478,8 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
         ),
     })?;
     model::save(&chosen, &a.output)?;
-    println!("{}", prune::table(&report));
-    println!("model written to {}", a.output.display());
+    outln!("{}", prune::table(&report));
+    outln!("model written to {}", a.output.display());
     if let Some(path) = &a.report {
         atomic::write_json(path, &report)?;
     }
@@ -483,6 +491,7 @@ const FULL_LAYER_SIM_BITS: usize = 8192;
 
 fn rtl_cmd(a: RtlArgs) -> Result<()> {
     use crate::rtlgen::{self, fold, RtlConfig};
+    rtlgen::ownership::check_replaceable(&a.output, &synth::writes_into_design)?;
     let m = model::load(&a.model)?;
     let pixels = m.input.pixels();
     let (fold, ppb) = match (a.fold.as_deref(), a.target_cycles) {
@@ -516,21 +525,36 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
         pixels_per_beat: ppb,
         clock_mhz: a.clock_mhz,
     };
-    refuse_foreign_directory(&a.output)?;
+    if let Some(target) = a.target_cycles {
+        // The input stream alone may miss the target when --pixels-per-beat is given.
+        if ppb > 0 {
+            let timing = rtlgen::timing(&m, &cfg.fold, ppb);
+            let (_, interval) = reference::cycle::latency_and_interval(&timing);
+            if interval > target as u64 {
+                return Err(Error::usage(format!(
+                    "--target-cycles {target} cannot be met with --pixels-per-beat {ppb}: the design would \
+                     take {interval} cycles per image ({} input beats); give more pixels per \
+                     beat or leave that flag out",
+                    timing.beats
+                )));
+            }
+        }
+    }
     let est = synth::estimate::for_model(&m, &cfg.fold);
     let manifest = crate::util::atomic::write_dir_atomic(&a.output, |dir| {
         let mut manifest = rtlgen::generate(&m, &a.model, &cfg, dir)?;
         manifest.constraints = synth::constraints::write(dir, &manifest)?;
         crate::util::atomic::write_json(&dir.join("estimate.json"), &est)?;
-        rtlgen::write_manifest(dir, &manifest)?;
+        rtlgen::write_manifest(dir, &mut manifest)?;
         Ok(manifest)
     })?;
-    println!(
-        "design      {} ({} files)",
+    outln!(
+        "design      {} ({} files: {})",
         a.output.display(),
-        manifest.files.len()
+        manifest.written.len(),
+        manifest.written.join(" ")
     );
-    println!(
+    outln!(
         "ports       s_axis_tdata {} bits ({} pixels x {} planes), m_axis_tdata {} bits",
         manifest.input.bits_per_beat,
         manifest.input.pixels_per_beat,
@@ -538,28 +562,27 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
         manifest.output.width
     );
     for l in &manifest.layers {
-        println!(
+        outln!(
             "{:<4}        {:>5} -> {:<4} PE {:<4} SIMD {:<5} PIPE {} {:>6} cycles/image",
-            l.name, l.inputs, l.outputs, l.pe, l.simd, l.pipe, l.cycles_per_image
+            l.name,
+            l.inputs,
+            l.outputs,
+            l.pe,
+            l.simd,
+            l.pipe,
+            l.cycles_per_image
         );
     }
-    println!(
+    outln!(
         "timing      initiation interval {} cycles, latency {} cycles",
-        manifest.initiation_interval, manifest.latency
+        manifest.initiation_interval,
+        manifest.latency
     );
-    if let Some(target) = a.target_cycles {
-        if manifest.initiation_interval > target as u64 {
-            return Err(Error::CheckFailed(format!(
-                "internal: the automatic folding missed --target-cycles {target} ({} cycles)",
-                manifest.initiation_interval
-            )));
-        }
-    }
-    println!(
+    outln!(
         "estimate    ~{} LUTs, ~{} flip-flops, {} RAMB18 + {} RAMB36 (Xilinx 7-series; `cbnn synth` measures)",
         est.luts, est.ffs, est.ramb18, est.ramb36
     );
-    println!(
+    outln!(
         "constraints {} at {} MHz",
         manifest.constraints.join(", "),
         manifest.clock_mhz
@@ -567,38 +590,12 @@ fn rtl_cmd(a: RtlArgs) -> Result<()> {
     for l in manifest.layers.iter().filter(|l| l.weights_in_logic) {
         let bits = l.pe * l.simd;
         if bits > FULL_LAYER_SIM_BITS {
-            eprintln!(
+            errln!(
                 "note: {} is fully parallel with {bits} weight bits a cycle; simulating it may take \
                  Verilator many gigabytes of memory (a 160 x 160 layer took over 18 GB here)",
                 l.name
             );
         }
-    }
-    Ok(())
-}
-
-/// `cbnn rtl` replaces its output directory as a whole, so it refuses one that holds files but
-/// is not a design directory (no `design.json`): those files would be lost.
-fn refuse_foreign_directory(dir: &std::path::Path) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    if !dir.is_dir() {
-        return Err(Error::usage(format!(
-            "{}: exists and is not a directory",
-            dir.display()
-        )));
-    }
-    let has_files = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .next()
-        .is_some();
-    if has_files && !dir.join("design.json").exists() {
-        return Err(Error::usage(format!(
-            "{}: the directory holds files but no design.json; `cbnn rtl` replaces its output \
-             directory as a whole, so give a new or a design directory",
-            dir.display()
-        )));
     }
     Ok(())
 }
@@ -611,20 +608,20 @@ fn synth_cmd(a: SynthArgs) -> Result<()> {
         SynthTarget::Generic => synth::Target::Generic,
     };
     let manifest = rtlgen::load_manifest(&a.dir)?;
-    eprintln!(
+    errln!(
         "synthesizing {} for {} with Yosys ...",
         a.dir.display(),
         target.name()
     );
     let rep = synth::synthesize(&a.dir, &manifest, target)?;
     let r = &rep.resources;
-    println!("target      {}", target.name());
+    outln!("target      {}", target.name());
     match target {
         synth::Target::Generic => {
             let gates: u64 = r.cells.values().sum::<u64>() - r.ffs;
-            println!("cells       {gates} gates, {} flip-flops", r.ffs);
+            outln!("cells       {gates} gates, {} flip-flops", r.ffs);
             if let Some(t) = r.transistors {
-                println!("transistors {t} (Yosys CMOS estimate)");
+                outln!("transistors {t} (Yosys CMOS estimate)");
             }
         }
         _ => {
@@ -633,15 +630,15 @@ fn synth_cmd(a: SynthArgs) -> Result<()> {
                 .iter()
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
-            println!("luts        {} ({})", r.luts, sizes.join(", "));
-            println!("ffs         {}", r.ffs);
-            println!("carry       {}", r.carry);
+            outln!("luts        {} ({})", r.luts, sizes.join(", "));
+            outln!("ffs         {}", r.ffs);
+            outln!("carry       {}", r.carry);
             let blocks: Vec<String> = r
                 .bram_blocks
                 .iter()
                 .map(|(k, v)| format!("{v} {k}"))
                 .collect();
-            println!(
+            outln!(
                 "block ram   {} bits{}",
                 r.bram_bits,
                 if blocks.is_empty() {
@@ -650,21 +647,23 @@ fn synth_cmd(a: SynthArgs) -> Result<()> {
                     format!(" ({})", blocks.join(", "))
                 }
             );
-            println!("lut ram     {} bits", r.lutram_bits);
+            outln!("lut ram     {} bits", r.lutram_bits);
         }
     }
-    println!(
+    outln!(
         "timing      {} cycles per image, latency {} cycles, constrained at {} MHz",
-        rep.cycles_per_image, rep.latency, rep.clock_mhz
+        rep.cycles_per_image,
+        rep.latency,
+        rep.clock_mhz
     );
     if let Some(f) = rep.fmax_mhz {
-        println!(
+        outln!(
             "fmax        {f:.1} MHz ({})",
             rep.device.as_deref().unwrap_or("")
         );
     }
-    println!("pnr         {}", rep.place_and_route);
-    println!("yosys       {:.1} s, log {}", rep.yosys_seconds, rep.log);
+    outln!("pnr         {}", rep.place_and_route);
+    outln!("yosys       {:.1} s, log {}", rep.yosys_seconds, rep.log);
     if let Some(path) = &a.json {
         crate::util::atomic::write_json(path, &rep)?;
     }
@@ -679,6 +678,7 @@ fn sim_cmd(a: SimArgs) -> Result<()> {
     let manifest = rtlgen::load_manifest(&a.dir)?;
     let model_path = a.dir.join(rtlgen::MODEL_FILE);
     let m = model::load(&model_path)?;
+    manifest.check_model(&m, &a.dir.join("design.json"))?;
     let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.pixels_per_beat);
     let ds = open(&a.data)?;
     check_compatible(&m, &model_path, &ds)?;
@@ -687,16 +687,17 @@ fn sim_cmd(a: SimArgs) -> Result<()> {
         return Err(Error::usage("--count must be at least 1"));
     }
     let test = ds.test.slice(0..count);
-    eprintln!(
+    errln!(
         "building {} with Verilator (cached after the first time) ...",
         a.dir.display()
     );
     let (exe, build_seconds) = cosim::build(&a.dir, &manifest.files)?;
-    eprintln!(
+    errln!(
         "simulating {count} images ({}) ...",
         a.stall_seed
             .map_or("free-running".to_string(), |s| format!("stall seed {s}"))
     );
+    let vcd_tmp = a.vcd.as_deref().map(atomic::temporary_for).transpose()?;
     let job = cosim::Job {
         dir: &a.dir,
         model: &m,
@@ -708,15 +709,27 @@ fn sim_cmd(a: SimArgs) -> Result<()> {
         schedule: Schedule {
             stall_seed: a.stall_seed,
         },
-        vcd: a.vcd.as_deref(),
+        vcd: vcd_tmp.as_deref(),
     };
-    let mut report = cosim::run(&exe, &job)?;
+    let run = cosim::run(&exe, &job);
+    let mut report = match (run, &a.vcd, &vcd_tmp) {
+        (Ok(r), Some(path), Some(tmp)) => {
+            atomic::commit(tmp, path)?;
+            r
+        }
+        (r, _, tmp) => {
+            if let Some(t) = tmp {
+                let _ = std::fs::remove_file(t);
+            }
+            r?
+        }
+    };
     report.build_seconds = build_seconds;
-    println!(
+    outln!(
         "{} of {} output beats match the reference model and the cycle model (class, scores, cycle)",
         report.matched, report.images
     );
-    println!(
+    outln!(
         "accuracy {:.2}% ({}/{}), {} cycles, {:.0} images/s, {:.2} M cycles/s",
         100.0 * report.accuracy,
         report.correct,

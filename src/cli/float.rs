@@ -63,7 +63,7 @@ pub(super) fn train_float(a: TrainArgs) -> Result<()> {
     let ds = open(&a.data)?;
     let split = ds.split(a.validation, a.limit)?;
     let input = input_shape(&ds);
-    eprintln!(
+    errln!(
         "training full precision {} -> {} -> {} on {} ({} train / {} validation images, 8-bit pixels)",
         input.pixels(),
         super::commands::join(&a.hidden),
@@ -84,21 +84,21 @@ pub(super) fn train_float(a: TrainArgs) -> Result<()> {
     trained.model.provenance.test_accuracy = Some(test_accuracy);
     float::save(&trained.model, &a.output)?;
     let m = &trained.model;
-    println!("model        {} (full precision)", a.output.display());
-    println!(
+    outln!("model        {} (full precision)", a.output.display());
+    outln!(
         "layers       {} -> {} -> {}",
         input.pixels(),
         super::commands::join(&m.hidden_widths()),
         m.classes
     );
-    println!(
+    outln!(
         "size         {} bits (float32 weights + biases)",
         m.size_bits()
     );
-    println!("best epoch   {} of {}", m.provenance.best_epoch, a.epochs);
-    println!("validation   {:.2}%", 100.0 * m.provenance.val_accuracy);
-    println!("test         {:.2}%", 100.0 * test_accuracy);
-    println!(
+    outln!("best epoch   {} of {}", m.provenance.best_epoch, a.epochs);
+    outln!("validation   {:.2}%", 100.0 * m.provenance.val_accuracy);
+    outln!("test         {:.2}%", 100.0 * test_accuracy);
+    outln!(
         "speed        {:.0} training images/s",
         trained.images_per_second
     );

@@ -97,7 +97,7 @@ pub(super) fn run_stage(run: &Path, st: &Stage) -> Result<StageLog> {
     if let Ok(text) = std::fs::read_to_string(&rec_path) {
         if let Ok(rec) = serde_json::from_str::<Record>(&text) {
             if rec.key == key && st.outputs.iter().all(|p| p.exists()) {
-                eprintln!("[{}] reused: finished before with the same inputs", st.name);
+                errln!("[{}] reused: finished before with the same inputs", st.name);
                 return Ok(StageLog {
                     name: st.name.into(),
                     command,
@@ -108,7 +108,7 @@ pub(super) fn run_stage(run: &Path, st: &Stage) -> Result<StageLog> {
         }
     }
     let _ = std::fs::remove_file(&rec_path);
-    eprintln!("[{}] {command}", st.name);
+    errln!("[{}] {command}", st.name);
     let start = Instant::now();
     let cli = Cli::try_parse_from(std::iter::once("cbnn".to_string()).chain(st.argv.clone()))
         .map_err(|e| Error::usage(format!("flow stage {}: {e}", st.name)))?;
@@ -135,33 +135,51 @@ pub(super) fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Removes the temporary files and staging directories interrupted atomic writes leave
-/// (`.NAME.tmp-PID`).
-fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        let temporary = name.starts_with('.') && name.contains(".tmp-");
-        if path.is_dir() {
-            if temporary {
-                let _ = std::fs::remove_dir_all(&path);
-            } else {
-                remove_stale_temporaries(&path);
-            }
-        } else if temporary {
-            let _ = std::fs::remove_file(&path);
+/// Holds the run directory for this process: a second flow on the same directory is refused
+/// (naming the process that holds it) instead of corrupting this one. The lock is released
+/// when the process ends, however it ends.
+fn lock_run_dir(run: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = run.join("stages").join("flow.lock");
+    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        if !meta.is_file() {
+            return Err(Error::usage(format!(
+                "{}: exists and is {}; it is cbnn's lock file",
+                path.display(),
+                crate::util::output::describe(&meta)
+            )));
         }
     }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(Error::usage(format!(
+            "{}: another cbnn flow (process {}) is running in this directory; wait for it or \
+             give another directory",
+            run.display(),
+            holder.trim()
+        )));
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    Ok(file)
 }
 
 /// Runs the flow.
 pub fn flow(a: FlowArgs) -> Result<()> {
     let run = a.output.clone();
     std::fs::create_dir_all(run.join("stages")).map_err(|e| Error::io(&run, e))?;
-    remove_stale_temporaries(&run);
+    let _lock = lock_run_dir(&run)?;
+    atomic::remove_stale_in(&run);
+    atomic::remove_stale_in(&run.join("stages"));
     let cycles = a.target_cycles.unwrap_or(if a.quick { 2048 } else { 256 });
     let target = match a.synth_target {
         SynthTarget::Xilinx => "xilinx",
@@ -169,7 +187,10 @@ pub fn flow(a: FlowArgs) -> Result<()> {
         SynthTarget::Generic => "generic",
     };
     let mut data = vec!["--dataset".to_string(), a.data.dataset.clone()];
-    let validation = a.validation.to_string();
+    let validation: Vec<String> = a
+        .validation
+        .map(|v| vec!["--validation".to_string(), v.to_string()])
+        .unwrap_or_default();
     let hidden = a
         .hidden
         .iter()
@@ -198,8 +219,6 @@ pub fn flow(a: FlowArgs) -> Result<()> {
         &seed,
         "--hidden",
         &hidden,
-        "--validation",
-        &validation,
     ]));
     let mut sens = with_data(args(&[
         "sensitivity",
@@ -208,8 +227,6 @@ pub fn flow(a: FlowArgs) -> Result<()> {
         &s(&f("sensitivity.json")),
         "--plot",
         &s(&f("sensitivity.svg")),
-        "--validation",
-        &validation,
     ]));
     let max_drop = a.max_drop.to_string();
     let mut prune = with_data(args(&[
@@ -221,9 +238,10 @@ pub fn flow(a: FlowArgs) -> Result<()> {
         &s(&compact),
         "--report",
         &s(&f("prune.json")),
-        "--validation",
-        &validation,
     ]));
+    for stage in [&mut train, &mut sens, &mut prune] {
+        stage.extend(validation.iter().cloned());
+    }
     let count = if a.quick { "500" } else { "10000" };
     if a.quick {
         train.extend(args(&["--epochs", "3", "--limit", "12000"]));
@@ -322,7 +340,7 @@ pub fn flow(a: FlowArgs) -> Result<()> {
             stages: logs,
         },
     )?;
-    eprintln!(
+    errln!(
         "flow finished in {:.0} s: {} and {}",
         start.elapsed().as_secs_f64(),
         s(&f("report.md")),

@@ -3,10 +3,23 @@
 //! Everything here is presentation; the work happens in the library modules.
 #![allow(missing_docs)] // clap turns doc comments into help text; fields are documented there.
 
+/// `println!` that never panics (see [`out`]).
+macro_rules! outln {
+    () => { $crate::cli::out::line(format_args!("")) };
+    ($($arg:tt)*) => { $crate::cli::out::line(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that never panics.
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::util::progress::stderr_line(format_args!($($arg)*)) };
+}
+
 mod bench;
 mod commands;
 mod float;
 mod flow;
+pub mod out;
+mod outputs;
 mod report;
 
 use std::path::PathBuf;
@@ -87,9 +100,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub sim_images: usize,
     /// Validation images (the last N of the training set) for the models made here and the
-    /// training-speed epoch.
-    #[arg(long, default_value_t = crate::data::DEFAULT_VALIDATION)]
-    pub validation: usize,
+    /// training-speed epoch [default: a tenth of the training set, at most 5000].
+    #[arg(long, value_name = "N")]
+    pub validation: Option<usize>,
     /// Also write every number as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -122,9 +135,10 @@ pub struct FlowArgs {
     /// Hidden layer widths of the baseline, input side first.
     #[arg(long, value_delimiter = ',', default_value = "256,256,256")]
     pub hidden: Vec<usize>,
-    /// Validation images: the last N of the official training set (decisions use these).
-    #[arg(long, default_value_t = crate::data::DEFAULT_VALIDATION)]
-    pub validation: usize,
+    /// Validation images: the last N of the official training set (decisions use these)
+    /// [default: a tenth of the training set, at most 5000].
+    #[arg(long, value_name = "N")]
+    pub validation: Option<usize>,
 }
 
 /// `cbnn data ...`
@@ -203,9 +217,10 @@ pub struct TrainArgs {
     /// Train on only the first N training images (fast runs and tests).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Validation images: the last N of the official training set.
-    #[arg(long, default_value_t = crate::data::DEFAULT_VALIDATION)]
-    pub validation: usize,
+    /// Validation images: the last N of the official training set [default: a tenth of the
+    /// training set, at most 5000].
+    #[arg(long, value_name = "N")]
+    pub validation: Option<usize>,
     /// Output model file.
     #[arg(long, short = 'o', value_name = "MODEL.json")]
     pub output: PathBuf,
@@ -247,9 +262,10 @@ pub struct SensitivityArgs {
     /// Random seeds averaged for the random and cumulative methods.
     #[arg(long, default_value_t = 5)]
     pub seeds: usize,
-    /// Validation images: the last N of the official training set (decisions use these).
-    #[arg(long, default_value_t = crate::data::DEFAULT_VALIDATION)]
-    pub validation: usize,
+    /// Validation images: the last N of the official training set (decisions use these)
+    /// [default: a tenth of the training set, at most 5000].
+    #[arg(long, value_name = "N")]
+    pub validation: Option<usize>,
     /// Also write the numbers as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -274,9 +290,10 @@ pub struct PruneArgs {
     /// Train candidates on only the first N training images (fast runs and tests).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Validation images: the last N of the official training set (decisions use these).
-    #[arg(long, default_value_t = crate::data::DEFAULT_VALIDATION)]
-    pub validation: usize,
+    /// Validation images: the last N of the official training set (decisions use these)
+    /// [default: a tenth of the training set, at most 5000].
+    #[arg(long, value_name = "N")]
+    pub validation: Option<usize>,
     /// Output: the chosen model.
     #[arg(long, short = 'o', value_name = "MODEL.json")]
     pub output: PathBuf,

@@ -103,47 +103,77 @@ pub fn build(dir: &Path, files: &[String]) -> Result<(PathBuf, f64)> {
         return Ok((exe, 0.0));
     }
     let start = Instant::now();
+    remove_stale_builds(&cache_root());
     let work = root.with_extension(format!("tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     let harness = work.join("harness.cpp");
     std::fs::write(&harness, HARNESS).map_err(|e| Error::io(&harness, e))?;
-    let out = Command::new("verilator")
-        .args([
-            "--cc",
-            "--exe",
-            "--build",
-            "--trace",
-            "-j",
-            "2",
-            "-Wno-fatal",
-        ])
-        .args(["--top-module", crate::rtlgen::TOP, "-o", "Vsim", "--Mdir"])
-        .arg(work.join("obj"))
-        .args(["-CFLAGS", "-O1", "-MAKEFLAGS", "OPT_FAST=-O1"])
-        .args(&sources)
-        .arg(&harness)
-        .output()
-        .map_err(|e| Error::io("verilator", e))?;
+    let built = build_in(&work, &sources, &harness);
+    if built.is_err() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    built.map_err(|e| match e {
+        Error::CheckFailed(msg) => Error::CheckFailed(format!(
+            "Verilator could not build {}: {msg}",
+            dir.display()
+        )),
+        e => e,
+    })?;
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::rename(&work, &root).map_err(|e| Error::io(&root, e))?;
+    Ok((exe, start.elapsed().as_secs_f64()))
+}
+
+/// Removes the build directories (`HASH.tmp-PID`) of builds whose process is gone.
+fn remove_stale_builds(cache: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some((_, pid)) = name.rsplit_once(".tmp-") {
+            if !crate::util::atomic::process_is_running(pid) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Runs Verilator in `work` (guarded: a killed cbnn leaves no compiler behind).
+fn build_in(work: &Path, sources: &[PathBuf], harness: &Path) -> Result<()> {
+    let out = crate::util::process::output(
+        Command::new("verilator")
+            .args([
+                "--cc",
+                "--exe",
+                "--build",
+                "--trace",
+                "-j",
+                "2",
+                "-Wno-fatal",
+            ])
+            .args(["--top-module", crate::rtlgen::TOP, "-o", "Vsim", "--Mdir"])
+            .arg(work.join("obj"))
+            .args(["-CFLAGS", "-O1", "-MAKEFLAGS", "OPT_FAST=-O1"])
+            .args(sources)
+            .arg(harness),
+        Some(work),
+    )
+    .map_err(|e| Error::io("verilator", e))?;
     if !out.status.success() {
         let log = String::from_utf8_lossy(&out.stderr);
         let first: Vec<&str> = log.lines().filter(|l| l.contains("rror")).take(5).collect();
-        return Err(Error::CheckFailed(format!(
-            "Verilator could not build {}: {}",
-            dir.display(),
-            if first.is_empty() {
-                log.lines().last().unwrap_or("").to_string()
-            } else {
-                first.join(" | ")
-            }
-        )));
+        return Err(Error::CheckFailed(if first.is_empty() {
+            log.lines().last().unwrap_or("").to_string()
+        } else {
+            first.join(" | ")
+        }));
     }
     let built = work.join("obj").join("Vsim");
     std::fs::copy(&built, work.join("Vsim")).map_err(|e| Error::io(&built, e))?;
     let _ = std::fs::remove_dir_all(work.join("obj"));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::rename(&work, &root).map_err(|e| Error::io(&root, e))?;
-    Ok((exe, start.elapsed().as_secs_f64()))
+    Ok(())
 }
 
 /// The `m_axis_tdata` words of an output beat.
@@ -245,7 +275,30 @@ pub fn simulate(exe: &Path, st: &Stimulus) -> Result<Trace> {
         std::process::id(),
         fnv(FNV_START, st.dir.to_string_lossy().as_bytes())
     ));
+    remove_stale_sim_dirs();
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let result = simulate_in(&tmp, exe, st, &bin);
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+/// Removes the scratch directories (`cbnn-sim-PID-HASH`) of simulations whose process is gone.
+fn remove_stale_sim_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("cbnn-sim-")
+            .and_then(|rest| rest.split('-').next());
+        if pid.is_some_and(|p| !crate::util::atomic::process_is_running(p)) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn simulate_in(tmp: &Path, exe: &Path, st: &Stimulus, bin: &[u8]) -> Result<Trace> {
     let input = tmp.join("input.bin");
     let output = tmp.join("output.txt");
     std::fs::File::create(&input)
@@ -281,7 +334,6 @@ pub fn simulate(exe: &Path, st: &Stimulus) -> Result<Trace> {
         )));
     }
     let text = std::fs::read_to_string(&output).map_err(|e| Error::io(&output, e))?;
-    let _ = std::fs::remove_dir_all(&tmp);
     let mut trace = Trace {
         seconds,
         ..Trace::default()
@@ -310,11 +362,12 @@ pub fn simulate(exe: &Path, st: &Stimulus) -> Result<Trace> {
 /// Runs the simulator, showing how many output beats it has logged so far (on a terminal).
 fn run_with_progress(mut cmd: Command, log: &Path, images: usize) -> Result<std::process::Output> {
     let exe = PathBuf::from(cmd.get_program());
-    let child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io(&exe, e))?;
+    let mut guarded = crate::util::process::spawn(
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .map_err(|e| Error::io(&exe, e))?;
+    let stderr = guarded.child.stderr.take();
     let pb = crate::util::progress::bar(images as u64, "simulate");
     let done = std::sync::atomic::AtomicBool::new(false);
     let output = std::thread::scope(|scope| {
@@ -328,7 +381,15 @@ fn run_with_progress(mut cmd: Command, log: &Path, images: usize) -> Result<std:
                 }
             });
         }
-        let out = child.wait_with_output();
+        let mut text = Vec::new();
+        if let Some(mut e) = stderr {
+            let _ = std::io::Read::read_to_end(&mut e, &mut text);
+        }
+        let out = guarded.child.wait().map(|status| std::process::Output {
+            status,
+            stdout: Vec::new(),
+            stderr: text,
+        });
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         out
     });

@@ -124,6 +124,18 @@ pub fn fetch(
     mirror: Option<&str>,
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<(String, Outcome)>> {
+    if let Some(m) = mirror {
+        let rest = m
+            .strip_prefix("http://")
+            .or_else(|| m.strip_prefix("https://"));
+        if rest
+            .is_none_or(|r| r.is_empty() || r.starts_with('/') || r.contains(char::is_whitespace))
+        {
+            return Err(Error::usage(format!(
+                "--mirror '{m}' is not an http:// or https:// URL with a host"
+            )));
+        }
+    }
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mirrors: Vec<String> = match mirror {
         Some(m) if m.ends_with('/') => vec![m.to_string()],

@@ -134,8 +134,14 @@ pub fn idx_path(dir: &Path, stem: &str) -> Option<PathBuf> {
     }
 }
 
-/// Default size of the validation split: the last 5000 training images.
+/// Largest default validation split: the last 5000 training images (MNIST's usual split).
 pub const DEFAULT_VALIDATION: usize = 5000;
+
+/// Validation images used when none are asked for: a tenth of the training set, at most
+/// [`DEFAULT_VALIDATION`] and at least 1 (60000 training images give 5000, 1400 give 140).
+pub fn default_validation(train_images: usize) -> usize {
+    (train_images / 10).clamp(1, DEFAULT_VALIDATION)
+}
 
 /// The three-way split every command uses.
 #[derive(Clone, Debug)]
@@ -208,8 +214,15 @@ impl Dataset {
 
     /// Splits off the last `validation` training images as the validation set; `limit`, when
     /// given, keeps only the first `limit` of the remaining training images.
-    pub fn split(&self, validation: usize, limit: Option<usize>) -> Result<Split> {
+    /// `None` takes [`default_validation`] of the training set.
+    pub fn split(&self, validation: Option<usize>, limit: Option<usize>) -> Result<Split> {
         let n = self.train.len();
+        let validation = validation.unwrap_or_else(|| default_validation(n));
+        if validation == 0 {
+            return Err(Error::usage(
+                "--validation 0 leaves nothing to decide on: give at least 1 image",
+            ));
+        }
         if validation >= n {
             return Err(Error::usage(format!(
                 "--validation {validation} leaves no training images (the training set has {n})"

@@ -265,6 +265,18 @@ pub fn train(
     if train.len() < 2 {
         return Err(Error::usage("too few training images"));
     }
+    if cfg.batch > crate::train::MAX_BATCH
+        || cfg.epochs > crate::train::MAX_EPOCHS
+        || cfg.hidden.iter().any(|&w| w > crate::train::MAX_WIDTH)
+    {
+        return Err(Error::usage(format!(
+            "--float allows widths up to {}, --epochs up to {} and --batch up to {}",
+            crate::train::MAX_WIDTH,
+            crate::train::MAX_EPOCHS,
+            crate::train::MAX_BATCH
+        )));
+    }
+    crate::train::check_size(input.pixels(), &cfg.hidden, classes)?;
     let d = input.pixels();
     let mut rng = Rng::new(cfg.seed, 11);
     let mut sizes = vec![d];

@@ -71,8 +71,9 @@ fn matrix_from_hex(path: &Path, layer: usize, m: &LayerFile) -> Result<BinaryMat
             m.outputs
         )));
     }
-    let mut out = BinaryMatrix::new(m.outputs, m.inputs);
     let digits = 2 * m.inputs.div_ceil(8);
+    // Every row is checked against the declared size before the matrix is allocated, so the
+    // allocation is bounded by the data actually in the file.
     for (r, hex) in m.weights.iter().enumerate() {
         if hex.len() != digits {
             return Err(bad(format!(
@@ -81,6 +82,15 @@ fn matrix_from_hex(path: &Path, layer: usize, m: &LayerFile) -> Result<BinaryMat
                 m.inputs
             )));
         }
+        if !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(bad(format!("weight row {r} is not lower-case hexadecimal")));
+        }
+    }
+    let mut out = BinaryMatrix::new(m.outputs, m.inputs);
+    for (r, hex) in m.weights.iter().enumerate() {
         let row = out.row_mut(r);
         for (k, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
             let byte = std::str::from_utf8(pair)
@@ -186,7 +196,10 @@ pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
             ))
         }
     }
-    let file: ModelFile = serde_json::from_value(value)
+    // Parsed again from the text, not from `value`: a map drops duplicate keys silently,
+    // the struct refuses them.
+    drop(value);
+    let file: ModelFile = serde_json::from_str(text)
         .map_err(|e| Error::bad_file(path, format!("invalid model: {e}")))?;
     let planes = PlaneSet::new(&file.planes)
         .map_err(|e| Error::bad_file(path, format!("invalid \"planes\": {e}")))?;
@@ -200,8 +213,49 @@ pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
         ));
     }
     // Check the layer chain before decoding any weights: it is the likeliest inconsistency.
-    let mut inputs = file.input.height * file.input.width * file.input.channels * planes.len();
+    let InputShape {
+        height,
+        width,
+        channels,
+    } = file.input;
+    let mut inputs = height
+        .checked_mul(width)
+        .and_then(|p| p.checked_mul(channels))
+        .and_then(|p| p.checked_mul(planes.len()))
+        .filter(|&f| f <= super::MAX_LAYER_INPUTS)
+        .ok_or_else(|| {
+            Error::bad_file(
+                path,
+                format!(
+                    "input shape {height}x{width}x{channels} with {} planes gives more than \
+                     {} features, the most a model may have",
+                    planes.len(),
+                    super::MAX_LAYER_INPUTS
+                ),
+            )
+        })?;
+    let mut weight_bits: u64 = 0;
     for (i, l) in file.layers.iter().enumerate() {
+        if l.outputs == 0 || l.outputs > super::MAX_LAYER_INPUTS {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "layer {i} has {} outputs; between 1 and {} are possible",
+                    l.outputs,
+                    super::MAX_LAYER_INPUTS
+                ),
+            ));
+        }
+        weight_bits += l.inputs as u64 * l.outputs as u64;
+        if weight_bits > super::MAX_WEIGHT_BITS {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "the layers declare more than {} weight bits, the most a model may have",
+                    super::MAX_WEIGHT_BITS
+                ),
+            ));
+        }
         if l.inputs != inputs {
             let name = if i + 1 == file.layers.len() {
                 "output layer".to_string()
@@ -255,6 +309,16 @@ pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
                 "\"features\" is {} but the input shape and planes give {}",
                 file.features,
                 model.features()
+            ),
+        ));
+    }
+    if file.size_bits != model.size_bits() {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "\"size_bits\" is {} but the layers hold {} bits",
+                file.size_bits,
+                model.size_bits()
             ),
         ));
     }

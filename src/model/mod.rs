@@ -130,6 +130,13 @@ impl InputShape {
     }
 }
 
+/// Most inputs (or outputs) one layer of a model may have: 2^26, far beyond any model cbnn
+/// trains (the 8-plane MNIST input has 6272), small enough that shape arithmetic cannot wrap.
+pub const MAX_LAYER_INPUTS: usize = 1 << 26;
+
+/// Most weight bits a model file may declare over all its layers (2^32 bits, 512 MiB).
+pub const MAX_WEIGHT_BITS: u64 = 1 << 32;
+
 /// Where a model came from. Informational: nothing in inference reads it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

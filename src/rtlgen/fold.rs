@@ -94,6 +94,7 @@ pub fn parse(spec: &str, model: &IntModel, pipe: usize) -> Result<Vec<LayerFold>
     let shapes = shapes(model);
     let mut fold = default_folding(model, pipe);
     let bad = |msg: String| Error::usage(format!("--fold {spec:?}: {msg}"));
+    let mut named = vec![false; shapes.len()];
     for item in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let (layer, value) = item
             .split_once(':')
@@ -109,6 +110,9 @@ pub fn parse(spec: &str, model: &IntModel, pipe: usize) -> Result<Vec<LayerFold>
                 shapes.len() - 1
             ))
         })?;
+        if std::mem::replace(&mut named[index], true) {
+            return Err(bad(format!("L{index} is given twice")));
+        }
         let nums: Vec<&str> = value.split(',').map(str::trim).collect();
         let parse_n = |s: &str, what: &str| -> Result<usize> {
             s.parse::<usize>()

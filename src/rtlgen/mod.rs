@@ -5,8 +5,10 @@
 //! validated numbers, and writes the memory images, `design.json` and `filelist.f`
 //! (docs/hardware.md). It never builds logic out of strings.
 
+mod check;
 pub mod fold;
 pub mod images;
+pub mod ownership;
 mod top;
 
 use std::path::Path;
@@ -45,6 +47,7 @@ pub fn load_manifest(dir: &Path) -> Result<Manifest> {
             format!("design manifest version {} is not supported", m.version),
         ));
     }
+    m.validate(&path)?;
     Ok(m)
 }
 
@@ -141,6 +144,10 @@ pub struct Manifest {
     /// Constraint files and synthesis scripts in the directory.
     #[serde(default)]
     pub constraints: Vec<String>,
+    /// Every entry `cbnn rtl` wrote into the directory, `design.json` included, sorted (what
+    /// a later `cbnn rtl` into the same directory may replace).
+    #[serde(default)]
+    pub written: Vec<String>,
     /// Source model and its provenance.
     pub model: ModelRef,
     /// The tool that wrote it.
@@ -154,8 +161,19 @@ fn default_clock_mhz() -> f64 {
     DEFAULT_CLOCK_MHZ
 }
 
-/// Writes `DIR/design.json`.
-pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+/// Writes `DIR/design.json` as the directory's last file, recording in `written` every entry
+/// the directory holds (so a later `cbnn rtl` knows what it may replace).
+pub fn write_manifest(dir: &Path, manifest: &mut Manifest) -> Result<()> {
+    let mut written: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !(n.starts_with('.') && n.contains(".tmp-")))
+        .chain(std::iter::once("design.json".to_string()))
+        .collect();
+    written.sort();
+    written.dedup();
+    manifest.written = written;
     write_json(&dir.join("design.json"), manifest)
 }
 
@@ -339,7 +357,7 @@ pub fn generate(
     filelist.push('\n');
     write_atomic(&dir.join("filelist.f"), filelist.as_bytes())?;
 
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         version: 1,
         module: TOP.into(),
         ports: vec![
@@ -367,6 +385,7 @@ pub fn generate(
         files,
         clock_mhz: cfg.clock_mhz,
         constraints: Vec::new(),
+        written: Vec::new(),
         model: ModelRef {
             path: model_path.display().to_string(),
             hidden: model.hidden_widths(),
@@ -376,7 +395,7 @@ pub fn generate(
         tool: format!("cbnn {}", env!("CARGO_PKG_VERSION")),
     };
     crate::model::save(model, &dir.join(MODEL_FILE))?;
-    write_manifest(dir, &manifest)?;
+    write_manifest(dir, &mut manifest)?;
     Ok(manifest)
 }
 

@@ -100,13 +100,15 @@ fn run_logged(
 ) -> Result<f64> {
     let start = Instant::now();
     let pb = crate::util::progress::spinner(what);
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io(program, e))?;
+    let mut guarded = crate::util::process::spawn(
+        Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .map_err(|e| Error::io(program, e))?;
+    let child = &mut guarded.child;
     let stderr = child.stderr.take().expect("piped");
     let err_thread = std::thread::spawn(move || {
         let mut s = String::new();
@@ -153,6 +155,24 @@ fn nextpnr_step(line: &str) -> Option<String> {
     line.strip_prefix("Info: ")
         .filter(|l| !l.starts_with(' '))
         .map(str::to_string)
+}
+
+/// Whether `name` is a file `cbnn synth` writes into a design directory (logs, statistics,
+/// place-and-route results), which a new `cbnn rtl` into that directory may replace.
+pub fn writes_into_design(name: &str) -> bool {
+    let synth = ["xilinx", "ice40", "generic"].iter().any(|t| {
+        [".log", ".stat.json", ".stat.txt"]
+            .iter()
+            .any(|ext| name == format!("synth_{t}{ext}"))
+    });
+    synth
+        || [
+            "synth_ice40.json",
+            "nextpnr_ice40.log",
+            "nextpnr_ice40.json",
+            "cbnn_top.asc",
+        ]
+        .contains(&name)
 }
 
 /// Synthesizes the design in `dir` for `target`.

@@ -263,8 +263,21 @@ pub fn validate_config(cfg: &TrainConfig) -> Result<()> {
             cfg.hidden
         )));
     }
-    if cfg.epochs == 0 {
-        return Err(Error::usage("--epochs must be at least 1"));
+    if let Some(w) = cfg.hidden.iter().find(|&&w| w > MAX_WIDTH) {
+        return Err(Error::usage(format!(
+            "--hidden: a width of {w} is more than the {MAX_WIDTH} neurons a layer may have"
+        )));
+    }
+    if cfg.epochs == 0 || cfg.epochs > MAX_EPOCHS {
+        return Err(Error::usage(format!(
+            "--epochs must be between 1 and {MAX_EPOCHS}"
+        )));
+    }
+    if cfg.batch > MAX_BATCH {
+        return Err(Error::usage(format!(
+            "--batch {} is more than {MAX_BATCH} images",
+            cfg.batch
+        )));
     }
     if cfg.batch < 2 {
         return Err(Error::usage(
@@ -280,8 +293,40 @@ pub fn validate_config(cfg: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
+/// Widest hidden layer `train` builds.
+pub const MAX_WIDTH: usize = 1 << 16;
+/// Most epochs one training run may take.
+pub const MAX_EPOCHS: usize = 100_000;
+/// Largest batch.
+pub const MAX_BATCH: usize = 1 << 16;
+/// Most float weights a network may have (each needs four floats: weight, gradient and
+/// Adam's two moments; 2^28 of them are 4 GiB).
+pub const MAX_PARAMETERS: u64 = 1 << 28;
+
+/// Checks that a network of these widths fits in memory before anything is allocated.
+pub fn check_size(features: usize, hidden: &[usize], classes: usize) -> Result<()> {
+    let mut inputs = features as u64;
+    let mut total: u64 = 0;
+    for &w in hidden.iter().chain(std::iter::once(&classes)) {
+        total = total.saturating_add(inputs.saturating_mul(w as u64));
+        inputs = w as u64;
+    }
+    if total > MAX_PARAMETERS {
+        return Err(Error::usage(format!(
+            "a network of {features} inputs, hidden widths {hidden:?} and {classes} classes has \
+             {total} weights, more than the {MAX_PARAMETERS} training may hold in memory"
+        )));
+    }
+    Ok(())
+}
+
 fn validate(cfg: &TrainConfig, meta: &DataMeta, train: &SlicedSet) -> Result<()> {
     validate_config(cfg)?;
+    check_size(
+        meta.input.pixels() * meta.planes.len(),
+        &cfg.hidden,
+        meta.classes,
+    )?;
     if train.x.count() < 2 {
         return Err(Error::usage("training needs at least 2 images"));
     }

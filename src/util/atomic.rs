@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::util::output;
 
 /// The temporary path used while `path` is being written.
 fn temp_path(path: &Path) -> PathBuf {
@@ -19,34 +20,80 @@ fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Writes `bytes` to `path` atomically, creating missing parent directories.
+///
+/// Only a regular file is ever replaced: an existing directory, FIFO, socket or device is
+/// refused (checked again just before the rename), and a symbolic link to a regular file is
+/// written through (its target is replaced, the link stays).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+    let target = output::regular_target(path)?.unwrap_or_else(|| path.to_path_buf());
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    remove_stale_temporaries(path);
-    let tmp = temp_path(path);
+    remove_stale_temporaries(&target);
+    let tmp = temp_path(&target);
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
+        Ok(())
+    })()
+    .map_err(|e| Error::io(path, e))
+    .and_then(|()| {
+        // The path may have changed kind while the file was written.
+        output::regular_target(&target)?;
+        fs::rename(&tmp, &target).map_err(|e| Error::io(path, e))
+    });
+    if result.is_err() {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
     }
-    Ok(())
+    result
+}
+
+/// For outputs another program writes (a waveform written by the simulator): the temporary
+/// path that program should write, beside the regular file `path` will replace. Hand it to
+/// [`commit`] afterwards.
+pub fn temporary_for(path: &Path) -> Result<PathBuf> {
+    let target = output::regular_target(path)?.unwrap_or_else(|| path.to_path_buf());
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    remove_stale_temporaries(&target);
+    Ok(temp_path(&target))
+}
+
+/// Moves a finished temporary (from [`temporary_for`]) into place at `path`; an error when the
+/// program did not write it.
+pub fn commit(tmp: &Path, path: &Path) -> Result<()> {
+    if !tmp.is_file() {
+        return Err(Error::CheckFailed(format!(
+            "{}: the simulator did not write it",
+            path.display()
+        )));
+    }
+    let target = match output::regular_target(path) {
+        Ok(t) => t.unwrap_or_else(|| path.to_path_buf()),
+        Err(e) => {
+            let _ = fs::remove_file(tmp);
+            return Err(e);
+        }
+    };
+    fs::rename(tmp, &target).map_err(|e| {
+        let _ = fs::remove_file(tmp);
+        Error::io(path, e)
+    })
 }
 
 /// Writes the directory `dir` as a whole: `fill` writes into a staging directory beside it
-/// (`.NAME.tmp-PID`), which then takes the place of `dir` (an older `dir` is moved aside and
-/// removed). An interrupted run leaves either the old directory or the complete new one, never
-/// a mix; a failing `fill` leaves `dir` as it was.
+/// (`.NAME.tmp-PID`), which then takes the place of `dir`. On Linux the two are exchanged in
+/// one atomic rename, so a killed run leaves either the old directory or the complete new one,
+/// never a mix and never neither; where the exchange is not supported the old directory is
+/// first moved aside (`.NAME.old.tmp-PID`), and the next run puts it back if the run died
+/// between the two renames. A failing `fill` leaves `dir` as it was.
 pub fn write_dir_atomic<T>(dir: &Path, fill: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     remove_stale_temporaries(dir);
     let staging = temp_path(dir);
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    if fs::symlink_metadata(&staging).is_ok() {
+        remove_entry(&staging).map_err(|e| Error::io(&staging, e))?;
     }
     fs::create_dir_all(&staging).map_err(|e| Error::io(dir, e))?;
     let value = match fill(&staging) {
@@ -57,18 +104,17 @@ pub fn write_dir_atomic<T>(dir: &Path, fill: impl FnOnce(&Path) -> Result<T>) ->
         }
     };
     let result = (|| {
-        if dir.exists() {
-            let name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let old = dir.with_file_name(format!(".{name}.old.tmp-{}", std::process::id()));
-            fs::rename(dir, &old)?;
-            fs::rename(&staging, dir)?;
-            fs::remove_dir_all(&old)
-        } else {
-            fs::rename(&staging, dir)
+        if fs::symlink_metadata(dir).is_err() {
+            return fs::rename(&staging, dir);
         }
+        if exchange(&staging, dir).is_ok() {
+            // `staging` now holds the old design.
+            return fs::remove_dir_all(&staging);
+        }
+        let old = old_path(dir);
+        fs::rename(dir, &old)?;
+        fs::rename(&staging, dir)?;
+        fs::remove_dir_all(&old)
     })();
     result.map_err(|e| {
         let _ = fs::remove_dir_all(&staging);
@@ -77,8 +123,58 @@ pub fn write_dir_atomic<T>(dir: &Path, fill: impl FnOnce(&Path) -> Result<T>) ->
     Ok(value)
 }
 
-/// Removes what interrupted writes of `path` left beside it: files or directories named
-/// `.NAME.tmp-PID` or `.NAME.old.tmp-PID` whose process is no longer running.
+/// Swaps two existing paths in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let ca = CString::new(a.as_os_str().as_bytes())?;
+    let cb = CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call; the
+    // system call reads them and touches no other memory of this process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+fn old_path(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.with_file_name(format!(".{name}.old.tmp-{}", std::process::id()))
+}
+
+/// Removes a file, link or directory tree without following a link.
+fn remove_entry(p: &Path) -> std::io::Result<()> {
+    if fs::symlink_metadata(p)?.is_dir() {
+        fs::remove_dir_all(p)
+    } else {
+        fs::remove_file(p)
+    }
+}
+
+/// Cleans up what interrupted writes of `path` left beside it: files or directories named
+/// `.NAME.tmp-PID` or `.NAME.old.tmp-PID` whose process is no longer running. When `path`
+/// itself is missing and an old copy was moved aside by a run that died before it could put
+/// the new one in place, the old copy is restored instead of removed.
 pub fn remove_stale_temporaries(path: &Path) {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return;
@@ -92,25 +188,57 @@ pub fn remove_stale_temporaries(path: &Path) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
+    let (new_prefix, old_prefix) = (format!(".{name}.tmp-"), format!(".{name}.old.tmp-"));
+    let mut stale_new = Vec::new();
+    let mut stale_old = Vec::new();
     for e in entries.flatten() {
         let entry = e.file_name().to_string_lossy().into_owned();
-        let pid = [format!(".{name}.tmp-"), format!(".{name}.old.tmp-")]
-            .iter()
-            .find_map(|prefix| entry.strip_prefix(prefix.as_str()).map(str::to_string));
-        if pid.is_some_and(|p| !process_is_running(&p)) {
-            let p = e.path();
-            let _ = if p.is_dir() {
-                fs::remove_dir_all(&p)
-            } else {
-                fs::remove_file(&p)
-            };
+        if let Some(pid) = entry.strip_prefix(new_prefix.as_str()) {
+            if !process_is_running(pid) {
+                stale_new.push(e.path());
+            }
+        } else if let Some(pid) = entry.strip_prefix(old_prefix.as_str()) {
+            if !process_is_running(pid) {
+                stale_old.push(e.path());
+            }
         }
+    }
+    if fs::symlink_metadata(path).is_err() {
+        if let Some(old) = stale_old.pop() {
+            let _ = fs::rename(&old, path);
+        }
+    }
+    for p in stale_new.iter().chain(&stale_old) {
+        let _ = remove_entry(p);
+    }
+}
+
+/// Cleans up, in the directory `dir` only (no recursion, links never followed), what
+/// interrupted cbnn writes left: [`remove_stale_temporaries`] for every `.NAME.tmp-PID` or
+/// `.NAME.old.tmp-PID` entry whose process is gone. Nothing else is touched.
+pub fn remove_stale_in(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut targets: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let (head, pid) = n.strip_prefix('.')?.rsplit_once(".tmp-")?;
+            let name = head.strip_suffix(".old").unwrap_or(head);
+            (!name.is_empty() && !process_is_running(pid)).then(|| name.to_string())
+        })
+        .collect();
+    targets.sort();
+    targets.dedup();
+    for name in targets {
+        remove_stale_temporaries(&dir.join(name));
     }
 }
 
 /// Whether a process with this id runs now (Linux `/proc`; elsewhere every process counts as
 /// gone, which only matters for two runs writing the same output at once).
-fn process_is_running(pid: &str) -> bool {
+pub fn process_is_running(pid: &str) -> bool {
     pid.parse::<u32>().is_ok()
         && (pid == std::process::id().to_string() || Path::new("/proc").join(pid).exists())
 }
@@ -119,6 +247,7 @@ fn process_is_running(pid: &str) -> bool {
 /// directories and a temporary file beside it, then removes that file. Fails with the same
 /// error the final write would give.
 pub fn check_writable(path: &Path) -> Result<()> {
+    let path = &output::regular_target(path)?.unwrap_or_else(|| path.to_path_buf());
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -191,6 +320,62 @@ mod tests {
         assert_eq!(names(&dir), ["b.v"]);
         write_atomic(&root.join("m.json"), b"whole").unwrap();
         assert_eq!(names(&root), ["design", "m.json"]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_design_moved_aside_by_a_dead_run_is_restored_not_removed() {
+        let root = std::env::temp_dir().join(format!("cbnn-atomic-old-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        // Killed between its two renames: the old design aside, the new one in staging.
+        fs::create_dir_all(root.join(".design.old.tmp-99999999")).unwrap();
+        fs::write(root.join(".design.old.tmp-99999999/a.v"), b"old").unwrap();
+        fs::create_dir_all(root.join(".design.tmp-99999999")).unwrap();
+        let dir = root.join("design");
+        remove_stale_temporaries(&dir);
+        assert_eq!(names(&root), ["design"]);
+        assert_eq!(fs::read(dir.join("a.v")).unwrap(), b"old");
+        // A later failing run still leaves the old design in place.
+        let _ = write_dir_atomic(&dir, |_| Err::<(), _>(Error::usage("stop")));
+        assert_eq!(names(&dir), ["a.v"]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn exchange_swaps_two_directories() {
+        let root = std::env::temp_dir().join(format!("cbnn-atomic-xchg-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("a/one")).unwrap();
+        fs::create_dir_all(root.join("b/two")).unwrap();
+        exchange(&root.join("a"), &root.join("b")).unwrap();
+        assert_eq!(names(&root.join("a")), ["two"]);
+        assert_eq!(names(&root.join("b")), ["one"]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn links_are_written_through_and_special_files_never_replaced() {
+        let root = std::env::temp_dir().join(format!("cbnn-atomic-link-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        fs::write(root.join("real"), b"old").unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("link")).unwrap();
+        write_atomic(&root.join("link"), b"new").unwrap();
+        assert!(fs::symlink_metadata(root.join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(root.join("real")).unwrap(), b"new");
+        let fifo = root.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = write_atomic(&fifo, b"x").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("exists and is a FIFO"), "{err}");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(names(&root), ["fifo", "link", "real"]);
         fs::remove_dir_all(&root).unwrap();
     }
 

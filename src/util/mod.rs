@@ -4,5 +4,7 @@
 pub mod atomic;
 pub mod gemm;
 pub mod hash;
+pub mod output;
+pub mod process;
 pub mod progress;
 pub mod rng;

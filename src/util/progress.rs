@@ -20,10 +20,18 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// Writes one line to stderr; a closed or full stderr is ignored (a diagnostic that cannot be
+/// shown must not stop the work, nor panic as `eprintln!` does).
+pub fn stderr_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
+
 /// Prints a log line on stderr without tearing a progress bar that may be drawn.
 pub fn log(pb: &ProgressBar, line: &str) {
     if pb.is_hidden() {
-        eprintln!("{line}");
+        stderr_line(format_args!("{line}"));
     } else {
         pb.println(line);
     }

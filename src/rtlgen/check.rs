@@ -1,0 +1,153 @@
+//! A design manifest read back from disk is checked before anything uses it: a `design.json`
+//! that parses but does not describe a design cbnn could have written (zero pixels per beat,
+//! zero PE, an output port too narrow for its scores, no layers, file names that leave the
+//! directory) is one error naming the field, never a panic or a simulation of nonsense.
+
+use std::path::Path;
+
+use super::{fold, output_packing, Manifest};
+use crate::error::{Error, Result};
+use crate::model::IntModel;
+
+/// Widest input or output beat a manifest may declare, in bits.
+const MAX_BEAT_BITS: usize = 1 << 16;
+
+impl Manifest {
+    /// Checks the manifest on its own (`path` names it in errors).
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let bad =
+            |field: &str, msg: String| Err(Error::bad_file(path, format!("\"{field}\" {msg}")));
+        let i = &self.input;
+        if i.pixels_per_beat == 0 {
+            return bad("input.pixels_per_beat", "must be at least 1".into());
+        }
+        if i.planes.is_empty() || i.planes.len() > 8 {
+            return bad(
+                "input.planes",
+                format!("has {} planes; 1 to 8 are possible", i.planes.len()),
+            );
+        }
+        if i.pixels_per_beat.checked_mul(i.planes.len()) != Some(i.bits_per_beat) {
+            return bad(
+                "input.bits_per_beat",
+                format!(
+                    "is {} but pixels_per_beat x planes is {} x {}",
+                    i.bits_per_beat,
+                    i.pixels_per_beat,
+                    i.planes.len()
+                ),
+            );
+        }
+        if i.bits_per_beat > MAX_BEAT_BITS || self.output.width > MAX_BEAT_BITS {
+            return bad(
+                "input.bits_per_beat",
+                format!("or output.width exceeds {MAX_BEAT_BITS} bits"),
+            );
+        }
+        let o = &self.output;
+        let needed = o
+            .classes
+            .checked_mul(o.score_bits)
+            .and_then(|s| s.checked_add(o.scores_lsb));
+        if o.classes < 2 || o.class_bits == 0 || o.score_bits == 0 || o.scores_lsb < o.class_bits {
+            return bad(
+                "output",
+                "needs at least 2 classes and non-zero class and score widths".into(),
+            );
+        }
+        if needed.is_none_or(|n| n > o.width) {
+            return bad(
+                "output.width",
+                format!(
+                    "is {} bits, too narrow for {} scores of {} bits above bit {}",
+                    o.width, o.classes, o.score_bits, o.scores_lsb
+                ),
+            );
+        }
+        if self.layers.is_empty() {
+            return bad("layers", "is empty".into());
+        }
+        for (k, l) in self.layers.iter().enumerate() {
+            if l.pe == 0 || l.simd == 0 || l.pe > l.outputs || l.simd > l.inputs {
+                return bad(
+                    &format!("layers[{k}]"),
+                    format!(
+                        "has PE {} and SIMD {} for {} neurons of {} inputs; both must be between 1 \
+                         and those sizes",
+                        l.pe, l.simd, l.outputs, l.inputs
+                    ),
+                );
+            }
+            if l.pipe > fold::MAX_PIPE {
+                return bad(
+                    &format!("layers[{k}].pipe"),
+                    format!("is {}; 0 or {} are possible", l.pipe, fold::MAX_PIPE),
+                );
+            }
+        }
+        if self.files.is_empty() {
+            return bad("files", "is empty".into());
+        }
+        let names = self
+            .files
+            .iter()
+            .chain(&self.written)
+            .chain(&self.constraints)
+            .chain(self.layers.iter().map(|l| &l.weight_file))
+            .chain(self.layers.iter().filter_map(|l| l.threshold_file.as_ref()));
+        for f in names {
+            let plain = Path::new(f).file_name().is_some_and(|n| n == f.as_str());
+            if !plain || f.starts_with('.') {
+                return bad(
+                    "files",
+                    format!("names '{f}', which is not a file name inside the design directory"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the manifest describes a design of `model` (the copy in its directory).
+    pub fn check_model(&self, model: &IntModel, path: &Path) -> Result<()> {
+        let bad = |field: &str, msg: String| {
+            Err(Error::bad_file(
+                path,
+                format!("\"{field}\" {msg} (the design's model.json says otherwise)"),
+            ))
+        };
+        if self.input.planes != model.planes.planes() {
+            return bad("input.planes", format!("is {:?}", self.input.planes));
+        }
+        if self.input.features != model.features() {
+            return bad("input.features", format!("is {}", self.input.features));
+        }
+        if self.input.pixels_per_beat > model.input.pixels() {
+            return bad(
+                "input.pixels_per_beat",
+                format!(
+                    "is {}, more than the image's pixels",
+                    self.input.pixels_per_beat
+                ),
+            );
+        }
+        if self.output != output_packing(model) {
+            return bad(
+                "output",
+                "does not match the model's classes and scores".into(),
+            );
+        }
+        let shapes = fold::shapes(model);
+        if self.layers.len() != shapes.len() {
+            return bad("layers", format!("has {} layers", self.layers.len()));
+        }
+        for (k, (l, s)) in self.layers.iter().zip(&shapes).enumerate() {
+            if l.inputs != s.inputs || l.outputs != s.outputs {
+                return bad(
+                    &format!("layers[{k}]"),
+                    format!("is {} -> {}", l.inputs, l.outputs),
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+//! What an output path may be, checked before any work starts.
+//!
+//! cbnn replaces only what is its own. A command names every path it will write (and every
+//! file it reads) in a [`Plan`]; [`Plan::check`] refuses, before anything long runs:
+//! - an output that exists and is not a regular file (a directory, FIFO, socket or device:
+//!   as root a rename over `/dev/null` would replace the device);
+//! - a symbolic link whose target is missing or not a regular file (a link to a regular file
+//!   is written through: the target is replaced atomically and the link stays);
+//! - two outputs on one file, or an output on one of the command's inputs;
+//! - an output whose directory cannot be created or written.
+//!
+//! The final write ([`crate::util::atomic::write_atomic`]) checks the kind again, so a path
+//! that changed while the command ran is still never replaced by something it was not.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The paths one command will write and read. Labels (a flag, or a description such as
+/// "the model") are the caller's words and appear in the messages.
+#[derive(Debug, Default)]
+pub struct Plan {
+    outputs: Vec<(String, PathBuf)>,
+    dirs: Vec<(String, PathBuf)>,
+    workdirs: Vec<(String, PathBuf)>,
+    inputs: Vec<(String, PathBuf)>,
+}
+
+impl Plan {
+    /// An empty plan.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An output file (ignored when `path` is `None`).
+    pub fn file(mut self, label: &str, path: Option<&Path>) -> Self {
+        if let Some(p) = path {
+            self.outputs.push((label.to_string(), p.to_path_buf()));
+        }
+        self
+    }
+
+    /// An output directory that the command replaces or fills as a whole.
+    pub fn dir(mut self, label: &str, path: &Path) -> Self {
+        self.dirs.push((label.to_string(), path.to_path_buf()));
+        self
+    }
+
+    /// A directory the command writes files into (it must be a directory if it exists).
+    pub fn workdir(mut self, label: &str, path: &Path) -> Self {
+        self.workdirs.push((label.to_string(), path.to_path_buf()));
+        self
+    }
+
+    /// A file or directory the command reads (an output must not land on it).
+    pub fn input(mut self, label: &str, path: &Path) -> Self {
+        self.inputs.push((label.to_string(), path.to_path_buf()));
+        self
+    }
+
+    /// Checks every output of the plan (see the module documentation).
+    pub fn check(&self) -> Result<()> {
+        let mut seen: Vec<(&str, &Path, PathBuf)> = Vec::new();
+        for (label, path) in &self.outputs {
+            regular_target(path)?;
+            let id = identity(path);
+            if let Some((other, _, _)) = seen.iter().find(|(_, _, i)| *i == id) {
+                return Err(Error::usage(format!(
+                    "{}: given both as {other} and as {label}; each output needs its own path",
+                    path.display()
+                )));
+            }
+            seen.push((label, path, id));
+        }
+        for (label, path) in self.dirs.iter().chain(&self.workdirs) {
+            if let Ok(meta) = fs::metadata(path) {
+                if !meta.is_dir() {
+                    return Err(Error::usage(format!(
+                        "{}: {label} exists and is {}, not a directory",
+                        path.display(),
+                        describe(&meta)
+                    )));
+                }
+            }
+        }
+        for (label, path) in &self.dirs {
+            let id = identity(path);
+            if let Some((other, p, _)) = seen.iter().find(|(_, _, i)| i.starts_with(&id)) {
+                return Err(Error::usage(format!(
+                    "{}: {other} lies inside {label} {}, which is replaced as a whole",
+                    p.display(),
+                    path.display()
+                )));
+            }
+            seen.push((label, path, id));
+        }
+        for (label, input) in &self.inputs {
+            let id = identity(input);
+            for (out_label, out, out_id) in &seen {
+                if *out_id == id || (self.is_dir(out) && id.starts_with(out_id)) {
+                    return Err(Error::usage(format!(
+                        "{}: {out_label} would overwrite {label} {}; give another path",
+                        out.display(),
+                        input.display()
+                    )));
+                }
+            }
+        }
+        for (_, path) in &self.outputs {
+            crate::util::atomic::check_writable(path)?;
+        }
+        Ok(())
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        self.dirs.iter().any(|(_, p)| p == path)
+    }
+}
+
+/// The regular file that writing `path` replaces (the path itself, or the final target of a
+/// symbolic link), or `None` when nothing exists there yet. Anything else is refused.
+pub fn regular_target(path: &Path) -> Result<Option<PathBuf>> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if meta.file_type().is_symlink() {
+        let target = fs::canonicalize(path).map_err(|_| {
+            Error::usage(format!(
+                "{}: is a symbolic link to a missing file; cbnn writes through links only to \
+                 existing regular files",
+                path.display()
+            ))
+        })?;
+        let tmeta = fs::metadata(&target).map_err(|e| Error::io(&target, e))?;
+        if !tmeta.is_file() {
+            return Err(Error::usage(format!(
+                "{}: is a symbolic link to {}, which is {}; cbnn writes only regular files",
+                path.display(),
+                target.display(),
+                describe(&tmeta)
+            )));
+        }
+        return Ok(Some(target));
+    }
+    if !meta.is_file() {
+        return Err(Error::usage(format!(
+            "{}: exists and is {}; cbnn writes only regular files, so give a new path or a \
+             regular file",
+            path.display(),
+            describe(&meta)
+        )));
+    }
+    Ok(Some(path.to_path_buf()))
+}
+
+/// "a directory", "a FIFO", ... for messages.
+pub fn describe(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// A path that names the same file as every other spelling of it: symbolic links resolved
+/// for the part that exists, `.` and `..` folded for the rest.
+pub fn identity(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            Component::Normal(name) => {
+                out.push(name);
+                if let Ok(c) = fs::canonicalize(&out) {
+                    out = c;
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cbnn-output-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn non_regular_outputs_are_refused() {
+        let d = root("kinds");
+        let err = Plan::new()
+            .file("--json", Some(&d))
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exists and is a directory"), "{err}");
+        let err = Plan::new()
+            .file("-o", Some(Path::new("/dev/null")))
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/dev/null: exists and is a device"), "{err}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn links_are_written_through_only_to_regular_files() {
+        let d = root("links");
+        fs::write(d.join("real.json"), b"{}").unwrap();
+        std::os::unix::fs::symlink(d.join("real.json"), d.join("link.json")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", d.join("null.json")).unwrap();
+        std::os::unix::fs::symlink(d.join("gone"), d.join("dangling.json")).unwrap();
+        assert_eq!(
+            regular_target(&d.join("link.json")).unwrap(),
+            Some(fs::canonicalize(d.join("real.json")).unwrap())
+        );
+        let err = regular_target(&d.join("null.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("which is a device"), "{err}");
+        let err = regular_target(&d.join("dangling.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("link to a missing file"), "{err}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn one_path_twice_or_onto_an_input_is_refused() {
+        let d = root("same");
+        let m = d.join("m.json");
+        fs::write(&m, b"{}").unwrap();
+        let twice = d.join("sub/../x.json");
+        let err = Plan::new()
+            .file("-o", Some(&d.join("x.json")))
+            .file("--json", Some(&twice))
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("given both as -o and as --json"), "{err}");
+        let err = Plan::new()
+            .file("--predictions", Some(&m))
+            .input("the model", &m)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--predictions would overwrite the model"),
+            "{err}"
+        );
+        let err = Plan::new()
+            .dir("-o", &d)
+            .input("the model", &m)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("-o would overwrite the model"), "{err}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

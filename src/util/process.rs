@@ -1,0 +1,123 @@
+//! External tools (Verilator, make, the compiler, the simulator, Yosys, nextpnr) that never
+//! outlive cbnn.
+//!
+//! A tool started with [`spawn`] runs in a process group of its own, watched by a small
+//! watchdog (`sh`) that waits on a pipe only cbnn holds. When cbnn ends, however it ends
+//! (including `SIGKILL`, where no clean-up code can run), the pipe closes and the watchdog
+//! kills the tool's whole group: the tool and every process it started (make, g++, ...), and
+//! removes the tool's scratch directory when it has one. When the tool ends normally the guard
+//! does the same, so nothing it left running survives.
+
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+/// A running tool and the watchdog of its process group.
+pub struct Guarded {
+    /// The tool.
+    pub child: Child,
+    watchdog: Child,
+    pipe: Option<ChildStdin>,
+}
+
+/// Starts `cmd` in a guarded process group of its own.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Guarded> {
+    spawn_cleaning(cmd, None)
+}
+
+/// Like [`spawn`]; when the group is killed because cbnn ended, the watchdog also removes
+/// `scratch` (the tool's working directory), which cbnn can no longer do itself.
+pub fn spawn_cleaning(cmd: &mut Command, scratch: Option<&Path>) -> std::io::Result<Guarded> {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let mut watchdog = Command::new("sh");
+    // First line: the group to kill. Then it waits: "done" when cbnn finished with the tool,
+    // end of file when cbnn died (the scratch directory is then removed too).
+    watchdog.args([
+        "-c",
+        "read pg; read how; kill -9 -$pg 2>/dev/null; \
+         [ \"$how\" = done ] || [ -z \"$1\" ] || rm -rf -- \"$1\"",
+        "cbnn-watchdog",
+    ]);
+    if let Some(dir) = scratch {
+        watchdog.arg(dir);
+    }
+    let mut watchdog = watchdog
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    let mut pipe = watchdog.stdin.take();
+    let child = match cmd.process_group(0).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            drop(pipe);
+            let _ = watchdog.wait();
+            return Err(e);
+        }
+    };
+    if let Some(p) = pipe.as_mut() {
+        let _ = writeln!(p, "{}", child.id());
+    }
+    Ok(Guarded {
+        child,
+        watchdog,
+        pipe,
+    })
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        // The watchdog kills what is left of the group and keeps the scratch directory.
+        if let Some(mut p) = self.pipe.take() {
+            let _ = std::io::Write::write_all(&mut p, b"done\n");
+        }
+        let _ = self.child.try_wait();
+        let _ = self.watchdog.wait();
+    }
+}
+
+/// Runs `cmd` guarded and collects its output, like [`Command::output`]; `scratch` as in
+/// [`spawn_cleaning`].
+pub fn output(cmd: &mut Command, scratch: Option<&Path>) -> std::io::Result<std::process::Output> {
+    let mut g = spawn_cleaning(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()), scratch)?;
+    let (out, err) = (g.child.stdout.take(), g.child.stderr.take());
+    let err_thread = std::thread::spawn(move || read_all(err));
+    let stdout = read_all(out);
+    let status = g.child.wait()?;
+    let stderr = err_thread.join().unwrap_or_default();
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+fn read_all(r: Option<impl std::io::Read>) -> Vec<u8> {
+    let mut v = Vec::new();
+    if let Some(mut r) = r {
+        let _ = r.read_to_end(&mut v);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_a_tool_leaves_behind_are_killed_with_its_group() {
+        // The tool starts a grandchild that would outlive it, and prints the grandchild's id.
+        let out = output(
+            Command::new("sh").args(["-c", "sleep 300 >/dev/null 2>&1 & echo $!"]),
+            None,
+        )
+        .unwrap();
+        assert!(out.status.success());
+        let pid = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for init to reap it.
+        assert!(stat.is_empty() || stat.contains(") Z "), "{stat}");
+    }
+}
