@@ -10,6 +10,16 @@ module cbnn_argmax #(
     input  wire [C*SW-1:0] scores,          // score c in bits [c*SW +: SW]
     output reg  [IW-1:0]   index            // argmax, ties to the lowest index
 );
+    // Elaboration-time parameter checks: an impossible value instantiates a module that does
+    // not exist, so every tool stops and names the instance and the violated rule.
+    generate
+        if (C < 2) begin : g_check_c_must_be_at_least_2
+            cbnn_parameter_error_c_must_be_at_least_2 u_error ();
+        end
+        if (SW < 1) begin : g_check_sw_must_be_at_least_1
+            cbnn_parameter_error_sw_must_be_at_least_1 u_error ();
+        end
+    endgenerate
     integer c;
     reg [SW-1:0] best;
     always @* begin

@@ -29,8 +29,8 @@ module cbnn_mvtu #(
     parameter SIMD = 16,                   // inputs per neuron per cycle, 1..N
     parameter SCORES = 0,                  // 0: threshold bits out; 1: scores out
     parameter PIPE = 0,                    // register stages after the popcount: 0 or 1
-    parameter WEIGHT_FILE = "weights.hex", // weight memory image
-    parameter THRESH_FILE = "thresh.hex",  // threshold memory image (unused when SCORES = 1)
+    parameter WEIGHT_FILE = "",            // weight memory image ("": none, elaboration only)
+    parameter THRESH_FILE = "",            // threshold memory image (unused when SCORES = 1)
     parameter NF = (M + PE - 1) / PE,      // neuron folds
     parameter SF = (N + SIMD - 1) / SIMD,  // input folds
     parameter CW = $clog2(N + 1),          // width of a count of 0..N
@@ -50,6 +50,22 @@ module cbnn_mvtu #(
     output wire          out_valid,
     input  wire          out_ready
 );
+    // Elaboration-time parameter checks: an impossible value instantiates a module that does
+    // not exist, so every tool stops and names the instance and the violated rule.
+    generate
+        if (PE < 1 || PE > M) begin : g_check_pe_must_be_1_to_m
+            cbnn_parameter_error_pe_must_be_1_to_m u_error ();
+        end
+        if (SIMD < 1 || SIMD > N) begin : g_check_simd_must_be_1_to_n
+            cbnn_parameter_error_simd_must_be_1_to_n u_error ();
+        end
+        if (PIPE != 0 && PIPE != 1) begin : g_check_pipe_must_be_0_or_1
+            cbnn_parameter_error_pipe_must_be_0_or_1 u_error ();
+        end
+        if (CONST_WEIGHTS && (NF != 1 || SF != 1)) begin : g_check_const_weights_need_nf_sf_1
+            cbnn_parameter_error_const_weights_need_nf_sf_1 u_error ();
+        end
+    endgenerate
     localparam NP = SF * SIMD;
     localparam MP = NF * PE;
     localparam STEPS = NF * SF;
@@ -87,12 +103,6 @@ module cbnn_mvtu #(
     /* verilator lint_on UNUSED */
     generate
         if (CONST_WEIGHTS) begin : g_const
-            initial begin
-                if (STEPS != 1) begin
-                    $display("cbnn_mvtu %m: CONST_WEIGHTS needs a fully parallel unit (NF = SF = 1)");
-                    $finish;
-                end
-            end
             assign wq = WEIGHTS;
             assign tq = THRESHOLDS;
         end else begin : g_mem

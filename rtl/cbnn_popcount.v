@@ -17,9 +17,22 @@ module cbnn_popcount #(
     input  wire [W-1:0]  in,          // bits to count
     output wire [OW-1:0] count        // number of ones in `in`
 );
+    // Elaboration-time parameter checks: an impossible value instantiates a module that does
+    // not exist, so every tool stops and names the instance and the violated rule.
+    generate
+        if (W < 1) begin : g_check_w_must_be_at_least_1
+            cbnn_parameter_error_w_must_be_at_least_1 u_error ();
+        end
+        if (PIPE != 0 && PIPE != 1) begin : g_check_pipe_must_be_0_or_1
+            cbnn_parameter_error_pipe_must_be_0_or_1 u_error ();
+        end
+        if (OW < $clog2(W + 1)) begin : g_check_ow_too_narrow_for_w
+            cbnn_parameter_error_ow_too_narrow_for_w u_error ();
+        end
+    endgenerate
     wire [OW-1:0] tree;
     generate
-        if (W == 1) begin : g_leaf
+        if (W <= 1) begin : g_leaf             // W < 1 is refused above; no recursion then
             assign tree = in;
         end else begin : g_tree
             localparam WL = W / 2;                 // low half

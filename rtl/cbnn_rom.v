@@ -8,7 +8,8 @@
 module cbnn_rom #(
     parameter W = 8,                       // word width
     parameter D = 16,                      // depth (words)
-    parameter FILE = "rom.hex",            // $readmemh image: D words of W bits
+    parameter FILE = "",                   // $readmemh image: D words of W bits ("" leaves the
+                                           // memory uninitialised: for elaboration only)
     parameter AW = (D > 1) ? $clog2(D) : 1, // address width
     parameter BLOCK_MIN_DEPTH = 64         // depth from which block RAM is asked for
 ) (
@@ -17,19 +18,33 @@ module cbnn_rom #(
     input  wire [AW-1:0] addr,             // word to read, below D
     output wire [W-1:0]  q                 // the word read at the last enabled edge
 );
+    // Elaboration-time parameter checks: an impossible value instantiates a module that does
+    // not exist, so every tool stops and names the instance and the violated rule.
+    generate
+        if (W < 1) begin : g_check_w_must_be_at_least_1
+            cbnn_parameter_error_w_must_be_at_least_1 u_error ();
+        end
+        if (D < 1) begin : g_check_d_must_be_at_least_1
+            cbnn_parameter_error_d_must_be_at_least_1 u_error ();
+        end
+    endgenerate
     reg [W-1:0] r;
     assign q = r;
     generate
         if (D >= BLOCK_MIN_DEPTH) begin : g_block
             (* rom_style = "block", ram_style = "block" *)
             reg [W-1:0] mem [0:D-1];
-            initial $readmemh(FILE, mem);
+            if (FILE != "") begin : g_init
+                initial $readmemh(FILE, mem);
+            end
             always @(posedge clk) begin
                 if (en) r <= mem[addr];
             end
         end else begin : g_auto
             reg [W-1:0] mem [0:D-1];
-            initial $readmemh(FILE, mem);
+            if (FILE != "") begin : g_init
+                initial $readmemh(FILE, mem);
+            end
             always @(posedge clk) begin
                 if (en) r <= mem[addr];
             end

@@ -17,6 +17,13 @@ module cbnn_skid #(
     output wire         m_valid,
     input  wire         m_ready
 );
+    // Elaboration-time parameter checks: an impossible value instantiates a module that does
+    // not exist, so every tool stops and names the instance and the violated rule.
+    generate
+        if (W < 1) begin : g_check_w_must_be_at_least_1
+            cbnn_parameter_error_w_must_be_at_least_1 u_error ();
+        end
+    endgenerate
     reg [W-1:0] main_d;                // datapath: not reset
     reg [W-1:0] skid_d;
     reg main_v;

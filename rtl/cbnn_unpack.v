@@ -23,6 +23,16 @@ module cbnn_unpack #(
     output wire          out_valid,
     input  wire          out_ready
 );
+    // Elaboration-time parameter checks: an impossible value instantiates a module that does
+    // not exist, so every tool stops and names the instance and the violated rule.
+    generate
+        if (N < 1) begin : g_check_n_must_be_at_least_1
+            cbnn_parameter_error_n_must_be_at_least_1 u_error ();
+        end
+        if (IW < 1) begin : g_check_iw_must_be_at_least_1
+            cbnn_parameter_error_iw_must_be_at_least_1 u_error ();
+        end
+    endgenerate
     localparam integer LAST = BEATS - 1;  // index of the last beat
     reg [BEATS*IW-1:0] vec;               // datapath: not reset
     reg [CW-1:0] cnt;

@@ -193,3 +193,93 @@ fn threshold_unit_matches_the_definition_under_any_folding() {
         }
     }
 }
+
+/// Every core refuses an impossible parameter at elaboration, in Verilator and in Yosys, and
+/// the error names the rule; the same core with legal parameters elaborates.
+#[test]
+fn cores_check_their_parameters_at_elaboration() {
+    let dir = temp_dir("core-params");
+    for (name, text) in rtlgen::CORES {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let cases = [
+        (
+            "cbnn_mvtu",
+            "N(8), .M(4), .PE(5), .SIMD(8)",
+            "pe_must_be_1_to_m",
+        ),
+        (
+            "cbnn_mvtu",
+            "N(8), .M(4), .PE(4), .SIMD(9)",
+            "simd_must_be_1_to_n",
+        ),
+        (
+            "cbnn_mvtu",
+            "N(8), .M(4), .PE(4), .SIMD(8), .PIPE(2)",
+            "pipe_must_be_0_or_1",
+        ),
+        (
+            "cbnn_mvtu",
+            "N(8), .M(4), .PE(2), .SIMD(8), .CONST_WEIGHTS(1)",
+            "const_weights_need_nf_sf_1",
+        ),
+        ("cbnn_popcount", "W(0)", "w_must_be_at_least_1"),
+        ("cbnn_popcount", "W(8), .PIPE(3)", "pipe_must_be_0_or_1"),
+        ("cbnn_popcount", "W(8), .OW(3)", "ow_too_narrow_for_w"),
+        ("cbnn_argmax", "C(1)", "c_must_be_at_least_2"),
+        ("cbnn_unpack", "N(8), .IW(0)", "iw_must_be_at_least_1"),
+        ("cbnn_rom", "W(8), .D(0)", "d_must_be_at_least_1"),
+        ("cbnn_skid", "W(0)", "w_must_be_at_least_1"),
+    ];
+    let elaborate = |module: &str, params: &str| -> (bool, String, bool, String) {
+        let _ = module;
+        let top = format!("module t; {module} #(.{params}) u (); endmodule\n");
+        std::fs::write(dir.join("t.v"), top).unwrap();
+        let mut files: Vec<String> = rtlgen::CORES.iter().map(|(n, _)| n.to_string()).collect();
+        files.push("t.v".into());
+        let v = std::process::Command::new("verilator")
+            .current_dir(&dir)
+            .args([
+                "--lint-only",
+                "-Wno-fatal",
+                "-Wno-PINMISSING",
+                "--top-module",
+                "t",
+            ])
+            .args(&files)
+            .output()
+            .unwrap();
+        let y = std::process::Command::new("yosys")
+            .current_dir(&dir)
+            .args([
+                "-p",
+                &format!("read_verilog {}; hierarchy -check -top t", files.join(" ")),
+            ])
+            .output()
+            .unwrap();
+        let text = |o: &std::process::Output| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        };
+        (v.status.success(), text(&v), y.status.success(), text(&y))
+    };
+    for (module, params, rule) in cases {
+        let (v_ok, v_text, y_ok, y_text) = elaborate(module, params);
+        assert!(
+            !v_ok && v_text.contains(rule),
+            "{module} #({params}) in verilator:\n{v_text}"
+        );
+        assert!(
+            !y_ok && y_text.contains(rule),
+            "{module} #({params}) in yosys:\n{y_text}"
+        );
+    }
+    let (v_ok, v_text, y_ok, y_text) = elaborate("cbnn_mvtu", "N(8), .M(4), .PE(4), .SIMD(8)");
+    assert!(
+        v_ok && y_ok,
+        "legal parameters refused:\n{v_text}\n{y_text}"
+    );
+}

@@ -103,11 +103,42 @@ fn generated_rtl_is_lint_clean_and_read_by_iverilog_and_yosys() {
         iv.extend(list.iter().map(String::as_str));
         let text = run_tool(&dir, "iverilog", &iv);
         assert!(!text.to_lowercase().contains("error"), "iverilog:\n{text}");
+        // A plain flow: no -defer, no cbnn-specific options; every module is elaborated with
+        // its default parameters as it is read.
         let script = format!(
-            "read_verilog -defer {}; hierarchy -check -top cbnn_top; proc; check -assert",
+            "read_verilog {}; hierarchy -check -top cbnn_top; proc; check -assert",
             list.join(" ")
         );
         run_tool(&dir, "yosys", &["-q", "-p", &script]);
+        let text = run_tool(
+            &dir,
+            "iverilog",
+            &[
+                "-g2005",
+                "-s",
+                "cbnn_top",
+                "-o",
+                "f.vvp",
+                "-c",
+                "filelist.f",
+            ],
+        );
+        assert!(
+            !text.to_lowercase().contains("error"),
+            "iverilog -c filelist.f:\n{text}"
+        );
+        run_tool(
+            &dir,
+            "verilator",
+            &[
+                "--lint-only",
+                "-Wall",
+                "--top-module",
+                "cbnn_top",
+                "-f",
+                "filelist.f",
+            ],
+        );
         assert_eq!(manifest.files, list);
     }
 }

@@ -182,6 +182,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         classes: ds.classes,
         planes: planes.clone(),
     };
+    train::check_size(meta.input.pixels() * planes.len(), &cfg.hidden, ds.classes)?;
     let slice_start = Instant::now();
     let (train_set, val_set, test_set) = (
         sliced(&split.train, &planes, cfg.augment > 0),

@@ -63,6 +63,7 @@ pub(super) fn train_float(a: TrainArgs) -> Result<()> {
     let ds = open(&a.data)?;
     let split = ds.split(a.validation, a.limit)?;
     let input = input_shape(&ds);
+    crate::train::check_size(input.pixels(), &a.hidden, ds.classes)?;
     errln!(
         "training full precision {} -> {} -> {} on {} ({} train / {} validation images, 8-bit pixels)",
         input.pixels(),

@@ -302,7 +302,7 @@ fn simulate_in(tmp: &Path, exe: &Path, st: &Stimulus, bin: &[u8]) -> Result<Trac
     let input = tmp.join("input.bin");
     let output = tmp.join("output.txt");
     std::fs::File::create(&input)
-        .and_then(|mut f| f.write_all(&bin))
+        .and_then(|mut f| f.write_all(bin))
         .map_err(|e| Error::io(&input, e))?;
     let mut cmd = Command::new(exe);
     cmd.current_dir(st.dir)

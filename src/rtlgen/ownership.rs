@@ -56,9 +56,8 @@ pub fn check_replaceable(dir: &Path, later_stage_file: &dyn Fn(&str) -> bool) ->
     let foreign: Vec<&String> = entries
         .iter()
         .filter(|e| {
-            !manifest.written.contains(e)
-                && !later_stage_file(e)
-                && !(e.starts_with('.') && e.contains(".tmp-"))
+            let temporary = e.starts_with('.') && e.contains(".tmp-");
+            !(manifest.written.contains(e) || later_stage_file(e) || temporary)
         })
         .collect();
     if let Some(first) = foreign.first() {

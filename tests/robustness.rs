@@ -1,0 +1,499 @@
+//! What a newcomer and an adversary hit, one test per class (docs/robustness.md lists them):
+//! outputs that must destroy nothing, panics and aborts that must not happen, flags that must
+//! be refused with one clear sentence.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fixture dataset (8x8 images) and a small model trained on it, in a fresh directory.
+fn setup(name: &str) -> (PathBuf, String, String) {
+    let dir = temp_dir(name);
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 600, 100, 8, false);
+    let model = dir.join("m.json");
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--validation",
+        "100",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    (
+        dir,
+        data.to_str().unwrap().to_string(),
+        model.to_str().unwrap().to_string(),
+    )
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
+    assert!(ok, "mkfifo");
+}
+
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .file_type()
+        .is_fifo()
+}
+
+#[test]
+fn outputs_that_are_not_regular_files_are_refused_before_any_work() {
+    let (dir, data, model) = setup("rob-kinds");
+    let fifo = dir.join("fifo.json");
+    mkfifo(&fifo);
+    let out = cbnn(&[
+        "eval",
+        &model,
+        "--dataset",
+        &data,
+        "--json",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_fails(&out, 2, "fifo.json: exists and is a FIFO");
+    assert!(is_fifo(&fifo));
+    // A directory as the model output: refused before training (no epoch line).
+    let sub = dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let start = Instant::now();
+    let out = cbnn(&[
+        "train",
+        "--dataset",
+        &data,
+        "--hidden",
+        "8",
+        "--epochs",
+        "50",
+        "-o",
+        sub.to_str().unwrap(),
+    ]);
+    assert_fails(&out, 2, "sub: exists and is a directory");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // A link to a device is refused; a link to a regular file is written through.
+    let null = dir.join("null.csv");
+    std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+    let out = cbnn(&[
+        "eval",
+        &model,
+        "--dataset",
+        &data,
+        "--predictions",
+        null.to_str().unwrap(),
+    ]);
+    assert_fails(&out, 2, "which is a device");
+    let real = dir.join("real.csv");
+    std::fs::write(&real, b"old").unwrap();
+    let link = dir.join("link.csv");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    cbnn_ok(&[
+        "eval",
+        &model,
+        "--dataset",
+        &data,
+        "--predictions",
+        link.to_str().unwrap(),
+    ]);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let text = std::fs::read_to_string(&real).unwrap();
+    assert!(text.starts_with("index,label,predicted"), "{text}");
+    // sim's waveform onto a directory: refused before the build.
+    let out = cbnn(&[
+        "sim",
+        dir.to_str().unwrap(),
+        "--dataset",
+        &data,
+        "--vcd",
+        sub.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sub: exists and is a directory"));
+}
+
+#[test]
+fn an_output_on_another_output_or_on_an_input_is_refused() {
+    let (dir, data, model) = setup("rob-same");
+    let before = std::fs::read(&model).unwrap();
+    let out = cbnn(&["eval", &model, "--dataset", &data, "--predictions", &model]);
+    assert_fails(&out, 2, "--predictions would overwrite the model");
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    let x = dir.join("x.json");
+    let x2 = dir.join("sub/../x.json");
+    let out = cbnn(&[
+        "train",
+        "--dataset",
+        &data,
+        "-o",
+        x.to_str().unwrap(),
+        "--json",
+        x2.to_str().unwrap(),
+    ]);
+    assert_fails(&out, 2, "given both as -o and as --json");
+    assert!(!x.exists());
+    let out = cbnn(&["prune", &model, "--dataset", &data, "-o", &model]);
+    assert_fails(&out, 2, "-o would overwrite the model");
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+}
+
+#[test]
+fn rtl_replaces_only_a_directory_that_is_provably_its_own_design() {
+    let (dir, _data, model) = setup("rob-rtl");
+    let design = dir.join("design");
+    let d = design.to_str().unwrap();
+    cbnn_ok(&["rtl", &model, "-o", d]);
+    let manifest = json_file(&design.join("design.json"));
+    assert!(manifest["written"].as_array().unwrap().len() > 10);
+    // A file the user put there.
+    std::fs::write(design.join("notes.txt"), b"mine").unwrap();
+    let out = cbnn(&["rtl", &model, "-o", d]);
+    assert_fails(&out, 2, "notes.txt is not a file cbnn wrote");
+    assert_eq!(std::fs::read(design.join("notes.txt")).unwrap(), b"mine");
+    // A directory holding something named design.json that is not cbnn's.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("design.json"), b"{}").unwrap();
+    std::fs::write(other.join("top.v"), b"module top; endmodule").unwrap();
+    let out = cbnn(&["rtl", &model, "-o", other.to_str().unwrap()]);
+    assert_fails(&out, 2, "it is not a cbnn design");
+    assert!(other.join("top.v").exists());
+    // A folding target the stream cannot meet: refused before the old design is touched.
+    std::fs::remove_file(design.join("notes.txt")).unwrap();
+    let old = tree(&design);
+    let out = cbnn(&[
+        "rtl",
+        &model,
+        "-o",
+        d,
+        "--fold",
+        "auto",
+        "--target-cycles",
+        "10",
+        "--pixels-per-beat",
+        "1",
+    ]);
+    assert_fails(
+        &out,
+        2,
+        "--target-cycles 10 cannot be met with --pixels-per-beat 1",
+    );
+    assert_eq!(tree(&design), old);
+    // One layer folded twice.
+    let out = cbnn(&["rtl", &model, "-o", d, "--fold", "L0:2,8;L0:4,8"]);
+    assert_fails(&out, 2, "L0 is given twice");
+}
+
+#[test]
+fn a_flow_locks_its_run_directory_and_cleans_only_its_own_dead_temporaries() {
+    let (dir, data, _model) = setup("rob-flow");
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    // A temporary of a live process (this test), one of a dead process, and a link to a
+    // directory outside the run holding something that looks like a temporary.
+    let live = run.join(format!(".base.json.tmp-{}", std::process::id()));
+    let dead = run.join(".base.json.tmp-99999999");
+    std::fs::write(&live, b"live").unwrap();
+    std::fs::write(&dead, b"dead").unwrap();
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join(".x.tmp-99999999"), b"not cbnn's").unwrap();
+    std::os::unix::fs::symlink(&outside, run.join("linked")).unwrap();
+    let args = [
+        "flow",
+        "--dataset",
+        &data,
+        "-o",
+        run.to_str().unwrap(),
+        "--quick",
+        "--hidden",
+        "16",
+        "--validation",
+        "100",
+    ];
+    let mut first = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !run.join("stages/flow.lock").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the flow did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let second = cbnn(&args);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let err = assert_fails(&second, 2, "another cbnn flow (process");
+    assert!(err.contains(&first.id().to_string()), "{err}");
+    assert!(!dead.exists(), "a dead run's temporary stays");
+    assert_eq!(std::fs::read(&live).unwrap(), b"live");
+    assert_eq!(
+        std::fs::read(outside.join(".x.tmp-99999999")).unwrap(),
+        b"not cbnn's"
+    );
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_killed_verilator_build_leaves_no_process_and_no_temporary() {
+    if Command::new("verilator").arg("--version").output().is_err() {
+        eprintln!("skipped: no verilator");
+        return;
+    }
+    let (dir, data, model) = setup("rob-build");
+    let design = dir.join("design");
+    cbnn_ok(&["rtl", &model, "-o", design.to_str().unwrap()]);
+    let cache = dir.join("cache");
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args([
+            "sim",
+            design.to_str().unwrap(),
+            "--dataset",
+            &data,
+            "--count",
+            "5",
+        ])
+        .env("XDG_CACHE_HOME", &cache)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until make runs the compiler, then kill cbnn outright.
+    let start = Instant::now();
+    while !processes_mentioning(cache.to_str().unwrap())
+        .iter()
+        .any(|c| c.starts_with("make"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no build started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    let start = Instant::now();
+    let left = loop {
+        let left = processes_mentioning(cache.to_str().unwrap());
+        let tmp: Vec<_> = std::fs::read_dir(cache.join("cbnn/verilator"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        if (left.is_empty() && tmp.is_empty()) || start.elapsed() > Duration::from_secs(10) {
+            break (left, tmp);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(left.0.is_empty(), "orphans: {:?}", left.0);
+    assert!(left.1.is_empty(), "left in the cache: {:?}", left.1);
+}
+
+#[test]
+fn a_closed_or_full_stdout_never_panics_and_files_are_written_whole() {
+    let (dir, data, model) = setup("rob-stdout");
+    let p = dir.join("p.csv");
+    // The reader goes away before cbnn prints anything.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args([
+            "eval",
+            &model,
+            "--dataset",
+            &data,
+            "--predictions",
+            p.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 101);
+    // A full stdout: the files are written, then one error and exit 2.
+    std::fs::remove_file(&p).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args([
+            "eval",
+            &model,
+            "--dataset",
+            &data,
+            "--predictions",
+            p.to_str().unwrap(),
+        ])
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_fails(&out, 2, "cannot write to standard output");
+    assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 101);
+}
+
+#[test]
+fn an_inconsistent_design_manifest_is_refused_naming_the_field() {
+    let (dir, data, model) = setup("rob-manifest");
+    let design = dir.join("design");
+    let d = design.to_str().unwrap();
+    cbnn_ok(&["rtl", &model, "-o", d]);
+    let path = design.join("design.json");
+    let good = json_file(&path);
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 4] = [
+        ("\"input.pixels_per_beat\" must be at least 1", |v| {
+            v["input"]["pixels_per_beat"] = 0.into()
+        }),
+        ("\"layers[0]\" has PE 0", |v| {
+            v["layers"][0]["pe"] = 0.into()
+        }),
+        ("\"output.width\" is 2 bits, too narrow", |v| {
+            v["output"]["width"] = 2.into()
+        }),
+        ("\"layers\" is empty", |v| {
+            v["layers"] = serde_json::json!([])
+        }),
+    ];
+    for (needle, edit) in cases {
+        let mut v = good.clone();
+        edit(&mut v);
+        std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+        let out = cbnn(&["sim", d, "--dataset", &data, "--count", "2"]);
+        assert_fails(&out, 2, needle);
+        let out = cbnn(&["synth", d]);
+        assert_fails(&out, 2, needle);
+    }
+    // Consistent on its own, but not with the design's model.
+    let mut v = good.clone();
+    v["output"]["classes"] = 9.into();
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let out = cbnn(&["sim", d, "--dataset", &data, "--count", "2"]);
+    assert_fails(&out, 2, "\"output\" does not match the model");
+}
+
+#[test]
+fn model_files_are_checked_before_anything_is_allocated() {
+    let (dir, data, model) = setup("rob-model");
+    let good = json_file(Path::new(&model));
+    let bad = dir.join("bad.json");
+    let check = |v: &serde_json::Value, needle: &str| {
+        std::fs::write(&bad, serde_json::to_string(v).unwrap()).unwrap();
+        let out = cbnn(&["eval", bad.to_str().unwrap(), "--dataset", &data]);
+        assert_fails(&out, 2, needle);
+        let out = cbnn(&[
+            "rtl",
+            bad.to_str().unwrap(),
+            "-o",
+            dir.join("never").to_str().unwrap(),
+        ]);
+        assert_fails(&out, 2, needle);
+        assert!(!dir.join("never").exists());
+    };
+    // A shape whose product wraps around.
+    let mut v = good.clone();
+    v["input"]["height"] = ((1u64 << 61) + 8).into();
+    check(&v, "gives more than 67108864 features");
+    // Huge declared layer sizes with the short rows of the real model.
+    let mut v = good.clone();
+    v["layers"][0]["outputs"] = (1u64 << 40).into();
+    check(&v, "layer 0 has 1099511627776 outputs");
+    // Upper-case hex, a wrong size_bits.
+    let mut v = good.clone();
+    let row = v["layers"][0]["weights"][0]
+        .as_str()
+        .unwrap()
+        .to_uppercase();
+    v["layers"][0]["weights"][0] = row.replace(char::is_numeric, "A").into();
+    check(&v, "is not lower-case hexadecimal");
+    let mut v = good.clone();
+    v["size_bits"] = 7.into();
+    check(&v, "\"size_bits\" is 7 but the layers hold");
+    // Duplicate keys.
+    let text = std::fs::read_to_string(&model).unwrap();
+    let dup = text.replacen("\"classes\":", "\"classes\": 3, \"classes\":", 1);
+    std::fs::write(&bad, dup).unwrap();
+    let out = cbnn(&["eval", bad.to_str().unwrap(), "--dataset", &data]);
+    assert_fails(&out, 2, "duplicate field `classes`");
+}
+
+#[test]
+fn absurd_resource_flags_get_one_sentence() {
+    let (dir, data, _model) = setup("rob-flags");
+    let o = dir.join("o.json");
+    let o = o.to_str().unwrap();
+    let out = cbnn(&["--threads", "100000", "data", "info", "--dataset", &data]);
+    assert_fails(&out, 2, "--threads 100000 must be between 1 and 1024");
+    let out = cbnn(&["train", "--dataset", &data, "--hidden", "1000000", "-o", o]);
+    assert_fails(&out, 2, "more than the 65536 neurons");
+    let out = cbnn(&[
+        "train",
+        "--dataset",
+        &data,
+        "--hidden",
+        "60000,60000",
+        "-o",
+        o,
+    ]);
+    assert_fails(&out, 2, "more than the 268435456 training may hold");
+    let out = cbnn(&[
+        "train",
+        "--dataset",
+        &data,
+        "--float",
+        "--hidden",
+        "60000,60000",
+        "-o",
+        o,
+    ]);
+    assert_fails(&out, 2, "more than the 268435456 training may hold");
+    let out = cbnn(&["train", "--dataset", &data, "--validation", "0", "-o", o]);
+    assert_fails(&out, 2, "--validation 0 leaves nothing to decide on");
+    let out = cbnn(&[
+        "data",
+        "fetch",
+        "mnist",
+        "--dir",
+        dir.join("f").to_str().unwrap(),
+        "--mirror",
+        "not a url",
+    ]);
+    assert_fails(
+        &out,
+        2,
+        "--mirror 'not a url' is not an http:// or https:// URL",
+    );
+}
