@@ -108,7 +108,7 @@ run "synth --json onto a design file" 2 "$CBNN" synth "$W/design" --json "$W/des
 run "flow -o a regular file" 2 "$CBNN" flow "${DATA[@]}" -o "$W/m.json"
 run "bench --json onto the baseline model" 2 "$CBNN" bench "${DATA[@]}" --baseline "$W/m.json" --json "$W/m.json"
 # 2. No panic, no abort.
-run "stdout closed early (eval | true)" 0 piped
+run "stdout closed early (eval piped to true)" 0 piped
 run "stdout full (/dev/full)" 2 sh -c "'$CBNN' eval '$W/m.json' ${DATA[*]} > /dev/full"
 manifest 'm["input"]["pixels_per_beat"] = 0'
 run "design.json: zero pixels per beat (sim)" 2 "$CBNN" sim "$W/bad-design" "${DATA[@]}" --count 2
