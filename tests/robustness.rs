@@ -397,6 +397,22 @@ fn an_inconsistent_design_manifest_is_refused_naming_the_field() {
         let out = cbnn(&["synth", d]);
         assert_fails(&out, 2, needle);
     }
+    // A memory image deleted.
+    std::fs::write(&path, serde_json::to_string(&good).unwrap()).unwrap();
+    std::fs::rename(design.join("l0_weights.hex"), dir.join("aside.hex")).unwrap();
+    let out = cbnn(&["sim", d, "--dataset", &data, "--count", "2"]);
+    assert_fails(
+        &out,
+        2,
+        "l0_weights.hex: is missing from the design directory",
+    );
+    let out = cbnn(&["synth", d]);
+    assert_fails(
+        &out,
+        2,
+        "l0_weights.hex: is missing from the design directory",
+    );
+    std::fs::rename(dir.join("aside.hex"), design.join("l0_weights.hex")).unwrap();
     // Consistent on its own, but not with the design's model.
     let mut v = good.clone();
     v["output"]["classes"] = 9.into();
@@ -496,4 +512,111 @@ fn absurd_resource_flags_get_one_sentence() {
         2,
         "--mirror 'not a url' is not an http:// or https:// URL",
     );
+}
+
+#[test]
+fn a_diverging_learning_rate_never_replaces_a_model_and_each_epoch_prints_its_own_rate() {
+    let (_dir, data, model) = setup("rob-lr");
+    let before = std::fs::read(&model).unwrap();
+    let out = cbnn(&[
+        "train",
+        "--dataset",
+        &data,
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        "--validation",
+        "100",
+        "--lr",
+        "10",
+        "-o",
+        &model,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nothing was written") || stderr.contains("was not written"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    // The first epoch trains at --lr itself, the second at the decayed rate.
+    let out = cbnn_ok(&[
+        "train",
+        "--dataset",
+        &data,
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        "--validation",
+        "100",
+        "--lr",
+        "0.01",
+        "--lr-final",
+        "0.01",
+        "-o",
+        &model,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("epoch   1 ") && stderr.contains("lr 1.00e-2"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("lr 1.00e-3"), "{stderr}");
+}
+
+#[test]
+fn a_bad_value_in_a_models_provenance_names_the_file_and_field() {
+    let (dir, data, model) = setup("rob-prov");
+    let mut v = json_file(Path::new(&model));
+    v["provenance"]["hyper"]["batch"] = 1.into();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, serde_json::to_string(&v).unwrap()).unwrap();
+    let out = cbnn(&[
+        "prune",
+        bad.to_str().unwrap(),
+        "--dataset",
+        &data,
+        "-o",
+        dir.join("c.json").to_str().unwrap(),
+    ]);
+    let err = assert_fails(
+        &out,
+        2,
+        "bad.json: \"provenance.hyper\" holds training settings that cannot be used",
+    );
+    assert!(!err.contains("--batch"), "{err}");
+}
+
+#[test]
+fn predictions_can_carry_every_class_score() {
+    let (dir, data, model) = setup("rob-scores");
+    let p = dir.join("p.csv");
+    cbnn_ok(&[
+        "eval",
+        &model,
+        "--dataset",
+        &data,
+        "--predictions",
+        p.to_str().unwrap(),
+        "--scores",
+    ]);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("index,label,predicted,score_0,") && header.ends_with(",score_9"),
+        "{header}"
+    );
+    let mut rows = 0;
+    for line in lines {
+        let v: Vec<u32> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        let scores = &v[3..];
+        assert_eq!(scores.len(), 10);
+        let best = (0..10).fold(0, |b, c| if scores[c] > scores[b] { c } else { b });
+        assert_eq!(v[2] as usize, best, "{line}");
+        rows += 1;
+    }
+    assert_eq!(rows, 100);
 }

@@ -210,6 +210,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         slice_seconds
     );
     let mut trained = train::train(&cfg, &meta, &train_set, &val_set)?;
+    train::check_learned(&trained, &val_set.x, ds.classes)?;
     let test_eval = reference::evaluate(&trained.model, &test_set.x, &test_set.y);
     trained.model.provenance.test_accuracy = Some(test_eval.accuracy);
 
@@ -222,6 +223,15 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         .filter(|(a, b)| a == b)
         .count();
 
+    if agree != int_pred.len() {
+        // Nothing is written: an earlier model at the same path stays.
+        return Err(Error::CheckFailed(format!(
+            "export check failed: the integer model disagrees with the float graph on {} test \
+             images; {} was not written",
+            int_pred.len() - agree,
+            a.output.display()
+        )));
+    }
     model::save(&trained.model, &a.output)?;
     let m = &trained.model;
     outln!("model        {}", a.output.display());
@@ -271,12 +281,6 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 history: &trained.history,
             },
         )?;
-    }
-    if agree != int_pred.len() {
-        return Err(Error::CheckFailed(format!(
-            "export check failed: the integer model disagrees with the float graph on {} test images",
-            int_pred.len() - agree
-        )));
     }
     Ok(())
 }
@@ -337,10 +341,24 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     check_compatible(&m, &a.model, &ds)?;
     let start = Instant::now();
     let test = bitslice::slice(&ds.test.images, &m.planes);
-    let predicted = reference::Executor::new(&m).classify(&test);
+    let exec = reference::Executor::new(&m);
+    let predicted = exec.classify(&test);
     let seconds = start.elapsed().as_secs_f64();
     let eval = Evaluation::new(&predicted, &ds.test.labels, m.classes());
-    report_evaluation(&eval, &predicted, &ds.test.labels, seconds, "", &a)?;
+    let scores: Option<Vec<Vec<u32>>> = a.scores.then(|| {
+        (0..test.count())
+            .map(|i| exec.predict(test.row(i)).scores)
+            .collect()
+    });
+    report_evaluation(
+        &eval,
+        &predicted,
+        scores.as_deref(),
+        &ds.test.labels,
+        seconds,
+        "",
+        &a,
+    )?;
     if let Some(path) = &a.json {
         atomic::write_json(
             path,
@@ -362,6 +380,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 pub(super) fn report_evaluation(
     eval: &Evaluation,
     predicted: &[usize],
+    scores: Option<&[Vec<u32>]>,
     labels: &[u8],
     seconds: f64,
     note: &str,
@@ -376,9 +395,21 @@ pub(super) fn report_evaluation(
     );
     outln!("{}", confusion_table(eval));
     if let Some(path) = &a.predictions {
-        let mut csv = String::from("index,label,predicted\n");
+        let mut csv = String::from("index,label,predicted");
+        if let Some(first) = scores.and_then(|s| s.first()) {
+            for c in 0..first.len() {
+                let _ = write!(csv, ",score_{c}");
+            }
+        }
+        csv.push('\n');
         for (i, (&p, &l)) in predicted.iter().zip(labels).enumerate() {
-            let _ = writeln!(csv, "{i},{l},{p}");
+            let _ = write!(csv, "{i},{l},{p}");
+            if let Some(s) = scores {
+                for v in &s[i] {
+                    let _ = write!(csv, ",{v}");
+                }
+            }
+            csv.push('\n');
         }
         atomic::write_atomic(path, csv.as_bytes())?;
     }
@@ -447,8 +478,28 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
     let ds = open(&a.data)?;
     check_compatible(&base, &a.model, &ds)?;
     let split = ds.split(a.validation, a.limit)?;
-    let train_cfg: TrainConfig =
-        serde_json::from_value(base.provenance.hyper.clone()).unwrap_or_default();
+    // The baseline's training settings, from its provenance: a bad value names the file and
+    // the field, not a flag the user never gave.
+    let hyper = &base.provenance.hyper;
+    let train_cfg: TrainConfig = if hyper.is_null() {
+        TrainConfig::default()
+    } else {
+        serde_json::from_value(hyper.clone()).map_err(|e| {
+            Error::bad_file(
+                &a.model,
+                format!("\"provenance.hyper\" is not a training configuration ({e})"),
+            )
+        })?
+    };
+    train::validate_config(&train_cfg).map_err(|e| {
+        Error::bad_file(
+            &a.model,
+            format!(
+                "\"provenance.hyper\" holds training settings that cannot be used: {}",
+                e.to_string().replace("--", "")
+            ),
+        )
+    })?;
     let ctx = Context {
         split: &split,
         dataset: a.data.dataset.clone(),
@@ -609,6 +660,7 @@ fn synth_cmd(a: SynthArgs) -> Result<()> {
         SynthTarget::Generic => synth::Target::Generic,
     };
     let manifest = rtlgen::load_manifest(&a.dir)?;
+    manifest.check_files(&a.dir)?;
     errln!(
         "synthesizing {} for {} with Yosys ...",
         a.dir.display(),
@@ -680,6 +732,7 @@ fn sim_cmd(a: SimArgs) -> Result<()> {
     let model_path = a.dir.join(rtlgen::MODEL_FILE);
     let m = model::load(&model_path)?;
     manifest.check_model(&m, &a.dir.join("design.json"))?;
+    manifest.check_files(&a.dir)?;
     let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.pixels_per_beat);
     let ds = open(&a.data)?;
     check_compatible(&m, &model_path, &ds)?;

@@ -135,6 +135,11 @@ struct FloatEvalReport {
 }
 
 pub(super) fn eval_float(a: EvalArgs) -> Result<()> {
+    if a.scores {
+        return Err(Error::usage(
+            "--scores writes the integer class scores of a binary model; a full-precision model has none",
+        ));
+    }
     let m = float::load(&a.model)?;
     let ds = open(&a.data)?;
     check_compatible(&m, &a.model, &ds)?;
@@ -145,6 +150,7 @@ pub(super) fn eval_float(a: EvalArgs) -> Result<()> {
     report_evaluation(
         &eval,
         &predicted,
+        None,
         &ds.test.labels,
         seconds,
         ", full precision",

@@ -243,6 +243,10 @@ pub struct EvalArgs {
     /// Write `index,label,predicted` for every test image.
     #[arg(long, value_name = "FILE.csv")]
     pub predictions: Option<PathBuf>,
+    /// Also write every class score (the output layer's popcounts) to --predictions:
+    /// columns `score_0` to `score_{C-1}` after `predicted`.
+    #[arg(long, requires = "predictions")]
+    pub scores: bool,
     /// Also write the numbers as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -107,6 +107,26 @@ impl Manifest {
         Ok(())
     }
 
+    /// Checks that every HDL file and memory image the manifest names is in `dir`.
+    pub fn check_files(&self, dir: &Path) -> Result<()> {
+        let images = self
+            .layers
+            .iter()
+            .filter(|l| !l.weights_in_logic)
+            .flat_map(|l| std::iter::once(&l.weight_file).chain(l.threshold_file.as_ref()));
+        for f in self.files.iter().chain(images) {
+            let path = dir.join(f);
+            if !path.is_file() {
+                return Err(Error::bad_file(
+                    &path,
+                    "is missing from the design directory (design.json names it); regenerate \
+                     the design with `cbnn rtl`",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that the manifest describes a design of `model` (the copy in its directory).
     pub fn check_model(&self, model: &IntModel, path: &Path) -> Result<()> {
         let bad = |field: &str, msg: String| {

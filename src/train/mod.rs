@@ -98,8 +98,11 @@ pub struct EpochReport {
     pub train_accuracy: f64,
     /// Validation accuracy of the exported integer model.
     pub val_accuracy: f64,
-    /// Learning rate at the end of the epoch.
+    /// Learning rate of the epoch's first step (the one printed).
     pub lr: f32,
+    /// Learning rate of the epoch's last step (the rate decays from step to step).
+    #[serde(default)]
+    pub lr_last: f32,
     /// Seconds spent in training steps.
     pub seconds: f64,
     /// Images trained on in this epoch.
@@ -154,6 +157,7 @@ pub fn train(
     let total_steps = (n_batches * cfg.epochs).max(1) as f32;
     let decay = cfg.lr_final.powf(1.0 / total_steps);
     let mut lr = cfg.lr;
+    let mut lr_last = lr;
     let mut ws = Workspace::default();
     let mut bits: Vec<ActiveBits> = Vec::new();
     let mut labels: Vec<u8> = Vec::new();
@@ -172,6 +176,7 @@ pub fn train(
         rng.shuffle(&mut order);
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        let lr_first = lr;
         for chunk in order.chunks(cfg.batch).filter(|c| c.len() >= 2) {
             bits.resize_with(chunk.len(), ActiveBits::default);
             labels.clear();
@@ -186,7 +191,14 @@ pub fn train(
             let (loss, ok) = net.loss(&labels, &mut ws);
             net.backward(&bits, &mut ws);
             let offset = net.first_offset(&ws).to_vec();
+            if !loss.is_finite() {
+                return Err(Error::CheckFailed(format!(
+                    "training diverged in epoch {epoch} (the loss is {loss}); a smaller learning \
+                     rate may help, and nothing was written"
+                )));
+            }
             adam.step(&mut net, lr, &offset);
+            lr_last = lr;
             lr *= decay;
             loss_sum += loss * chunk.len() as f64;
             correct += ok;
@@ -204,7 +216,8 @@ pub fn train(
             loss: loss_sum / seen.max(1) as f64,
             train_accuracy: correct as f64 / seen.max(1) as f64,
             val_accuracy,
-            lr,
+            lr: lr_first,
+            lr_last,
             seconds,
             images: seen,
         };
@@ -217,7 +230,7 @@ pub fn train(
                     report.loss,
                     100.0 * report.train_accuracy,
                     100.0 * val_accuracy,
-                    lr,
+                    lr_first,
                     seconds,
                     seen as f64 / seconds
                 ),
@@ -253,6 +266,34 @@ pub fn train(
         history,
         images_per_second: images as f64 / train_seconds.max(1e-9),
     })
+}
+
+/// Checks that a finished training run did not collapse: its last loss is not that of a
+/// uniform guess over `classes` (equal logits), and its model does not predict one class for
+/// every image of `val`. `cbnn train` runs it before writing, so a diverged run never replaces a model.
+pub fn check_learned(trained: &Trained, val: &Sliced, classes: usize) -> Result<()> {
+    // A network whose outputs collapsed to equal logits has a loss of exactly ln(classes) and
+    // will not recover: a learning rate too large kills every neuron's gradient.
+    let uniform = (classes as f64).ln();
+    if let Some(last) = trained.history.last() {
+        if (last.loss - uniform).abs() < 1e-4 {
+            return Err(Error::CheckFailed(format!(
+                "training diverged: the network's outputs collapsed to a uniform guess (loss \
+                 {:.4} = ln {classes}); a smaller learning rate may help, and nothing was written",
+                last.loss
+            )));
+        }
+    }
+    let predicted = reference::Executor::new(&trained.model).classify(val);
+    if val.count() >= 10 && predicted.iter().all(|&c| c == predicted[0]) {
+        return Err(Error::CheckFailed(format!(
+            "training did not learn: the best epoch's model predicts class {} for all {} \
+             validation images; a smaller learning rate may help, and nothing was written",
+            predicted[0],
+            predicted.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the hyper-parameters alone (before any data is loaded).
