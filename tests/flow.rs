@@ -138,4 +138,24 @@ fn flow_runs_every_stage_reuses_them_and_resumes_after_a_kill() {
         let name = e.file_name().to_string_lossy().into_owned();
         assert!(!name.contains(".tmp-"), "{name} left behind");
     }
+    // A changed dataset is never answered with a stale model: the train stage runs again.
+    let labels = Path::new(data).join("train-labels-idx1-ubyte");
+    let mut bytes = std::fs::read(&labels).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] = (bytes[last] + 1) % 10;
+    std::fs::write(&labels, bytes).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(flow_args(data, r2))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let first = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .map_while(|l| l.ok())
+        .find(|l| l.starts_with("[train]"))
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first.starts_with("[train] cbnn train"), "{first}");
 }

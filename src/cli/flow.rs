@@ -248,23 +248,43 @@ pub fn flow(a: FlowArgs) -> Result<()> {
         sens.extend(args(&["--seeds", "2"]));
         prune.extend(args(&["--epochs", "3", "--limit", "12000"]));
     }
+    // The dataset's files are inputs of every stage that reads images: a changed dataset is
+    // never answered with a stale model or result.
+    let dataset_dir = crate::data::resolve::resolve(&a.data.dataset, a.data.data_dir.as_deref())?;
+    let mut dataset: Vec<PathBuf> = std::fs::read_dir(&dataset_dir)
+        .map_err(|e| Error::io(&dataset_dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.starts_with("train-") || n.starts_with("t10k-")
+                })
+        })
+        .collect();
+    dataset.sort();
+    let with = |mut v: Vec<PathBuf>| {
+        v.extend(dataset.iter().cloned());
+        v
+    };
     let mut stages = vec![
         Stage {
             name: "train",
             argv: train,
-            inputs: vec![],
+            inputs: with(vec![]),
             outputs: vec![base.clone(), f("train.json")],
         },
         Stage {
             name: "sensitivity",
             argv: sens,
-            inputs: vec![base.clone()],
+            inputs: with(vec![base.clone()]),
             outputs: vec![f("sensitivity.json"), f("sensitivity.svg")],
         },
         Stage {
             name: "prune",
             argv: prune,
-            inputs: vec![base.clone()],
+            inputs: with(vec![base.clone()]),
             outputs: vec![compact.clone(), f("prune.json")],
         },
     ];
@@ -309,7 +329,7 @@ pub fn flow(a: FlowArgs) -> Result<()> {
                 "--json",
                 &s(&sim_json),
             ])),
-            inputs: design.clone(),
+            inputs: with(design.clone()),
             outputs: vec![sim_json],
         });
         stages.push(Stage {
