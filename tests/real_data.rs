@@ -213,3 +213,78 @@ fn same_seed_gives_byte_identical_models() {
     assert!(a == b, "two runs with the same seed differ");
     assert!(a == c, "one and two threads differ");
 }
+
+/// Writes the first `train` and `test` images of Fashion-MNIST, downsampled by area averaging
+/// to `side` x `side`, as an IDX dataset in `dir`.
+fn small_fashion(dir: &std::path::Path, side: usize, train: usize, test: usize) {
+    let ds = fashion();
+    std::fs::create_dir_all(dir).unwrap();
+    for (set, n, stem) in [(&ds.train, train, "train"), (&ds.test, test, "t10k")] {
+        let (h, w) = (set.images.height, set.images.width);
+        let mut px = Vec::with_capacity(n * side * side);
+        for i in 0..n {
+            let img = &set.images.pixels[i * h * w..(i + 1) * h * w];
+            for r in 0..side {
+                let (r0, r1) = (r * h / side, (r + 1) * h / side);
+                for c in 0..side {
+                    let (c0, c1) = (c * w / side, (c + 1) * w / side);
+                    let sum: usize = (r0..r1)
+                        .flat_map(|y| (c0..c1).map(move |x| img[y * w + x] as usize))
+                        .sum();
+                    let area = (r1 - r0) * (c1 - c0);
+                    px.push(((sum + area / 2) / area) as u8);
+                }
+            }
+        }
+        let images = cbnn::data::idx::encode(&[n, side, side], &px);
+        let labels = cbnn::data::idx::encode(&[n], &set.labels[..n]);
+        std::fs::write(dir.join(format!("{stem}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{stem}-labels-idx1-ubyte")), labels).unwrap();
+    }
+}
+
+/// Defaults that fit the data: on 1400 real 8x8 images the default validation split is a
+/// tenth (140 images; a fixed 5000 was an error) and the default augmentation is off (a
+/// one-pixel shift costs points at this size); both are recorded in the model.
+#[test]
+fn defaults_adapt_to_a_small_dataset_of_small_images() {
+    let dir = temp_dir("real-small");
+    let data = dir.join("fashion-8");
+    small_fashion(&data, 8, 1400, 500);
+    let model = dir.join("m.json");
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--hidden",
+        "64",
+        "--epochs",
+        "3",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    let m = json_file(&model);
+    let p = &m["provenance"];
+    assert_eq!(p["val_images"], 140, "{p}");
+    assert_eq!(p["train_images"], 1260, "{p}");
+    assert_eq!(p["hyper"]["augment"], 0, "{p}");
+    assert!(p["test_accuracy"].as_f64().unwrap() > 0.5, "{p}");
+    // 28x28 images keep the one-pixel shift.
+    let full = dir.join("f.json");
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "500",
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "-o",
+        full.to_str().unwrap(),
+    ]);
+    let p = &json_file(&full)["provenance"];
+    assert_eq!(p["hyper"]["augment"], 1, "{p}");
+    assert_eq!(p["val_images"], 5000, "{p}");
+}

@@ -167,7 +167,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         lr: a.lr.unwrap_or(0.01),
         lr_final: a.lr_final,
         seed: a.seed,
-        augment: a.augment,
+        augment: a.augment.unwrap_or(0),
         verbose: true,
     };
     train::validate_config(&cfg)?;
@@ -175,6 +175,12 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         atomic::check_writable(path)?;
     }
     let ds = open(&a.data)?;
+    let cfg = TrainConfig {
+        augment: a
+            .augment
+            .unwrap_or_else(|| train::default_augment(&input_shape(&ds))),
+        ..cfg
+    };
     let split = ds.split(a.validation, a.limit)?;
     let meta = DataMeta {
         dataset: a.data.dataset.clone(),

@@ -211,9 +211,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Augmentation: shift each training image by up to N pixels in each direction, anew
-    /// every time it is used (0 = off).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub augment: usize,
+    /// every time it is used (0 = off) [default: one pixel per 28 of the image's shorter side:
+    /// 1 for 28x28, 0 below 28].
+    #[arg(long, value_name = "N")]
+    pub augment: Option<usize>,
     /// Train on only the first N training images (fast runs and tests).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,

@@ -334,6 +334,13 @@ pub fn validate_config(cfg: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
+/// The augmentation used when none is asked for: a shift of one pixel per 28 pixels of the
+/// image's shorter side (1 for MNIST's 28x28, 0 below 28). A one-pixel shift helps on 28x28
+/// images and costs up to 16 points on 8x8 ones (docs/results.md, `scripts/defaults_grid.sh`).
+pub fn default_augment(input: &crate::model::InputShape) -> usize {
+    input.height.min(input.width) / 28
+}
+
 /// Widest hidden layer `train` builds.
 pub const MAX_WIDTH: usize = 1 << 16;
 /// Most epochs one training run may take.
