@@ -19,7 +19,7 @@
 // Timing (STEPS = NF * SF, PIPE = 0 or 1 register stages after the popcount tree): the cycle
 // after an input handshake the unit starts one step per cycle; the result is valid
 // STEPS + PIPE + 1 cycles after the handshake; only the last cycle (the one that writes the
-// result) waits while a previous result is still unconsumed. in_ready is high whenever the unit
+// result) waits while a previous result is still unconsumed. s_axis_tready is high whenever the unit
 // is not computing, so the initiation interval is STEPS + PIPE + 1 cycles, as is the latency.
 // PIPE = 1 cuts the path XOR -> popcount -> accumulate -> compare in two at one cycle's cost.
 module cbnn_mvtu #(
@@ -43,12 +43,12 @@ module cbnn_mvtu #(
 ) (
     input  wire          clk,
     input  wire          rst_n,            // synchronous, active low
-    input  wire [N-1:0]  in_data,
-    input  wire          in_valid,
-    output wire          in_ready,
-    output wire [OW-1:0] out_data,
-    output wire          out_valid,
-    input  wire          out_ready
+    input  wire [N-1:0]  s_axis_tdata,
+    input  wire          s_axis_tvalid,
+    output wire          s_axis_tready,
+    output wire [OW-1:0] m_axis_tdata,
+    output wire          m_axis_tvalid,
+    input  wire          m_axis_tready
 );
     // Elaboration-time parameter checks: an impossible value instantiates a module that does
     // not exist, so every tool stops and names the instance and the violated rule.
@@ -90,11 +90,11 @@ module cbnn_mvtu #(
     wire [NW-1:0] e_nf;
     wire e_last_sf;
     wire e_last = e_valid && e_last_sf && (e_nf == NF_LAST[NW-1:0]);
-    wire load = in_valid && !busy;
-    wire advance = busy && (!e_last || !outv || out_ready);
+    wire load = s_axis_tvalid && !busy;
+    wire advance = busy && (!e_last || !outv || m_axis_tready);
     wire step_a = advance && issue;
-    assign in_ready = !busy;
-    assign out_valid = outv;
+    assign s_axis_tready = !busy;
+    assign m_axis_tvalid = outv;
 
     // The current weight and threshold words.
     wire [PE*SIMD-1:0] wq;
@@ -136,7 +136,7 @@ module cbnn_mvtu #(
     reg [PE*CW-1:0] acc;
     reg [MP*BW-1:0] shadow;
     reg [OW-1:0] outr;
-    assign out_data = outr;
+    assign m_axis_tdata = outr;
     // The input chunk of this step, as an SF-way multiplexer (indexing x[sf*SIMD +: SIMD]
     // directly makes synthesis build a barrel shifter when SIMD is not a power of two).
     wire [SIMD-1:0] xw [0:SF-1];
@@ -150,9 +150,9 @@ module cbnn_mvtu #(
     wire [NP-1:0] in_padded;
     generate
         if (NP > N) begin : g_pad
-            assign in_padded = {{(NP - N){1'b0}}, in_data};
+            assign in_padded = {{(NP - N){1'b0}}, s_axis_tdata};
         end else begin : g_nopad
-            assign in_padded = in_data;
+            assign in_padded = s_axis_tdata;
         end
     endgenerate
 
@@ -235,7 +235,7 @@ module cbnn_mvtu #(
             busy <= 1'b0;
             outv <= 1'b0;
         end else begin
-            if (outv && out_ready) outv <= 1'b0;
+            if (outv && m_axis_tready) outv <= 1'b0;
             if (load) begin
                 busy <= 1'b1;
             end else if (advance && e_last) begin

@@ -16,12 +16,12 @@ module cbnn_unpack #(
 ) (
     input  wire          clk,
     input  wire          rst_n,           // synchronous, active low
-    input  wire [IW-1:0] s_tdata,         // one beat
-    input  wire          s_tvalid,
-    output wire          s_tready,
-    output wire [N-1:0]  out_data,        // the image's features
-    output wire          out_valid,
-    input  wire          out_ready
+    input  wire [IW-1:0] s_axis_tdata,         // one beat
+    input  wire          s_axis_tvalid,
+    output wire          s_axis_tready,
+    output wire [N-1:0]  m_axis_tdata,        // the image's features
+    output wire          m_axis_tvalid,
+    input  wire          m_axis_tready
 );
     // Elaboration-time parameter checks: an impossible value instantiates a module that does
     // not exist, so every tool stops and names the instance and the violated rule.
@@ -37,9 +37,9 @@ module cbnn_unpack #(
     reg [BEATS*IW-1:0] vec;               // datapath: not reset
     reg [CW-1:0] cnt;
     reg full;
-    assign s_tready = !full;
-    assign out_valid = full;
-    assign out_data = vec[N-1:0];
+    assign s_axis_tready = !full;
+    assign m_axis_tvalid = full;
+    assign m_axis_tdata = vec[N-1:0];
     /* verilator lint_off UNUSED */
     wire [BEATS*IW-1:0] unused_padding = vec;  // bits past N are padding of the last beat
     /* verilator lint_on UNUSED */
@@ -49,7 +49,7 @@ module cbnn_unpack #(
             cnt <= {CW{1'b0}};
             full <= 1'b0;
         end else begin
-            if (s_tvalid && !full) begin
+            if (s_axis_tvalid && !full) begin
                 if (cnt == LAST[CW-1:0]) begin
                     cnt <= {CW{1'b0}};
                     full <= 1'b1;
@@ -57,17 +57,17 @@ module cbnn_unpack #(
                     cnt <= cnt + 1'b1;
                 end
             end
-            if (full && out_ready) full <= 1'b0;
+            if (full && m_axis_tready) full <= 1'b0;
         end
     end
     generate
         if (BEATS > 1) begin : g_shift
             always @(posedge clk) begin
-                if (s_tvalid && !full) vec <= {s_tdata, vec[BEATS*IW-1:IW]};
+                if (s_axis_tvalid && !full) vec <= {s_axis_tdata, vec[BEATS*IW-1:IW]};
             end
         end else begin : g_one
             always @(posedge clk) begin
-                if (s_tvalid && !full) vec <= s_tdata;
+                if (s_axis_tvalid && !full) vec <= s_axis_tdata;
             end
         end
     endgenerate

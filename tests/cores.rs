@@ -97,7 +97,7 @@ fn skid_buffer_passes_every_beat_in_order_at_one_per_cycle() {
     for w in [1usize, 70] {
         let dir = temp_dir(&format!("core-skid{w}"));
         let exe = build(&dir, w, w, &format!(
-            "    cbnn_skid #(.W({w})) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_data(s_axis_tdata), .s_valid(s_axis_tvalid), .s_ready(s_axis_tready),\n        .m_data(m_axis_tdata), .m_valid(m_axis_tvalid), .m_ready(m_axis_tready));"
+            "    cbnn_skid #(.W({w})) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));"
         ));
         let beats = random_beats(&mut rng, 300, w);
         for schedule in SCHEDULES {
@@ -123,7 +123,7 @@ fn unpacker_gathers_beats_into_vectors() {
         let per = n.div_ceil(iw);
         let dir = temp_dir(&format!("core-unpack{n}-{iw}"));
         let exe = build(&dir, iw, n, &format!(
-            "    cbnn_unpack #(.N({n}), .IW({iw})) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_tdata(s_axis_tdata), .s_tvalid(s_axis_tvalid), .s_tready(s_axis_tready),\n        .out_data(m_axis_tdata), .out_valid(m_axis_tvalid), .out_ready(m_axis_tready));"
+            "    cbnn_unpack #(.N({n}), .IW({iw})) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));"
         ));
         let beats = random_beats(&mut rng, 40 * per, iw);
         for schedule in SCHEDULES {
@@ -172,7 +172,7 @@ fn threshold_unit_matches_the_definition_under_any_folding() {
         std::fs::write(dir.join("w.hex"), images::weights(&w, f)).unwrap();
         std::fs::write(dir.join("t.hex"), images::thresholds(&t, n, f)).unwrap();
         let exe = build(&dir, n, m, &format!(
-            "    wire [{}:0] x;\n    wire x_valid;\n    wire x_ready;\n    cbnn_unpack #(.N({n}), .IW({n})) u_in (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_tdata(s_axis_tdata), .s_tvalid(s_axis_tvalid), .s_tready(s_axis_tready),\n        .out_data(x), .out_valid(x_valid), .out_ready(x_ready));\n    cbnn_mvtu #(.N({n}), .M({m}), .PE({pe}), .SIMD({simd}), .PIPE({pipe}), .SCORES(0),\n        .WEIGHT_FILE(\"w.hex\"), .THRESH_FILE(\"t.hex\")) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .in_data(x), .in_valid(x_valid), .in_ready(x_ready),\n        .out_data(m_axis_tdata), .out_valid(m_axis_tvalid), .out_ready(m_axis_tready));",
+            "    wire [{}:0] x;\n    wire x_valid;\n    wire x_ready;\n    cbnn_unpack #(.N({n}), .IW({n})) u_in (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(x), .m_axis_tvalid(x_valid), .m_axis_tready(x_ready));\n    cbnn_mvtu #(.N({n}), .M({m}), .PE({pe}), .SIMD({simd}), .PIPE({pipe}), .SCORES(0),\n        .WEIGHT_FILE(\"w.hex\"), .THRESH_FILE(\"t.hex\")) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(x), .s_axis_tvalid(x_valid), .s_axis_tready(x_ready),\n        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));",
             n - 1
         ));
         let beats = random_beats(&mut rng, 50, n);

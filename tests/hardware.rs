@@ -491,7 +491,10 @@ fn a_hung_design_times_out() {
     let dir = temp_dir("hw-hang");
     let manifest = generate(&model, fold.clone(), 3, &dir);
     let skid = std::fs::read_to_string(dir.join("cbnn_skid.v")).unwrap();
-    let hung = skid.replace("assign m_valid = main_v;", "assign m_valid = 1'b0;");
+    let hung = skid.replace(
+        "assign m_axis_tvalid = main_v;",
+        "assign m_axis_tvalid = 1'b0;",
+    );
     assert_ne!(hung, skid, "the output slice changed; update this test");
     std::fs::write(dir.join("cbnn_skid.v"), hung).unwrap();
     let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();

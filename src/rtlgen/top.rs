@@ -75,7 +75,7 @@ pub fn render(
     let _ = writeln!(v, "    wire v0_ready;");
     let _ = writeln!(
         v,
-        "    cbnn_unpack #(.N({n0}), .IW({in_width})) u_unpack (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_tdata(s_axis_tdata), .s_tvalid(s_axis_tvalid), .s_tready(s_axis_tready),\n        .out_data(v0), .out_valid(v0_valid), .out_ready(v0_ready));"
+        "    cbnn_unpack #(.N({n0}), .IW({in_width})) u_unpack (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(v0), .m_axis_tvalid(v0_valid), .m_axis_tready(v0_ready));"
     );
     for (i, l) in layers.iter().enumerate() {
         let is_output = std::ptr::eq(l, last);
@@ -126,7 +126,7 @@ pub fn render(
         };
         let _ = writeln!(
             v,
-            "    cbnn_mvtu #(.N({}), .M({}), .PE({}), .SIMD({}), .PIPE({}), .SCORES({}),\n        {memory}) u_{} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .in_data(v{i}), .in_valid(v{i}_valid), .in_ready(v{i}_ready),\n        .out_data({next}), .out_valid({valid}), .out_ready({ready}));",
+            "    cbnn_mvtu #(.N({}), .M({}), .PE({}), .SIMD({}), .PIPE({}), .SCORES({}),\n        {memory}) u_{} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(v{i}), .s_axis_tvalid(v{i}_valid), .s_axis_tready(v{i}_ready),\n        .m_axis_tdata({next}), .m_axis_tvalid({valid}), .m_axis_tready({ready}));",
             l.inputs,
             l.outputs,
             l.pe,
@@ -153,7 +153,7 @@ pub fn render(
     let _ = writeln!(v, "    // Output register slice: m_axis_tvalid and the ready towards the layers come from flip-flops.");
     let _ = writeln!(
         v,
-        "    cbnn_skid #(.W({})) u_out (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_data(out_beat), .s_valid(scores_valid), .s_ready(scores_ready),\n        .m_data(m_axis_tdata), .m_valid(m_axis_tvalid), .m_ready(m_axis_tready));",
+        "    cbnn_skid #(.W({})) u_out (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(out_beat), .s_axis_tvalid(scores_valid), .s_axis_tready(scores_ready),\n        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));",
         out.width
     );
     let _ = writeln!(v, "endmodule");
