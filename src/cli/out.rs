@@ -1,7 +1,7 @@
 //! Standard output that never panics.
 //!
 //! `println!` panics when stdout is closed (`cbnn eval ... | head -1`) or full. Results must
-//! still be written to their files, so every line goes through [`line`], which keeps the first
+//! still be written to their files, so every line goes through [`line()`], which keeps the first
 //! write error and drops the rest of the output; the binary reports that error after the work
 //! is done ([`take_error`]): a closed pipe ends quietly with exit 0 (the reader asked for no
 //! more), any other failure (a full disk) is reported with exit 2.
