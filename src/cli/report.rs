@@ -6,7 +6,6 @@ use std::path::Path;
 
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::flow::StageLog;
 use super::FlowArgs;
@@ -127,24 +126,42 @@ pub struct FlowReport {
     pub pictures: Vec<String>,
 }
 
-fn read(path: &Path) -> Result<Value> {
+/// Reads a stage's JSON output through its own type: a missing or renamed field is an error
+/// naming the file, never a silent 0.
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::bad_file(path, format!("not JSON ({e})")))
+    serde_json::from_str(&text).map_err(|e| {
+        Error::bad_file(path, format!("not the output this stage writes ({e})"))
+    })
 }
 
-fn u64s(v: &Value) -> Vec<u64> {
-    v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default()
+/// What the report takes from `prune --report`.
+#[derive(Deserialize)]
+struct PruneOutput {
+    baseline: crate::prune::Summary,
+    chosen: crate::prune::Summary,
+    candidates: Vec<crate::prune::Candidate>,
 }
 
-fn model_row(v: &Value) -> ModelRow {
+/// What the report takes from `sensitivity --json`.
+#[derive(Deserialize)]
+struct SensitivityOutput {
+    per_plane: Vec<crate::sensitivity::PlaneRow>,
+}
+
+/// What the report takes from `estimate.json`.
+#[derive(Deserialize)]
+struct EstimateOutput {
+    luts: u64,
+}
+
+fn model_row(v: &crate::prune::Summary) -> ModelRow {
     ModelRow {
-        planes: u64s(&v["planes"]),
-        hidden: u64s(&v["hidden"]),
-        size_bits: v["size_bits"].as_u64().unwrap_or(0),
-        val_accuracy: r2(100.0 * v["val_accuracy"].as_f64().unwrap_or(0.0)),
-        test_accuracy: v["test_accuracy"].as_f64().map(|x| r2(100.0 * x)),
+        planes: v.planes.iter().map(|&p| p as u64).collect(),
+        hidden: v.hidden.iter().map(|&h| h as u64).collect(),
+        size_bits: v.size_bits,
+        val_accuracy: r2(100.0 * v.val_accuracy),
+        test_accuracy: Some(r2(100.0 * v.test_accuracy)),
     }
 }
 
@@ -156,23 +173,20 @@ pub fn build(
     target: &str,
     stages: &[StageLog],
 ) -> Result<FlowReport> {
-    let prune = read(&run.join("prune.json"))?;
-    let sens = read(&run.join("sensitivity.json"))?;
-    let baseline = model_row(&prune["baseline"]);
-    let compact = model_row(&prune["chosen"]);
-    let mut candidates: Vec<Candidate> = prune["candidates"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .map(|v| Candidate {
-                    model: model_row(v),
-                    phase: v["phase"].as_str().unwrap_or("").to_string(),
-                    accepted: v["accepted"].as_bool().unwrap_or(false),
-                    pareto: false,
-                })
-                .collect()
+    let prune: PruneOutput = read(&run.join("prune.json"))?;
+    let sens: SensitivityOutput = read(&run.join("sensitivity.json"))?;
+    let baseline = model_row(&prune.baseline);
+    let compact = model_row(&prune.chosen);
+    let mut candidates: Vec<Candidate> = prune
+        .candidates
+        .iter()
+        .map(|v| Candidate {
+            model: model_row(&v.summary),
+            phase: v.phase.clone(),
+            accepted: v.accepted,
+            pareto: false,
         })
-        .unwrap_or_default();
+        .collect();
     // Pareto front: no other candidate is at most as large and strictly more accurate, or
     // smaller and at least as accurate.
     let all: Vec<(u64, f64)> = candidates
@@ -186,50 +200,39 @@ pub fn build(
             .iter()
             .any(|&(s2, a2)| (s2 <= s && a2 > acc) || (s2 < s && a2 >= acc));
     }
-    let plane_noise_accuracy = sens["per_plane"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .filter_map(|r| {
-                    Some((
-                        r["plane"].as_u64()?,
-                        r2(100.0 * r["random"]["val_accuracy"].as_f64()?),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let plane_noise_accuracy = sens
+        .per_plane
+        .iter()
+        .filter_map(|r| Some((r.plane as u64, r2(100.0 * r.random.as_ref()?.val_accuracy))))
+        .collect();
     let mut hardware = Vec::new();
     for label in ["baseline", "compact"] {
-        let design = read(&run.join(format!("rtl-{label}/design.json")))?;
-        let est = read(&run.join(format!("rtl-{label}/estimate.json")))?;
-        let sim = read(&run.join(format!("sim-{label}.json")))?;
-        let syn = read(&run.join(format!("synth-{label}.json")))?;
-        let folding = design["layers"]
-            .as_array()
-            .map(|ls| {
-                ls.iter()
-                    .map(|l| format!("{},{}", l["pe"], l["simd"]))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        let images = sim["images"].as_u64().unwrap_or(0);
+        let design = crate::rtlgen::load_manifest(&run.join(format!("rtl-{label}")))?;
+        let est: EstimateOutput = read(&run.join(format!("rtl-{label}/estimate.json")))?;
+        let sim: crate::cosim::SimReport = read(&run.join(format!("sim-{label}.json")))?;
+        let syn: crate::synth::SynthReport = read(&run.join(format!("synth-{label}.json")))?;
+        let folding = design
+            .layers
+            .iter()
+            .map(|l| format!("{},{}", l.pe, l.simd))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let images = sim.images as u64;
         hardware.push(HardwareRow {
             model: label.into(),
             folding,
-            cycles_per_image: syn["cycles_per_image"].as_u64().unwrap_or(0),
-            latency: syn["latency"].as_u64().unwrap_or(0),
-            luts: syn["luts"].as_u64().unwrap_or(0),
-            luts_estimate: est["luts"].as_u64().unwrap_or(0),
-            ffs: syn["ffs"].as_u64().unwrap_or(0),
-            bram_bits: syn["bram_bits"].as_u64().unwrap_or(0),
-            lutram_bits: syn["lutram_bits"].as_u64().unwrap_or(0),
-            transistors: syn["transistors"].as_u64(),
-            fmax_mhz: syn["fmax_mhz"].as_f64().map(|x| (x * 10.0).round() / 10.0),
+            cycles_per_image: syn.cycles_per_image,
+            latency: syn.latency,
+            luts: syn.resources.luts,
+            luts_estimate: est.luts,
+            ffs: syn.resources.ffs,
+            bram_bits: syn.resources.bram_bits,
+            lutram_bits: syn.resources.lutram_bits,
+            transistors: syn.resources.transistors,
+            fmax_mhz: syn.fmax_mhz.map(|x| (x * 10.0).round() / 10.0),
             sim_images: images,
-            sim_mismatches: images - sim["matched"].as_u64().unwrap_or(0),
-            sim_accuracy: r2(100.0 * sim["accuracy"].as_f64().unwrap_or(0.0)),
+            sim_mismatches: images - sim.matched as u64,
+            sim_accuracy: r2(100.0 * sim.accuracy),
         });
     }
     let lut_reduction =
@@ -568,4 +571,26 @@ fn resources(r: &FlowReport, svg: &mut String) -> DrawResult {
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renamed_field_in_a_stage_output_is_an_error_not_a_zero() {
+        let dir = std::env::temp_dir().join(format!("cbnn-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sim.json");
+        let good = r#"{"images": 5, "stall_seed": null, "matched": 5, "cycles": 100,
+            "correct": 4, "accuracy": 0.8, "sim_seconds": 0.1, "images_per_second": 50.0,
+            "cycles_per_second": 1000.0, "build_seconds": 0.0}"#;
+        std::fs::write(&path, good).unwrap();
+        let sim: crate::cosim::SimReport = read(&path).unwrap();
+        assert_eq!(sim.matched, 5);
+        std::fs::write(&path, good.replace("\"matched\"", "\"matches\"")).unwrap();
+        let err = read::<crate::cosim::SimReport>(&path).unwrap_err().to_string();
+        assert!(err.contains("sim.json") && err.contains("missing field `matched`"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

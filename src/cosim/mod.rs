@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bitslice;
 use crate::data::Images;
@@ -26,7 +26,7 @@ use crate::util::hash::{fnv, FNV_START};
 pub const HARNESS: &str = include_str!("../../sim/harness.cpp");
 
 /// What a simulation run measured.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SimReport {
     /// Images simulated.
     pub images: usize,

@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bitslice::{self, PlaneSet};
 use crate::data::{LabeledSet, Split};
@@ -64,7 +64,7 @@ impl Default for PruneConfig {
 }
 
 /// One model's numbers, as the report lists them.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Deserialize)]
 pub struct Summary {
     /// Kept planes, most significant first.
     pub planes: Vec<u8>,
@@ -79,7 +79,7 @@ pub struct Summary {
 }
 
 /// A retrained candidate.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Deserialize)]
 pub struct Candidate {
     /// Its numbers.
     #[serde(flatten)]

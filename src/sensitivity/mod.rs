@@ -14,7 +14,7 @@ mod plot;
 
 pub use plot::write_svg;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bitslice;
 use crate::data::{Images, LabeledSet};
@@ -97,7 +97,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 /// Validation and test accuracy of one corruption (random: mean and spread over seeds).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Deserialize)]
 pub struct Score {
     /// Validation accuracy (mean over seeds for random corruption).
     pub val_accuracy: f64,
@@ -110,7 +110,7 @@ pub struct Score {
 }
 
 /// Single-plane results for one kept plane.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Deserialize)]
 pub struct PlaneRow {
     /// The plane (7 = most significant).
     pub plane: u8,
