@@ -249,16 +249,16 @@ fn simulate(a: &BenchArgs, name: &'static str, model_path: &Path) -> Result<SimR
     let cli = Cli::try_parse_from(argv).map_err(|e| Error::usage(format!("bench sim: {e}")))?;
     commands::dispatch(cli.command)?;
     let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::bad_file(&json, e.to_string()))?;
+    let v: crate::cosim::SimReport = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&json, format!("not a simulation report ({e})")))?;
     Ok(SimRow {
         model: name,
         design: s(&design),
-        images: v["images"].as_u64().unwrap_or(0),
-        cycles: v["cycles"].as_u64().unwrap_or(0),
-        images_per_second: v["images_per_second"].as_f64().unwrap_or(0.0),
-        cycles_per_second: v["cycles_per_second"].as_f64().unwrap_or(0.0),
-        build_seconds: v["build_seconds"].as_f64().unwrap_or(0.0),
+        images: v.images as u64,
+        cycles: v.cycles,
+        images_per_second: v.images_per_second,
+        cycles_per_second: v.cycles_per_second,
+        build_seconds: v.build_seconds,
     })
 }
 

@@ -130,9 +130,8 @@ pub struct FlowReport {
 /// naming the file, never a silent 0.
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| {
-        Error::bad_file(path, format!("not the output this stage writes ({e})"))
-    })
+    serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(path, format!("not the output this stage writes ({e})")))
 }
 
 /// What the report takes from `prune --report`.
@@ -589,8 +588,13 @@ mod tests {
         let sim: crate::cosim::SimReport = read(&path).unwrap();
         assert_eq!(sim.matched, 5);
         std::fs::write(&path, good.replace("\"matched\"", "\"matches\"")).unwrap();
-        let err = read::<crate::cosim::SimReport>(&path).unwrap_err().to_string();
-        assert!(err.contains("sim.json") && err.contains("missing field `matched`"), "{err}");
+        let err = read::<crate::cosim::SimReport>(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sim.json") && err.contains("missing field `matched`"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
