@@ -244,9 +244,9 @@ pub fn flow(a: FlowArgs) -> Result<()> {
     }
     let count = if a.quick { "500" } else { "10000" };
     if a.quick {
-        train.extend(args(&["--epochs", "3", "--limit", "12000"]));
+        train.extend(args(&["--epochs", "6", "--limit", "12000"]));
         sens.extend(args(&["--seeds", "2"]));
-        prune.extend(args(&["--epochs", "3", "--limit", "12000"]));
+        prune.extend(args(&["--epochs", "6", "--limit", "12000"]));
     }
     // The dataset's files are inputs of every stage that reads images: a changed dataset is
     // never answered with a stale model or result.
