@@ -284,6 +284,16 @@ pub fn markdown(r: &FlowReport) -> String {
         r.target_cycles,
         r.synth_target
     );
+    if r.quick {
+        let _ = writeln!(
+            m,
+            "The quick flow trains the baseline and every pruning candidate for 6 epochs on 12000 \
+             images. The full flow (the same command without `--quick`: 20 epochs on the whole \
+             training set, 30 per candidate, 10000 simulated images, 256 cycles per image) \
+             lets the search go further: it gave a compact model 9.6x smaller on MNIST and \
+             5.16x on Fashion-MNIST, each within 1 point of test accuracy (docs/results.md).\n"
+        );
+    }
     let _ = writeln!(m, "## Models\n");
     let _ = writeln!(
         m,
