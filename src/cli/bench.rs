@@ -322,9 +322,6 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
             "--repeats and every --batch must be at least 1",
         ));
     }
-    if let Some(path) = &a.json {
-        atomic::check_writable(path)?;
-    }
     let ds = open(&a.data)?;
     let models = make_models(&a)?;
     let fm = float::load(&models.float)?;

@@ -171,9 +171,6 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         verbose: true,
     };
     train::validate_config(&cfg)?;
-    for path in std::iter::once(&a.output).chain(a.json.as_ref()) {
-        atomic::check_writable(path)?;
-    }
     let ds = open(&a.data)?;
     let cfg = TrainConfig {
         augment: a
@@ -472,9 +469,6 @@ fn sensitivity_cmd(a: SensitivityArgs) -> Result<()> {
 
 fn prune_cmd(a: PruneArgs) -> Result<()> {
     use crate::prune::{self, Context, Event, PruneConfig};
-    for path in std::iter::once(&a.output).chain(a.report.as_ref()) {
-        atomic::check_writable(path)?;
-    }
     let cfg = PruneConfig {
         max_drop_pp: a.max_drop,
         epochs: a.epochs,

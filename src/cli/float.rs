@@ -57,9 +57,6 @@ pub(super) fn train_float(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         verbose: true,
     };
-    for path in std::iter::once(&a.output).chain(a.json.as_ref()) {
-        atomic::check_writable(path)?;
-    }
     let ds = open(&a.data)?;
     let split = ds.split(a.validation, a.limit)?;
     let input = input_shape(&ds);
