@@ -8,6 +8,22 @@
 
 #![warn(missing_docs)]
 
+/// `eprintln!` that never panics: progress and notes on standard error
+/// ([`util::progress::stderr_line`]).
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::util::progress::stderr_line(format_args!($($arg)*)) };
+}
+
+/// An [`Error::Invalid`] that starts with a setting: `invalid!(Setting::Epochs, " must be ...")`.
+macro_rules! invalid {
+    ($setting:expr, $($fmt:tt)*) => {
+        $crate::error::Error::invalid([
+            $crate::error::Part::from($setting),
+            $crate::error::Part::from(format!($($fmt)*)),
+        ])
+    };
+}
+
 pub mod bench;
 pub mod bitslice;
 pub mod cli;
@@ -15,6 +31,8 @@ pub mod cosim;
 pub mod data;
 pub mod error;
 pub mod float;
+pub mod flow;
+pub mod jobs;
 pub mod model;
 pub mod prune;
 pub mod reference;

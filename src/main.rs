@@ -7,7 +7,7 @@ fn main() {
     let result = cbnn::cli::run(cli);
     let stdout = cbnn::cli::out::take_error();
     if let Err(e) = result {
-        cbnn::util::progress::stderr_line(format_args!("error: {e}"));
+        cbnn::util::progress::stderr_line(format_args!("error: {}", cbnn::cli::describe(&e)));
         std::process::exit(e.exit_code());
     }
     match stdout {

@@ -6,6 +6,8 @@
 //! classifies every image once, in calls of `batch` images; with more than one thread the calls
 //! are spread over a pool of that many threads (each call runs on one thread).
 
+pub mod harness;
+
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;

@@ -9,24 +9,14 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::cli::out::line(format_args!($($arg)*)) };
 }
 
-/// `eprintln!` that never panics.
-macro_rules! errln {
-    ($($arg:tt)*) => { $crate::util::progress::stderr_line(format_args!($($arg)*)) };
-}
-
-mod bench;
 mod commands;
-mod float;
-mod flow;
 pub mod out;
-mod outputs;
-mod report;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use commands::run;
+pub use commands::{describe, dispatch, flag, job, print, run};
 
 /// Compact binary neural networks: bit-sliced images to verified hardware.
 #[derive(Debug, Parser)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use flate2::read::GzDecoder;
 use md5::{Digest, Md5};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// One file of a remote dataset.
 #[derive(Clone, Debug)]
@@ -131,9 +131,10 @@ pub fn fetch(
         if rest
             .is_none_or(|r| r.is_empty() || r.starts_with('/') || r.contains(char::is_whitespace))
         {
-            return Err(Error::usage(format!(
-                "--mirror '{m}' is not an http:// or https:// URL with a host"
-            )));
+            return Err(invalid!(
+                Setting::Mirror,
+                " '{m}' is not an http:// or https:// URL with a host"
+            ));
         }
     }
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

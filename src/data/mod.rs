@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Images of one shape, stored contiguously, channels last.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,19 +219,21 @@ impl Dataset {
         let n = self.train.len();
         let validation = validation.unwrap_or_else(|| default_validation(n));
         if validation == 0 {
-            return Err(Error::usage(
-                "--validation 0 leaves nothing to decide on: give at least 1 image",
+            return Err(invalid!(
+                Setting::Validation,
+                " 0 leaves nothing to decide on: give at least 1 image"
             ));
         }
         if validation >= n {
-            return Err(Error::usage(format!(
-                "--validation {validation} leaves no training images (the training set has {n})"
-            )));
+            return Err(invalid!(
+                Setting::Validation,
+                " {validation} leaves no training images (the training set has {n})"
+            ));
         }
         let train_end = n - validation;
         let used = limit.map_or(train_end, |l| l.min(train_end));
         if used == 0 {
-            return Err(Error::usage("--limit 0 leaves no training images"));
+            return Err(invalid!(Setting::Limit, " 0 leaves no training images"));
         }
         Ok(Split {
             train: self.train.slice(0..used),

@@ -151,7 +151,7 @@ pub fn load(path: &Path) -> Result<FloatModel> {
         Some(crate::model::FORMAT) => {
             return Err(Error::bad_file(
                 path,
-                "is a binary model; a full-precision model (`cbnn train --float`) is expected",
+                "is a binary model; a full-precision model is expected",
             ))
         }
         _ => {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Dense, Engine, FloatModel, FloatProvenance, FORMAT, VERSION};
 use crate::data::LabeledSet;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::model::InputShape;
 use crate::util::gemm::gemm;
 use crate::util::progress;
@@ -257,10 +257,15 @@ pub fn train(
         || cfg.lr.is_nan()
         || cfg.lr <= 0.0
     {
-        return Err(Error::usage(
-            "--float needs widths of at least 1, --epochs of at least 1, --batch of at least 2 \
-             and a positive --lr",
-        ));
+        return Err(Error::invalid([
+            Setting::Float.into(),
+            " needs hidden widths of at least 1, ".into(),
+            Setting::Epochs.into(),
+            " of at least 1, ".into(),
+            Setting::Batch.into(),
+            " of at least 2 and a positive ".into(),
+            Setting::Lr.into(),
+        ]));
     }
     if train.len() < 2 {
         return Err(Error::usage("too few training images"));
@@ -269,12 +274,14 @@ pub fn train(
         || cfg.epochs > crate::train::MAX_EPOCHS
         || cfg.hidden.iter().any(|&w| w > crate::train::MAX_WIDTH)
     {
-        return Err(Error::usage(format!(
-            "--float allows widths up to {}, --epochs up to {} and --batch up to {}",
-            crate::train::MAX_WIDTH,
-            crate::train::MAX_EPOCHS,
-            crate::train::MAX_BATCH
-        )));
+        return Err(Error::invalid([
+            Setting::Float.into(),
+            format!(" allows hidden widths up to {}, ", crate::train::MAX_WIDTH).into(),
+            Setting::Epochs.into(),
+            format!(" up to {} and ", crate::train::MAX_EPOCHS).into(),
+            Setting::Batch.into(),
+            format!(" up to {}", crate::train::MAX_BATCH).into(),
+        ]));
     }
     crate::train::check_size(input.pixels(), &cfg.hidden, classes)?;
     let d = input.pixels();

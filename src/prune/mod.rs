@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bitslice::{self, PlaneSet};
 use crate::data::{LabeledSet, Split};
-use crate::error::{Error, Result};
+use crate::error::{Result, Setting};
 use crate::model::{size_bits_for, InputShape, IntModel};
 use crate::reference;
 use crate::sensitivity::{self, Method};
@@ -169,11 +169,12 @@ pub fn prune(
     on: &mut dyn FnMut(Event),
 ) -> Result<(IntModel, PruneReport)> {
     if cfg.epochs == 0 {
-        return Err(Error::usage("--epochs must be at least 1"));
+        return Err(invalid!(Setting::Epochs, " must be at least 1"));
     }
     if !cfg.max_drop_pp.is_finite() || cfg.max_drop_pp < 0.0 {
-        return Err(Error::usage(
-            "--max-drop must be a number of percentage points, 0 or more",
+        return Err(invalid!(
+            Setting::MaxDrop,
+            " must be a number of percentage points, 0 or more"
         ));
     }
     let start = Instant::now();

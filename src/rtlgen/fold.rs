@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::model::IntModel;
 
 /// The folding of one layer.
@@ -93,7 +93,7 @@ pub fn default_folding(model: &IntModel, pipe: usize) -> Vec<LayerFold> {
 pub fn parse(spec: &str, model: &IntModel, pipe: usize) -> Result<Vec<LayerFold>> {
     let shapes = shapes(model);
     let mut fold = default_folding(model, pipe);
-    let bad = |msg: String| Error::usage(format!("--fold {spec:?}: {msg}"));
+    let bad = |msg: String| invalid!(Setting::Fold, " {spec:?}: {msg}");
     let mut named = vec![false; shapes.len()];
     for item in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         let (layer, value) = item
@@ -152,22 +152,29 @@ pub fn validate(fold: &[LayerFold], shapes: &[LayerShape]) -> Result<()> {
     }
     for (i, (f, s)) in fold.iter().zip(shapes).enumerate() {
         if f.pe == 0 || f.pe > s.outputs {
-            return Err(Error::usage(format!(
-                "--fold: L{i} PE {} must be between 1 and its {} neurons",
-                f.pe, s.outputs
-            )));
+            return Err(invalid!(
+                Setting::Fold,
+                ": L{i} PE {} must be between 1 and its {} neurons",
+                f.pe,
+                s.outputs
+            ));
         }
         if f.simd == 0 || f.simd > s.inputs {
-            return Err(Error::usage(format!(
-                "--fold: L{i} SIMD {} must be between 1 and its {} inputs",
-                f.simd, s.inputs
-            )));
+            return Err(invalid!(
+                Setting::Fold,
+                ": L{i} SIMD {} must be between 1 and its {} inputs",
+                f.simd,
+                s.inputs
+            ));
         }
         if f.pipe > MAX_PIPE {
-            return Err(Error::usage(format!(
-                "L{i} PIPE {} (--fold or --pipe) must be 0 or {MAX_PIPE}",
-                f.pipe
-            )));
+            return Err(Error::invalid([
+                format!("L{i} PIPE {} (", f.pipe).into(),
+                Setting::Fold.into(),
+                " or ".into(),
+                Setting::Pipe.into(),
+                format!(") must be 0 or {MAX_PIPE}").into(),
+            ]));
         }
     }
     Ok(())

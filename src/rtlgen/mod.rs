@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use fold::{LayerFold, LayerShape};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::model::IntModel;
 use crate::reference::cycle::{self, Timing};
 use crate::util::atomic::{write_atomic, write_json};
@@ -282,16 +282,18 @@ pub fn generate(
     fold::validate(&cfg.fold, &shapes)?;
     let pixels = model.input.pixels();
     if !(cfg.clock_mhz >= 1.0 && cfg.clock_mhz <= 2000.0) {
-        return Err(Error::usage(format!(
-            "--clock-mhz {} must be between 1 and 2000",
+        return Err(invalid!(
+            Setting::ClockMhz,
+            " {} must be between 1 and 2000",
             cfg.clock_mhz
-        )));
+        ));
     }
     if cfg.pixels_per_beat == 0 || cfg.pixels_per_beat > pixels {
-        return Err(Error::usage(format!(
-            "--pixels-per-beat {} must be between 1 and the image's {pixels} pixels",
+        return Err(invalid!(
+            Setting::PixelsPerBeat,
+            " {} must be between 1 and the image's {pixels} pixels",
             cfg.pixels_per_beat
-        )));
+        ));
     }
     let k = model.planes.len();
     let timing = timing(model, &cfg.fold, cfg.pixels_per_beat);

@@ -49,6 +49,16 @@ impl std::str::FromStr for Method {
     }
 }
 
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Drop => "drop",
+            Method::Random => "random",
+            Method::Cumulative => "cumulative",
+        })
+    }
+}
+
 /// How plane bits are replaced.
 #[derive(Clone, Copy, Debug)]
 pub enum Corruption {

@@ -9,7 +9,7 @@
 //! `SIMD` for each input-fold count are candidates, since larger ones cost more for the same
 //! cycles.
 
-use crate::error::{Error, Result};
+use crate::error::{Result, Setting};
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 
 use super::estimate;
@@ -44,11 +44,11 @@ pub fn fold(shapes: &[LayerShape], target: usize, pipe: usize) -> Result<Vec<Lay
                 }
             }
             best.map(|(_, f)| f).ok_or_else(|| {
-                Error::usage(format!(
-                    "--target-cycles {target}: even fully parallel, layer L{i} needs {} cycles \
-                     per image",
+                invalid!(
+                    Setting::TargetCycles,
+                    " {target}: even fully parallel, layer L{i} needs {} cycles per image",
                     2 + pipe
-                ))
+                )
             })
         })
         .collect()
@@ -60,9 +60,10 @@ pub fn pixels_per_beat(pixels: usize, target: usize) -> Result<usize> {
     (1..=pixels)
         .find(|&p| pixels.div_ceil(p) < target)
         .ok_or_else(|| {
-            Error::usage(format!(
-                "--target-cycles {target}: the input needs at least 2 cycles per image"
-            ))
+            invalid!(
+                Setting::TargetCycles,
+                " {target}: the input needs at least 2 cycles per image"
+            )
         })
 }
 

@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::bitslice::{PlaneSet, Sliced};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::model::{InputShape, IntModel, Provenance};
 use crate::reference;
 use crate::util::{progress, rng::Rng};
@@ -299,37 +299,42 @@ pub fn check_learned(trained: &Trained, val: &Sliced, classes: usize) -> Result<
 /// Checks the hyper-parameters alone (before any data is loaded).
 pub fn validate_config(cfg: &TrainConfig) -> Result<()> {
     if cfg.hidden.is_empty() || cfg.hidden.contains(&0) {
-        return Err(Error::usage(format!(
-            "--hidden {:?}: give at least one hidden layer, every width at least 1",
+        return Err(invalid!(
+            Setting::Hidden,
+            " {:?}: give at least one hidden layer, every width at least 1",
             cfg.hidden
-        )));
+        ));
     }
     if let Some(w) = cfg.hidden.iter().find(|&&w| w > MAX_WIDTH) {
-        return Err(Error::usage(format!(
-            "--hidden: a width of {w} is more than the {MAX_WIDTH} neurons a layer may have"
-        )));
+        return Err(invalid!(
+            Setting::Hidden,
+            ": a width of {w} is more than the {MAX_WIDTH} neurons a layer may have"
+        ));
     }
     if cfg.epochs == 0 || cfg.epochs > MAX_EPOCHS {
-        return Err(Error::usage(format!(
-            "--epochs must be between 1 and {MAX_EPOCHS}"
-        )));
+        return Err(invalid!(
+            Setting::Epochs,
+            " must be between 1 and {MAX_EPOCHS}"
+        ));
     }
     if cfg.batch > MAX_BATCH {
-        return Err(Error::usage(format!(
-            "--batch {} is more than {MAX_BATCH} images",
+        return Err(invalid!(
+            Setting::Batch,
+            " {} is more than {MAX_BATCH} images",
             cfg.batch
-        )));
+        ));
     }
     if cfg.batch < 2 {
-        return Err(Error::usage(
-            "--batch must be at least 2 (batch norm needs two examples)",
+        return Err(invalid!(
+            Setting::Batch,
+            " must be at least 2 (batch norm needs two examples)"
         ));
     }
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(Error::usage("--lr must be a positive number"));
+        return Err(invalid!(Setting::Lr, " must be a positive number"));
     }
     if !(cfg.lr_final > 0.0 && cfg.lr_final <= 1.0) {
-        return Err(Error::usage("--lr-final must be in (0, 1]"));
+        return Err(invalid!(Setting::LrFinal, " must be in (0, 1]"));
     }
     Ok(())
 }
@@ -384,6 +389,37 @@ fn validate(cfg: &TrainConfig, meta: &DataMeta, train: &SlicedSet) -> Result<()>
         ));
     }
     Ok(())
+}
+
+/// How the exported integer model and the float graph agree on a set of images.
+#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ExportCheck {
+    /// Images compared.
+    pub images: usize,
+    /// Images on which both predict the same class.
+    pub agree: usize,
+}
+
+impl ExportCheck {
+    /// Whether they agree on every image.
+    pub fn holds(&self) -> bool {
+        self.agree == self.images
+    }
+}
+
+/// The export check: the integer model of `trained` must predict, on every image of `data`,
+/// the class its float graph predicts (inference mode).
+pub fn export_check(trained: &Trained, data: &Sliced) -> ExportCheck {
+    let float_pred = float_predictions(&trained.net, data);
+    let int_pred = crate::reference::Executor::new(&trained.model).classify(data);
+    ExportCheck {
+        images: int_pred.len(),
+        agree: float_pred
+            .iter()
+            .zip(&int_pred)
+            .filter(|(a, b)| a == b)
+            .count(),
+    }
 }
 
 /// Predictions of the float graph in inference mode (running batch-norm statistics), argmax of

@@ -15,15 +15,15 @@
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
-/// The paths one command will write and read. Labels (a flag, or a description such as
-/// "the model") are the caller's words and appear in the messages.
+/// The paths one command will write and read. An output is named by its [`Setting`] (the
+/// command line words it as a flag); an input by a description such as "the model".
 #[derive(Debug, Default)]
 pub struct Plan {
-    outputs: Vec<(String, PathBuf)>,
-    dirs: Vec<(String, PathBuf)>,
-    workdirs: Vec<(String, PathBuf)>,
+    outputs: Vec<(Setting, PathBuf)>,
+    dirs: Vec<(Setting, PathBuf)>,
+    workdirs: Vec<(Setting, PathBuf)>,
     inputs: Vec<(String, PathBuf)>,
 }
 
@@ -34,22 +34,22 @@ impl Plan {
     }
 
     /// An output file (ignored when `path` is `None`).
-    pub fn file(mut self, label: &str, path: Option<&Path>) -> Self {
+    pub fn file(mut self, label: Setting, path: Option<&Path>) -> Self {
         if let Some(p) = path {
-            self.outputs.push((label.to_string(), p.to_path_buf()));
+            self.outputs.push((label, p.to_path_buf()));
         }
         self
     }
 
     /// An output directory that the command replaces or fills as a whole.
-    pub fn dir(mut self, label: &str, path: &Path) -> Self {
-        self.dirs.push((label.to_string(), path.to_path_buf()));
+    pub fn dir(mut self, label: Setting, path: &Path) -> Self {
+        self.dirs.push((label, path.to_path_buf()));
         self
     }
 
     /// A directory the command writes files into (it must be a directory if it exists).
-    pub fn workdir(mut self, label: &str, path: &Path) -> Self {
-        self.workdirs.push((label.to_string(), path.to_path_buf()));
+    pub fn workdir(mut self, label: Setting, path: &Path) -> Self {
+        self.workdirs.push((label, path.to_path_buf()));
         self
     }
 
@@ -61,49 +61,58 @@ impl Plan {
 
     /// Checks every output of the plan (see the module documentation).
     pub fn check(&self) -> Result<()> {
-        let mut seen: Vec<(&str, &Path, PathBuf)> = Vec::new();
+        let mut seen: Vec<(Setting, &Path, PathBuf)> = Vec::new();
         for (label, path) in &self.outputs {
             regular_target(path)?;
             let id = identity(path);
             if let Some((other, _, _)) = seen.iter().find(|(_, _, i)| *i == id) {
-                return Err(Error::usage(format!(
-                    "{}: given both as {other} and as {label}; each output needs its own path",
-                    path.display()
-                )));
+                return Err(Error::invalid([
+                    format!("{}: given both as ", path.display()).into(),
+                    (*other).into(),
+                    " and as ".into(),
+                    (*label).into(),
+                    "; each output needs its own path".into(),
+                ]));
             }
-            seen.push((label, path, id));
+            seen.push((*label, path, id));
         }
         for (label, path) in self.dirs.iter().chain(&self.workdirs) {
             if let Ok(meta) = fs::metadata(path) {
                 if !meta.is_dir() {
-                    return Err(Error::usage(format!(
-                        "{}: {label} exists and is {}, not a directory",
-                        path.display(),
-                        describe(&meta)
-                    )));
+                    return Err(Error::invalid([
+                        format!("{}: ", path.display()).into(),
+                        (*label).into(),
+                        format!(" exists and is {}, not a directory", describe(&meta)).into(),
+                    ]));
                 }
             }
         }
         for (label, path) in &self.dirs {
             let id = identity(path);
             if let Some((other, p, _)) = seen.iter().find(|(_, _, i)| i.starts_with(&id)) {
-                return Err(Error::usage(format!(
-                    "{}: {other} lies inside {label} {}, which is replaced as a whole",
-                    p.display(),
-                    path.display()
-                )));
+                return Err(Error::invalid([
+                    format!("{}: ", p.display()).into(),
+                    (*other).into(),
+                    " lies inside ".into(),
+                    (*label).into(),
+                    format!(" {}, which is replaced as a whole", path.display()).into(),
+                ]));
             }
-            seen.push((label, path, id));
+            seen.push((*label, path, id));
         }
         for (label, input) in &self.inputs {
             let id = identity(input);
             for (out_label, out, out_id) in &seen {
                 if *out_id == id || (self.is_dir(out) && id.starts_with(out_id)) {
-                    return Err(Error::usage(format!(
-                        "{}: {out_label} would overwrite {label} {}; give another path",
-                        out.display(),
-                        input.display()
-                    )));
+                    return Err(Error::invalid([
+                        format!("{}: ", out.display()).into(),
+                        (*out_label).into(),
+                        format!(
+                            " would overwrite {label} {}; give another path",
+                            input.display()
+                        )
+                        .into(),
+                    ]));
                 }
             }
         }
@@ -111,6 +120,19 @@ impl Plan {
             crate::util::atomic::check_writable(path)?;
         }
         Ok(())
+    }
+
+    /// Every path the plan reads, in the order given.
+    pub fn reads(&self) -> impl Iterator<Item = &Path> {
+        self.inputs.iter().map(|(_, p)| p.as_path())
+    }
+
+    /// Every file and directory the plan writes (not the directories it writes into).
+    pub fn writes(&self) -> impl Iterator<Item = &Path> {
+        self.outputs
+            .iter()
+            .chain(&self.dirs)
+            .map(|(_, p)| p.as_path())
     }
 
     fn is_dir(&self, path: &Path) -> bool {
@@ -219,13 +241,13 @@ mod tests {
     fn non_regular_outputs_are_refused() {
         let d = root("kinds");
         let err = Plan::new()
-            .file("--json", Some(&d))
+            .file(Setting::Json, Some(&d))
             .check()
             .unwrap_err()
             .to_string();
         assert!(err.contains("exists and is a directory"), "{err}");
         let err = Plan::new()
-            .file("-o", Some(Path::new("/dev/null")))
+            .file(Setting::Output, Some(Path::new("/dev/null")))
             .check()
             .unwrap_err()
             .to_string();
@@ -262,29 +284,35 @@ mod tests {
         fs::write(&m, b"{}").unwrap();
         let twice = d.join("sub/../x.json");
         let err = Plan::new()
-            .file("-o", Some(&d.join("x.json")))
-            .file("--json", Some(&twice))
+            .file(Setting::Output, Some(&d.join("x.json")))
+            .file(Setting::Json, Some(&twice))
             .check()
             .unwrap_err()
             .to_string();
-        assert!(err.contains("given both as -o and as --json"), "{err}");
+        assert!(
+            err.contains("given both as the output and as the JSON report"),
+            "{err}"
+        );
         let err = Plan::new()
-            .file("--predictions", Some(&m))
+            .file(Setting::Predictions, Some(&m))
             .input("the model", &m)
             .check()
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("--predictions would overwrite the model"),
+            err.contains("the predictions file would overwrite the model"),
             "{err}"
         );
         let err = Plan::new()
-            .dir("-o", &d)
+            .dir(Setting::Output, &d)
             .input("the model", &m)
             .check()
             .unwrap_err()
             .to_string();
-        assert!(err.contains("-o would overwrite the model"), "{err}");
+        assert!(
+            err.contains("the output would overwrite the model"),
+            "{err}"
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -7,8 +7,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::flow::StageLog;
-use super::FlowArgs;
+use super::{FlowConfig, StageLog};
 use crate::error::{Error, Result};
 use crate::util::atomic;
 
@@ -165,13 +164,7 @@ fn model_row(v: &crate::prune::Summary) -> ModelRow {
 }
 
 /// Reads the stages' outputs under `run` into the report.
-pub fn build(
-    run: &Path,
-    a: &FlowArgs,
-    cycles: usize,
-    target: &str,
-    stages: &[StageLog],
-) -> Result<FlowReport> {
+pub fn build(run: &Path, a: &FlowConfig, stages: &[StageLog]) -> Result<FlowReport> {
     let prune: PruneOutput = read(&run.join("prune.json"))?;
     let sens: SensitivityOutput = read(&run.join("sensitivity.json"))?;
     let baseline = model_row(&prune.baseline);
@@ -241,8 +234,8 @@ pub fn build(
         dataset: a.data.dataset.clone(),
         quick: a.quick,
         max_drop: a.max_drop,
-        target_cycles: cycles,
-        synth_target: target.into(),
+        target_cycles: a.cycles(),
+        synth_target: a.synth_target.name().into(),
         size_reduction: r2(baseline.size_bits as f64 / compact.size_bits.max(1) as f64),
         test_accuracy_drop: r2(
             baseline.test_accuracy.unwrap_or(0.0) - compact.test_accuracy.unwrap_or(0.0)

@@ -1,96 +1,111 @@
-//! `cbnn bench`: inference speed of the full-precision MLP, the 8-plane baseline BNN and the
+//! The benchmark harness (`cbnn bench`): inference speed of the full-precision MLP, the 8-plane baseline BNN and the
 //! compact BNN side by side in one run, plus training and simulation speed.
 //!
-//! Models that are not given are made in the work directory with the commands' defaults (and
-//! reused by the next run). Within each repeat the engines run one after the other for every
+//! Models that are not given are made in the work directory by jobs with their defaults (and
+//! reused by the next run, as the flow's stages are). Within each repeat the engines run one after the other for every
 //! setting, so that a ratio compares passes measured moments apart.
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use serde::Serialize;
 
-use super::commands::{self, open};
-use super::flow::{run_stage, s, Stage};
-use super::{BenchArgs, Cli};
-use crate::bench::{run_pass, Classifier, Pass, Setting, Spread};
-use crate::error::{Error, Result};
+use super::{run_pass, Classifier, Pass, Setting, Spread};
+use crate::error::{self, Error, Result};
 use crate::float;
+use crate::flow::{run_stage, Stage};
+use crate::jobs::prune::PruneJob;
+use crate::jobs::rtl::RtlJob;
+use crate::jobs::sim::SimJob;
+use crate::jobs::train::TrainJob;
+use crate::jobs::{check_compatible, DataSource, Job};
 use crate::model::{self, IntModel};
 use crate::reference::fast::FastModel;
 use crate::reference::{has_popcnt, Evaluation};
 use crate::util::atomic;
+use crate::util::output::Plan;
 
 /// The three networks, in the order they are measured and reported.
 const ENGINES: [&str; 3] = ["float", "baseline", "compact"];
 
-#[derive(Serialize)]
-struct ModelInfo {
-    name: &'static str,
-    path: String,
-    planes: Option<Vec<u8>>,
-    hidden: Vec<usize>,
-    size_bits: u64,
-    test_accuracy: f64,
+/// Part of [`BenchReport`].
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct ModelInfo {
+    pub name: &'static str,
+    pub path: String,
+    pub planes: Option<Vec<u8>>,
+    pub hidden: Vec<usize>,
+    pub size_bits: u64,
+    pub test_accuracy: f64,
 }
 
-#[derive(Serialize)]
-struct InferenceRow {
-    engine: &'static str,
-    threads: usize,
-    batch: usize,
-    images_per_second: Spread,
+/// Part of [`BenchReport`].
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct InferenceRow {
+    pub engine: &'static str,
+    pub threads: usize,
+    pub batch: usize,
+    pub images_per_second: Spread,
     /// Median wall time of one call (one batch) per repeat, microseconds.
-    call_latency_us: Spread,
+    pub call_latency_us: Spread,
     /// Microseconds per image, from the median throughput.
-    us_per_image: f64,
+    pub us_per_image: f64,
 }
 
-#[derive(Serialize)]
-struct RatioRow {
-    threads: usize,
-    batch: usize,
-    compact_vs_baseline: Spread,
-    compact_vs_float: Spread,
-    baseline_vs_float: Spread,
+/// Part of [`BenchReport`].
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct RatioRow {
+    pub threads: usize,
+    pub batch: usize,
+    pub compact_vs_baseline: Spread,
+    pub compact_vs_float: Spread,
+    pub baseline_vs_float: Spread,
 }
 
-#[derive(Serialize)]
-struct SimRow {
-    model: &'static str,
-    design: String,
-    images: u64,
-    cycles: u64,
-    images_per_second: f64,
-    cycles_per_second: f64,
-    build_seconds: f64,
+/// Part of [`BenchReport`].
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct SimRow {
+    pub model: &'static str,
+    pub design: String,
+    pub images: u64,
+    pub cycles: u64,
+    pub images_per_second: f64,
+    pub cycles_per_second: f64,
+    pub build_seconds: f64,
 }
 
-#[derive(Serialize)]
-struct Machine {
-    cpu: String,
-    cores: usize,
-    popcnt: bool,
+/// Part of [`BenchReport`].
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub popcnt: bool,
     avx2_fma: bool,
 }
 
-#[derive(Serialize)]
-struct BenchReport {
-    tool: String,
-    dataset: String,
+/// Everything `cbnn bench` measured.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct BenchReport {
+    pub tool: String,
+    pub dataset: String,
     /// Compact over baseline images/s: the median over repeats, one thread, batch 1000.
-    speedup_vs_baseline: Option<f64>,
+    pub speedup_vs_baseline: Option<f64>,
     /// Compact over full-precision images/s: the median over repeats, one thread, batch 1000.
-    speedup_vs_float: Option<f64>,
-    machine: Machine,
-    images: usize,
-    repeats: usize,
-    models: Vec<ModelInfo>,
-    inference: Vec<InferenceRow>,
-    ratios: Vec<RatioRow>,
-    training_images_per_second: Vec<(String, f64)>,
-    simulation: Vec<SimRow>,
-    notes: Vec<String>,
+    pub speedup_vs_float: Option<f64>,
+    pub machine: Machine,
+    pub images: usize,
+    pub repeats: usize,
+    pub models: Vec<ModelInfo>,
+    pub inference: Vec<InferenceRow>,
+    pub ratios: Vec<RatioRow>,
+    pub training_images_per_second: Vec<(String, f64)>,
+    pub simulation: Vec<SimRow>,
+    pub notes: Vec<String>,
 }
 
 fn cpu_name() -> String {
@@ -112,34 +127,23 @@ struct Models {
     compact: PathBuf,
 }
 
-fn make_models(a: &BenchArgs) -> Result<Models> {
+fn make_models(a: &BenchConfig) -> Result<Models> {
     let work = &a.work;
-    let mut data = vec!["--dataset".to_string(), a.data.dataset.clone()];
-    if let Some(v) = a.validation {
-        data.extend(["--validation".to_string(), v.to_string()]);
-    }
-    if let Some(d) = &a.data.data_dir {
-        data.extend(["--data-dir".to_string(), s(d)]);
-    }
-    let argv = |v: &[&str]| {
-        let mut out: Vec<String> = v.iter().map(|x| x.to_string()).collect();
-        out.extend(data.iter().cloned());
-        out
+    let mut quiet = |_: &crate::jobs::Outcome| {};
+    let stage = |name: &str, job: Job| Stage {
+        name: name.to_string(),
+        job,
     };
     let baseline = match &a.baseline {
         Some(p) => p.clone(),
         None => {
             let p = work.join("baseline.json");
-            errln!("no --baseline: training one with `cbnn train` defaults");
-            run_stage(
-                work,
-                &Stage {
-                    name: "baseline",
-                    argv: argv(&["train", "-o", &s(&p)]),
-                    inputs: vec![],
-                    outputs: vec![p.clone()],
-                },
-            )?;
+            errln!("no baseline given: training one with the training defaults");
+            let job = TrainJob {
+                validation: a.validation,
+                ..TrainJob::new(a.data.clone(), p.clone())
+            };
+            run_stage(work, &stage("baseline", Job::Train(job)), &mut quiet)?;
             p
         }
     };
@@ -147,23 +151,13 @@ fn make_models(a: &BenchArgs) -> Result<Models> {
         Some(p) => p.clone(),
         None => {
             let p = work.join("compact.json");
-            errln!("no --compact: pruning the baseline with `cbnn prune` defaults");
-            run_stage(
-                work,
-                &Stage {
-                    name: "compact",
-                    argv: argv(&[
-                        "prune",
-                        &s(&baseline),
-                        "-o",
-                        &s(&p),
-                        "--report",
-                        &s(&work.join("prune.json")),
-                    ]),
-                    inputs: vec![baseline.clone()],
-                    outputs: vec![p.clone()],
-                },
-            )?;
+            errln!("no compact model given: pruning the baseline with the pruning defaults");
+            let job = PruneJob {
+                validation: a.validation,
+                report: Some(work.join("prune.json")),
+                ..PruneJob::new(baseline.clone(), a.data.clone(), p.clone())
+            };
+            run_stage(work, &stage("compact", Job::Prune(job)), &mut quiet)?;
             p
         }
     };
@@ -171,22 +165,18 @@ fn make_models(a: &BenchArgs) -> Result<Models> {
         Some(p) => p.clone(),
         None => {
             let p = work.join("float.json");
-            let hidden = model::load(&baseline)?
-                .hidden_widths()
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            errln!("no --float: training the full-precision MLP ({hidden}) with `cbnn train --float` defaults");
-            run_stage(
-                work,
-                &Stage {
-                    name: "float",
-                    argv: argv(&["train", "--float", "--hidden", &hidden, "-o", &s(&p)]),
-                    inputs: vec![baseline.clone()],
-                    outputs: vec![p.clone()],
-                },
-            )?;
+            let hidden = model::load(&baseline)?.hidden_widths();
+            errln!(
+                "no full-precision model given: training the MLP {hidden:?} with the training \
+                 defaults"
+            );
+            let job = TrainJob {
+                float: true,
+                hidden,
+                validation: a.validation,
+                ..TrainJob::new(a.data.clone(), p.clone())
+            };
+            run_stage(work, &stage("float", Job::Train(job)), &mut quiet)?;
             p
         }
     };
@@ -216,44 +206,28 @@ fn pass<C: Classifier>(
     Ok(p)
 }
 
-fn simulate(a: &BenchArgs, name: &'static str, model_path: &Path) -> Result<SimRow> {
+fn simulate(a: &BenchConfig, name: &'static str, model_path: &Path) -> Result<SimRow> {
     let design = a.work.join(format!("rtl-{name}"));
+    let rtl = RtlJob::new(model_path.to_path_buf(), design.clone());
     run_stage(
         &a.work,
         &Stage {
-            name: if name == "baseline" {
-                "rtl-baseline"
-            } else {
-                "rtl-compact"
-            },
-            argv: vec!["rtl".into(), s(model_path), "-o".into(), s(&design)],
-            inputs: vec![model_path.to_path_buf()],
-            outputs: vec![design.join("design.json")],
+            name: format!("rtl-{name}"),
+            job: Job::Rtl(rtl),
         },
+        &mut |_| {},
     )?;
-    let json = a.work.join(format!("sim-{name}.json"));
-    let mut argv = vec![
-        "cbnn".to_string(),
-        "sim".into(),
-        s(&design),
-        "--count".into(),
-        a.sim_images.to_string(),
-        "--json".into(),
-        s(&json),
-        "--dataset".into(),
-        a.data.dataset.clone(),
-    ];
-    if let Some(d) = &a.data.data_dir {
-        argv.extend(["--data-dir".to_string(), s(d)]);
-    }
-    let cli = Cli::try_parse_from(argv).map_err(|e| Error::usage(format!("bench sim: {e}")))?;
-    commands::dispatch(cli.command)?;
-    let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
-    let v: crate::cosim::SimReport = serde_json::from_str(&text)
-        .map_err(|e| Error::bad_file(&json, format!("not a simulation report ({e})")))?;
+    let job = Job::Sim(SimJob {
+        count: Some(a.sim_images),
+        json: Some(a.work.join(format!("sim-{name}.json"))),
+        ..SimJob::new(design.clone(), a.data.clone())
+    });
+    let crate::jobs::Outcome::Sim(v) = job.run()? else {
+        unreachable!("a simulation job gives a simulation report")
+    };
     Ok(SimRow {
         model: name,
-        design: s(&design),
+        design: design.display().to_string(),
         images: v.images as u64,
         cycles: v.cycles,
         images_per_second: v.images_per_second,
@@ -265,7 +239,7 @@ fn simulate(a: &BenchArgs, name: &'static str, model_path: &Path) -> Result<SimR
 /// Training images per second of one epoch of the baseline's configuration and of the
 /// full-precision MLP, on the first `n` training images.
 fn training_speed(
-    a: &BenchArgs,
+    a: &BenchConfig,
     baseline: &IntModel,
     float_model: &float::FloatModel,
     ds: &crate::data::Dataset,
@@ -316,19 +290,66 @@ fn training_speed(
     Ok(vec![("baseline".into(), bnn), ("float".into(), f)])
 }
 
-pub(super) fn bench(a: BenchArgs) -> Result<()> {
-    if a.repeats == 0 || a.batch.contains(&0) {
-        return Err(Error::usage(
-            "--repeats and every --batch must be at least 1",
+/// What `cbnn bench` measures and where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchConfig {
+    /// The images.
+    pub data: DataSource,
+    /// The 8-plane baseline [default: trained in `work` with the training defaults].
+    pub baseline: Option<PathBuf>,
+    /// The compact model [default: the pruning of the baseline with its defaults, in `work`].
+    pub compact: Option<PathBuf>,
+    /// The full-precision MLP [default: trained in `work` in the baseline's shape].
+    pub float: Option<PathBuf>,
+    /// Where models that are not given are made (and found again), and designs simulated.
+    pub work: PathBuf,
+    /// Passes over the test set per engine and setting.
+    pub repeats: usize,
+    /// Batch sizes (images per call).
+    pub batch: Vec<usize>,
+    /// Training images for the training-speed epoch (0 skips it).
+    pub train_images: usize,
+    /// Test images co-simulated per design (0 skips simulation).
+    pub sim_images: usize,
+    /// Validation images [default: [`crate::data::default_validation`]].
+    pub validation: Option<usize>,
+    /// The JSON report, if any.
+    pub json: Option<PathBuf>,
+}
+
+impl BenchConfig {
+    /// The files the bench writes and reads.
+    pub fn plan(&self) -> Plan {
+        let plan = Plan::new()
+            .file(error::Setting::Json, self.json.as_deref())
+            .workdir(error::Setting::Work, &self.work);
+        let plan = [&self.baseline, &self.compact, &self.float]
+            .into_iter()
+            .flatten()
+            .fold(plan, |p, m| p.input("a model", m));
+        self.data.plan(plan)
+    }
+}
+
+/// Runs the benchmark (see the module documentation) and writes its JSON report.
+pub fn bench(a: &BenchConfig) -> Result<BenchReport> {
+    a.plan().check()?;
+    if a.repeats == 0 {
+        return Err(invalid!(error::Setting::Repeats, " must be at least 1"));
+    }
+    if a.batch.contains(&0) {
+        return Err(invalid!(
+            error::Setting::BatchSizes,
+            ": every batch size must be at least 1"
         ));
     }
-    let ds = open(&a.data)?;
-    let models = make_models(&a)?;
+    let ds = a.data.open()?;
+    let models = make_models(a)?;
     let fm = float::load(&models.float)?;
     let base = model::load(&models.baseline)?;
     let comp = model::load(&models.compact)?;
-    commands::check_compatible(&base, &models.baseline, &ds)?;
-    commands::check_compatible(&comp, &models.compact, &ds)?;
+    check_compatible(&base, &models.baseline, &ds)?;
+    check_compatible(&comp, &models.compact, &ds)?;
     if fm.input != base.input || fm.classes < ds.classes {
         return Err(Error::usage(format!(
             "{} is not for this dataset's images",
@@ -383,7 +404,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
     let accuracy = |pred: &[usize], classes: usize| Evaluation::new(pred, labels, classes).accuracy;
     let binary_info = |name: &'static str, path: &Path, m: &IntModel, pred: &[usize]| ModelInfo {
         name,
-        path: s(path),
+        path: path.display().to_string(),
         planes: Some(m.planes.planes().to_vec()),
         hidden: m.hidden_widths(),
         size_bits: m.size_bits(),
@@ -392,7 +413,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
     let infos = vec![
         ModelInfo {
             name: "float",
-            path: s(&models.float),
+            path: models.float.display().to_string(),
             planes: None,
             hidden: fm.hidden_widths(),
             size_bits: fm.size_bits(),
@@ -466,23 +487,23 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
 
     let mut notes = Vec::new();
     let training = if a.train_images == 0 {
-        notes.push("training speed skipped (--train-images 0)".to_string());
+        notes.push("training speed skipped (0 training images asked for)".to_string());
         Vec::new()
     } else {
         errln!(
             "training speed: one epoch on {} images of each",
             a.train_images
         );
-        training_speed(&a, &base, &fm, &ds)?
+        training_speed(a, &base, &fm, &ds)?
     };
     let mut simulation = Vec::new();
     if a.sim_images == 0 {
-        notes.push("simulation skipped (--sim-images 0)".to_string());
+        notes.push("simulation skipped (0 simulated images asked for)".to_string());
     } else if let Err(e) = crate::cosim::verilator_version() {
         notes.push(format!("simulation skipped: {e}"));
     } else {
         for (name, path) in [("baseline", &models.baseline), ("compact", &models.compact)] {
-            simulation.push(simulate(&a, name, path)?);
+            simulation.push(simulate(a, name, path)?);
         }
     }
 
@@ -506,14 +527,14 @@ pub(super) fn bench(a: BenchArgs) -> Result<()> {
         simulation,
         notes,
     };
-    outln!("{}", table(&report).trim_end_matches('\n'));
     if let Some(path) = &a.json {
         atomic::write_json(path, &report)?;
     }
-    Ok(())
+    Ok(report)
 }
 
-fn table(r: &BenchReport) -> String {
+/// The report as a table.
+pub fn table(r: &BenchReport) -> String {
     use std::fmt::Write;
     let mut t = String::new();
     let _ = writeln!(

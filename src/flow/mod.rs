@@ -1,0 +1,334 @@
+//! The flow: every stage from a dataset to a verified, synthesized compact accelerator, with a
+//! report.
+//!
+//! Each stage is a [`Job`], called as a function, whose outputs are files under the run
+//! directory (each written atomically by the job). After a stage succeeds, a record
+//! `RUN_DIR/stages/NAME.json` keeps its command line and a key: a hash of that command line,
+//! of the tool's version and hardware cores, and of the bytes of every file the job reads
+//! (its model, its design files, the dataset's files). A stage whose record matches and whose
+//! outputs exist is skipped, so a second run reuses everything and an interrupted run resumes
+//! at the stage that was running (it has no record yet). The report is rebuilt from the
+//! stages' JSON outputs every time.
+
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, Setting};
+use crate::jobs::prune::PruneJob;
+use crate::jobs::rtl::{Folding, RtlJob};
+use crate::jobs::sensitivity::SensitivityJob;
+use crate::jobs::sim::SimJob;
+use crate::jobs::synth::SynthJob;
+use crate::jobs::train::TrainJob;
+use crate::jobs::{DataSource, Job, Outcome};
+use crate::synth::Target;
+use crate::util::atomic;
+use crate::util::hash::{fnv, FNV_START};
+use crate::util::output::Plan;
+
+/// What a flow runs on and aims for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowConfig {
+    /// The images.
+    pub data: DataSource,
+    /// Run directory: every stage's artifacts, the report and the stage records.
+    pub output: PathBuf,
+    /// The reduced flow for a first look (fewer epochs and images, a slower folding).
+    pub quick: bool,
+    /// Largest validation accuracy loss the pruning search accepts, percentage points.
+    pub max_drop: f64,
+    /// Cycles per image both accelerators are folded for [default: 256, quick: 2048].
+    pub target_cycles: Option<usize>,
+    /// Synthesis target of both accelerators.
+    pub synth_target: Target,
+    /// Random seed for training and pruning.
+    pub seed: u64,
+    /// Hidden layer widths of the baseline.
+    pub hidden: Vec<usize>,
+    /// Validation images [default: [`crate::data::default_validation`]].
+    pub validation: Option<usize>,
+}
+
+impl FlowConfig {
+    /// The cycles per image both accelerators are folded for.
+    pub fn cycles(&self) -> usize {
+        self.target_cycles
+            .unwrap_or(if self.quick { 2048 } else { 256 })
+    }
+
+    /// The files the flow writes into and reads.
+    pub fn plan(&self) -> Plan {
+        self.data
+            .plan(Plan::new().workdir(Setting::Output, &self.output))
+    }
+}
+
+/// A stage: a name and its job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    /// Its name (also its record's file name).
+    pub name: String,
+    /// What it does.
+    pub job: Job,
+}
+
+/// What `RUN_DIR/stages/NAME.json` keeps.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    name: String,
+    command: String,
+    key: String,
+    seconds: f64,
+}
+
+/// `RUN_DIR/run-log.json`: how the last run went (the report holds only results, so that it
+/// does not depend on timings or on whether a run was resumed).
+#[derive(Serialize)]
+struct RunLog {
+    /// Wall-clock seconds of the whole run.
+    seconds: f64,
+    /// Every stage.
+    stages: Vec<StageLog>,
+}
+
+/// One stage of a run.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StageLog {
+    /// Stage name.
+    pub name: String,
+    /// Its command line.
+    pub command: String,
+    /// Whether this run reused it.
+    pub reused: bool,
+    /// Seconds it took when it ran.
+    pub seconds: f64,
+}
+
+fn stage_key(st: &Stage) -> Result<String> {
+    let mut h = fnv(FNV_START, env!("CARGO_PKG_VERSION").as_bytes());
+    for (name, text) in crate::rtlgen::CORES {
+        h = fnv(fnv(h, name.as_bytes()), text.as_bytes());
+    }
+    h = fnv(h, crate::cosim::HARNESS.as_bytes());
+    for a in st.job.argv() {
+        h = fnv(fnv(h, a.as_bytes()), &[0]);
+    }
+    for p in st.job.plan().reads() {
+        let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+        h = fnv(h, &bytes);
+    }
+    Ok(format!("{h:016x}"))
+}
+
+/// `argv` as one shell-quoted `cbnn ...` line.
+pub fn command_line(argv: &[String]) -> String {
+    let quote = |a: &String| {
+        if a.is_empty() || a.contains([' ', ';', '\'', '"', '$', '\\', '*', '?', '&', '|']) {
+            format!("'{}'", a.replace('\'', r"'\''"))
+        } else {
+            a.clone()
+        }
+    };
+    std::iter::once("cbnn".to_string())
+        .chain(argv.iter().map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs `st` in the run directory `run` unless its record says it already ran with the same
+/// inputs; `on` gets the outcome of a stage that ran.
+pub fn run_stage(run: &Path, st: &Stage, on: &mut dyn FnMut(&Outcome)) -> Result<StageLog> {
+    let rec_path = run.join("stages").join(format!("{}.json", st.name));
+    let key = stage_key(st)?;
+    let command = command_line(&st.job.argv());
+    if let Ok(text) = std::fs::read_to_string(&rec_path) {
+        if let Ok(rec) = serde_json::from_str::<Record>(&text) {
+            if rec.key == key && st.job.plan().writes().all(Path::exists) {
+                errln!("[{}] reused: finished before with the same inputs", st.name);
+                return Ok(StageLog {
+                    name: st.name.clone(),
+                    command,
+                    reused: true,
+                    seconds: rec.seconds,
+                });
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&rec_path);
+    errln!("[{}] {command}", st.name);
+    let start = Instant::now();
+    let outcome = st.job.run()?;
+    on(&outcome);
+    let seconds = start.elapsed().as_secs_f64();
+    atomic::write_json(
+        &rec_path,
+        &Record {
+            name: st.name.clone(),
+            command: command.clone(),
+            key,
+            seconds,
+        },
+    )?;
+    Ok(StageLog {
+        name: st.name.clone(),
+        command,
+        reused: false,
+        seconds,
+    })
+}
+
+/// Holds the run directory for this process: a second flow on the same directory is refused
+/// (naming the process that holds it) instead of corrupting this one. The lock is released
+/// when the process ends, however it ends.
+pub fn lock_run_dir(run: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = run.join("stages").join("flow.lock");
+    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        if !meta.is_file() {
+            return Err(Error::usage(format!(
+                "{}: exists and is {}; it is cbnn's lock file",
+                path.display(),
+                crate::util::output::describe(&meta)
+            )));
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(Error::usage(format!(
+            "{}: another cbnn flow (process {}) is running in this directory; wait for it or \
+             give another directory",
+            run.display(),
+            holder.trim()
+        )));
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    Ok(file)
+}
+
+/// The flow's stages, in order.
+pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
+    let run = &cfg.output;
+    let f = |name: &str| run.join(name);
+    let (base, compact) = (f("base.json"), f("compact.json"));
+    let stage = |name: &str, job: Job| Stage {
+        name: name.to_string(),
+        job,
+    };
+    let train = TrainJob {
+        hidden: cfg.hidden.clone(),
+        seed: cfg.seed,
+        validation: cfg.validation,
+        json: Some(f("train.json")),
+        epochs: if cfg.quick {
+            6
+        } else {
+            TrainJob::new(cfg.data.clone(), base.clone()).epochs
+        },
+        limit: cfg.quick.then_some(12000),
+        ..TrainJob::new(cfg.data.clone(), base.clone())
+    };
+    let sensitivity = SensitivityJob {
+        json: Some(f("sensitivity.json")),
+        plot: Some(f("sensitivity.svg")),
+        validation: cfg.validation,
+        seeds: if cfg.quick {
+            2
+        } else {
+            crate::jobs::sensitivity::DEFAULT_SEEDS
+        },
+        ..SensitivityJob::new(base.clone(), cfg.data.clone())
+    };
+    let prune = PruneJob {
+        max_drop: cfg.max_drop,
+        report: Some(f("prune.json")),
+        validation: cfg.validation,
+        epochs: if cfg.quick {
+            6
+        } else {
+            crate::jobs::prune::DEFAULT_EPOCHS
+        },
+        limit: cfg.quick.then_some(12000),
+        ..PruneJob::new(base.clone(), cfg.data.clone(), compact.clone())
+    };
+    let mut out = vec![
+        stage("train", Job::Train(train)),
+        stage("sensitivity", Job::Sensitivity(sensitivity)),
+        stage("prune", Job::Prune(prune)),
+    ];
+    // Per accelerator: generate, co-simulate, synthesize.
+    for (label, model) in [("baseline", &base), ("compact", &compact)] {
+        let dir = f(&format!("rtl-{label}"));
+        out.push(stage(
+            &format!("rtl-{label}"),
+            Job::Rtl(RtlJob {
+                fold: Folding::Auto {
+                    target_cycles: cfg.cycles(),
+                },
+                ..RtlJob::new(model.clone(), dir.clone())
+            }),
+        ));
+        out.push(stage(
+            &format!("sim-{label}"),
+            Job::Sim(SimJob {
+                count: Some(if cfg.quick { 500 } else { 10000 }),
+                stall_seed: Some(1),
+                json: Some(f(&format!("sim-{label}.json"))),
+                ..SimJob::new(dir.clone(), cfg.data.clone())
+            }),
+        ));
+        out.push(stage(
+            &format!("synth-{label}"),
+            Job::Synth(SynthJob {
+                dir,
+                target: cfg.synth_target,
+                json: Some(f(&format!("synth-{label}.json"))),
+            }),
+        ));
+    }
+    out
+}
+
+/// Runs the flow; `on` gets the outcome of every stage that runs (reused stages have none).
+pub fn run(cfg: &FlowConfig, on: &mut dyn FnMut(&Outcome)) -> Result<report::FlowReport> {
+    cfg.plan().check()?;
+    let run = &cfg.output;
+    std::fs::create_dir_all(run.join("stages")).map_err(|e| Error::io(run, e))?;
+    let _lock = lock_run_dir(run)?;
+    atomic::remove_stale_in(run);
+    atomic::remove_stale_in(&run.join("stages"));
+    let mut logs = Vec::new();
+    let start = Instant::now();
+    for st in stages(cfg) {
+        logs.push(run_stage(run, &st, on)?);
+    }
+    let rep = report::build(run, cfg, &logs)?;
+    report::write(run, &rep)?;
+    atomic::write_json(
+        &run.join("run-log.json"),
+        &RunLog {
+            seconds: start.elapsed().as_secs_f64(),
+            stages: logs,
+        },
+    )?;
+    errln!(
+        "flow finished in {:.0} s: {} and {}",
+        start.elapsed().as_secs_f64(),
+        run.join("report.md").display(),
+        run.join("report.json").display()
+    );
+    Ok(rep)
+}

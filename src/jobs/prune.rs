@@ -1,0 +1,173 @@
+//! The pruning search: planes pruned from the data, widths shrunk, candidates retrained.
+
+use std::path::PathBuf;
+
+use super::{check_compatible, Argv, DataSource};
+use crate::error::{Error, Result, Setting};
+use crate::model::{self, IntModel};
+use crate::prune::{self, Context, Event, PruneConfig, PruneReport};
+use crate::train::{self, TrainConfig};
+use crate::util::atomic;
+use crate::util::output::Plan;
+
+/// `cbnn prune`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PruneJob {
+    /// The baseline model file.
+    pub model: PathBuf,
+    /// The images.
+    pub data: DataSource,
+    /// Largest validation accuracy loss accepted, in percentage points.
+    pub max_drop: f64,
+    /// Training epochs per candidate.
+    pub epochs: usize,
+    /// Train candidates on only the first N training images.
+    pub limit: Option<usize>,
+    /// Validation images [default: [`crate::data::default_validation`]].
+    pub validation: Option<usize>,
+    /// The chosen model's file.
+    pub output: PathBuf,
+    /// The full report as JSON, if wanted.
+    pub report: Option<PathBuf>,
+}
+
+/// Accuracy budget by default, percentage points.
+pub const DEFAULT_MAX_DROP: f64 = 1.0;
+/// Epochs per candidate by default.
+pub const DEFAULT_EPOCHS: usize = 30;
+
+/// What the search chose.
+#[derive(Debug)]
+pub struct PruneOutcome {
+    /// The chosen model (written to the job's output).
+    pub chosen: IntModel,
+    /// Baseline, chosen and every candidate.
+    pub report: PruneReport,
+    /// Where the chosen model was written.
+    pub output: PathBuf,
+}
+
+impl PruneJob {
+    /// A job with every setting at its default.
+    pub fn new(model: PathBuf, data: DataSource, output: PathBuf) -> Self {
+        Self {
+            model,
+            data,
+            max_drop: DEFAULT_MAX_DROP,
+            epochs: DEFAULT_EPOCHS,
+            limit: None,
+            validation: None,
+            output,
+            report: None,
+        }
+    }
+
+    pub(super) fn argv(&self) -> Vec<String> {
+        let mut a = Argv::new(&["prune"]);
+        a.word(self.model.display());
+        a.path("-o", &self.output);
+        a.opt_path("--report", self.report.as_deref());
+        if self.max_drop != DEFAULT_MAX_DROP {
+            a.flag("--max-drop", self.max_drop);
+        }
+        if self.epochs != DEFAULT_EPOCHS {
+            a.flag("--epochs", self.epochs);
+        }
+        a.opt("--limit", self.limit);
+        a.opt("--validation", self.validation);
+        self.data.argv(&mut a);
+        a.0
+    }
+
+    pub(super) fn plan(&self) -> Plan {
+        self.data.plan(
+            Plan::new()
+                .file(Setting::Output, Some(&self.output))
+                .file(Setting::Report, self.report.as_deref())
+                .input("the model", &self.model),
+        )
+    }
+
+    pub(super) fn run(&self) -> Result<PruneOutcome> {
+        let cfg = PruneConfig {
+            max_drop_pp: self.max_drop,
+            epochs: self.epochs,
+            ..PruneConfig::default()
+        };
+        let base = model::load(&self.model)?;
+        let ds = self.data.open()?;
+        check_compatible(&base, &self.model, &ds)?;
+        let split = ds.split(self.validation, self.limit)?;
+        let ctx = Context {
+            split: &split,
+            dataset: self.data.dataset.clone(),
+            classes: base.classes(),
+            train: baseline_settings(&base, &self.model)?,
+        };
+        errln!(
+            "pruning {} ({} bits) on {}: budget {} pp of validation accuracy, {} epochs per candidate",
+            self.model.display(),
+            base.size_bits(),
+            self.data.dataset,
+            self.max_drop,
+            self.epochs
+        );
+        let mut n = 0;
+        let (chosen, report) = prune::prune(&base, &ctx, &cfg, &mut |e| match e {
+            Event::Ranked(r) => errln!("sensitivity ranks the planes {r:?} (most important first)"),
+            Event::Start { planes, hidden } => {
+                n += 1;
+                errln!("candidate {n}: planes {planes:?}, widths {hidden:?} ...");
+            }
+            Event::Done(c) => errln!(
+                "candidate {n}: {} bits, validation {:.2}%, {:.1}s -> {}",
+                c.summary.size_bits,
+                100.0 * c.summary.val_accuracy,
+                c.seconds,
+                if c.accepted { "accepted" } else { "rejected" }
+            ),
+        })?;
+        model::save(&chosen, &self.output)?;
+        if let Some(path) = &self.report {
+            atomic::write_json(path, &report)?;
+        }
+        Ok(PruneOutcome {
+            chosen,
+            report,
+            output: self.output.clone(),
+        })
+    }
+}
+
+/// The baseline's training settings, from its provenance: a bad value names the file and the
+/// field.
+fn baseline_settings(base: &IntModel, path: &std::path::Path) -> Result<TrainConfig> {
+    let hyper = &base.provenance.hyper;
+    let cfg: TrainConfig = if hyper.is_null() {
+        TrainConfig::default()
+    } else {
+        serde_json::from_value(hyper.clone()).map_err(|e| {
+            Error::bad_file(
+                path,
+                format!("\"provenance.hyper\" is not a training configuration ({e})"),
+            )
+        })?
+    };
+    train::validate_config(&cfg).map_err(|e| {
+        Error::bad_file(
+            path,
+            format!(
+                "\"provenance.hyper\" holds training settings that cannot be used: {}",
+                e.render(|s| match s {
+                    Setting::Hidden => "hidden",
+                    Setting::Epochs => "epochs",
+                    Setting::Batch => "batch",
+                    Setting::Lr => "lr",
+                    Setting::LrFinal => "lr_final",
+                    other => other.name(),
+                })
+            ),
+        )
+    })?;
+    Ok(cfg)
+}

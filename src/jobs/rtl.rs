@@ -1,0 +1,172 @@
+//! Generating the accelerator of a model: folding, top level, memory images, manifest,
+//! constraints and the resource estimate.
+
+use std::path::PathBuf;
+
+use super::Argv;
+use crate::error::{Error, Result, Setting};
+use crate::model::{self, IntModel};
+use crate::rtlgen::{self, fold, LayerFold, Manifest, RtlConfig};
+use crate::synth::{self, estimate::Estimate};
+use crate::util::output::Plan;
+
+/// How the layers are folded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Folding {
+    /// PE = min(neurons, 16), SIMD = min(inputs, 64) for every layer.
+    Default,
+    /// A per-layer specification, `L0:PE,SIMD;L1:full;...` (layers not named get the default).
+    Spec(String),
+    /// Per layer, the folding of least estimated cost that meets this many cycles per image;
+    /// pixels per beat grow if the input stream needs it.
+    Auto {
+        /// Cycles per image.
+        target_cycles: usize,
+    },
+}
+
+/// `cbnn rtl`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RtlJob {
+    /// The model file.
+    pub model: PathBuf,
+    /// The design directory (replaced as a whole, only if it is a cbnn design).
+    pub output: PathBuf,
+    /// The folding.
+    pub fold: Folding,
+    /// Clock the constraints and place and route aim for, MHz.
+    pub clock_mhz: f64,
+    /// Register stages after each popcount tree (0 or 1) where the folding does not say.
+    pub pipe: usize,
+    /// Pixels per input beat [default: 8, or the image's pixels when fewer; grown by
+    /// [`Folding::Auto`] when the target needs it].
+    pub pixels_per_beat: Option<usize>,
+}
+
+/// Clock by default, MHz.
+pub const DEFAULT_CLOCK_MHZ: f64 = 100.0;
+
+/// What was generated.
+#[derive(Debug)]
+pub struct RtlOutcome {
+    /// The design's manifest (design.json).
+    pub manifest: Manifest,
+    /// The resource estimate (estimate.json).
+    pub estimate: Estimate,
+    /// The design directory.
+    pub dir: PathBuf,
+}
+
+/// The folding and pixels per beat of `m` that `fold` and `pixels_per_beat` ask for.
+pub fn choose_folding(
+    m: &IntModel,
+    folding: &Folding,
+    pipe: usize,
+    pixels_per_beat: Option<usize>,
+) -> Result<(Vec<LayerFold>, usize)> {
+    let pixels = m.input.pixels();
+    let default_ppb = 8.min(pixels);
+    Ok(match folding {
+        Folding::Auto { target_cycles } => {
+            let ppb = match pixels_per_beat {
+                Some(p) => p,
+                None => synth::autofold::pixels_per_beat(pixels, *target_cycles)?.max(default_ppb),
+            };
+            let fold = synth::autofold::fold(&fold::shapes(m), *target_cycles, pipe)?;
+            // The input stream alone may miss the target when the pixels per beat are given.
+            if ppb > 0 {
+                let timing = rtlgen::timing(m, &fold, ppb);
+                let (_, interval) = crate::reference::cycle::latency_and_interval(&timing);
+                if interval > *target_cycles as u64 {
+                    return Err(Error::invalid([
+                        Setting::TargetCycles.into(),
+                        format!(" {target_cycles} cannot be met with ").into(),
+                        Setting::PixelsPerBeat.into(),
+                        format!(
+                            " {ppb}: the design would take {interval} cycles per image ({} input \
+                             beats); give more pixels per beat or leave that setting out",
+                            timing.beats
+                        )
+                        .into(),
+                    ]));
+                }
+            }
+            (fold, ppb)
+        }
+        Folding::Spec(spec) => (
+            fold::parse(spec, m, pipe)?,
+            pixels_per_beat.unwrap_or(default_ppb),
+        ),
+        Folding::Default => (
+            fold::default_folding(m, pipe),
+            pixels_per_beat.unwrap_or(default_ppb),
+        ),
+    })
+}
+
+impl RtlJob {
+    /// A job with every setting at its default.
+    pub fn new(model: PathBuf, output: PathBuf) -> Self {
+        Self {
+            model,
+            output,
+            fold: Folding::Default,
+            clock_mhz: DEFAULT_CLOCK_MHZ,
+            pipe: 0,
+            pixels_per_beat: None,
+        }
+    }
+
+    pub(super) fn argv(&self) -> Vec<String> {
+        let mut a = Argv::new(&["rtl"]);
+        a.word(self.model.display());
+        a.path("-o", &self.output);
+        match &self.fold {
+            Folding::Default => {}
+            Folding::Spec(s) => a.flag("--fold", s),
+            Folding::Auto { target_cycles } => {
+                a.flag("--fold", "auto");
+                a.flag("--target-cycles", target_cycles);
+            }
+        }
+        if self.clock_mhz != DEFAULT_CLOCK_MHZ {
+            a.flag("--clock-mhz", self.clock_mhz);
+        }
+        if self.pipe != 0 {
+            a.flag("--pipe", self.pipe);
+        }
+        a.opt("--pixels-per-beat", self.pixels_per_beat);
+        a.0
+    }
+
+    pub(super) fn plan(&self) -> Plan {
+        Plan::new()
+            .dir(Setting::Output, &self.output)
+            .input("the model", &self.model)
+    }
+
+    pub(super) fn run(&self) -> Result<RtlOutcome> {
+        rtlgen::ownership::check_replaceable(&self.output, &synth::writes_into_design)?;
+        let m = model::load(&self.model)?;
+        let (fold, pixels_per_beat) =
+            choose_folding(&m, &self.fold, self.pipe, self.pixels_per_beat)?;
+        let cfg = RtlConfig {
+            fold,
+            pixels_per_beat,
+            clock_mhz: self.clock_mhz,
+        };
+        let estimate = synth::estimate::for_model(&m, &cfg.fold);
+        let manifest = crate::util::atomic::write_dir_atomic(&self.output, |dir| {
+            let mut manifest = rtlgen::generate(&m, &self.model, &cfg, dir)?;
+            manifest.constraints = synth::constraints::write(dir, &manifest)?;
+            crate::util::atomic::write_json(&dir.join("estimate.json"), &estimate)?;
+            rtlgen::write_manifest(dir, &mut manifest)?;
+            Ok(manifest)
+        })?;
+        Ok(RtlOutcome {
+            manifest,
+            estimate,
+            dir: self.output.clone(),
+        })
+    }
+}

@@ -1,0 +1,122 @@
+//! Co-simulating a generated design in Verilator against the reference and cycle models.
+
+use std::path::PathBuf;
+
+use super::{check_compatible, design_inputs, Argv, DataSource};
+use crate::cosim::{self, SimReport};
+use crate::error::{Result, Setting};
+use crate::model;
+use crate::reference::cycle::Schedule;
+use crate::rtlgen;
+use crate::util::atomic;
+use crate::util::output::Plan;
+
+/// `cbnn sim`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimJob {
+    /// The design directory.
+    pub dir: PathBuf,
+    /// The images (the first `count` test images are simulated).
+    pub data: DataSource,
+    /// Test images simulated [default: all].
+    pub count: Option<usize>,
+    /// Random input idle cycles and output back-pressure from this seed [default: none].
+    pub stall_seed: Option<u64>,
+    /// A VCD waveform of the run, if wanted.
+    pub vcd: Option<PathBuf>,
+    /// The JSON report, if any.
+    pub json: Option<PathBuf>,
+}
+
+impl SimJob {
+    /// A free-running simulation of every test image.
+    pub fn new(dir: PathBuf, data: DataSource) -> Self {
+        Self {
+            dir,
+            data,
+            count: None,
+            stall_seed: None,
+            vcd: None,
+            json: None,
+        }
+    }
+
+    pub(super) fn argv(&self) -> Vec<String> {
+        let mut a = Argv::new(&["sim"]);
+        a.word(self.dir.display());
+        a.opt("--count", self.count);
+        a.opt("--stall-seed", self.stall_seed);
+        a.opt_path("--vcd", self.vcd.as_deref());
+        a.opt_path("--json", self.json.as_deref());
+        self.data.argv(&mut a);
+        a.0
+    }
+
+    pub(super) fn plan(&self) -> Plan {
+        self.data.plan(design_inputs(
+            Plan::new()
+                .file(Setting::Vcd, self.vcd.as_deref())
+                .file(Setting::Json, self.json.as_deref()),
+            &self.dir,
+        ))
+    }
+
+    pub(super) fn run(&self) -> Result<SimReport> {
+        cosim::verilator_version()?;
+        let manifest = rtlgen::load_manifest(&self.dir)?;
+        let model_path = self.dir.join(rtlgen::MODEL_FILE);
+        let m = model::load(&model_path)?;
+        manifest.check_model(&m, &self.dir.join("design.json"))?;
+        manifest.check_files(&self.dir)?;
+        let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.pixels_per_beat);
+        let ds = self.data.open()?;
+        check_compatible(&m, &model_path, &ds)?;
+        let count = self.count.unwrap_or(ds.test.len()).min(ds.test.len());
+        if count == 0 {
+            return Err(invalid!(Setting::Count, " must be at least 1"));
+        }
+        let test = ds.test.slice(0..count);
+        errln!(
+            "building {} with Verilator (cached after the first time) ...",
+            self.dir.display()
+        );
+        let (exe, build_seconds) = cosim::build(&self.dir, &manifest.files)?;
+        errln!(
+            "simulating {count} images ({}) ...",
+            self.stall_seed
+                .map_or("free-running".to_string(), |s| format!("stall seed {s}"))
+        );
+        let vcd_tmp = self.vcd.as_deref().map(atomic::temporary_for).transpose()?;
+        let job = cosim::Job {
+            dir: &self.dir,
+            model: &m,
+            timing: &timing,
+            output: &manifest.output,
+            bits_per_beat: manifest.input.bits_per_beat,
+            images: &test.images,
+            labels: &test.labels,
+            schedule: Schedule {
+                stall_seed: self.stall_seed,
+            },
+            vcd: vcd_tmp.as_deref(),
+        };
+        let run = cosim::run(&exe, &job);
+        let mut report = match (run, &self.vcd, &vcd_tmp) {
+            (Ok(r), Some(path), Some(tmp)) => {
+                atomic::commit(tmp, path)?;
+                r
+            }
+            (r, _, tmp) => {
+                if let Some(t) = tmp {
+                    let _ = std::fs::remove_file(t);
+                }
+                r?
+            }
+        };
+        report.build_seconds = build_seconds;
+        if let Some(path) = &self.json {
+            atomic::write_json(path, &report)?;
+        }
+        Ok(report)
+    }
+}
