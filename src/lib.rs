@@ -33,6 +33,7 @@ pub mod error;
 pub mod float;
 pub mod flow;
 pub mod jobs;
+pub mod layers;
 pub mod model;
 pub mod prune;
 pub mod reference;

@@ -7,9 +7,10 @@ use common::*;
 use std::path::Path;
 
 use cbnn::cosim::{self, Stimulus, Trace};
+use cbnn::layers::mvtu as images;
 use cbnn::model::BinaryMatrix;
 use cbnn::reference::cycle::Schedule;
-use cbnn::rtlgen::{self, images, LayerFold};
+use cbnn::rtlgen::{self, LayerFold};
 use cbnn::util::rng::Rng;
 
 const PORTS: &str = "input wire ap_clk, input wire ap_rst_n,

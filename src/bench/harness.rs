@@ -358,10 +358,18 @@ pub fn bench(a: &BenchConfig) -> Result<BenchReport> {
     }
     let pixels = &ds.test.images.pixels;
     let labels = &ds.test.labels;
+    let fast = |m: &IntModel, path: &PathBuf| {
+        FastModel::new(m).ok_or_else(|| {
+            Error::usage(format!(
+                "{}: the fast engine runs multilayer perceptrons only",
+                path.display()
+            ))
+        })
+    };
     let (fe, be, ce) = (
         float::Engine::new(&fm),
-        FastModel::new(&base),
-        FastModel::new(&comp),
+        fast(&base, &models.baseline)?,
+        fast(&comp, &models.compact)?,
     );
     let all = rayon::current_num_threads();
     let pool = rayon::ThreadPoolBuilder::new()

@@ -192,7 +192,7 @@ mod tests {
         };
         let want = crate::reference::Executor::new(&m)
             .classify(&crate::bitslice::slice(&images, &m.planes));
-        let engine = FastModel::new(&m);
+        let engine = FastModel::new(&m).unwrap();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()

@@ -72,7 +72,7 @@ pub fn choose_folding(
                 Some(p) => p,
                 None => synth::autofold::pixels_per_beat(pixels, *target_cycles)?.max(default_ppb),
             };
-            let fold = synth::autofold::fold(&fold::shapes(m), *target_cycles, pipe)?;
+            let fold = synth::autofold::fold(m, *target_cycles, pipe)?;
             // The input stream alone may miss the target when the pixels per beat are given.
             if ppb > 0 {
                 let timing = rtlgen::timing(m, &fold, ppb);

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BinaryMatrix, HiddenLayer, InputShape, IntModel, Provenance};
+use super::{BinaryMatrix, Dense, InputShape, IntModel, Layer, Provenance, Scores};
 use crate::bitslice::PlaneSet;
 use crate::error::{Error, Result};
 use crate::util::atomic;
@@ -115,24 +115,26 @@ fn matrix_from_hex(path: &Path, layer: usize, m: &LayerFile) -> Result<BinaryMat
 
 /// Serialises a model to its JSON text.
 pub fn to_json(model: &IntModel) -> String {
-    let mut layers: Vec<LayerFile> = model
-        .hidden
+    let layers: Vec<LayerFile> = model
+        .layers
         .iter()
-        .map(|l| LayerFile {
-            kind: LayerKind::Threshold,
-            inputs: l.weights.cols(),
-            outputs: l.weights.rows(),
-            weights: matrix_to_hex(&l.weights),
-            thresholds: Some(l.thresholds.clone()),
+        .map(|l| match l {
+            Layer::Dense(l) => LayerFile {
+                kind: LayerKind::Threshold,
+                inputs: l.weights.cols(),
+                outputs: l.weights.rows(),
+                weights: matrix_to_hex(&l.weights),
+                thresholds: Some(l.thresholds.clone()),
+            },
+            Layer::Scores(l) => LayerFile {
+                kind: LayerKind::Output,
+                inputs: l.weights.cols(),
+                outputs: l.weights.rows(),
+                weights: matrix_to_hex(&l.weights),
+                thresholds: None,
+            },
         })
         .collect();
-    layers.push(LayerFile {
-        kind: LayerKind::Output,
-        inputs: model.output.cols(),
-        outputs: model.output.rows(),
-        weights: matrix_to_hex(&model.output),
-        thresholds: None,
-    });
     let file = ModelFile {
         format: FORMAT.into(),
         version: VERSION,
@@ -203,7 +205,7 @@ pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
         .map_err(|e| Error::bad_file(path, format!("invalid model: {e}")))?;
     let planes = PlaneSet::new(&file.planes)
         .map_err(|e| Error::bad_file(path, format!("invalid \"planes\": {e}")))?;
-    let Some((last, hidden_files)) = file.layers.split_last() else {
+    let Some(last) = file.layers.last() else {
         return Err(Error::bad_file(path, "model has no layers"));
     };
     if last.kind != LayerKind::Output {
@@ -269,36 +271,45 @@ pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
         }
         inputs = l.outputs;
     }
-    let mut hidden = Vec::new();
-    for (i, l) in hidden_files.iter().enumerate() {
-        if l.kind != LayerKind::Threshold {
-            return Err(Error::bad_file(
-                path,
-                format!("layer {i}: only the last layer may be of kind \"output\""),
-            ));
-        }
-        let thresholds = l.thresholds.clone().ok_or_else(|| {
-            Error::bad_file(
-                path,
-                format!("layer {i}: a threshold layer needs \"thresholds\""),
-            )
-        })?;
-        hidden.push(HiddenLayer {
-            weights: matrix_from_hex(path, i, l)?,
-            thresholds,
+    let mut layers = Vec::with_capacity(file.layers.len());
+    for (i, l) in file.layers.iter().enumerate() {
+        let last_one = i + 1 == file.layers.len();
+        layers.push(match l.kind {
+            LayerKind::Threshold => {
+                let thresholds = l.thresholds.clone().ok_or_else(|| {
+                    Error::bad_file(
+                        path,
+                        format!("layer {i}: a threshold layer needs \"thresholds\""),
+                    )
+                })?;
+                Layer::Dense(Dense {
+                    weights: matrix_from_hex(path, i, l)?,
+                    thresholds,
+                })
+            }
+            LayerKind::Output => {
+                if !last_one {
+                    return Err(Error::bad_file(
+                        path,
+                        format!("layer {i}: only the last layer may be of kind \"output\""),
+                    ));
+                }
+                if l.thresholds.is_some() {
+                    return Err(Error::bad_file(
+                        path,
+                        "the output layer must not have thresholds",
+                    ));
+                }
+                Layer::Scores(Scores {
+                    weights: matrix_from_hex(path, i, l)?,
+                })
+            }
         });
-    }
-    if last.thresholds.is_some() {
-        return Err(Error::bad_file(
-            path,
-            "the output layer must not have thresholds",
-        ));
     }
     let model = IntModel {
         input: file.input,
         planes,
-        hidden,
-        output: matrix_from_hex(path, hidden_files.len(), last)?,
+        layers,
         provenance: file.provenance,
     };
     model.validate(path)?;

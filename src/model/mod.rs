@@ -1,12 +1,11 @@
 //! The exported integer model: the one artefact every downstream layer consumes.
 //!
-//! A model is a stack of binary dense layers over the packed bit-plane features of
-//! [`crate::bitslice`]. Each hidden layer is a matrix of ±1 weights (packed, `1` = `+1`) and one
-//! integer threshold per neuron: the neuron outputs `+1` iff `popcount(XNOR(w, x)) >= T`. The
-//! output layer is a matrix of ±1 weights whose popcounts are the class scores.
+//! A model is an input shape, the kept planes and an ordered list of layers of explicit kinds
+//! ([`crate::layers`]) over the packed bit-plane features of [`crate::bitslice`]: shapes flow
+//! from one layer to the next, and the last layer gives the class scores.
 //!
 //! This module owns the model's invariants and its JSON form (`docs/model-format.md`). It knows
-//! nothing of training or of hardware.
+//! nothing of training or of hardware, and no kind's internals: each kind checks itself.
 
 mod json;
 
@@ -16,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bitslice::{words_for, PlaneSet};
 use crate::error::{Error, Result};
+pub use crate::layers::{Dense, Layer, Produces, Scores, Shape};
 
 /// A packed matrix of ±1 values: `rows` rows of `cols` bits, `1` meaning `+1`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,15 +103,6 @@ pub(crate) fn valid_mask(cols: usize, i: usize) -> u64 {
     }
 }
 
-/// A hidden layer: binary weights and one threshold per neuron.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HiddenLayer {
-    /// `outputs x inputs` weights.
-    pub weights: BinaryMatrix,
-    /// Per neuron: output `+1` iff `popcount(XNOR(w, x)) >= threshold`; in `0..=inputs + 1`.
-    pub thresholds: Vec<u32>,
-}
-
 /// Image shape the model expects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputShape {
@@ -172,34 +163,85 @@ pub struct IntModel {
     pub input: InputShape,
     /// Kept planes, most significant first.
     pub planes: PlaneSet,
-    /// Hidden layers, input side first.
-    pub hidden: Vec<HiddenLayer>,
-    /// Output layer: `classes x inputs` weights; class scores are the row popcounts.
-    pub output: BinaryMatrix,
+    /// Layers, input side first; the last one gives the class scores.
+    pub layers: Vec<Layer>,
     /// Provenance.
     pub provenance: Provenance,
 }
 
 impl IntModel {
+    /// A multilayer perceptron: dense threshold layers, then the output layer.
+    pub fn mlp(
+        input: InputShape,
+        planes: PlaneSet,
+        hidden: Vec<Dense>,
+        output: BinaryMatrix,
+        provenance: Provenance,
+    ) -> IntModel {
+        let mut layers: Vec<Layer> = hidden.into_iter().map(Layer::Dense).collect();
+        layers.push(Layer::Scores(Scores { weights: output }));
+        IntModel {
+            input,
+            planes,
+            layers,
+            provenance,
+        }
+    }
+
     /// Number of first-layer inputs (`pixels * K`).
     pub fn features(&self) -> usize {
         self.input.pixels() * self.planes.len()
     }
 
-    /// Number of classes.
-    pub fn classes(&self) -> usize {
-        self.output.rows()
+    /// The shape of the first layer's input: the image with `channels x K` bit channels.
+    pub fn input_values(&self) -> Shape {
+        Shape {
+            height: self.input.height,
+            width: self.input.width,
+            channels: self.input.channels * self.planes.len(),
+        }
     }
 
-    /// Hidden layer widths.
+    /// The shape each layer receives, input side first, then the shape of the scores.
+    pub fn shapes(&self) -> Vec<Shape> {
+        let mut shape = self.input_values();
+        let mut out = vec![shape];
+        for l in &self.layers {
+            shape = l.semantics().output_shape(shape);
+            out.push(shape);
+        }
+        out
+    }
+
+    /// Number of classes (the values of the last layer's output).
+    pub fn classes(&self) -> usize {
+        self.layers.last().map_or(0, |l| {
+            let shapes = self.shapes();
+            l.semantics().output_shape(shapes[shapes.len() - 2]).len()
+        })
+    }
+
+    /// Widths of the dense threshold layers.
     pub fn hidden_widths(&self) -> Vec<usize> {
-        self.hidden.iter().map(|l| l.weights.rows()).collect()
+        self.layers
+            .iter()
+            .filter_map(Layer::as_dense)
+            .map(|l| l.weights.rows())
+            .collect()
+    }
+
+    /// The dense layers and the output layer when the model is a multilayer perceptron (what
+    /// the fast engines run); `None` for any other stack of kinds.
+    pub fn as_mlp(&self) -> Option<(Vec<&Dense>, &Scores)> {
+        let (last, rest) = self.layers.split_last()?;
+        let hidden: Option<Vec<&Dense>> = rest.iter().map(Layer::as_dense).collect();
+        Some((hidden?, last.as_scores()?))
     }
 
     /// Model size in bits: every binary weight plus every threshold, a threshold of a layer with
     /// `N` inputs taking `ceil(log2(N + 2))` bits (it ranges over `0..=N+1`).
     pub fn size_bits(&self) -> u64 {
-        size_bits_for(self.features(), &self.hidden_widths(), self.classes())
+        self.layers.iter().map(|l| l.semantics().size_bits()).sum()
     }
 
     /// Checks every invariant; `path` names the file in errors.
@@ -208,48 +250,35 @@ impl IntModel {
         if self.input.pixels() == 0 {
             return bad("input shape has a zero dimension".into());
         }
-        let mut inputs = self.features();
-        for (i, l) in self.hidden.iter().enumerate() {
-            if l.weights.cols() != inputs {
-                return bad(format!(
-                    "layer {i} has {} inputs but receives {inputs}",
-                    l.weights.cols()
-                ));
-            }
-            if l.weights.rows() == 0 {
-                return bad(format!("layer {i} has no neurons"));
-            }
-            if l.thresholds.len() != l.weights.rows() {
-                return bad(format!(
-                    "layer {i} has {} thresholds for {} neurons",
-                    l.thresholds.len(),
-                    l.weights.rows()
-                ));
-            }
-            if let Some((j, t)) = l
-                .thresholds
-                .iter()
-                .enumerate()
-                .find(|(_, &t)| t as usize > inputs + 1)
-            {
-                return bad(format!(
-                    "layer {i} neuron {j} has threshold {t}, outside 0..={}",
-                    inputs + 1
-                ));
-            }
-            inputs = l.weights.rows();
+        if self.layers.is_empty() {
+            return bad("model has no layers".into());
         }
-        if self.output.cols() != inputs {
-            return bad(format!(
-                "output layer has {} inputs but receives {inputs}",
-                self.output.cols()
-            ));
-        }
-        if self.output.rows() < 2 {
-            return bad(format!(
-                "output layer has {} classes; at least 2 needed",
-                self.output.rows()
-            ));
+        let mut shape = self.input_values();
+        let count = self.layers.len();
+        for (i, l) in self.layers.iter().enumerate() {
+            let s = l.semantics();
+            let name = match s.produces() {
+                Produces::Scores => "output layer".to_string(),
+                Produces::Bits => format!("layer {i}"),
+            };
+            // The scores end the model: exactly one layer gives them, the last.
+            if (s.produces() == Produces::Scores) != (i + 1 == count) {
+                return bad(match s.produces() {
+                    Produces::Scores => format!(
+                        "layer {i}: only the last layer may be of kind \"{}\"",
+                        s.kind()
+                    ),
+                    Produces::Bits => format!(
+                        "the last layer must give the class scores (kind \"output\"), not be of \
+                         kind \"{}\"",
+                        s.kind()
+                    ),
+                });
+            }
+            if let Err(msg) = s.check(shape) {
+                return bad(format!("{name} {msg}"));
+            }
+            shape = s.output_shape(shape);
         }
         Ok(())
     }

@@ -75,15 +75,23 @@ pub(super) fn plane_byte(x: u64, p: u32) -> u64 {
 }
 
 impl FastModel {
-    /// Prepares `m` (a valid model).
-    pub fn new(m: &IntModel) -> FastModel {
+    /// Whether the engine runs `m`: it supports multilayer perceptrons (dense threshold
+    /// layers, then the output layer); other models run on the reference executor.
+    pub fn supports(m: &IntModel) -> bool {
+        m.as_mlp().is_some()
+    }
+
+    /// Prepares `m` (a valid model), or `None` when the engine does not support its kinds
+    /// ([`FastModel::supports`]).
+    pub fn new(m: &IntModel) -> Option<FastModel> {
+        let (hidden, output) = m.as_mlp()?;
+        let output = &output.weights;
         let pixels = m.input.pixels();
         let k = m.planes.len();
         let plane_words = words_for(pixels);
-        let hidden = &m.hidden;
         let (first_w, first_t): (&BinaryMatrix, &[u32]) = match hidden.first() {
             Some(l) => (&l.weights, &l.thresholds),
-            None => (&m.output, &[]),
+            None => (output, &[]),
         };
         let rows = first_w.rows();
         let mut weights = vec![0u64; rows * k * plane_words];
@@ -114,9 +122,9 @@ impl FastModel {
                     .iter()
                     .map(|l| Layer::from_matrix(&l.weights, &l.thresholds)),
             );
-            (layers, Layer::from_matrix(&m.output, &[]))
+            (layers, Layer::from_matrix(output, &[]))
         };
-        FastModel {
+        Some(FastModel {
             pixels,
             planes: m.planes.planes().to_vec(),
             plane_words,
@@ -124,8 +132,9 @@ impl FastModel {
             output,
             #[cfg(target_arch = "x86_64")]
             sliced: super::sliced::SlicedModel::available()
-                .then(|| super::sliced::SlicedModel::new(m)),
-        }
+                .then(|| super::sliced::SlicedModel::new(m))
+                .flatten(),
+        })
     }
 
     /// Pixels per image.
@@ -324,7 +333,7 @@ mod tests {
             (20, vec![5, 2], vec![]),
         ] {
             let m = random_model(&mut rng, pixels, &planes, &hidden, 10);
-            let fast = FastModel::new(&m);
+            let fast = FastModel::new(&m).unwrap();
             let images = crate::data::Images {
                 height: pixels,
                 width: 1,

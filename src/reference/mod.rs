@@ -6,7 +6,7 @@
 
 pub mod cycle;
 pub mod fast;
-mod kernels;
+pub(crate) mod kernels;
 #[cfg(target_arch = "x86_64")]
 mod sliced;
 
@@ -15,7 +15,8 @@ pub use kernels::has_popcnt;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::bitslice::{self, Sliced};
+use crate::bitslice::Sliced;
+use crate::layers::{Produces, Values};
 use crate::model::IntModel;
 
 /// One image's result.
@@ -32,7 +33,6 @@ pub struct Prediction {
 pub struct Scratch {
     acts: Vec<u64>,
     next: Vec<u64>,
-    counts: Vec<u32>,
 }
 
 /// Runs a model on packed feature vectors.
@@ -47,25 +47,19 @@ impl<'m> Executor<'m> {
         Executor { model }
     }
 
-    /// Class scores of one image's packed features, written into `scores`.
+    /// Class scores of one image's packed features, written into `scores`: every layer in
+    /// turn, until one gives the scores (a valid model's last layer).
     pub fn scores_into(&self, features: &[u64], scratch: &mut Scratch, scores: &mut Vec<u32>) {
         scratch.acts.clear();
         scratch.acts.extend_from_slice(features);
-        for layer in &self.model.hidden {
-            let w = &layer.weights;
-            scratch.counts.resize(w.rows(), 0);
-            kernels::matvec(w, &scratch.acts, &mut scratch.counts);
-            scratch.next.clear();
-            scratch.next.resize(bitslice::words_for(w.rows()), 0);
-            for (j, (&c, &t)) in scratch.counts.iter().zip(&layer.thresholds).enumerate() {
-                if c >= t {
-                    scratch.next[j / 64] |= 1 << (j % 64);
-                }
+        for layer in &self.model.layers {
+            let l = layer.semantics();
+            l.execute(&scratch.acts, scores, &mut scratch.next);
+            match l.produces() {
+                Produces::Bits => std::mem::swap(&mut scratch.acts, &mut scratch.next),
+                Produces::Scores => return,
             }
-            std::mem::swap(&mut scratch.acts, &mut scratch.next);
         }
-        scores.resize(self.model.output.rows(), 0);
-        kernels::matvec(&self.model.output, &scratch.acts, scores);
     }
 
     /// Scores and class of one image.
@@ -156,34 +150,25 @@ pub fn evaluate(model: &IntModel, data: &Sliced, labels: &[u8]) -> Evaluation {
 /// summed as integers). Used only to test the packed executor.
 pub fn predict_by_definition(model: &IntModel, features: &[bool]) -> Prediction {
     let mut x: Vec<bool> = features.to_vec();
-    for layer in &model.hidden {
-        let w = &layer.weights;
-        x = (0..w.rows())
-            .map(|j| {
-                let dot: i64 = (0..w.cols())
-                    .map(|i| if w.get(j, i) == x[i] { 1 } else { -1 })
-                    .sum();
-                // w.x = 2 * matches - N  =>  matches = (dot + N) / 2
-                let matches = (dot + w.cols() as i64) / 2;
-                matches >= layer.thresholds[j] as i64
-            })
-            .collect();
+    for layer in &model.layers {
+        match layer.semantics().by_definition(&x) {
+            Values::Bits(b) => x = b,
+            Values::Scores(scores) => {
+                return Prediction {
+                    class: argmax(&scores),
+                    scores,
+                }
+            }
+        }
     }
-    let w = &model.output;
-    let scores: Vec<u32> = (0..w.rows())
-        .map(|c| (0..w.cols()).filter(|&i| w.get(c, i) == x[i]).count() as u32)
-        .collect();
-    Prediction {
-        class: argmax(&scores),
-        scores,
-    }
+    unreachable!("a valid model ends in its output layer")
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::bitslice::PlaneSet;
-    use crate::model::{BinaryMatrix, HiddenLayer, InputShape, Provenance};
+    use crate::model::{BinaryMatrix, Dense, InputShape, Provenance};
     use crate::util::rng::Rng;
 
     /// A random valid model; thresholds cover the whole range including both "always" ends.
@@ -215,23 +200,24 @@ pub(crate) mod tests {
                     _ => (inputs / 2) as u32 + rng.below(5) as u32 - 2,
                 })
                 .collect();
-            layers.push(HiddenLayer {
+            layers.push(Dense {
                 weights,
                 thresholds,
             });
             inputs = n;
         }
-        IntModel {
-            input: InputShape {
+        let output = random_matrix(rng, classes, inputs);
+        IntModel::mlp(
+            InputShape {
                 height: pixels,
                 width: 1,
                 channels: 1,
             },
             planes,
-            hidden: layers,
-            output: random_matrix(rng, classes, inputs),
-            provenance: Provenance::default(),
-        }
+            layers,
+            output,
+            Provenance::default(),
+        )
     }
 
     #[test]

@@ -75,7 +75,8 @@ pub struct SlicedScratch {
 impl SlicedModel {
     /// Prepares `m`. First-layer features are taken plane-major (plane `j` of pixel `p` is
     /// input `j * pixels + p`); the weights are permuted to match.
-    pub fn new(m: &IntModel) -> SlicedModel {
+    pub fn new(m: &IntModel) -> Option<SlicedModel> {
+        let (hidden, output) = m.as_mlp()?;
         let pixels = m.input.pixels();
         let k = m.planes.len();
         fn first(w: &BinaryMatrix, pixels: usize, k: usize) -> impl Fn(usize, usize) -> bool + '_ {
@@ -83,7 +84,7 @@ impl SlicedModel {
         }
         let mut layers = Vec::new();
         let mut inputs = pixels * k;
-        for (i, l) in m.hidden.iter().enumerate() {
+        for (i, l) in hidden.iter().enumerate() {
             let w = &l.weights;
             layers.push(if i == 0 {
                 SlicedLayer::new(inputs, w.rows(), first(w, pixels, k), &l.thresholds)
@@ -92,17 +93,17 @@ impl SlicedModel {
             });
             inputs = w.rows();
         }
-        let o = &m.output;
-        layers.push(if m.hidden.is_empty() {
+        let o = &output.weights;
+        layers.push(if hidden.is_empty() {
             SlicedLayer::new(inputs, o.rows(), first(o, pixels, k), &[])
         } else {
             SlicedLayer::new(inputs, o.rows(), |r, c| o.get(r, c), &[])
         });
-        SlicedModel {
+        Some(SlicedModel {
             pixels,
             planes: m.planes.planes().to_vec(),
             layers,
-        }
+        })
     }
 
     /// Whether this CPU can run the kernel.
@@ -415,7 +416,7 @@ mod tests {
             (20, vec![5, 2], vec![], 256),
         ] {
             let m = random_model(&mut rng, pixels, &planes, &hidden, 10);
-            let sliced = SlicedModel::new(&m);
+            let sliced = SlicedModel::new(&m).unwrap();
             let px: Vec<u8> = (0..pixels * n).map(|_| rng.below(256) as u8).collect();
             let images = crate::data::Images {
                 height: pixels,

@@ -55,21 +55,9 @@ impl LayerShape {
     }
 }
 
-/// Every layer's shape, hidden layers then the output layer.
+/// The shape of every layer's folded unit, input side first.
 pub fn shapes(model: &IntModel) -> Vec<LayerShape> {
-    let mut v: Vec<LayerShape> = model
-        .hidden
-        .iter()
-        .map(|l| LayerShape {
-            inputs: l.weights.cols(),
-            outputs: l.weights.rows(),
-        })
-        .collect();
-    v.push(LayerShape {
-        inputs: model.output.cols(),
-        outputs: model.output.rows(),
-    });
-    v
+    model.layers.iter().map(|l| l.hardware().unit()).collect()
 }
 
 /// The default folding: `SIMD = min(inputs, 64)`, `PE = min(outputs, 16)` for every layer,
@@ -137,35 +125,22 @@ pub fn parse(spec: &str, model: &IntModel, pipe: usize) -> Result<Vec<LayerFold>
         let f = LayerFold { pe, simd, pipe };
         fold[index] = f;
     }
-    validate(&fold, &shapes)?;
+    validate(&fold, model)?;
     Ok(fold)
 }
 
-/// Checks a folding against the layer shapes.
-pub fn validate(fold: &[LayerFold], shapes: &[LayerShape]) -> Result<()> {
-    if fold.len() != shapes.len() {
+/// Checks a folding against the layers of `model`.
+pub fn validate(fold: &[LayerFold], model: &IntModel) -> Result<()> {
+    if fold.len() != model.layers.len() {
         return Err(Error::usage(format!(
             "the folding has {} layers but the model has {}",
             fold.len(),
-            shapes.len()
+            model.layers.len()
         )));
     }
-    for (i, (f, s)) in fold.iter().zip(shapes).enumerate() {
-        if f.pe == 0 || f.pe > s.outputs {
-            return Err(invalid!(
-                Setting::Fold,
-                ": L{i} PE {} must be between 1 and its {} neurons",
-                f.pe,
-                s.outputs
-            ));
-        }
-        if f.simd == 0 || f.simd > s.inputs {
-            return Err(invalid!(
-                Setting::Fold,
-                ": L{i} SIMD {} must be between 1 and its {} inputs",
-                f.simd,
-                s.inputs
-            ));
+    for (i, (f, l)) in fold.iter().zip(&model.layers).enumerate() {
+        if let Err(msg) = l.hardware().check_fold(*f) {
+            return Err(invalid!(Setting::Fold, ": L{i} {msg}"));
         }
         if f.pipe > MAX_PIPE {
             return Err(Error::invalid([

@@ -7,7 +7,6 @@
 
 mod check;
 pub mod fold;
-pub mod images;
 pub mod ownership;
 mod top;
 
@@ -244,10 +243,11 @@ pub fn timing(model: &IntModel, fold: &[LayerFold], pixels_per_beat: usize) -> T
     let pixels = model.input.pixels();
     Timing {
         beats: pixels.div_ceil(pixels_per_beat),
-        steps: fold::shapes(model)
+        steps: model
+            .layers
             .iter()
             .zip(fold)
-            .map(|(s, &f)| s.steps(f))
+            .map(|(l, &f)| l.hardware().steps(f))
             .collect(),
     }
 }
@@ -260,7 +260,11 @@ pub fn output_packing(model: &IntModel) -> OutputPacking {
     } else {
         1
     };
-    let score_bits = bits_for(model.output.cols());
+    let score_bits = model
+        .layers
+        .iter()
+        .find_map(crate::layers::Layer::as_scores)
+        .map_or(1, crate::layers::Scores::score_bits);
     let raw = class_bits + classes * score_bits;
     OutputPacking {
         width: raw.div_ceil(8) * 8,
@@ -278,8 +282,7 @@ pub fn generate(
     cfg: &RtlConfig,
     dir: &Path,
 ) -> Result<Manifest> {
-    let shapes = fold::shapes(model);
-    fold::validate(&cfg.fold, &shapes)?;
+    fold::validate(&cfg.fold, model)?;
     let pixels = model.input.pixels();
     if !(cfg.clock_mhz >= 1.0 && cfg.clock_mhz <= 2000.0) {
         return Err(invalid!(
@@ -302,36 +305,43 @@ pub fn generate(
     let in_width = cfg.pixels_per_beat * k;
 
     let mut layers = Vec::new();
-    let mut constants = Vec::new();
-    for (i, (s, &f)) in shapes.iter().zip(&cfg.fold).enumerate() {
-        let is_output = i + 1 == shapes.len();
-        let weights = if is_output {
-            &model.output
-        } else {
-            &model.hidden[i].weights
-        };
+    let mut instances = Vec::new();
+    let mut input = "v0".to_string();
+    for (i, (layer, &f)) in model.layers.iter().zip(&cfg.fold).enumerate() {
+        let hw = layer.hardware();
+        let s = hw.unit();
         let name = format!("L{i}");
-        let weight_file = format!("{}_weights.hex", name.to_lowercase());
-        let weight_image = images::weights(weights, f);
-        write_atomic(&dir.join(&weight_file), weight_image.as_bytes())?;
-        let (threshold_file, threshold_image) = if is_output {
-            (None, None)
-        } else {
-            let t = format!("{}_thresholds.hex", name.to_lowercase());
-            let image = images::thresholds(&model.hidden[i].thresholds, s.inputs, f);
-            write_atomic(&dir.join(&t), image.as_bytes())?;
-            (Some(t), Some(image))
+        let images = hw.images(f);
+        let mut files = Vec::new();
+        for image in &images {
+            let file = format!("{}_{}.hex", name.to_lowercase(), image.role);
+            write_atomic(&dir.join(&file), image.text.as_bytes())?;
+            files.push((image.role, file));
+        }
+        let file = |role: &str| {
+            files
+                .iter()
+                .find(|(r, _)| *r == role)
+                .map(|(_, f)| f.clone())
         };
         let in_logic = s.fully_parallel(f);
-        constants.push(in_logic.then(|| top::Constants {
-            weights: weight_image.trim().to_string(),
-            weight_bits: f.pe * f.simd,
-            thresholds: threshold_image.map(|t| t.trim().to_string()),
-            threshold_bits: f.pe * bits_for(s.inputs + 1),
+        let output = match layer.semantics().produces() {
+            crate::layers::Produces::Scores => "scores".to_string(),
+            crate::layers::Produces::Bits => format!("v{}", i + 1),
+        };
+        instances.push(hw.instantiate(&crate::layers::Site {
+            name: name.clone(),
+            fold: f,
+            input: std::mem::replace(&mut input, output.clone()),
+            output,
+            output_width: hw.output_width(),
+            images: files.clone(),
+            in_logic,
+            constants: &images,
         }));
         layers.push(LayerInfo {
             name,
-            kind: if is_output { "output" } else { "threshold" }.into(),
+            kind: layer.semantics().kind().into(),
             inputs: s.inputs,
             outputs: s.outputs,
             pe: f.pe,
@@ -341,13 +351,13 @@ pub fn generate(
             sf: s.sf(f),
             padded_inputs: s.sf(f) * f.simd,
             padded_outputs: s.nf(f) * f.pe,
-            cycles_per_image: s.steps(f) + 1,
-            weight_file,
-            threshold_file,
+            cycles_per_image: hw.steps(f) + 1,
+            weight_file: file("weights").unwrap_or_default(),
+            threshold_file: file("thresholds"),
             weights_in_logic: in_logic,
         });
     }
-    let top_text = top::render(model, &layers, &constants, in_width, &out);
+    let top_text = top::render(model, &instances, in_width, &out);
     write_atomic(&dir.join(format!("{TOP}.v")), top_text.as_bytes())?;
     let mut files: Vec<String> = Vec::new();
     for (name, text) in CORES {

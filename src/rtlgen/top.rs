@@ -2,33 +2,19 @@
 
 use std::fmt::Write;
 
-use super::{LayerInfo, OutputPacking};
+use super::OutputPacking;
 use crate::model::IntModel;
 
-/// The constant weight and threshold words of a fully parallel layer (hex, most significant
-/// digit first).
-pub struct Constants {
-    /// The weight word.
-    pub weights: String,
-    /// Its width.
-    pub weight_bits: usize,
-    /// The threshold word (threshold layers).
-    pub thresholds: Option<String>,
-    /// Its width.
-    pub threshold_bits: usize,
-}
-
-/// Renders `cbnn_top.v`.
+/// Renders `cbnn_top.v`: the input unpacker, every layer's instance (from its kind, in
+/// order), the argmax of the scores and the output register slice.
 pub fn render(
     model: &IntModel,
-    layers: &[LayerInfo],
-    constants: &[Option<Constants>],
+    instances: &[String],
     in_width: usize,
     out: &OutputPacking,
 ) -> String {
     let mut v = String::new();
     let n0 = model.features();
-    let last = layers.last().expect("an output layer");
     let scores_width = out.classes * out.score_bits;
     let pad = out.width - out.class_bits - scores_width;
     let _ = writeln!(v, "`default_nettype none");
@@ -77,64 +63,9 @@ pub fn render(
         v,
         "    cbnn_unpack #(.N({n0}), .IW({in_width})) u_unpack (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(v0), .m_axis_tvalid(v0_valid), .m_axis_tready(v0_ready));"
     );
-    for (i, l) in layers.iter().enumerate() {
-        let is_output = std::ptr::eq(l, last);
-        let (next, width) = if is_output {
-            ("scores".to_string(), scores_width)
-        } else {
-            (format!("v{}", i + 1), l.outputs)
-        };
+    for instance in instances {
         let _ = writeln!(v);
-        let _ = writeln!(
-            v,
-            "    // {}: {} inputs -> {} {}, PE {}, SIMD {}, PIPE {}: {} cycles per image",
-            l.name,
-            l.inputs,
-            l.outputs,
-            if is_output { "scores" } else { "neurons" },
-            l.pe,
-            l.simd,
-            l.pipe,
-            l.cycles_per_image
-        );
-        let _ = writeln!(v, "    wire [{}:0] {next};", width - 1);
-        let (valid, ready) = if is_output {
-            let _ = writeln!(v, "    wire scores_valid;");
-            let _ = writeln!(v, "    wire scores_ready;");
-            ("scores_valid".to_string(), "scores_ready".to_string())
-        } else {
-            let _ = writeln!(v, "    wire {next}_valid;");
-            let _ = writeln!(v, "    wire {next}_ready;");
-            (format!("{next}_valid"), format!("{next}_ready"))
-        };
-        let thresh = l
-            .threshold_file
-            .clone()
-            .unwrap_or_else(|| l.weight_file.clone());
-        let memory = match &constants[i] {
-            Some(c) => format!(
-                ".CONST_WEIGHTS(1),\n        .WEIGHTS({}'h{}),\n        .THRESHOLDS({}'h{})",
-                c.weight_bits,
-                c.weights,
-                c.threshold_bits,
-                c.thresholds.as_deref().unwrap_or("0")
-            ),
-            None => format!(
-                ".WEIGHT_FILE(\"{}\"), .THRESH_FILE(\"{}\")",
-                l.weight_file, thresh
-            ),
-        };
-        let _ = writeln!(
-            v,
-            "    cbnn_mvtu #(.N({}), .M({}), .PE({}), .SIMD({}), .PIPE({}), .SCORES({}),\n        {memory}) u_{} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(v{i}), .s_axis_tvalid(v{i}_valid), .s_axis_tready(v{i}_ready),\n        .m_axis_tdata({next}), .m_axis_tvalid({valid}), .m_axis_tready({ready}));",
-            l.inputs,
-            l.outputs,
-            l.pe,
-            l.simd,
-            l.pipe,
-            u8::from(is_output),
-            l.name.to_lowercase()
-        );
+        v.push_str(instance);
     }
     let _ = writeln!(v);
     let _ = writeln!(v, "    wire [{}:0] class_index;", out.class_bits - 1);

@@ -10,9 +10,8 @@
 //! cycles.
 
 use crate::error::{Result, Setting};
-use crate::rtlgen::fold::{LayerFold, LayerShape};
-
-use super::estimate;
+use crate::model::IntModel;
+use crate::rtlgen::fold::LayerFold;
 
 /// The smallest parallelism for each distinct fold count of `n` items.
 fn candidates(n: usize) -> Vec<usize> {
@@ -21,23 +20,24 @@ fn candidates(n: usize) -> Vec<usize> {
     v
 }
 
-/// The cheapest folding of each layer with at most `target` cycles per image (`pipe` popcount
-/// register stages in each).
-pub fn fold(shapes: &[LayerShape], target: usize, pipe: usize) -> Result<Vec<LayerFold>> {
-    let n = shapes.len();
-    shapes
+/// The cheapest folding of each layer of `model` with at most `target` cycles per image
+/// (`pipe` popcount register stages in each), by each layer kind's own timing and estimate.
+pub fn fold(model: &IntModel, target: usize, pipe: usize) -> Result<Vec<LayerFold>> {
+    model
+        .layers
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            let scores = i + 1 == n;
+        .map(|(i, l)| {
+            let hw = l.hardware();
+            let s = hw.unit();
             let mut best: Option<(f64, LayerFold)> = None;
             for &pe in &candidates(s.outputs) {
                 for &simd in &candidates(s.inputs) {
                     let f = LayerFold { pe, simd, pipe };
-                    if s.steps(f) + 1 > target {
+                    if hw.steps(f) + 1 > target {
                         continue;
                     }
-                    let cost = estimate::layer(s, f, scores).cost();
+                    let cost = hw.estimate(f).cost();
                     if best.is_none_or(|(c, _)| cost < c) {
                         best = Some((cost, f));
                     }
@@ -73,28 +73,21 @@ mod tests {
 
     #[test]
     fn every_layer_meets_the_target_and_cheaper_targets_cost_less() {
-        let shapes = [
-            LayerShape {
-                inputs: 784,
-                outputs: 160,
-            },
-            LayerShape {
-                inputs: 160,
-                outputs: 10,
-            },
-        ];
+        let mut rng = crate::util::rng::Rng::new(3, 0);
+        let model = crate::reference::tests::random_model(&mut rng, 784, &[7], &[160], 10);
+        let shapes = crate::rtlgen::fold::shapes(&model);
         let mut last = f64::INFINITY;
         for target in [50, 200, 1000] {
-            let f = fold(&shapes, target, 0).unwrap();
+            let f = fold(&model, target, 0).unwrap();
             for (s, &lf) in shapes.iter().zip(&f) {
                 assert!(s.steps(lf) < target, "{target}: {lf:?}");
             }
-            let cost = estimate::design(&shapes, &f, 784, 10).cost();
+            let cost = crate::synth::estimate::for_model(&model, &f).cost();
             assert!(cost < last, "{target}: cost {cost} not below {last}");
             last = cost;
         }
-        assert!(fold(&shapes, 1, 0).is_err());
-        assert_eq!(fold(&shapes, 2, 0).unwrap()[1], LayerFold::new(10, 160));
+        assert!(fold(&model, 1, 0).is_err());
+        assert_eq!(fold(&model, 2, 0).unwrap()[1], LayerFold::new(10, 160));
     }
 
     #[test]

@@ -262,21 +262,18 @@ pub fn layer(s: &LayerShape, f: LayerFold, scores: bool) -> LayerEstimate {
     e
 }
 
-/// Estimate for a design: `shapes` and `fold` per layer (output layer last), `features` input
-/// feature bits, `classes` classes.
-pub fn design(
-    shapes: &[LayerShape],
-    fold: &[LayerFold],
-    features: usize,
-    classes: usize,
-) -> Estimate {
-    let layers: Vec<LayerEstimate> = shapes
+/// Estimate for a model under a folding: every layer's own estimate (its kind's), plus the
+/// input unpacker and the output stage.
+pub fn for_model(model: &crate::model::IntModel, fold: &[LayerFold]) -> Estimate {
+    let layers: Vec<LayerEstimate> = model
+        .layers
         .iter()
         .zip(fold)
-        .enumerate()
-        .map(|(i, (s, &f))| layer(s, f, i + 1 == shapes.len()))
+        .map(|(l, &f)| l.hardware().estimate(f))
         .collect();
-    let score_bits = classes * bits_for(shapes.last().map_or(1, |s| s.inputs));
+    let out = crate::rtlgen::output_packing(model);
+    let features = model.features();
+    let score_bits = out.classes * out.score_bits;
     let mut terms = Terms {
         unpack: features as f64,
         output: score_bits as f64,
@@ -298,17 +295,6 @@ pub fn design(
         ramb36,
         bram_bits: (ramb18 + 2 * ramb36) * 18 * 1024,
     }
-}
-
-/// Estimate for a model under a folding.
-pub fn for_model(model: &crate::model::IntModel, fold: &[LayerFold]) -> Estimate {
-    let shapes = crate::rtlgen::fold::shapes(model);
-    design(
-        &shapes,
-        fold,
-        model.input.pixels() * model.planes.len(),
-        model.classes(),
-    )
 }
 
 #[cfg(test)]

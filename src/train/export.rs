@@ -11,7 +11,7 @@
 use super::first_layer::Layout;
 use super::net::{BatchNorm, Net};
 use crate::bitslice::PlaneSet;
-use crate::model::{BinaryMatrix, HiddenLayer, InputShape, IntModel, Provenance};
+use crate::model::{BinaryMatrix, Dense, InputShape, IntModel, Provenance};
 
 /// Threshold of neuron `j` of a layer with `n` inputs, and whether its row must be inverted.
 pub fn threshold(bn: &BatchNorm, j: usize, n: usize) -> (u32, bool) {
@@ -83,19 +83,19 @@ pub fn export(net: &Net, input: InputShape, planes: &PlaneSet, provenance: Prove
             }
             thresholds.push(t);
         }
-        hidden.push(HiddenLayer {
+        hidden.push(Dense {
             weights,
             thresholds,
         });
         inputs = n;
     }
-    IntModel {
+    IntModel::mlp(
         input,
-        planes: planes.clone(),
+        planes.clone(),
         hidden,
-        output: dense_matrix(&net.out.value, net.classes, inputs),
+        dense_matrix(&net.out.value, net.classes, inputs),
         provenance,
-    }
+    )
 }
 
 #[cfg(test)]

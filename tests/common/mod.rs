@@ -123,7 +123,7 @@ pub fn random_model(
     hidden: &[usize],
     classes: usize,
 ) -> cbnn::model::IntModel {
-    use cbnn::model::{BinaryMatrix, HiddenLayer, InputShape, IntModel};
+    use cbnn::model::{BinaryMatrix, Dense, InputShape, IntModel};
     let mut rng = cbnn::util::rng::Rng::new(seed, 3);
     let planes = cbnn::bitslice::PlaneSet::new(planes).unwrap();
     let mut matrix = |rows: usize, cols: usize| {
@@ -139,7 +139,7 @@ pub fn random_model(
     let mut layers = Vec::new();
     for &n in hidden {
         let weights = matrix(n, inputs);
-        layers.push(HiddenLayer {
+        layers.push(Dense {
             weights,
             thresholds: Vec::new(),
         });
@@ -159,17 +159,17 @@ pub fn random_model(
             .collect();
         n_in = l.weights.rows();
     }
-    IntModel {
-        input: InputShape {
+    IntModel::mlp(
+        InputShape {
             height: pixels,
             width: 1,
             channels: 1,
         },
         planes,
-        hidden: layers,
+        layers,
         output,
-        provenance: Default::default(),
-    }
+        Default::default(),
+    )
 }
 
 /// Random images for a model of `pixels` pixels.

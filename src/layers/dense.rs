@@ -1,0 +1,118 @@
+//! The binary dense threshold layer: `N` inputs, `M` neurons, neuron `j` outputs `+1` iff
+//! `popcount(XNOR(w_j, x)) >= T_j`.
+
+use super::{
+    matches_by_definition, mvtu, popcounts, Hardware, MemoryImage, Produces, Semantics, Shape,
+    Site, Values,
+};
+use crate::model::{threshold_bits, BinaryMatrix};
+use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::synth::estimate::{self, LayerEstimate};
+
+/// A binary dense layer: ±1 weights and one threshold per neuron.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dense {
+    /// `neurons x inputs` weights; the inputs are the received values in their packed order.
+    pub weights: BinaryMatrix,
+    /// Per neuron: output `+1` iff `popcount(XNOR(w, x)) >= threshold`; in `0..=inputs + 1`.
+    pub thresholds: Vec<u32>,
+}
+
+impl Semantics for Dense {
+    fn kind(&self) -> &'static str {
+        "threshold"
+    }
+
+    fn produces(&self) -> Produces {
+        Produces::Bits
+    }
+
+    fn output_shape(&self, _input: Shape) -> Shape {
+        Shape::flat(self.weights.rows())
+    }
+
+    fn check(&self, input: Shape) -> Result<(), String> {
+        let inputs = input.len();
+        if self.weights.cols() != inputs {
+            return Err(format!(
+                "has {} inputs but receives {inputs}",
+                self.weights.cols()
+            ));
+        }
+        if self.weights.rows() == 0 {
+            return Err("has no neurons".into());
+        }
+        if self.thresholds.len() != self.weights.rows() {
+            return Err(format!(
+                "has {} thresholds for {} neurons",
+                self.thresholds.len(),
+                self.weights.rows()
+            ));
+        }
+        if let Some((j, t)) = self
+            .thresholds
+            .iter()
+            .enumerate()
+            .find(|(_, &t)| t as usize > inputs + 1)
+        {
+            return Err(format!(
+                "neuron {j} has threshold {t}, outside 0..={}",
+                inputs + 1
+            ));
+        }
+        Ok(())
+    }
+
+    fn size_bits(&self) -> u64 {
+        let n = self.weights.cols() as u64;
+        self.weights.rows() as u64 * (n + threshold_bits(n) as u64)
+    }
+
+    fn weight_bits(&self) -> u64 {
+        self.weights.rows() as u64 * self.weights.cols() as u64
+    }
+
+    fn execute(&self, input: &[u64], counts: &mut Vec<u32>, out: &mut Vec<u64>) {
+        popcounts(&self.weights, input, counts);
+        out.clear();
+        out.resize(crate::bitslice::words_for(self.weights.rows()), 0);
+        for (j, (&c, &t)) in counts.iter().zip(&self.thresholds).enumerate() {
+            if c >= t {
+                out[j / 64] |= 1 << (j % 64);
+            }
+        }
+    }
+
+    fn by_definition(&self, input: &[bool]) -> Values {
+        Values::Bits(
+            (0..self.weights.rows())
+                .map(|j| matches_by_definition(&self.weights, j, input) >= self.thresholds[j])
+                .collect(),
+        )
+    }
+}
+
+impl Hardware for Dense {
+    fn unit(&self) -> LayerShape {
+        LayerShape {
+            inputs: self.weights.cols(),
+            outputs: self.weights.rows(),
+        }
+    }
+
+    fn estimate(&self, f: LayerFold) -> LayerEstimate {
+        estimate::layer(&self.unit(), f, false)
+    }
+
+    fn images(&self, f: LayerFold) -> Vec<MemoryImage> {
+        mvtu::images(&self.weights, Some(&self.thresholds), f)
+    }
+
+    fn output_width(&self) -> usize {
+        self.weights.rows()
+    }
+
+    fn instantiate(&self, site: &Site) -> String {
+        mvtu::instantiate(self.unit(), site, false)
+    }
+}
