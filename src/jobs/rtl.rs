@@ -148,6 +148,7 @@ impl RtlJob {
     pub(super) fn run(&self) -> Result<RtlOutcome> {
         rtlgen::ownership::check_replaceable(&self.output, &synth::writes_into_design)?;
         let m = model::load(&self.model)?;
+        rtlgen::check_supported(&m, &self.model)?;
         let (fold, pixels_per_beat) =
             choose_folding(&m, &self.fold, self.pipe, self.pixels_per_beat)?;
         let cfg = RtlConfig {

@@ -72,7 +72,7 @@ impl Semantics for Dense {
         self.weights.rows() as u64 * self.weights.cols() as u64
     }
 
-    fn execute(&self, input: &[u64], counts: &mut Vec<u32>, out: &mut Vec<u64>) {
+    fn execute(&self, _shape: Shape, input: &[u64], counts: &mut Vec<u32>, out: &mut Vec<u64>) {
         popcounts(&self.weights, input, counts);
         out.clear();
         out.resize(crate::bitslice::words_for(self.weights.rows()), 0);
@@ -83,7 +83,7 @@ impl Semantics for Dense {
         }
     }
 
-    fn by_definition(&self, input: &[bool]) -> Values {
+    fn by_definition(&self, _shape: Shape, input: &[bool]) -> Values {
         Values::Bits(
             (0..self.weights.rows())
                 .map(|j| matches_by_definition(&self.weights, j, input) >= self.thresholds[j])

@@ -16,11 +16,15 @@
 //! variant of [`Layer`], one core in `rtl/`, one training op and one row in the test tables.
 //! The reference model calls only [`Semantics`]; nothing it runs touches hardware code.
 
+mod conv;
 mod dense;
 pub mod mvtu;
+mod pool;
 mod scores;
 
+pub use conv::{Conv, Padding};
 pub use dense::Dense;
+pub use pool::MaxPool;
 pub use scores::Scores;
 
 use serde::{Deserialize, Serialize};
@@ -98,17 +102,23 @@ pub trait Semantics {
     /// Binary weights held.
     fn weight_bits(&self) -> u64;
 
-    /// Executes the layer on packed `input`: the popcounts (or scores) go to `counts`; a layer
-    /// that hands on bits writes them, packed, to `out`.
-    fn execute(&self, input: &[u64], counts: &mut Vec<u32>, out: &mut Vec<u64>);
+    /// Executes the layer on packed `input` of shape `shape`: the popcounts (or scores) go to
+    /// `counts`; a layer that hands on bits writes them, packed, to `out`.
+    fn execute(&self, shape: Shape, input: &[u64], counts: &mut Vec<u32>, out: &mut Vec<u64>);
 
     /// The same straight from the numeric definition (±1 products summed as integers), on one
     /// `bool` per value (`true` = `+1`): the bits handed on, or the scores as integers.
-    fn by_definition(&self, input: &[bool]) -> Values;
+    fn by_definition(&self, shape: Shape, input: &[bool]) -> Values;
 }
 
 /// What a layer is in hardware: its core, folded, in the generated pipeline.
 pub trait Hardware {
+    /// Whether the kind has an accelerator core; the message says why not. The generator
+    /// refuses a model with a layer that has none before it asks anything else.
+    fn supported(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The matrix its folded unit computes (inputs per neuron, neurons): the space its folding
     /// (`PE` neurons in parallel, `SIMD` inputs per neuron per cycle) ranges over.
     fn unit(&self) -> LayerShape;
@@ -194,6 +204,10 @@ pub enum Values {
 pub enum Layer {
     /// Binary dense layer with one integer threshold per neuron.
     Dense(Dense),
+    /// Binary convolution with one integer threshold per output channel.
+    Conv(Conv),
+    /// Binary max-pool.
+    MaxPool(MaxPool),
     /// The output layer: binary dense, class scores are its popcounts.
     Scores(Scores),
 }
@@ -203,6 +217,8 @@ impl Layer {
     pub fn semantics(&self) -> &dyn Semantics {
         match self {
             Layer::Dense(l) => l,
+            Layer::Conv(l) => l,
+            Layer::MaxPool(l) => l,
             Layer::Scores(l) => l,
         }
     }
@@ -211,6 +227,8 @@ impl Layer {
     pub fn hardware(&self) -> &dyn Hardware {
         match self {
             Layer::Dense(l) => l,
+            Layer::Conv(l) => l,
+            Layer::MaxPool(l) => l,
             Layer::Scores(l) => l,
         }
     }
@@ -245,4 +263,266 @@ pub(crate) fn matches_by_definition(w: &BinaryMatrix, r: usize, x: &[bool]) -> u
         .sum();
     // w.x = 2 * matches - N  =>  matches = (dot + N) / 2
     ((dot + w.cols() as i64) / 2) as u32
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::bitslice::PlaneSet;
+    use crate::model::{InputShape, IntModel, Provenance};
+    use crate::reference::{predict_by_definition, Executor};
+    use crate::util::rng::Rng;
+
+    fn random_matrix(rng: &mut Rng, rows: usize, cols: usize) -> BinaryMatrix {
+        let mut m = BinaryMatrix::new(rows, cols);
+        for r in 0..rows {
+            for c in 0..cols {
+                m.set(r, c, rng.next_u64() & 1 == 1);
+            }
+        }
+        m
+    }
+
+    /// Thresholds near the middle of `0..=n + 1`, plus both "always" ends.
+    fn random_thresholds(rng: &mut Rng, count: usize, n: usize) -> Vec<u32> {
+        (0..count)
+            .map(|j| match j % 7 {
+                0 => 0,
+                1 => n as u32 + 1,
+                _ => (n / 2) as u32 + rng.below(5) as u32 - 2,
+            })
+            .collect()
+    }
+
+    /// The layers of a random model, described as `c<M>k<k><v|s>` (conv), `p<p>` (pool),
+    /// `d<N>` (dense); the output layer is added.
+    pub(crate) fn random_layers(
+        rng: &mut Rng,
+        input: Shape,
+        spec: &[&str],
+        classes: usize,
+    ) -> Vec<Layer> {
+        let mut shape = input;
+        let mut layers = Vec::new();
+        for s in spec {
+            let layer = match s.as_bytes()[0] {
+                b'c' => {
+                    let (m, rest) = s[1..].split_once('k').unwrap();
+                    let (k, pad) = rest.split_at(rest.len() - 1);
+                    let (m, k): (usize, usize) = (m.parse().unwrap(), k.parse().unwrap());
+                    let n = k * k * shape.channels;
+                    Layer::Conv(Conv {
+                        kernel: k,
+                        padding: if pad == "s" {
+                            Padding::Same
+                        } else {
+                            Padding::Valid
+                        },
+                        weights: random_matrix(rng, m, n),
+                        thresholds: random_thresholds(rng, m, n),
+                    })
+                }
+                b'p' => Layer::MaxPool(MaxPool {
+                    size: s[1..].parse().unwrap(),
+                }),
+                _ => {
+                    let m: usize = s[1..].parse().unwrap();
+                    Layer::Dense(Dense {
+                        weights: random_matrix(rng, m, shape.len()),
+                        thresholds: random_thresholds(rng, m, shape.len()),
+                    })
+                }
+            };
+            shape = layer.semantics().output_shape(shape);
+            layers.push(layer);
+        }
+        layers.push(Layer::Scores(Scores {
+            weights: random_matrix(rng, classes, shape.len()),
+        }));
+        layers
+    }
+
+    /// A random valid model of `height x width x channels` images.
+    pub(crate) fn random_model(
+        rng: &mut Rng,
+        input: InputShape,
+        planes: &[u8],
+        spec: &[&str],
+        classes: usize,
+    ) -> IntModel {
+        let planes = PlaneSet::new(planes).unwrap();
+        let values = Shape {
+            height: input.height,
+            width: input.width,
+            channels: input.channels * planes.len(),
+        };
+        let model = IntModel {
+            input,
+            layers: random_layers(rng, values, spec, classes),
+            planes,
+            provenance: Provenance::default(),
+        };
+        model.validate(std::path::Path::new("random")).unwrap();
+        model
+    }
+
+    /// The convolution of the documentation, written out on ±1 integers: `x[y][x][c]`, `-1`
+    /// outside the image, window order `(dy, dx, c)`.
+    fn naive_conv(c: &Conv, s: Shape, x: &[i32]) -> Vec<i32> {
+        let k = c.kernel as isize;
+        let pad = if c.padding == Padding::Same {
+            (k - 1) / 2
+        } else {
+            0
+        };
+        let (h, w) = (s.height as isize, s.width as isize);
+        let (oh, ow) = if c.padding == Padding::Same {
+            (h, w)
+        } else {
+            (h - k + 1, w - k + 1)
+        };
+        let n = (k * k) as usize * s.channels;
+        let mut out = Vec::new();
+        for y in 0..oh {
+            for xx in 0..ow {
+                for m in 0..c.weights.rows() {
+                    let mut dot = 0i64;
+                    for dy in 0..k {
+                        for dx in 0..k {
+                            for ch in 0..s.channels {
+                                let (sy, sx) = (y + dy - pad, xx + dx - pad);
+                                let v = if sy < 0 || sx < 0 || sy >= h || sx >= w {
+                                    -1
+                                } else {
+                                    x[((sy * w + sx) as usize) * s.channels + ch]
+                                };
+                                let i = ((dy * k + dx) as usize) * s.channels + ch;
+                                let wv = if c.weights.get(m, i) { 1 } else { -1 };
+                                dot += (v * wv) as i64;
+                            }
+                        }
+                    }
+                    let matches = (dot + n as i64) / 2;
+                    out.push(if matches >= c.thresholds[m] as i64 {
+                        1
+                    } else {
+                        -1
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn naive_pool(p: usize, s: Shape, x: &[i32]) -> Vec<i32> {
+        let mut out = Vec::new();
+        for y in 0..s.height / p {
+            for xx in 0..s.width / p {
+                for ch in 0..s.channels {
+                    let mut best = i32::MIN;
+                    for dy in 0..p {
+                        for dx in 0..p {
+                            best = best
+                                .max(x[((y * p + dy) * s.width + xx * p + dx) * s.channels + ch]);
+                        }
+                    }
+                    out.push(best);
+                }
+            }
+        }
+        out
+    }
+
+    const SPECS: [&[&str]; 6] = [
+        &["c5k3s"],
+        &["c3k3v", "p2", "d7"],
+        &["c9k5s", "p3", "c4k1v"],
+        &["c65k3s", "c2k2v", "p2"],
+        &["p2", "c70k3v", "d3"],
+        &["c7k3v", "c6k3s", "p2", "d9", "d5"],
+    ];
+
+    /// Conv and pool against the definition written out here on ±1 integers, on odd sizes,
+    /// both paddings and channel counts that are not multiples of 8 or 64; then the packed
+    /// executor and the definition, image by image.
+    #[test]
+    fn conv_and_pool_match_the_definition() {
+        let mut rng = Rng::new(31, 0);
+        for (i, spec) in SPECS.iter().enumerate() {
+            let (h, w, c) = [
+                (7, 9, 1),
+                (11, 10, 3),
+                (13, 8, 2),
+                (6, 6, 1),
+                (9, 12, 1),
+                (12, 11, 1),
+            ][i];
+            let planes: &[u8] = [
+                &[7u8, 6, 5][..],
+                &[7][..],
+                &[7, 3][..],
+                &[6, 5, 4, 3, 2][..],
+                &[7, 6, 5, 4, 3, 2, 1, 0][..],
+                &[4][..],
+            ][i];
+            let input = InputShape {
+                height: h,
+                width: w,
+                channels: c,
+            };
+            let model = random_model(&mut rng, input, planes, spec, 4);
+            let shapes = model.shapes();
+            for _ in 0..20 {
+                let x: Vec<bool> = (0..model.features())
+                    .map(|_| rng.next_u64() & 1 == 1)
+                    .collect();
+                // Layer by layer against the integers.
+                let mut v: Vec<i32> = x.iter().map(|&b| if b { 1 } else { -1 }).collect();
+                let mut bits = x.clone();
+                for (l, &s) in model.layers.iter().zip(&shapes) {
+                    let expect = match l {
+                        Layer::Conv(c) => Some(naive_conv(c, s, &v)),
+                        Layer::MaxPool(p) => Some(naive_pool(p.size, s, &v)),
+                        _ => None,
+                    };
+                    let Values::Bits(got) = l.semantics().by_definition(s, &bits) else {
+                        break;
+                    };
+                    if let Some(e) = expect {
+                        let got_i: Vec<i32> = got.iter().map(|&b| if b { 1 } else { -1 }).collect();
+                        assert_eq!(got_i, e, "{spec:?}: {}", l.semantics().kind());
+                    }
+                    v = got.iter().map(|&b| if b { 1 } else { -1 }).collect();
+                    bits = got;
+                }
+                // The packed executor against the definition.
+                let mut packed = vec![0u64; crate::bitslice::words_for(x.len())];
+                for (i, &b) in x.iter().enumerate() {
+                    if b {
+                        packed[i / 64] |= 1 << (i % 64);
+                    }
+                }
+                assert_eq!(
+                    Executor::new(&model).predict(&packed),
+                    predict_by_definition(&model, &x),
+                    "{spec:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn conv_models_round_trip_through_the_model_file() {
+        let mut rng = Rng::new(32, 0);
+        let input = InputShape {
+            height: 9,
+            width: 7,
+            channels: 2,
+        };
+        let model = random_model(&mut rng, input, &[7, 4], &["c5k3s", "p2", "c3k2v", "d6"], 3);
+        let text = crate::model::json_text(&model);
+        let back = crate::model::from_json(std::path::Path::new("m.json"), &text).unwrap();
+        assert_eq!(back, model);
+        assert_eq!(back.size_bits(), model.size_bits());
+    }
 }

@@ -62,11 +62,11 @@ impl Semantics for Scores {
         self.weights.rows() as u64 * self.weights.cols() as u64
     }
 
-    fn execute(&self, input: &[u64], counts: &mut Vec<u32>, _out: &mut Vec<u64>) {
+    fn execute(&self, _shape: Shape, input: &[u64], counts: &mut Vec<u32>, _out: &mut Vec<u64>) {
         popcounts(&self.weights, input, counts);
     }
 
-    fn by_definition(&self, input: &[bool]) -> Values {
+    fn by_definition(&self, _shape: Shape, input: &[bool]) -> Values {
         Values::Scores(
             (0..self.weights.rows())
                 .map(|c| matches_by_definition(&self.weights, c, input))

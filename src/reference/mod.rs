@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::bitslice::Sliced;
-use crate::layers::{Produces, Values};
+use crate::layers::{Produces, Shape, Values};
 use crate::model::IntModel;
 
 /// One image's result.
@@ -36,15 +36,19 @@ pub struct Scratch {
 }
 
 /// Runs a model on packed feature vectors.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Executor<'m> {
     model: &'m IntModel,
+    shapes: Vec<Shape>,
 }
 
 impl<'m> Executor<'m> {
     /// An executor for `model` (which must be valid; loaded models always are).
     pub fn new(model: &'m IntModel) -> Self {
-        Executor { model }
+        Executor {
+            model,
+            shapes: model.shapes(),
+        }
     }
 
     /// Class scores of one image's packed features, written into `scores`: every layer in
@@ -52,9 +56,9 @@ impl<'m> Executor<'m> {
     pub fn scores_into(&self, features: &[u64], scratch: &mut Scratch, scores: &mut Vec<u32>) {
         scratch.acts.clear();
         scratch.acts.extend_from_slice(features);
-        for layer in &self.model.layers {
+        for (layer, &shape) in self.model.layers.iter().zip(&self.shapes) {
             let l = layer.semantics();
-            l.execute(&scratch.acts, scores, &mut scratch.next);
+            l.execute(shape, &scratch.acts, scores, &mut scratch.next);
             match l.produces() {
                 Produces::Bits => std::mem::swap(&mut scratch.acts, &mut scratch.next),
                 Produces::Scores => return,
@@ -150,8 +154,8 @@ pub fn evaluate(model: &IntModel, data: &Sliced, labels: &[u8]) -> Evaluation {
 /// summed as integers). Used only to test the packed executor.
 pub fn predict_by_definition(model: &IntModel, features: &[bool]) -> Prediction {
     let mut x: Vec<bool> = features.to_vec();
-    for layer in &model.layers {
-        match layer.semantics().by_definition(&x) {
+    for (layer, shape) in model.layers.iter().zip(model.shapes()) {
+        match layer.semantics().by_definition(shape, &x) {
             Values::Bits(b) => x = b,
             Values::Scores(scores) => {
                 return Prediction {

@@ -275,6 +275,21 @@ pub fn output_packing(model: &IntModel) -> OutputPacking {
     }
 }
 
+/// Checks that every layer of `model` has an accelerator core (`model_path` names it).
+pub fn check_supported(model: &IntModel, model_path: &Path) -> Result<()> {
+    for (i, l) in model.layers.iter().enumerate() {
+        if let Err(why) = l.hardware().supported() {
+            return Err(Error::usage(format!(
+                "{}: layer {i} ({}): {why}; `cbnn rtl` generates accelerators for dense models \
+                 only, so far",
+                model_path.display(),
+                l.semantics().kind()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Writes the design for `model` into `dir`; returns its manifest.
 pub fn generate(
     model: &IntModel,
@@ -282,6 +297,7 @@ pub fn generate(
     cfg: &RtlConfig,
     dir: &Path,
 ) -> Result<Manifest> {
+    check_supported(model, model_path)?;
     fold::validate(&cfg.fold, model)?;
     let pixels = model.input.pixels();
     if !(cfg.clock_mhz >= 1.0 && cfg.clock_mhz <= 2000.0) {

@@ -286,66 +286,13 @@ impl Net {
 
     /// Batch norm and activation of hidden layer `l` on pre-activations `z` (`batch x n`).
     fn norm_activate(&mut self, l: usize, z: &[f32], mode: Mode, ws: &mut Workspace) {
-        let n = self.hidden[l];
-        let b = ws.batch;
-        let bn = &mut self.bn[l];
-        let (xhat, y, inv_std, act) = (
-            &mut ws.xhat[l],
-            &mut ws.y[l],
-            &mut ws.inv_std[l],
-            &mut ws.act[l],
-        );
-        xhat.resize(b * n, 0.0);
-        y.resize(b * n, 0.0);
-        act.resize(b * n, 0.0);
-        inv_std.resize(n, 0.0);
-        match mode {
-            Mode::Train => {
-                let mut mean = vec![0.0f64; n];
-                let mut var = vec![0.0f64; n];
-                for row in z.chunks_exact(n) {
-                    for (m, &x) in mean.iter_mut().zip(row) {
-                        *m += x as f64;
-                    }
-                }
-                mean.iter_mut().for_each(|m| *m /= b as f64);
-                for row in z.chunks_exact(n) {
-                    for ((v, &x), &m) in var.iter_mut().zip(row).zip(&mean) {
-                        *v += (x as f64 - m) * (x as f64 - m);
-                    }
-                }
-                var.iter_mut().for_each(|v| *v /= b as f64);
-                for j in 0..n {
-                    inv_std[j] = 1.0 / ((var[j] as f32) + BN_EPS).sqrt();
-                    let unbiased = var[j] * b as f64 / (b.max(2) - 1) as f64;
-                    bn.mean[j] += BN_MOMENTUM * (mean[j] as f32 - bn.mean[j]);
-                    bn.var[j] += BN_MOMENTUM * (unbiased as f32 - bn.var[j]);
-                }
-                for (r, row) in z.chunks_exact(n).enumerate() {
-                    for j in 0..n {
-                        let xh = (row[j] - mean[j] as f32) * inv_std[j];
-                        xhat[r * n + j] = xh;
-                        y[r * n + j] = bn.gamma.value[j] * xh + bn.beta.value[j];
-                    }
-                }
-            }
-            Mode::Eval => {
-                let scales: Vec<f32> = (0..n).map(|j| bn.eval_scale(j)).collect();
-                for (r, row) in z.chunks_exact(n).enumerate() {
-                    for j in 0..n {
-                        y[r * n + j] = bn.eval(j, scales[j], row[j]);
-                    }
-                }
-            }
-        }
-        let binarize = self.binarize;
-        for (a, &v) in act.iter_mut().zip(y.iter()) {
-            *a = if binarize {
-                sign(v)
-            } else {
-                v.clamp(-1.0, 1.0)
-            };
-        }
+        let cache = Cache {
+            xhat: &mut ws.xhat[l],
+            y: &mut ws.y[l],
+            inv_std: &mut ws.inv_std[l],
+            act: &mut ws.act[l],
+        };
+        norm_activate(&mut self.bn[l], z, self.hidden[l], mode, self.binarize, cache);
     }
 
     /// Softmax cross-entropy of the last forward pass against `labels`: returns the mean loss
@@ -471,36 +418,127 @@ impl Net {
     /// `ws.dact` (gradient w.r.t. the layer's outputs) and returns the gradient w.r.t. its
     /// pre-activations.
     fn norm_backward(&mut self, l: usize, ws: &mut Workspace) -> Vec<f32> {
-        let n = self.hidden[l];
-        let b = ws.batch;
-        let bn = &mut self.bn[l];
-        let (xhat, y, inv_std) = (&ws.xhat[l], &ws.y[l], &ws.inv_std[l]);
         let mut dy = std::mem::take(&mut ws.dact);
-        for (d, &v) in dy.iter_mut().zip(y) {
-            if v.abs() > 1.0 {
-                *d = 0.0;
-            }
-        }
-        let mut dgamma = vec![0.0f64; n];
-        let mut dbeta = vec![0.0f64; n];
-        for r in 0..b {
-            for j in 0..n {
-                let d = dy[r * n + j] as f64;
-                dgamma[j] += d * xhat[r * n + j] as f64;
-                dbeta[j] += d;
-            }
-        }
-        let mut dz = vec![0.0f32; b * n];
-        for j in 0..n {
-            bn.gamma.grad[j] = dgamma[j] as f32;
-            bn.beta.grad[j] = dbeta[j] as f32;
-            let k = bn.gamma.value[j] * inv_std[j] / b as f32;
-            for r in 0..b {
-                let i = r * n + j;
-                dz[i] = k * (b as f32 * dy[i] - dbeta[j] as f32 - xhat[i] * dgamma[j] as f32);
-            }
-        }
+        let dz = norm_backward(
+            &mut self.bn[l],
+            self.hidden[l],
+            &mut dy,
+            &ws.xhat[l],
+            &ws.y[l],
+            &ws.inv_std[l],
+        );
         ws.dact = dy;
         dz
     }
+}
+
+/// The buffers batch norm and activation keep for the backward pass.
+pub(super) struct Cache<'a> {
+    /// Normalised pre-activations.
+    pub xhat: &'a mut Vec<f32>,
+    /// Batch-norm outputs.
+    pub y: &'a mut Vec<f32>,
+    /// Per channel `1 / sqrt(var + eps)` (train mode).
+    pub inv_std: &'a mut Vec<f32>,
+    /// Activations: `sign(y)`, or `clamp(y, -1, 1)` in the surrogate graph.
+    pub act: &'a mut Vec<f32>,
+}
+
+/// Batch norm (per channel: `z` is `rows x n`, channel fastest) and sign of pre-activations
+/// `z`; in train mode batch statistics are used and the running ones updated.
+pub(super) fn norm_activate(
+    bn: &mut BatchNorm,
+    z: &[f32],
+    n: usize,
+    mode: Mode,
+    binarize: bool,
+    c: Cache,
+) {
+    let b = z.len() / n;
+    let (xhat, y, inv_std, act) = (c.xhat, c.y, c.inv_std, c.act);
+    xhat.resize(b * n, 0.0);
+    y.resize(b * n, 0.0);
+    act.resize(b * n, 0.0);
+    inv_std.resize(n, 0.0);
+    match mode {
+        Mode::Train => {
+            let mut mean = vec![0.0f64; n];
+            let mut var = vec![0.0f64; n];
+            for row in z.chunks_exact(n) {
+                for (m, &x) in mean.iter_mut().zip(row) {
+                    *m += x as f64;
+                }
+            }
+            mean.iter_mut().for_each(|m| *m /= b as f64);
+            for row in z.chunks_exact(n) {
+                for ((v, &x), &m) in var.iter_mut().zip(row).zip(&mean) {
+                    *v += (x as f64 - m) * (x as f64 - m);
+                }
+            }
+            var.iter_mut().for_each(|v| *v /= b as f64);
+            for j in 0..n {
+                inv_std[j] = 1.0 / ((var[j] as f32) + BN_EPS).sqrt();
+                let unbiased = var[j] * b as f64 / (b.max(2) - 1) as f64;
+                bn.mean[j] += BN_MOMENTUM * (mean[j] as f32 - bn.mean[j]);
+                bn.var[j] += BN_MOMENTUM * (unbiased as f32 - bn.var[j]);
+            }
+            for (r, row) in z.chunks_exact(n).enumerate() {
+                for j in 0..n {
+                    let xh = (row[j] - mean[j] as f32) * inv_std[j];
+                    xhat[r * n + j] = xh;
+                    y[r * n + j] = bn.gamma.value[j] * xh + bn.beta.value[j];
+                }
+            }
+        }
+        Mode::Eval => {
+            let scales: Vec<f32> = (0..n).map(|j| bn.eval_scale(j)).collect();
+            for (r, row) in z.chunks_exact(n).enumerate() {
+                for j in 0..n {
+                    y[r * n + j] = bn.eval(j, scales[j], row[j]);
+                }
+            }
+        }
+    }
+    for (a, &v) in act.iter_mut().zip(y.iter()) {
+        *a = if binarize { sign(v) } else { v.clamp(-1.0, 1.0) };
+    }
+}
+
+/// Straight-through activation and batch-norm backward: `dy` holds the gradient w.r.t. the
+/// activations on entry (zeroed where `|y| > 1`); returns the gradient w.r.t. `z` and fills
+/// the batch-norm parameters' gradients.
+pub(super) fn norm_backward(
+    bn: &mut BatchNorm,
+    n: usize,
+    dy: &mut [f32],
+    xhat: &[f32],
+    y: &[f32],
+    inv_std: &[f32],
+) -> Vec<f32> {
+    let b = dy.len() / n;
+    for (d, &v) in dy.iter_mut().zip(y) {
+        if v.abs() > 1.0 {
+            *d = 0.0;
+        }
+    }
+    let mut dgamma = vec![0.0f64; n];
+    let mut dbeta = vec![0.0f64; n];
+    for r in 0..b {
+        for j in 0..n {
+            let d = dy[r * n + j] as f64;
+            dgamma[j] += d * xhat[r * n + j] as f64;
+            dbeta[j] += d;
+        }
+    }
+    let mut dz = vec![0.0f32; b * n];
+    for j in 0..n {
+        bn.gamma.grad[j] = dgamma[j] as f32;
+        bn.beta.grad[j] = dbeta[j] as f32;
+        let k = bn.gamma.value[j] * inv_std[j] / b as f32;
+        for r in 0..b {
+            let i = r * n + j;
+            dz[i] = k * (b as f32 * dy[i] - dbeta[j] as f32 - xhat[i] * dgamma[j] as f32);
+        }
+    }
+    dz
 }

@@ -1,0 +1,247 @@
+//! The binary convolution: a `k x k` window over the received `H x W x C` values, stride 1,
+//! "valid" or "same" padding, then exactly the dense threshold rule per output channel.
+//!
+//! The window vector of output position `(y, x)` has `k * k * C` bits: bit
+//! `(dy * k + dx) * C + c` is channel `c` of input position `(y + dy - pad, x + dx - pad)` (`pad = (k - 1) / 2`
+//! for "same", 0 for "valid"); a position outside the image reads `-1` (bit 0), so padding is
+//! an ordinary input value that hardware feeds as a zero bit. Output channel `m` at `(y, x)`
+//! is `+1` iff `popcount(XNOR(w_m, window)) >= T_m`; the outputs are `H' x W' x M` values in
+//! row-major order, channels last.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    matches_by_definition, popcounts, Hardware, MemoryImage, Produces, Semantics, Shape, Site,
+    Values,
+};
+use crate::model::{threshold_bits, BinaryMatrix};
+use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::synth::estimate::LayerEstimate;
+
+/// How the window treats the image's border.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    /// Only windows inside the image: the output is `(H - k + 1) x (W - k + 1)`.
+    Valid,
+    /// Windows centred on every position, `(k - 1) / 2` positions of `-1` around the image:
+    /// the output is `H x W` (odd `k` only).
+    Same,
+}
+
+/// A binary convolution layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conv {
+    /// Window side `k`.
+    pub kernel: usize,
+    /// Border handling.
+    pub padding: Padding,
+    /// `out_channels x (k * k * in_channels)` weights, columns in window order.
+    pub weights: BinaryMatrix,
+    /// Per output channel: `+1` iff `popcount(XNOR(w, window)) >= threshold`; in
+    /// `0..=k*k*C + 1`.
+    pub thresholds: Vec<u32>,
+}
+
+impl Conv {
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.weights.rows()
+    }
+
+    /// Input channels the weights are for.
+    pub fn in_channels(&self) -> usize {
+        self.weights.cols() / (self.kernel * self.kernel).max(1)
+    }
+
+    /// Positions of `-1` added on each side.
+    pub fn pad(&self) -> usize {
+        match self.padding {
+            Padding::Valid => 0,
+            Padding::Same => (self.kernel - 1) / 2,
+        }
+    }
+
+    /// The input position window bit `(dy, dx)` of output `(y, x)` reads, or `None` outside
+    /// the image (padding).
+    fn source(&self, input: Shape, y: usize, x: usize, dy: usize, dx: usize) -> Option<usize> {
+        let (sy, sx) = (
+            (y + dy).checked_sub(self.pad())?,
+            (x + dx).checked_sub(self.pad())?,
+        );
+        (sy < input.height && sx < input.width).then_some(sy * input.width + sx)
+    }
+}
+
+#[inline]
+fn bit(v: &[u64], i: usize) -> bool {
+    (v[i / 64] >> (i % 64)) & 1 == 1
+}
+
+impl Semantics for Conv {
+    fn kind(&self) -> &'static str {
+        "conv"
+    }
+
+    fn produces(&self) -> Produces {
+        Produces::Bits
+    }
+
+    fn output_shape(&self, input: Shape) -> Shape {
+        let shrink = match self.padding {
+            Padding::Valid => self.kernel.saturating_sub(1),
+            Padding::Same => 0,
+        };
+        Shape {
+            height: input.height.saturating_sub(shrink),
+            width: input.width.saturating_sub(shrink),
+            channels: self.out_channels(),
+        }
+    }
+
+    fn check(&self, input: Shape) -> Result<(), String> {
+        let k = self.kernel;
+        if k == 0 {
+            return Err("has a kernel of 0".into());
+        }
+        if self.padding == Padding::Same && k.is_multiple_of(2) {
+            return Err(format!(
+                "has an even kernel {k} with \"same\" padding; \"same\" needs an odd kernel"
+            ));
+        }
+        if self.padding == Padding::Valid && (k > input.height || k > input.width) {
+            return Err(format!(
+                "has a {k}x{k} kernel but receives {}x{} positions",
+                input.height, input.width
+            ));
+        }
+        let window = k * k * input.channels;
+        if self.weights.cols() != window {
+            return Err(format!(
+                "has {} weights per channel but a {k}x{k} window of {} channels holds {window}",
+                self.weights.cols(),
+                input.channels
+            ));
+        }
+        if self.weights.rows() == 0 {
+            return Err("has no output channels".into());
+        }
+        if self.thresholds.len() != self.weights.rows() {
+            return Err(format!(
+                "has {} thresholds for {} output channels",
+                self.thresholds.len(),
+                self.weights.rows()
+            ));
+        }
+        if let Some((j, t)) = self
+            .thresholds
+            .iter()
+            .enumerate()
+            .find(|(_, &t)| t as usize > window + 1)
+        {
+            return Err(format!(
+                "channel {j} has threshold {t}, outside 0..={}",
+                window + 1
+            ));
+        }
+        Ok(())
+    }
+
+    fn size_bits(&self) -> u64 {
+        let n = self.weights.cols() as u64;
+        self.weights.rows() as u64 * (n + threshold_bits(n) as u64)
+    }
+
+    fn weight_bits(&self) -> u64 {
+        self.weights.rows() as u64 * self.weights.cols() as u64
+    }
+
+    fn execute(&self, shape: Shape, input: &[u64], counts: &mut Vec<u32>, out: &mut Vec<u64>) {
+        let o = self.output_shape(shape);
+        let (k, c, m) = (self.kernel, shape.channels, self.out_channels());
+        let mut window = vec![0u64; crate::bitslice::words_for(k * k * c)];
+        out.clear();
+        out.resize(crate::bitslice::words_for(o.len()), 0);
+        for y in 0..o.height {
+            for x in 0..o.width {
+                window.fill(0);
+                for dy in 0..k {
+                    for dx in 0..k {
+                        let Some(p) = self.source(shape, y, x, dy, dx) else {
+                            continue;
+                        };
+                        let (from, to) = (p * c, (dy * k + dx) * c);
+                        for ch in 0..c {
+                            if bit(input, from + ch) {
+                                window[(to + ch) / 64] |= 1 << ((to + ch) % 64);
+                            }
+                        }
+                    }
+                }
+                popcounts(&self.weights, &window, counts);
+                let base = (y * o.width + x) * m;
+                for (j, (&n, &t)) in counts.iter().zip(&self.thresholds).enumerate() {
+                    if n >= t {
+                        out[(base + j) / 64] |= 1 << ((base + j) % 64);
+                    }
+                }
+            }
+        }
+    }
+
+    fn by_definition(&self, shape: Shape, input: &[bool]) -> Values {
+        let o = self.output_shape(shape);
+        let (k, c) = (self.kernel, shape.channels);
+        let mut out = Vec::with_capacity(o.len());
+        for y in 0..o.height {
+            for x in 0..o.width {
+                let mut window = vec![false; k * k * c];
+                for dy in 0..k {
+                    for dx in 0..k {
+                        if let Some(p) = self.source(shape, y, x, dy, dx) {
+                            for ch in 0..c {
+                                window[(dy * k + dx) * c + ch] = input[p * c + ch];
+                            }
+                        }
+                    }
+                }
+                for j in 0..self.out_channels() {
+                    out.push(
+                        matches_by_definition(&self.weights, j, &window) >= self.thresholds[j],
+                    );
+                }
+            }
+        }
+        Values::Bits(out)
+    }
+}
+
+/// No accelerator core yet: `cbnn rtl` refuses convolutional models before it reaches these.
+impl Hardware for Conv {
+    fn supported(&self) -> Result<(), String> {
+        Err("binary convolution has no accelerator core yet".into())
+    }
+
+    fn unit(&self) -> LayerShape {
+        LayerShape {
+            inputs: self.weights.cols(),
+            outputs: self.weights.rows(),
+        }
+    }
+
+    fn estimate(&self, _f: LayerFold) -> LayerEstimate {
+        LayerEstimate::default()
+    }
+
+    fn images(&self, _f: LayerFold) -> Vec<MemoryImage> {
+        Vec::new()
+    }
+
+    fn output_width(&self) -> usize {
+        self.out_channels()
+    }
+
+    fn instantiate(&self, _site: &Site) -> String {
+        String::new()
+    }
+}

@@ -1,0 +1,139 @@
+//! The binary max-pool: `p x p` windows, stride `p`, on the ±1 outputs of the layer before.
+//!
+//! On ±1 values the maximum is `+1` iff any value of the window is `+1`: an OR of the bits.
+//! Pooling sits after the previous layer's threshold (batch norm and sign are folded into the
+//! thresholds before it), so it commutes with nothing and needs no care for negative
+//! batch-norm scales. The output is `floor(H / p) x floor(W / p) x C`: rows and columns past the
+//! last whole window are dropped.
+
+use super::{Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
+use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::synth::estimate::LayerEstimate;
+
+/// A binary max-pool layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaxPool {
+    /// Window side and stride `p`.
+    pub size: usize,
+}
+
+impl Semantics for MaxPool {
+    fn kind(&self) -> &'static str {
+        "maxpool"
+    }
+
+    fn produces(&self) -> Produces {
+        Produces::Bits
+    }
+
+    fn output_shape(&self, input: Shape) -> Shape {
+        let p = self.size.max(1);
+        Shape {
+            height: input.height / p,
+            width: input.width / p,
+            channels: input.channels,
+        }
+    }
+
+    fn check(&self, input: Shape) -> Result<(), String> {
+        let p = self.size;
+        if p < 2 {
+            return Err(format!("has a pool size of {p}; at least 2 is needed"));
+        }
+        if p > input.height || p > input.width {
+            return Err(format!(
+                "has a {p}x{p} pool but receives {}x{} positions",
+                input.height, input.width
+            ));
+        }
+        Ok(())
+    }
+
+    fn size_bits(&self) -> u64 {
+        0
+    }
+
+    fn weight_bits(&self) -> u64 {
+        0
+    }
+
+    fn execute(&self, shape: Shape, input: &[u64], counts: &mut Vec<u32>, out: &mut Vec<u64>) {
+        counts.clear();
+        let o = self.output_shape(shape);
+        let (p, c) = (self.size, shape.channels);
+        out.clear();
+        out.resize(crate::bitslice::words_for(o.len()), 0);
+        for y in 0..o.height {
+            for x in 0..o.width {
+                let base = (y * o.width + x) * c;
+                for dy in 0..p {
+                    for dx in 0..p {
+                        let from = ((y * p + dy) * shape.width + x * p + dx) * c;
+                        for ch in 0..c {
+                            let i = from + ch;
+                            if (input[i / 64] >> (i % 64)) & 1 == 1 {
+                                out[(base + ch) / 64] |= 1 << ((base + ch) % 64);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn by_definition(&self, shape: Shape, input: &[bool]) -> Values {
+        let o = self.output_shape(shape);
+        let (p, c) = (self.size, shape.channels);
+        let mut out = Vec::with_capacity(o.len());
+        for y in 0..o.height {
+            for x in 0..o.width {
+                for ch in 0..c {
+                    // max over the window of ±1 values
+                    let max = (0..p * p)
+                        .map(|d| {
+                            let (sy, sx) = (y * p + d / p, x * p + d % p);
+                            if input[(sy * shape.width + sx) * c + ch] {
+                                1i32
+                            } else {
+                                -1
+                            }
+                        })
+                        .max()
+                        .unwrap_or(-1);
+                    out.push(max == 1);
+                }
+            }
+        }
+        Values::Bits(out)
+    }
+}
+
+/// No accelerator core yet: `cbnn rtl` refuses models with pooling before it reaches these.
+impl Hardware for MaxPool {
+    fn supported(&self) -> Result<(), String> {
+        Err("binary max-pool has no accelerator core yet".into())
+    }
+
+    fn unit(&self) -> LayerShape {
+        LayerShape {
+            inputs: self.size * self.size,
+            outputs: 1,
+        }
+    }
+
+    fn estimate(&self, _f: LayerFold) -> LayerEstimate {
+        LayerEstimate::default()
+    }
+
+    fn images(&self, _f: LayerFold) -> Vec<MemoryImage> {
+        Vec::new()
+    }
+
+    fn output_width(&self) -> usize {
+        0
+    }
+
+    fn instantiate(&self, _site: &Site) -> String {
+        String::new()
+    }
+}
