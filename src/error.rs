@@ -99,6 +99,7 @@ impl Error {
 #[allow(missing_docs)] // each variant is worded by `name`
 pub enum Setting {
     Hidden,
+    Arch,
     Planes,
     Epochs,
     Batch,
@@ -135,6 +136,7 @@ impl Setting {
         use Setting::*;
         match self {
             Hidden => "hidden widths",
+            Arch => "architecture",
             Planes => "planes",
             Epochs => "epochs",
             Batch => "batch size",

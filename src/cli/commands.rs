@@ -46,6 +46,7 @@ pub fn flag(s: Setting) -> &'static str {
     use Setting::*;
     match s {
         Hidden => "--hidden",
+        Arch => "--arch",
         Planes => "--planes",
         Epochs => "--epochs",
         Batch => "--batch",
@@ -100,7 +101,7 @@ fn target(t: SynthTarget) -> synth::Target {
 /// The job a command line asks for (commands that are not jobs: `None`).
 pub fn job(command: &Command) -> Result<Option<Job>> {
     Ok(Some(match command {
-        Command::Train(a) => Job::Train(train_job(a)),
+        Command::Train(a) => Job::Train(train_job(a)?),
         Command::Eval(a) => Job::Eval(EvalJob {
             model: a.model.clone(),
             data: data(&a.data),
@@ -128,10 +129,11 @@ pub fn job(command: &Command) -> Result<Option<Job>> {
     }))
 }
 
-fn train_job(a: &TrainArgs) -> TrainJob {
-    TrainJob {
+fn train_job(a: &TrainArgs) -> Result<TrainJob> {
+    Ok(TrainJob {
         data: data(&a.data),
         hidden: a.hidden.clone(),
+        arch: a.arch.as_deref().map(str::parse).transpose()?,
         planes: a.planes.clone(),
         epochs: a.epochs,
         batch: a.batch,
@@ -144,7 +146,7 @@ fn train_job(a: &TrainArgs) -> TrainJob {
         output: a.output.clone(),
         json: a.json.clone(),
         float: a.float,
-    }
+    })
 }
 
 fn sensitivity_job(a: &SensitivityArgs) -> Result<SensitivityJob> {
@@ -348,12 +350,12 @@ fn print_train(t: &TrainOutcome) {
     match t {
         TrainOutcome::Binary(r) => {
             outln!("model        {}", r.model);
-            outln!(
-                "layers       {} -> {} -> {}",
-                r.features,
-                join(&r.hidden),
-                r.classes
-            );
+            let layers = if r.arch.split(',').all(|l| l.starts_with('d')) {
+                join(&r.hidden)
+            } else {
+                r.arch.replace(',', " -> ")
+            };
+            outln!("layers       {} -> {layers} -> {}", r.features, r.classes);
             outln!("size         {} bits (weights + thresholds)", r.size_bits);
             outln!("best epoch   {} of {}", r.best_epoch, r.epochs);
             outln!(

@@ -183,6 +183,12 @@ pub struct TrainArgs {
     /// Hidden layer widths, input side first.
     #[arg(long, value_delimiter = ',', default_value = "256,256,256")]
     pub hidden: Vec<usize>,
+    /// The hidden layers instead of --hidden, input side first: cN (binary 3x3 convolution of
+    /// N channels, "same" padding; cNkK for a KxK kernel, a trailing v for "valid"), pP (PxP
+    /// max-pool), dN (dense); `conv` is the default convnet (c32,p2,c64,p2,d256), `mlp` the
+    /// default perceptron.
+    #[arg(long, value_name = "SPEC", conflicts_with = "hidden")]
+    pub arch: Option<String>,
     /// Kept bit planes, most significant first (7 = MSB).
     #[arg(long, value_delimiter = ',', default_value = "7,6,5,4,3,2,1,0")]
     pub planes: Vec<u8>,

@@ -11,6 +11,7 @@ use crate::error::{Error, Result, Setting};
 use crate::float::{self, train::FloatConfig};
 use crate::model;
 use crate::reference;
+use crate::train::arch::Arch;
 use crate::train::{self, DataMeta, ExportCheck, SlicedSet, TrainConfig};
 use crate::util::atomic;
 use crate::util::output::Plan;
@@ -20,8 +21,11 @@ use crate::util::output::Plan;
 pub struct TrainJob {
     /// The images.
     pub data: DataSource,
-    /// Hidden layer widths, input side first.
+    /// Hidden layer widths of a multilayer perceptron, input side first (when `arch` is not
+    /// given).
     pub hidden: Vec<usize>,
+    /// The hidden layers in the architecture notation ([`crate::train::arch`]).
+    pub arch: Option<Arch>,
     /// Kept bit planes, most significant first.
     pub planes: Vec<u8>,
     /// Training epochs.
@@ -55,6 +59,7 @@ impl TrainJob {
         Self {
             data,
             hidden: d.hidden,
+            arch: None,
             planes: vec![7, 6, 5, 4, 3, 2, 1, 0],
             epochs: d.epochs,
             batch: d.batch,
@@ -79,6 +84,7 @@ impl TrainJob {
         if self.hidden != d.hidden {
             a.list("--hidden", &self.hidden);
         }
+        a.opt("--arch", self.arch.as_ref());
         if self.planes != d.planes {
             a.list("--planes", &self.planes);
         }
@@ -121,6 +127,7 @@ impl TrainJob {
         let planes = PlaneSet::new(&self.planes)?;
         let cfg = TrainConfig {
             hidden: self.hidden.clone(),
+            arch: self.arch.clone(),
             epochs: self.epochs,
             batch: self.batch,
             lr: self.lr.unwrap_or(0.01),
@@ -145,7 +152,13 @@ impl TrainJob {
             planes: planes.clone(),
         };
         let features = meta.input.pixels() * planes.len();
-        train::check_size(features, &cfg.hidden, ds.classes)?;
+        match &cfg.arch {
+            Some(a) if a.is_conv() => train::check_conv_size(&meta, a, cfg.batch)?,
+            Some(a) => {
+                train::check_size(features, &a.dense_widths().unwrap_or_default(), ds.classes)?
+            }
+            None => train::check_size(features, &cfg.hidden, ds.classes)?,
+        }
         let slice_start = Instant::now();
         let (train_set, val_set, test_set) = (
             sliced(&split.train, &planes, cfg.augment > 0),
@@ -155,7 +168,10 @@ impl TrainJob {
         let slice_seconds = slice_start.elapsed().as_secs_f64();
         errln!(
             "training {features} -> {} -> {} on {} ({} train / {} validation images, planes {planes})",
-            join(&self.hidden),
+            match &self.arch {
+                Some(a) => a.to_string().replace(',', " -> "),
+                None => join(&self.hidden),
+            },
             ds.classes,
             self.data.dataset,
             train_set.x.count(),
@@ -189,6 +205,7 @@ impl TrainJob {
             dataset: self.data.dataset.clone(),
             planes: planes.planes().to_vec(),
             features: m.features(),
+            arch: m.arch(),
             hidden: m.hidden_widths(),
             classes: m.classes(),
             size_bits: m.size_bits(),
@@ -208,8 +225,19 @@ impl TrainJob {
     }
 
     fn run_float(&self) -> Result<FloatTrainReport> {
+        let hidden = match &self.arch {
+            None => self.hidden.clone(),
+            Some(a) => a.dense_widths().ok_or_else(|| {
+                Error::invalid([
+                    Setting::Float.into(),
+                    " trains multilayer perceptrons only so far; give ".into(),
+                    Setting::Arch.into(),
+                    " with dense layers (dN) only".into(),
+                ])
+            })?,
+        };
         let cfg = FloatConfig {
-            hidden: self.hidden.clone(),
+            hidden: hidden.clone(),
             epochs: self.epochs,
             batch: self.batch,
             lr: self.lr.unwrap_or(0.001),
@@ -220,11 +248,11 @@ impl TrainJob {
         let ds = self.data.open()?;
         let split = ds.split(self.validation, self.limit)?;
         let input = input_shape(&ds);
-        train::check_size(input.pixels(), &self.hidden, ds.classes)?;
+        train::check_size(input.pixels(), &hidden, ds.classes)?;
         errln!(
             "training full precision {} -> {} -> {} on {} ({} train / {} validation images, 8-bit pixels)",
             input.pixels(),
-            join(&self.hidden),
+            join(&hidden),
             ds.classes,
             self.data.dataset,
             split.train.len(),
@@ -285,7 +313,9 @@ pub struct TrainReport {
     pub planes: Vec<u8>,
     /// Input features (pixels x channels x planes).
     pub features: usize,
-    /// Hidden widths.
+    /// The hidden layers in the architecture notation.
+    pub arch: String,
+    /// Widths of the dense hidden layers.
     pub hidden: Vec<usize>,
     /// Classes.
     pub classes: usize,

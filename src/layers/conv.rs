@@ -87,6 +87,17 @@ impl Semantics for Conv {
         Produces::Bits
     }
 
+    fn notation(&self) -> String {
+        let mut s = format!("c{}", self.out_channels());
+        if self.kernel != 3 {
+            s += &format!("k{}", self.kernel);
+        }
+        if self.padding == Padding::Valid {
+            s.push('v');
+        }
+        s
+    }
+
     fn output_shape(&self, input: Shape) -> Shape {
         let shrink = match self.padding {
             Padding::Valid => self.kernel.saturating_sub(1),

@@ -27,6 +27,10 @@ impl Semantics for Dense {
         Produces::Bits
     }
 
+    fn notation(&self) -> String {
+        format!("d{}", self.weights.rows())
+    }
+
     fn output_shape(&self, _input: Shape) -> Shape {
         Shape::flat(self.weights.rows())
     }

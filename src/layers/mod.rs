@@ -88,6 +88,10 @@ pub trait Semantics {
     /// Whether the layer hands on bits or the class scores.
     fn produces(&self) -> Produces;
 
+    /// The layer in the architecture notation of `cbnn train --arch` (`d256`, `c32`, `p2`;
+    /// the output layer, which every model has, is `out10`).
+    fn notation(&self) -> String;
+
     /// The shape it hands on when it receives `input` (for [`Produces::Scores`], one value per
     /// class).
     fn output_shape(&self, input: Shape) -> Shape;

@@ -26,6 +26,10 @@ impl Semantics for MaxPool {
         Produces::Bits
     }
 
+    fn notation(&self) -> String {
+        format!("p{}", self.size)
+    }
+
     fn output_shape(&self, input: Shape) -> Shape {
         let p = self.size.max(1);
         Shape {

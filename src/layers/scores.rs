@@ -33,6 +33,10 @@ impl Semantics for Scores {
         Produces::Scores
     }
 
+    fn notation(&self) -> String {
+        format!("out{}", self.weights.rows())
+    }
+
     fn output_shape(&self, _input: Shape) -> Shape {
         Shape::flat(self.weights.rows())
     }

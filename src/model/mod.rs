@@ -230,6 +230,17 @@ impl IntModel {
             .collect()
     }
 
+    /// The hidden layers in the architecture notation of `cbnn train --arch`
+    /// (`c32,p2,c64,p2,d256`).
+    pub fn arch(&self) -> String {
+        self.layers
+            .iter()
+            .filter(|l| l.semantics().produces() == Produces::Bits)
+            .map(|l| l.semantics().notation())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The dense layers and the output layer when the model is a multilayer perceptron (what
     /// the fast engines run); `None` for any other stack of kinds.
     pub fn as_mlp(&self) -> Option<(Vec<&Dense>, &Scores)> {

@@ -99,17 +99,29 @@ fn update_first(c: Coeffs, layout: Layout, p: &mut Param, offset: &[f32]) {
 }
 
 impl Adam {
-    /// One update of every parameter of `net` with learning rate `lr`; `first_offset` is the
-    /// first layer's gradient offset from the backward pass.
-    pub fn step(&mut self, net: &mut Net, lr: f32, first_offset: &[f32]) {
+    fn coeffs(&mut self, lr: f32) -> Coeffs {
         self.t += 1;
         let t = self.t as i32;
-        let c = Coeffs {
+        Coeffs {
             b1: self.beta1,
             b2: self.beta2,
             eps: self.eps,
             step: lr * (1.0 - self.beta2.powi(t)).sqrt() / (1.0 - self.beta1.powi(t)),
-        };
+        }
+    }
+
+    /// One update of each of `params` (their `grad` as it is) with learning rate `lr`.
+    pub fn step_params(&mut self, params: Vec<&mut Param>, lr: f32) {
+        let c = self.coeffs(lr);
+        for p in params {
+            update_param(c, p);
+        }
+    }
+
+    /// One update of every parameter of `net` with learning rate `lr`; `first_offset` is the
+    /// first layer's gradient offset from the backward pass.
+    pub fn step(&mut self, net: &mut Net, lr: f32, first_offset: &[f32]) {
+        let c = self.coeffs(lr);
         let layout = net.first_layout();
         update_first(c, layout, &mut net.w1, first_offset);
         for p in net.params_mut().into_iter().skip(1) {

@@ -8,9 +8,11 @@
 //! the neuron decreasing in `p`: its weight row is inverted (`p' = N - p`) and the same search
 //! runs on the mirrored function, so hardware needs only `>=`.
 
+use super::conv::{self, ConvNet};
 use super::first_layer::Layout;
 use super::net::{BatchNorm, Net};
 use crate::bitslice::PlaneSet;
+use crate::layers::{Conv, Layer, MaxPool, Scores};
 use crate::model::{BinaryMatrix, Dense, InputShape, IntModel, Provenance};
 
 /// Threshold of neuron `j` of a layer with `n` inputs, and whether its row must be inverted.
@@ -108,5 +110,77 @@ mod tests {
         assert_eq!(first_true(5, |_| false), 6);
         assert_eq!(first_true(5, |p| p >= 3), 3);
         assert_eq!(first_true(0, |p| p == 0), 0);
+    }
+}
+
+/// The binary weights `rows x cols` of `w` and one threshold per row from `bn` (rows of a
+/// negative batch-norm scale inverted).
+fn thresholded(w: &[f32], bn: &BatchNorm, rows: usize, cols: usize) -> (BinaryMatrix, Vec<u32>) {
+    let mut weights = dense_matrix(w, rows, cols);
+    let thresholds = (0..rows)
+        .map(|j| {
+            let (t, invert) = threshold(bn, j, cols);
+            if invert {
+                weights.invert_row(j);
+            }
+            t
+        })
+        .collect();
+    (weights, thresholds)
+}
+
+/// The integer model computing exactly what the convolutional graph `net` computes in
+/// inference mode: per conv channel and dense neuron the threshold search above (a window of
+/// `k * k * C` inputs is a neuron of that many inputs, padding included), pooling as it is.
+pub fn export_conv(
+    net: &ConvNet,
+    input: InputShape,
+    planes: &PlaneSet,
+    provenance: Provenance,
+) -> IntModel {
+    let mut layers: Vec<Layer> = net
+        .layers
+        .iter()
+        .map(|l| match l {
+            conv::Layer::Conv {
+                kernel,
+                padding,
+                input,
+                output,
+                w,
+                bn,
+            } => {
+                let cols = kernel * kernel * input.channels;
+                let (weights, thresholds) = thresholded(&w.value, bn, output.channels, cols);
+                Layer::Conv(Conv {
+                    kernel: *kernel,
+                    padding: *padding,
+                    weights,
+                    thresholds,
+                })
+            }
+            conv::Layer::Pool { size, .. } => Layer::MaxPool(MaxPool { size: *size }),
+            conv::Layer::Dense {
+                inputs,
+                outputs,
+                w,
+                bn,
+            } => {
+                let (weights, thresholds) = thresholded(&w.value, bn, *outputs, *inputs);
+                Layer::Dense(Dense {
+                    weights,
+                    thresholds,
+                })
+            }
+        })
+        .collect();
+    layers.push(Layer::Scores(Scores {
+        weights: dense_matrix(&net.out.value, net.classes, net.last()),
+    }));
+    IntModel {
+        input,
+        planes: planes.clone(),
+        layers,
+        provenance,
     }
 }

@@ -8,7 +8,9 @@
 //! downstream ever sees a float.
 
 mod adam;
+pub mod arch;
 mod augment;
+pub mod conv;
 pub mod export;
 pub mod first_layer;
 pub mod net;
@@ -22,6 +24,7 @@ use crate::error::{Error, Result, Setting};
 use crate::model::{InputShape, IntModel, Provenance};
 use crate::reference;
 use crate::util::{progress, rng::Rng};
+use conv::ConvNet;
 use first_layer::ActiveBits;
 use net::{Mode, Net, Workspace};
 
@@ -29,8 +32,12 @@ use net::{Mode, Net, Workspace};
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
-    /// Hidden layer widths.
+    /// Hidden layer widths of a multilayer perceptron (when `arch` is not given).
     pub hidden: Vec<usize>,
+    /// The hidden layers in the architecture notation ([`arch`]); a convolutional network when
+    /// it has convolutions or pooling. `None`: the perceptron of `hidden`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<arch::Arch>,
     /// Epochs.
     pub epochs: usize,
     /// Batch size.
@@ -52,6 +59,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             hidden: vec![256, 256, 256],
+            arch: None,
             epochs: 20,
             batch: 100,
             lr: 0.01,
@@ -109,18 +117,111 @@ pub struct EpochReport {
     pub images: usize,
 }
 
+/// A trained float graph: the MLP graph or the convolutional one.
+#[derive(Clone, Debug)]
+pub enum Network {
+    /// The multilayer perceptron graph.
+    Mlp(Net),
+    /// The convolutional graph.
+    Conv(ConvNet),
+}
+
 /// The result of a training run.
 #[derive(Clone, Debug)]
 pub struct Trained {
     /// The exported integer model of the best epoch.
     pub model: IntModel,
     /// The float network of the best epoch.
-    pub net: Net,
+    pub net: Network,
     /// Per-epoch history.
     pub history: Vec<EpochReport>,
     /// Training images per second over the whole run (training steps only, evaluation
     /// excluded).
     pub images_per_second: f64,
+}
+
+/// What the epoch loop needs of a float graph.
+trait Graph: Clone {
+    /// Buffers reused from batch to batch.
+    type Ws: Default;
+    /// One training step on a batch of packed feature rows: forward (train mode), loss,
+    /// backward, one Adam update. Returns the mean loss and the correct predictions.
+    fn step(
+        &mut self,
+        rows: &[&[u64]],
+        labels: &[u8],
+        lr: f32,
+        adam: &mut adam::Adam,
+        ws: &mut Self::Ws,
+    ) -> (f64, usize);
+    /// The integer model computing what the graph computes in inference mode.
+    fn export(&self, meta: &DataMeta) -> IntModel;
+    /// The graph as a [`Network`].
+    fn network(self) -> Network;
+}
+
+impl Graph for Net {
+    type Ws = (Workspace, Vec<ActiveBits>);
+
+    fn step(
+        &mut self,
+        rows: &[&[u64]],
+        labels: &[u8],
+        lr: f32,
+        adam: &mut adam::Adam,
+        (ws, bits): &mut Self::Ws,
+    ) -> (f64, usize) {
+        bits.resize_with(rows.len(), ActiveBits::default);
+        for (slot, row) in bits.iter_mut().zip(rows) {
+            slot.fill(row, self.features);
+        }
+        self.forward(bits, Mode::Train, ws);
+        let (loss, ok) = self.loss(labels, ws);
+        self.backward(bits, ws);
+        let offset = self.first_offset(ws).to_vec();
+        if loss.is_finite() {
+            adam.step(self, lr, &offset);
+        }
+        (loss, ok)
+    }
+
+    fn export(&self, meta: &DataMeta) -> IntModel {
+        export::export(self, meta.input, &meta.planes, Provenance::default())
+    }
+
+    fn network(self) -> Network {
+        Network::Mlp(self)
+    }
+}
+
+impl Graph for ConvNet {
+    type Ws = (conv::Workspace, Vec<f32>);
+
+    fn step(
+        &mut self,
+        rows: &[&[u64]],
+        labels: &[u8],
+        lr: f32,
+        adam: &mut adam::Adam,
+        (ws, x): &mut Self::Ws,
+    ) -> (f64, usize) {
+        conv::unpack(rows, self.input.len(), x);
+        self.forward(x, Mode::Train, ws);
+        let (loss, ok) = self.loss(labels, ws);
+        if loss.is_finite() {
+            self.backward(ws);
+            adam.step_params(self.params_mut(), lr);
+        }
+        (loss, ok)
+    }
+
+    fn export(&self, meta: &DataMeta) -> IntModel {
+        export::export_conv(self, meta.input, &meta.planes, Provenance::default())
+    }
+
+    fn network(self) -> Network {
+        Network::Conv(self)
+    }
 }
 
 impl Trained {
@@ -140,7 +241,9 @@ impl Trained {
     }
 }
 
-/// Trains a network on `train`, keeping the epoch whose integer model scores best on `val`.
+/// Trains a network on `train`, keeping the epoch whose integer model scores best on `val`: the
+/// convolutional graph when the configuration's architecture has convolutions or pooling, else
+/// the multilayer perceptron.
 pub fn train(
     cfg: &TrainConfig,
     meta: &DataMeta,
@@ -149,7 +252,36 @@ pub fn train(
 ) -> Result<Trained> {
     validate(cfg, meta, train)?;
     let features = train.x.features;
-    let mut net = Net::new(features, &cfg.hidden, meta.classes, cfg.seed);
+    match cfg.arch.as_ref().filter(|a| a.is_conv()) {
+        Some(arch) => {
+            let input = crate::layers::Shape {
+                height: meta.input.height,
+                width: meta.input.width,
+                channels: meta.input.channels * meta.planes.len(),
+            };
+            let net = ConvNet::new(input, arch, meta.classes, cfg.seed);
+            epochs(net, cfg, meta, train, val)
+        }
+        None => {
+            let hidden = cfg
+                .arch
+                .as_ref()
+                .and_then(arch::Arch::dense_widths)
+                .unwrap_or_else(|| cfg.hidden.clone());
+            let net = Net::new(features, &hidden, meta.classes, cfg.seed);
+            epochs(net, cfg, meta, train, val)
+        }
+    }
+}
+
+/// The epoch loop of every graph.
+fn epochs<G: Graph>(
+    mut net: G,
+    cfg: &TrainConfig,
+    meta: &DataMeta,
+    train: &SlicedSet,
+    val: &SlicedSet,
+) -> Result<Trained> {
     let mut adam = adam::Adam::default();
     let mut rng = Rng::new(cfg.seed, 2);
     let mut order: Vec<usize> = (0..train.x.count()).collect();
@@ -158,11 +290,11 @@ pub fn train(
     let decay = cfg.lr_final.powf(1.0 / total_steps);
     let mut lr = cfg.lr;
     let mut lr_last = lr;
-    let mut ws = Workspace::default();
-    let mut bits: Vec<ActiveBits> = Vec::new();
+    let mut ws = G::Ws::default();
+    let mut shifted: Vec<Vec<u64>> = Vec::new();
     let mut labels: Vec<u8> = Vec::new();
     let mut history = Vec::new();
-    let mut best: Option<(f64, IntModel, Net)> = None;
+    let mut best: Option<(f64, IntModel, G)> = None;
     let mut train_seconds = 0.0;
     let augmenter = match (&train.images, cfg.augment) {
         (_, 0) => None,
@@ -178,26 +310,23 @@ pub fn train(
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         let lr_first = lr;
         for chunk in order.chunks(cfg.batch).filter(|c| c.len() >= 2) {
-            bits.resize_with(chunk.len(), ActiveBits::default);
             labels.clear();
-            for (slot, &i) in bits.iter_mut().zip(chunk) {
-                match &augmenter {
-                    Some(aug) => slot.fill(&aug.row(i, &mut rng), features),
-                    None => slot.fill(train.x.row(i), features),
+            labels.extend(chunk.iter().map(|&i| train.y[i]));
+            let rows: Vec<&[u64]> = match &augmenter {
+                Some(aug) => {
+                    shifted.clear();
+                    shifted.extend(chunk.iter().map(|&i| aug.row(i, &mut rng)));
+                    shifted.iter().map(Vec::as_slice).collect()
                 }
-                labels.push(train.y[i]);
-            }
-            net.forward(&bits, Mode::Train, &mut ws);
-            let (loss, ok) = net.loss(&labels, &mut ws);
-            net.backward(&bits, &mut ws);
-            let offset = net.first_offset(&ws).to_vec();
+                None => chunk.iter().map(|&i| train.x.row(i)).collect(),
+            };
+            let (loss, ok) = net.step(&rows, &labels, lr, &mut adam, &mut ws);
             if !loss.is_finite() {
                 return Err(Error::CheckFailed(format!(
                     "training diverged in epoch {epoch} (the loss is {loss}); a smaller learning \
                      rate may help, and nothing was written"
                 )));
             }
-            adam.step(&mut net, lr, &offset);
             lr_last = lr;
             lr *= decay;
             loss_sum += loss * chunk.len() as f64;
@@ -209,7 +338,7 @@ pub fn train(
         let seconds = start.elapsed().as_secs_f64();
         train_seconds += seconds;
         images += seen;
-        let model = export::export(&net, meta.input, &meta.planes, Provenance::default());
+        let model = net.export(meta);
         let val_accuracy = reference::evaluate(&model, &val.x, &val.y).accuracy;
         let report = EpochReport {
             epoch,
@@ -262,7 +391,7 @@ pub fn train(
     };
     Ok(Trained {
         model,
-        net: best_net,
+        net: best_net.network(),
         history,
         images_per_second: images as f64 / train_seconds.max(1e-9),
     })
@@ -373,13 +502,113 @@ pub fn check_size(features: usize, hidden: &[usize], classes: usize) -> Result<(
     Ok(())
 }
 
+/// Most floats one batch's activations and windows may take in a convolutional network
+/// (2^28, 1 GiB).
+pub const MAX_BATCH_FLOATS: u64 = 1 << 28;
+
+/// Checks that a convolutional architecture fits the images of `meta` (every window and pool
+/// inside what it receives) and memory (weights, and `batch` images' windows and activations).
+pub fn check_conv_size(meta: &DataMeta, arch: &arch::Arch, batch: usize) -> Result<()> {
+    let mut shape = crate::layers::Shape {
+        height: meta.input.height,
+        width: meta.input.width,
+        channels: meta.input.channels * meta.planes.len(),
+    };
+    let (mut weights, mut floats) = (0u64, 0u64);
+    let at = |i: usize, op: &arch::Op| format!(" {arch}: layer {i} ({op})");
+    for (i, op) in arch.0.iter().enumerate() {
+        let s = shape;
+        shape = match *op {
+            arch::Op::Conv {
+                channels,
+                kernel,
+                padding,
+            } => {
+                if padding == crate::layers::Padding::Valid
+                    && (kernel > s.height || kernel > s.width)
+                {
+                    return Err(invalid!(
+                        Setting::Arch,
+                        "{}: a {kernel}x{kernel} window does not fit the {}x{} positions it receives",
+                        at(i, op),
+                        s.height,
+                        s.width
+                    ));
+                }
+                let shrink = if padding == crate::layers::Padding::Valid {
+                    kernel - 1
+                } else {
+                    0
+                };
+                let out = crate::layers::Shape {
+                    height: s.height - shrink,
+                    width: s.width - shrink,
+                    channels,
+                };
+                let window = (kernel * kernel * s.channels) as u64;
+                weights = weights.saturating_add(window.saturating_mul(channels as u64));
+                let positions = (out.height * out.width) as u64;
+                floats =
+                    floats.saturating_add(positions.saturating_mul(window + 4 * channels as u64));
+                out
+            }
+            arch::Op::Pool(p) => {
+                if p > s.height || p > s.width {
+                    return Err(invalid!(
+                        Setting::Arch,
+                        "{}: a {p}x{p} pool does not fit the {}x{} positions it receives",
+                        at(i, op),
+                        s.height,
+                        s.width
+                    ));
+                }
+                crate::layers::Shape {
+                    height: s.height / p,
+                    width: s.width / p,
+                    channels: s.channels,
+                }
+            }
+            arch::Op::Dense(n) => {
+                weights = weights.saturating_add((s.len() as u64).saturating_mul(n as u64));
+                floats = floats.saturating_add(4 * n as u64);
+                crate::layers::Shape::flat(n)
+            }
+        };
+    }
+    weights = weights.saturating_add((shape.len() as u64).saturating_mul(meta.classes as u64));
+    if weights > MAX_PARAMETERS {
+        return Err(invalid!(
+            Setting::Arch,
+            " {arch}: {weights} weights are more than the {MAX_PARAMETERS} training may hold in \
+             memory"
+        ));
+    }
+    let per_batch = floats.saturating_mul(batch as u64);
+    if per_batch > MAX_BATCH_FLOATS {
+        return Err(invalid!(
+            Setting::Arch,
+            " {arch}: a batch of {batch} images needs {per_batch} floats of windows and \
+             activations, more than {MAX_BATCH_FLOATS}; use a smaller batch or fewer channels"
+        ));
+    }
+    Ok(())
+}
+
 fn validate(cfg: &TrainConfig, meta: &DataMeta, train: &SlicedSet) -> Result<()> {
     validate_config(cfg)?;
-    check_size(
-        meta.input.pixels() * meta.planes.len(),
-        &cfg.hidden,
-        meta.classes,
-    )?;
+    match cfg.arch.as_ref() {
+        Some(a) if a.is_conv() => check_conv_size(meta, a, cfg.batch)?,
+        Some(a) => check_size(
+            meta.input.pixels() * meta.planes.len(),
+            &a.dense_widths().unwrap_or_default(),
+            meta.classes,
+        )?,
+        None => check_size(
+            meta.input.pixels() * meta.planes.len(),
+            &cfg.hidden,
+            meta.classes,
+        )?,
+    }
     if train.x.count() < 2 {
         return Err(Error::usage("training needs at least 2 images"));
     }
@@ -410,7 +639,13 @@ impl ExportCheck {
 /// The export check: the integer model of `trained` must predict, on every image of `data`,
 /// the class its float graph predicts (inference mode).
 pub fn export_check(trained: &Trained, data: &Sliced) -> ExportCheck {
-    let float_pred = float_predictions(&trained.net, data);
+    let float_pred = match &trained.net {
+        Network::Mlp(net) => float_predictions(net, data),
+        Network::Conv(net) => {
+            let rows: Vec<&[u64]> = (0..data.count()).map(|i| data.row(i)).collect();
+            net.predict(&rows)
+        }
+    };
     let int_pred = crate::reference::Executor::new(&trained.model).classify(data);
     ExportCheck {
         images: int_pred.len(),

@@ -35,7 +35,8 @@ pub struct Param {
 }
 
 impl Param {
-    fn new(value: Vec<f32>, clip: bool) -> Param {
+    /// A parameter with these values, zero gradient and moments.
+    pub fn new(value: Vec<f32>, clip: bool) -> Param {
         let n = value.len();
         Param {
             value,
@@ -46,7 +47,8 @@ impl Param {
         }
     }
 
-    fn glorot(rows: usize, cols: usize, rng: &mut Rng) -> Param {
+    /// Glorot-uniform latent binary weights of a `rows x cols` matrix.
+    pub fn glorot(rows: usize, cols: usize, rng: &mut Rng) -> Param {
         let a = (6.0 / (rows + cols) as f32).sqrt();
         Param::new((0..rows * cols).map(|_| rng.uniform(-a, a)).collect(), true)
     }
@@ -66,7 +68,8 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    fn new(n: usize) -> BatchNorm {
+    /// Unit batch norm of `n` channels.
+    pub fn new(n: usize) -> BatchNorm {
         BatchNorm {
             gamma: Param::new(vec![1.0; n], false),
             beta: Param::new(vec![0.0; n], false),
@@ -292,35 +295,20 @@ impl Net {
             inv_std: &mut ws.inv_std[l],
             act: &mut ws.act[l],
         };
-        norm_activate(&mut self.bn[l], z, self.hidden[l], mode, self.binarize, cache);
+        norm_activate(
+            &mut self.bn[l],
+            z,
+            self.hidden[l],
+            mode,
+            self.binarize,
+            cache,
+        );
     }
 
     /// Softmax cross-entropy of the last forward pass against `labels`: returns the mean loss
     /// and the number of correct argmax predictions, and leaves `d loss / d logits` in `ws.dz`.
     pub fn loss(&self, labels: &[u8], ws: &mut Workspace) -> (f64, usize) {
-        let c = self.classes;
-        let b = ws.batch;
-        ws.dz.clear();
-        ws.dz.resize(b * c, 0.0);
-        let mut loss = 0.0f64;
-        let mut correct = 0;
-        for (r, (row, &label)) in ws.logits.chunks_exact(c).zip(labels).enumerate() {
-            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f64 = row.iter().map(|&x| ((x - max) as f64).exp()).sum();
-            let label = label as usize;
-            loss += sum.ln() - (row[label] - max) as f64;
-            let mut best = 0;
-            for k in 0..c {
-                if row[k] > row[best] {
-                    best = k;
-                }
-                let p = ((row[k] - max) as f64).exp() / sum;
-                let target = if k == label { 1.0 } else { 0.0 };
-                ws.dz[r * c + k] = ((p - target) / b as f64) as f32;
-            }
-            correct += (best == label) as usize;
-        }
-        (loss / b as f64, correct)
+        softmax_loss(&ws.logits, labels, self.classes, &mut ws.dz)
     }
 
     /// Backward pass after [`Net::forward`] (train mode) and [`Net::loss`]: fills every
@@ -500,7 +488,11 @@ pub(super) fn norm_activate(
         }
     }
     for (a, &v) in act.iter_mut().zip(y.iter()) {
-        *a = if binarize { sign(v) } else { v.clamp(-1.0, 1.0) };
+        *a = if binarize {
+            sign(v)
+        } else {
+            v.clamp(-1.0, 1.0)
+        };
     }
 }
 
@@ -541,4 +533,36 @@ pub(super) fn norm_backward(
         }
     }
     dz
+}
+
+/// Mean softmax cross-entropy of `logits` (`batch x classes`) against `labels` and the number of
+/// correct argmax predictions; `d loss / d logits` goes to `dlogits`.
+pub(super) fn softmax_loss(
+    logits: &[f32],
+    labels: &[u8],
+    c: usize,
+    dlogits: &mut Vec<f32>,
+) -> (f64, usize) {
+    let b = logits.len() / c;
+    dlogits.clear();
+    dlogits.resize(b * c, 0.0);
+    let mut loss = 0.0f64;
+    let mut correct = 0;
+    for (r, (row, &label)) in logits.chunks_exact(c).zip(labels).enumerate() {
+        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = row.iter().map(|&x| ((x - max) as f64).exp()).sum();
+        let label = label as usize;
+        loss += sum.ln() - (row[label] - max) as f64;
+        let mut best = 0;
+        for k in 0..c {
+            if row[k] > row[best] {
+                best = k;
+            }
+            let p = ((row[k] - max) as f64).exp() / sum;
+            let target = if k == label { 1.0 } else { 0.0 };
+            dlogits[r * c + k] = ((p - target) / b as f64) as f32;
+        }
+        correct += (best == label) as usize;
+    }
+    (loss / b as f64, correct)
 }

@@ -124,3 +124,156 @@ fn export_matches_float_graph() {
     let int = crate::reference::Executor::new(&model).classify(&data);
     assert_eq!(float, int);
 }
+
+fn conv_loss(net: &mut conv::ConvNet, x: &[f32], labels: &[u8]) -> f64 {
+    let mut ws = conv::Workspace::default();
+    net.forward(x, Mode::Train, &mut ws);
+    net.loss(labels, &mut ws).0
+}
+
+fn perturb_bn(bn: &mut net::BatchNorm, rng: &mut Rng) {
+    for g in &mut bn.gamma.value {
+        *g = rng.uniform(0.2, 0.5);
+    }
+    for b in &mut bn.beta.value {
+        *b = rng.uniform(-0.2, 0.2);
+    }
+}
+
+/// Every parameter gradient of the convolutional surrogate graph (conv of both paddings, pool,
+/// dense, output) matches central finite differences of the loss.
+#[test]
+fn conv_gradients_match_finite_differences() {
+    let mut rng = Rng::new(13, 0);
+    for spec in ["c3,p2,d5", "c4k3v,c3,p2", "p2,c5k1v,d3"] {
+        let arch: arch::Arch = spec.parse().unwrap();
+        let input = crate::layers::Shape {
+            height: 6,
+            width: 5,
+            channels: 2,
+        };
+        let classes = 3;
+        let mut net = conv::ConvNet::new(input, &arch, classes, 4);
+        net.binarize = false;
+        for l in &mut net.layers {
+            if let conv::Layer::Conv { bn, .. } | conv::Layer::Dense { bn, .. } = l {
+                perturb_bn(bn, &mut rng);
+            }
+        }
+        let batch = 5;
+        // Inputs strictly inside (-1, 1) keep the pool's maximum away from ties.
+        let x: Vec<f32> = (0..batch * input.len())
+            .map(|_| rng.uniform(-1.0, 1.0))
+            .collect();
+        let labels: Vec<u8> = (0..batch).map(|i| (i % classes) as u8).collect();
+        let mut ws = conv::Workspace::default();
+        net.forward(&x, Mode::Train, &mut ws);
+        net.loss(&labels, &mut ws);
+        net.backward(&mut ws);
+        let analytic: Vec<Vec<f32>> = net.params_mut().iter().map(|p| p.grad.clone()).collect();
+        let eps = 1e-3f32;
+        let (mut checked, mut kinks) = (0, 0);
+        for (p, grads) in analytic.iter().enumerate() {
+            let len = grads.len();
+            let picks: Vec<usize> = if len <= 30 {
+                (0..len).collect()
+            } else {
+                (0..30).map(|_| rng.below(len)).collect()
+            };
+            for e in picks {
+                let orig = net.params_mut()[p].value[e];
+                net.params_mut()[p].value[e] = orig + eps;
+                let up = conv_loss(&mut net, &x, &labels);
+                net.params_mut()[p].value[e] = orig - eps;
+                let down = conv_loss(&mut net, &x, &labels);
+                net.params_mut()[p].value[e] = orig;
+                let numeric = ((up - down) / (2.0 * eps as f64)) as f32;
+                let mid = conv_loss(&mut net, &x, &labels);
+                let a = grads[e];
+                let close = |n: f32| {
+                    (a - n).abs() / (1e-3 + n.abs().max(a.abs())) < 0.05 || (a - n).abs() < 2e-4
+                };
+                let (right, left) = (
+                    ((up - mid) / eps as f64) as f32,
+                    ((mid - down) / eps as f64) as f32,
+                );
+                // A max-pool or hard-tanh kink between the two sides: the gradient is one of
+                // the one-sided derivatives.
+                let kink =
+                    !close(numeric) && (right - left).abs() > 0.2 * right.abs().max(left.abs());
+                assert!(
+                    close(numeric) || (kink && (close(right) || close(left))),
+                    "{spec}: param {p} elem {e}: analytic {a} vs numeric {numeric} (one-sided \
+                     {right} {left})"
+                );
+                kinks += usize::from(kink);
+                checked += 1;
+            }
+        }
+        assert!(checked > 60, "{spec}: checked {checked}");
+        assert!(
+            kinks * 10 < checked,
+            "{spec}: {kinks} of {checked} at a kink"
+        );
+    }
+}
+
+/// The exported integer model of a convolutional graph predicts exactly what the graph
+/// predicts in inference mode, with negative and zero batch-norm scales.
+#[test]
+fn conv_export_matches_float_graph() {
+    let mut rng = Rng::new(14, 0);
+    let planes = crate::bitslice::PlaneSet::new(&[7, 6]).unwrap();
+    let input = crate::model::InputShape {
+        height: 7,
+        width: 6,
+        channels: 1,
+    };
+    let values = crate::layers::Shape {
+        height: 7,
+        width: 6,
+        channels: 2,
+    };
+    for spec in ["c5,p2,d6", "c4k3v,p2,c3", "c6k5,c2k2v"] {
+        let arch: arch::Arch = spec.parse().unwrap();
+        let mut net = conv::ConvNet::new(values, &arch, 4, 6);
+        for l in &mut net.layers {
+            if let conv::Layer::Conv { bn, .. } | conv::Layer::Dense { bn, .. } = l {
+                for j in 0..bn.mean.len() {
+                    bn.gamma.value[j] = match j % 5 {
+                        0 => -rng.uniform(0.1, 2.0),
+                        1 => 0.0,
+                        _ => rng.uniform(0.1, 2.0),
+                    };
+                    bn.beta.value[j] = rng.uniform(-1.0, 1.0);
+                    bn.mean[j] = rng.below(9) as f32 - 4.0;
+                    bn.var[j] = rng.uniform(0.5, 20.0);
+                }
+            }
+        }
+        let features = values.len();
+        let words = crate::bitslice::words_for(features);
+        let rows: Vec<Vec<u64>> = (0..300)
+            .map(|_| {
+                let mut r = vec![0u64; words];
+                for i in 0..features {
+                    if rng.next_u64() & 1 == 1 {
+                        r[i / 64] |= 1 << (i % 64);
+                    }
+                }
+                r
+            })
+            .collect();
+        let model = export::export_conv(&net, input, &planes, Default::default());
+        model.validate(std::path::Path::new("test")).unwrap();
+        let data = crate::bitslice::Sliced {
+            features,
+            words,
+            bits: rows.iter().flatten().copied().collect(),
+        };
+        let refs: Vec<&[u64]> = rows.iter().map(Vec::as_slice).collect();
+        let float = net.predict(&refs);
+        let int = crate::reference::Executor::new(&model).classify(&data);
+        assert_eq!(float, int, "{spec}");
+    }
+}

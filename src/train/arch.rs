@@ -1,0 +1,258 @@
+//! The architecture notation of `cbnn train --arch`: the hidden layers, input side first,
+//! separated by commas (the output layer is always added).
+//!
+//! | token | layer |
+//! |---|---|
+//! | `c32` | binary convolution, 32 output channels, 3 x 3 kernel, "same" padding |
+//! | `c32k5` | the same with a 5 x 5 kernel (any odd `k` with "same") |
+//! | `c32v`, `c32k5v` | "valid" padding (no border; the output shrinks by `k - 1`) |
+//! | `p2` | binary max-pool, 2 x 2, stride 2 |
+//! | `d256` | binary dense threshold layer of 256 neurons |
+//!
+//! `conv` names the default convolutional network, [`CONV_PRESET`]; `mlp` the default
+//! multilayer perceptron (`d256,d256,d256`, what `--hidden` gives).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, Setting};
+use crate::layers::Padding;
+
+/// The default convolutional network of `--arch conv`.
+pub const CONV_PRESET: &str = "c32,p2,c64,p2,d256";
+
+/// The default multilayer perceptron of `--arch mlp`.
+pub const MLP_PRESET: &str = "d256,d256,d256";
+
+/// Most layers an architecture may have.
+pub const MAX_LAYERS: usize = 64;
+
+/// Largest kernel side.
+pub const MAX_KERNEL: usize = 15;
+
+/// One hidden layer of an architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Binary convolution.
+    Conv {
+        /// Output channels.
+        channels: usize,
+        /// Kernel side.
+        kernel: usize,
+        /// Border handling.
+        padding: Padding,
+    },
+    /// Binary max-pool of this size and stride.
+    Pool(usize),
+    /// Binary dense layer of this many neurons.
+    Dense(usize),
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Op::Conv {
+                channels,
+                kernel,
+                padding,
+            } => {
+                write!(f, "c{channels}")?;
+                if kernel != 3 {
+                    write!(f, "k{kernel}")?;
+                }
+                if padding == Padding::Valid {
+                    write!(f, "v")?;
+                }
+                Ok(())
+            }
+            Op::Pool(p) => write!(f, "p{p}"),
+            Op::Dense(n) => write!(f, "d{n}"),
+        }
+    }
+}
+
+/// An architecture: the hidden layers, input side first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Arch(pub Vec<Op>);
+
+impl Arch {
+    /// Whether the architecture has convolutions or pooling (else it is a multilayer
+    /// perceptron, trained by the MLP graph).
+    pub fn is_conv(&self) -> bool {
+        self.0.iter().any(|o| !matches!(o, Op::Dense(_)))
+    }
+
+    /// The widths of a multilayer perceptron (`None` with convolutions or pooling).
+    pub fn dense_widths(&self) -> Option<Vec<usize>> {
+        self.0
+            .iter()
+            .map(|o| match o {
+                Op::Dense(n) => Some(*n),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A multilayer perceptron of these widths.
+    pub fn mlp(widths: &[usize]) -> Arch {
+        Arch(widths.iter().map(|&n| Op::Dense(n)).collect())
+    }
+
+    /// Every width (conv channels and dense neurons) multiplied by `m`, at least 1.
+    pub fn scaled(&self, m: f64) -> Arch {
+        let s = |n: usize| ((n as f64 * m).round() as usize).max(1);
+        Arch(
+            self.0
+                .iter()
+                .map(|o| match *o {
+                    Op::Conv {
+                        channels,
+                        kernel,
+                        padding,
+                    } => Op::Conv {
+                        channels: s(channels),
+                        kernel,
+                        padding,
+                    },
+                    Op::Pool(p) => Op::Pool(p),
+                    Op::Dense(n) => Op::Dense(s(n)),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(Op::to_string).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl From<Arch> for String {
+    fn from(a: Arch) -> String {
+        a.to_string()
+    }
+}
+
+impl TryFrom<String> for Arch {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Arch> {
+        s.parse()
+    }
+}
+
+fn op(token: &str) -> std::result::Result<Op, String> {
+    let bad = || {
+        format!("'{token}' is not a layer: use cN (conv), cNkK, cNv, pP (max-pool) or dN (dense)")
+    };
+    let number = |s: &str, what: &str| -> std::result::Result<usize, String> {
+        match s.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!(
+                "'{token}': the {what} must be a whole number of at least 1"
+            )),
+        }
+    };
+    let (head, rest) = token.split_at(token.len().min(1));
+    match head {
+        "c" => {
+            let (body, padding) = match rest.strip_suffix('v') {
+                Some(b) => (b, Padding::Valid),
+                None => (rest, Padding::Same),
+            };
+            let (channels, kernel) = match body.split_once('k') {
+                Some((c, k)) => (number(c, "channel count")?, number(k, "kernel")?),
+                None => (number(body, "channel count")?, 3),
+            };
+            if kernel > MAX_KERNEL {
+                return Err(format!(
+                    "'{token}': a kernel of {kernel} is more than {MAX_KERNEL}"
+                ));
+            }
+            if padding == Padding::Same && kernel % 2 == 0 {
+                return Err(format!(
+                    "'{token}': \"same\" padding needs an odd kernel (or add 'v' for \"valid\")"
+                ));
+            }
+            Ok(Op::Conv {
+                channels,
+                kernel,
+                padding,
+            })
+        }
+        "p" => {
+            let p = number(rest, "pool size")?;
+            if p < 2 {
+                return Err(format!("'{token}': a pool must be at least 2"));
+            }
+            Ok(Op::Pool(p))
+        }
+        "d" => Ok(Op::Dense(number(rest, "width")?)),
+        _ => Err(bad()),
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Arch> {
+        let spec = match s.trim() {
+            "conv" => CONV_PRESET,
+            "mlp" => MLP_PRESET,
+            other => other,
+        };
+        let ops = spec
+            .split(',')
+            .map(|t| op(t.trim()))
+            .collect::<std::result::Result<Vec<Op>, String>>()
+            .map_err(|m| invalid!(Setting::Arch, " {s:?}: {m}"))?;
+        if ops.len() > MAX_LAYERS {
+            return Err(invalid!(
+                Setting::Arch,
+                " {s:?}: {} layers are more than {MAX_LAYERS}",
+                ops.len()
+            ));
+        }
+        Ok(Arch(ops))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_notation_round_trips_and_names_bad_tokens() {
+        let a: Arch = "c32,c16k5v,p2,d100".parse().unwrap();
+        assert_eq!(
+            a.0,
+            vec![
+                Op::Conv {
+                    channels: 32,
+                    kernel: 3,
+                    padding: Padding::Same
+                },
+                Op::Conv {
+                    channels: 16,
+                    kernel: 5,
+                    padding: Padding::Valid
+                },
+                Op::Pool(2),
+                Op::Dense(100)
+            ]
+        );
+        assert_eq!(a.to_string(), "c32,c16k5v,p2,d100");
+        assert_eq!("conv".parse::<Arch>().unwrap().to_string(), CONV_PRESET);
+        assert!(!"mlp".parse::<Arch>().unwrap().is_conv());
+        for (bad, says) in [
+            ("c32,x3", "'x3' is not a layer"),
+            ("c0", "channel count must be"),
+            ("c8k4", "needs an odd kernel"),
+            ("p1", "at least 2"),
+            ("d", "width must be"),
+        ] {
+            let e = bad.parse::<Arch>().unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}

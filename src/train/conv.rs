@@ -1,0 +1,587 @@
+//! The float training graph of a fully binary convolutional network: forward and backward for
+//! one batch, in the layout the integer model uses (values `height x width x channels`,
+//! row-major, channels last, one image after another).
+//!
+//! - **Convolution**: the window of every output position is gathered into a row of ±1
+//!   values (`-1` outside the image: the padding of the integer model), and the rows times the
+//!   binarized weights `sign(W)` are the pre-activations, one GEMM for the whole batch; then
+//!   batch norm per output channel (statistics over batch and positions) and `sign` with the
+//!   straight-through estimator, exactly as a dense layer.
+//! - **Max-pool** acts on the ±1 outputs of the layer before (after its sign); its gradient goes
+//!   to the first position that holds the maximum.
+//! - **Dense** layers and the output layer (with its learned positive scale `alpha`) are those of
+//!   the MLP graph ([`super::net`]).
+//!
+//! With `binarize = false` the graph becomes its smooth surrogate (weights as they are,
+//! hard-tanh instead of sign), whose gradient is exact: the tests check it against finite
+//! differences. Work is split over fixed chunks of images and rows, so results do not depend on
+//! the number of threads.
+
+use rayon::prelude::*;
+
+use super::arch::{Arch, Op};
+use super::net::{norm_activate, norm_backward, sign, softmax_loss, BatchNorm, Cache, Mode, Param};
+use crate::layers::{Padding, Shape};
+use crate::util::gemm::{gemm_at_b, gemm_rows};
+use crate::util::rng::Rng;
+
+/// A layer of the graph.
+#[derive(Clone, Debug)]
+pub enum Layer {
+    /// Binary convolution, batch norm, sign.
+    Conv {
+        /// Kernel side.
+        kernel: usize,
+        /// Border handling.
+        padding: Padding,
+        /// The values it receives.
+        input: Shape,
+        /// The values it hands on.
+        output: Shape,
+        /// Latent weights, `out_channels x (k * k * in_channels)`, window order.
+        w: Param,
+        /// Per output channel.
+        bn: BatchNorm,
+    },
+    /// Max-pool of ±1 values.
+    Pool {
+        /// Window side and stride.
+        size: usize,
+        /// The values it receives.
+        input: Shape,
+        /// The values it hands on.
+        output: Shape,
+    },
+    /// Binary dense layer, batch norm, sign.
+    Dense {
+        /// Inputs.
+        inputs: usize,
+        /// Neurons.
+        outputs: usize,
+        /// Latent weights, `outputs x inputs`.
+        w: Param,
+        /// Per neuron.
+        bn: BatchNorm,
+    },
+}
+
+impl Layer {
+    fn output(&self) -> Shape {
+        match self {
+            Layer::Conv { output, .. } | Layer::Pool { output, .. } => *output,
+            Layer::Dense { outputs, .. } => Shape::flat(*outputs),
+        }
+    }
+}
+
+/// The network's parameters.
+#[derive(Clone, Debug)]
+pub struct ConvNet {
+    /// The values the first layer receives (`height x width x channels * K`).
+    pub input: Shape,
+    /// Hidden layers, input side first.
+    pub layers: Vec<Layer>,
+    /// Output weights, `classes x last`.
+    pub out: Param,
+    /// Log of the output scale.
+    pub theta: Param,
+    /// Classes.
+    pub classes: usize,
+    /// `false` for the smooth surrogate graph (tests only).
+    pub binarize: bool,
+}
+
+/// Activations of one batch, kept for the backward pass.
+#[derive(Clone, Debug, Default)]
+pub struct Workspace {
+    batch: usize,
+    /// `acts[i]`: the values layer `i` receives (`acts[0]` the input), `batch x len`.
+    acts: Vec<Vec<f32>>,
+    /// Per conv layer: the windows, `batch * positions x k * k * C`.
+    patches: Vec<Vec<f32>>,
+    /// Per layer with weights: `sign(W)`.
+    wb: Vec<Vec<f32>>,
+    xhat: Vec<Vec<f32>>,
+    y: Vec<Vec<f32>>,
+    inv_std: Vec<Vec<f32>>,
+    /// Per pool layer: for each output value, the input index of the maximum.
+    argmax: Vec<Vec<u32>>,
+    wb_out: Vec<f32>,
+    zout: Vec<f32>,
+    logits: Vec<f32>,
+    dlogits: Vec<f32>,
+}
+
+/// The input of conv layer at `(y + dy - pad, x + dx - pad)`, or `None` outside the image.
+#[inline]
+fn source(s: Shape, pad: usize, y: usize, x: usize, dy: usize, dx: usize) -> Option<usize> {
+    let (sy, sx) = ((y + dy).checked_sub(pad)?, (x + dx).checked_sub(pad)?);
+    (sy < s.height && sx < s.width).then_some(sy * s.width + sx)
+}
+
+/// Images per parallel task when gathering windows.
+const IMAGE_CHUNK: usize = 4;
+
+fn pad_of(kernel: usize, padding: Padding) -> usize {
+    match padding {
+        Padding::Valid => 0,
+        Padding::Same => (kernel - 1) / 2,
+    }
+}
+
+/// Gathers every window of every image of `x` (`batch x input.len()`) into `patches`.
+fn im2col(x: &[f32], input: Shape, output: Shape, k: usize, pad: usize, patches: &mut Vec<f32>) {
+    let (c, n) = (input.channels, k * k * input.channels);
+    let positions = output.height * output.width;
+    let batch = x.len() / input.len();
+    patches.clear();
+    patches.resize(batch * positions * n, -1.0);
+    patches
+        .par_chunks_mut(IMAGE_CHUNK * positions * n)
+        .enumerate()
+        .for_each(|(ci, chunk)| {
+            for (bi, img) in chunk.chunks_mut(positions * n).enumerate() {
+                let b = ci * IMAGE_CHUNK + bi;
+                let xi = &x[b * input.len()..(b + 1) * input.len()];
+                for yy in 0..output.height {
+                    for xx in 0..output.width {
+                        let row = &mut img[(yy * output.width + xx) * n..][..n];
+                        for dy in 0..k {
+                            for dx in 0..k {
+                                if let Some(p) = source(input, pad, yy, xx, dy, dx) {
+                                    let to = (dy * k + dx) * c;
+                                    row[to..to + c].copy_from_slice(&xi[p * c..(p + 1) * c]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Adds every window gradient of `dpatches` back onto the inputs it came from.
+fn col2im(
+    dpatches: &[f32],
+    input: Shape,
+    output: Shape,
+    k: usize,
+    pad: usize,
+    dx_out: &mut Vec<f32>,
+) {
+    let (c, n) = (input.channels, k * k * input.channels);
+    let positions = output.height * output.width;
+    let batch = dpatches.len() / (positions * n);
+    dx_out.clear();
+    dx_out.resize(batch * input.len(), 0.0);
+    dx_out
+        .par_chunks_mut(input.len())
+        .enumerate()
+        .for_each(|(b, di)| {
+            let img = &dpatches[b * positions * n..(b + 1) * positions * n];
+            for yy in 0..output.height {
+                for xx in 0..output.width {
+                    let row = &img[(yy * output.width + xx) * n..][..n];
+                    for dy in 0..k {
+                        for dx in 0..k {
+                            if let Some(p) = source(input, pad, yy, xx, dy, dx) {
+                                let from = (dy * k + dx) * c;
+                                for ch in 0..c {
+                                    di[p * c + ch] += row[from + ch];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+impl ConvNet {
+    /// A freshly initialised network for `input` values (Glorot-uniform latent weights, unit
+    /// batch norm).
+    pub fn new(input: Shape, arch: &Arch, classes: usize, seed: u64) -> ConvNet {
+        let mut rng = Rng::new(seed, 1);
+        let mut shape = input;
+        let mut layers = Vec::new();
+        for op in &arch.0 {
+            let layer = match *op {
+                Op::Conv {
+                    channels,
+                    kernel,
+                    padding,
+                } => {
+                    let shrink = if padding == Padding::Valid {
+                        kernel - 1
+                    } else {
+                        0
+                    };
+                    let output = Shape {
+                        height: shape.height.saturating_sub(shrink),
+                        width: shape.width.saturating_sub(shrink),
+                        channels,
+                    };
+                    let n = kernel * kernel * shape.channels;
+                    Layer::Conv {
+                        kernel,
+                        padding,
+                        input: shape,
+                        output,
+                        w: Param::glorot(channels, n, &mut rng),
+                        bn: BatchNorm::new(channels),
+                    }
+                }
+                Op::Pool(size) => Layer::Pool {
+                    size,
+                    input: shape,
+                    output: Shape {
+                        height: shape.height / size,
+                        width: shape.width / size,
+                        channels: shape.channels,
+                    },
+                },
+                Op::Dense(n) => Layer::Dense {
+                    inputs: shape.len(),
+                    outputs: n,
+                    w: Param::glorot(n, shape.len(), &mut rng),
+                    bn: BatchNorm::new(n),
+                },
+            };
+            shape = layer.output();
+            layers.push(layer);
+        }
+        let last = shape.len();
+        ConvNet {
+            input,
+            layers,
+            out: Param::glorot(classes, last, &mut rng),
+            theta: Param::new(vec![-(last as f32).sqrt().ln()], false),
+            classes,
+            binarize: true,
+        }
+    }
+
+    /// Values the output layer receives.
+    pub fn last(&self) -> usize {
+        self.layers
+            .last()
+            .map_or(self.input.len(), Layer::output_len)
+    }
+
+    /// The output scale `alpha`.
+    pub fn alpha(&self) -> f32 {
+        self.theta.value[0].exp()
+    }
+
+    /// Every parameter, mutably (for the optimizer).
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut v: Vec<&mut Param> = Vec::new();
+        for l in &mut self.layers {
+            if let Layer::Conv { w, bn, .. } | Layer::Dense { w, bn, .. } = l {
+                v.push(w);
+                v.push(&mut bn.gamma);
+                v.push(&mut bn.beta);
+            }
+        }
+        v.push(&mut self.out);
+        v.push(&mut self.theta);
+        v
+    }
+
+    fn binarized(&self, w: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        if self.binarize {
+            out.extend(w.iter().map(|&x| sign(x)));
+        } else {
+            out.extend_from_slice(w);
+        }
+    }
+
+    /// Forward pass over a batch of ±1 inputs (`batch x input.len()`); logits end up in `ws`.
+    pub fn forward(&mut self, x: &[f32], mode: Mode, ws: &mut Workspace) {
+        let n = self.layers.len();
+        let b = x.len() / self.input.len();
+        ws.batch = b;
+        for v in [&mut ws.acts] {
+            v.resize(n + 1, Vec::new());
+        }
+        for v in [
+            &mut ws.patches,
+            &mut ws.wb,
+            &mut ws.xhat,
+            &mut ws.y,
+            &mut ws.inv_std,
+        ] {
+            v.resize(n, Vec::new());
+        }
+        ws.argmax.resize(n, Vec::new());
+        ws.acts[0].clear();
+        ws.acts[0].extend_from_slice(x);
+        let binarize = self.binarize;
+        for i in 0..n {
+            let (before, after) = ws.acts.split_at_mut(i + 1);
+            let (input, act) = (&before[i], &mut after[0]);
+            let mut wb = std::mem::take(&mut ws.wb[i]);
+            match &mut self.layers[i] {
+                Layer::Conv {
+                    kernel,
+                    padding,
+                    input: ishape,
+                    output,
+                    w,
+                    bn,
+                } => {
+                    let (k, pad) = (*kernel, pad_of(*kernel, *padding));
+                    im2col(input, *ishape, *output, k, pad, &mut ws.patches[i]);
+                    let cols = k * k * ishape.channels;
+                    let rows = b * output.height * output.width;
+                    wb.clear();
+                    wb.extend(w.value.iter().map(|&x| if binarize { sign(x) } else { x }));
+                    let mut z = vec![0.0f32; rows * output.channels];
+                    gemm_rows(
+                        rows,
+                        cols,
+                        output.channels,
+                        &ws.patches[i],
+                        &wb,
+                        (1, cols),
+                        &mut z,
+                    );
+                    let cache = Cache {
+                        xhat: &mut ws.xhat[i],
+                        y: &mut ws.y[i],
+                        inv_std: &mut ws.inv_std[i],
+                        act,
+                    };
+                    norm_activate(bn, &z, output.channels, mode, binarize, cache);
+                }
+                Layer::Pool {
+                    size,
+                    input: ishape,
+                    output,
+                } => {
+                    let (p, c) = (*size, ishape.channels);
+                    let (ilen, olen) = (ishape.len(), output.len());
+                    act.clear();
+                    act.resize(b * olen, 0.0);
+                    let arg = &mut ws.argmax[i];
+                    arg.clear();
+                    arg.resize(b * olen, 0);
+                    act.par_chunks_mut(olen)
+                        .zip(arg.par_chunks_mut(olen))
+                        .enumerate()
+                        .for_each(|(bi, (a, g))| {
+                            let xi = &input[bi * ilen..(bi + 1) * ilen];
+                            for yy in 0..output.height {
+                                for xx in 0..output.width {
+                                    for ch in 0..c {
+                                        let o = (yy * output.width + xx) * c + ch;
+                                        let mut best = usize::MAX;
+                                        for dy in 0..p {
+                                            for dx in 0..p {
+                                                let s =
+                                                    ((yy * p + dy) * ishape.width + xx * p + dx)
+                                                        * c
+                                                        + ch;
+                                                if best == usize::MAX || xi[s] > xi[best] {
+                                                    best = s;
+                                                }
+                                            }
+                                        }
+                                        a[o] = xi[best];
+                                        g[o] = best as u32;
+                                    }
+                                }
+                            }
+                        });
+                }
+                Layer::Dense {
+                    inputs,
+                    outputs,
+                    w,
+                    bn,
+                } => {
+                    wb.clear();
+                    wb.extend(w.value.iter().map(|&x| if binarize { sign(x) } else { x }));
+                    let mut z = vec![0.0f32; b * *outputs];
+                    gemm_rows(b, *inputs, *outputs, input, &wb, (1, *inputs), &mut z);
+                    let cache = Cache {
+                        xhat: &mut ws.xhat[i],
+                        y: &mut ws.y[i],
+                        inv_std: &mut ws.inv_std[i],
+                        act,
+                    };
+                    norm_activate(bn, &z, *outputs, mode, binarize, cache);
+                }
+            }
+            ws.wb[i] = wb;
+        }
+        let (last, c) = (self.last(), self.classes);
+        let mut wb_out = std::mem::take(&mut ws.wb_out);
+        self.binarized(&self.out.value, &mut wb_out);
+        ws.zout.clear();
+        ws.zout.resize(b * c, 0.0);
+        gemm_rows(b, last, c, &ws.acts[n], &wb_out, (1, last), &mut ws.zout);
+        ws.wb_out = wb_out;
+        let alpha = self.alpha();
+        ws.logits.clear();
+        ws.logits.extend(ws.zout.iter().map(|&z| alpha * z));
+    }
+
+    /// Logits of the last forward pass, `batch x classes`.
+    pub fn logits<'w>(&self, ws: &'w Workspace) -> &'w [f32] {
+        &ws.logits
+    }
+
+    /// Softmax cross-entropy of the last forward pass: mean loss and correct predictions.
+    pub fn loss(&self, labels: &[u8], ws: &mut Workspace) -> (f64, usize) {
+        softmax_loss(&ws.logits, labels, self.classes, &mut ws.dlogits)
+    }
+
+    /// Backward pass after [`ConvNet::forward`] (train mode) and [`ConvNet::loss`]: fills
+    /// every parameter's `grad`.
+    pub fn backward(&mut self, ws: &mut Workspace) {
+        let b = ws.batch;
+        let n = self.layers.len();
+        let (last, c) = (self.last(), self.classes);
+        let alpha = self.alpha();
+        let dalpha: f64 = ws
+            .dlogits
+            .iter()
+            .zip(&ws.zout)
+            .map(|(&d, &z)| (d * z) as f64)
+            .sum();
+        self.theta.grad[0] = (dalpha * alpha as f64) as f32;
+        let dzout: Vec<f32> = ws.dlogits.iter().map(|&d| d * alpha).collect();
+        gemm_at_b(c, b, last, &dzout, &ws.acts[n], &mut self.out.grad);
+        let mut dact = vec![0.0f32; b * last];
+        gemm_rows(b, c, last, &dzout, &ws.wb_out, (last, 1), &mut dact);
+
+        for i in (0..n).rev() {
+            let need_input_grad = i > 0;
+            match &mut self.layers[i] {
+                Layer::Conv {
+                    kernel,
+                    padding,
+                    input,
+                    output,
+                    w,
+                    bn,
+                } => {
+                    let dz = norm_backward(
+                        bn,
+                        output.channels,
+                        &mut dact,
+                        &ws.xhat[i],
+                        &ws.y[i],
+                        &ws.inv_std[i],
+                    );
+                    let (k, pad) = (*kernel, pad_of(*kernel, *padding));
+                    let cols = k * k * input.channels;
+                    let rows = b * output.height * output.width;
+                    gemm_at_b(
+                        output.channels,
+                        rows,
+                        cols,
+                        &dz,
+                        &ws.patches[i],
+                        &mut w.grad,
+                    );
+                    if need_input_grad {
+                        let mut dpatches = vec![0.0f32; rows * cols];
+                        gemm_rows(
+                            rows,
+                            output.channels,
+                            cols,
+                            &dz,
+                            &ws.wb[i],
+                            (cols, 1),
+                            &mut dpatches,
+                        );
+                        col2im(&dpatches, *input, *output, k, pad, &mut dact);
+                    }
+                }
+                Layer::Pool { input, output, .. } => {
+                    if need_input_grad {
+                        let (ilen, olen) = (input.len(), output.len());
+                        let mut dx = vec![0.0f32; b * ilen];
+                        for bi in 0..b {
+                            let g = &ws.argmax[i][bi * olen..(bi + 1) * olen];
+                            let d = &dact[bi * olen..(bi + 1) * olen];
+                            let di = &mut dx[bi * ilen..(bi + 1) * ilen];
+                            for (&s, &v) in g.iter().zip(d) {
+                                di[s as usize] += v;
+                            }
+                        }
+                        dact = dx;
+                    }
+                }
+                Layer::Dense {
+                    inputs,
+                    outputs,
+                    w,
+                    bn,
+                } => {
+                    let dz = norm_backward(
+                        bn,
+                        *outputs,
+                        &mut dact,
+                        &ws.xhat[i],
+                        &ws.y[i],
+                        &ws.inv_std[i],
+                    );
+                    gemm_at_b(*outputs, b, *inputs, &dz, &ws.acts[i], &mut w.grad);
+                    if need_input_grad {
+                        let mut dx = vec![0.0f32; b * *inputs];
+                        gemm_rows(b, *outputs, *inputs, &dz, &ws.wb[i], (*inputs, 1), &mut dx);
+                        dact = dx;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Predicted classes of the float graph in inference mode for packed feature rows
+    /// (argmax of the logits, ties to the lowest class), 500 at a time.
+    pub fn predict(&self, rows: &[&[u64]]) -> Vec<usize> {
+        let mut net = self.clone();
+        let mut ws = Workspace::default();
+        let mut x = Vec::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(500) {
+            unpack(chunk, self.input.len(), &mut x);
+            net.forward(&x, Mode::Eval, &mut ws);
+            for row in ws.logits.chunks_exact(self.classes) {
+                let mut best = 0;
+                for k in 0..row.len() {
+                    if row[k] > row[best] {
+                        best = k;
+                    }
+                }
+                out.push(best);
+            }
+        }
+        out
+    }
+}
+
+impl Layer {
+    fn output_len(&self) -> usize {
+        self.output().len()
+    }
+}
+
+/// Unpacks packed feature rows into ±1 floats, one row after another.
+pub fn unpack(rows: &[&[u64]], features: usize, out: &mut Vec<f32>) {
+    out.clear();
+    out.resize(rows.len() * features, -1.0);
+    out.par_chunks_mut(features)
+        .zip(rows.par_iter())
+        .for_each(|(o, r)| {
+            for (i, v) in o.iter_mut().enumerate() {
+                if (r[i / 64] >> (i % 64)) & 1 == 1 {
+                    *v = 1.0;
+                }
+            }
+        });
+}
