@@ -149,7 +149,7 @@ fn export_agrees_with_float_graph_on_every_test_image() {
         ..TrainConfig::default()
     };
     let trained = train::train(&cfg, &meta, &tr, &va).unwrap();
-    let float = train::float_predictions(&trained.net, &te.x);
+    let float = train::predictions(&trained.net, &te.x);
     let int = cbnn::reference::Executor::new(&trained.model).classify(&te.x);
     let agree = float.iter().zip(&int).filter(|(a, b)| a == b).count();
     eprintln!(

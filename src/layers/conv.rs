@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    matches_by_definition, popcounts, Hardware, MemoryImage, Produces, Semantics, Shape, Site,
-    Values,
+    matches_by_definition, or_run, popcounts, Hardware, MemoryImage, Produces, Semantics, Shape,
+    Site, Values,
 };
 use crate::model::{threshold_bits, BinaryMatrix};
 use crate::rtlgen::fold::{LayerFold, LayerShape};
@@ -71,11 +71,6 @@ impl Conv {
         );
         (sy < input.height && sx < input.width).then_some(sy * input.width + sx)
     }
-}
-
-#[inline]
-fn bit(v: &[u64], i: usize) -> bool {
-    (v[i / 64] >> (i % 64)) & 1 == 1
 }
 
 impl Semantics for Conv {
@@ -169,24 +164,30 @@ impl Semantics for Conv {
 
     fn execute(&self, shape: Shape, input: &[u64], counts: &mut Vec<u32>, out: &mut Vec<u64>) {
         let o = self.output_shape(shape);
-        let (k, c, m) = (self.kernel, shape.channels, self.out_channels());
+        let (k, c, m, pad) = (self.kernel, shape.channels, self.out_channels(), self.pad());
         let mut window = vec![0u64; crate::bitslice::words_for(k * k * c)];
         out.clear();
         out.resize(crate::bitslice::words_for(o.len()), 0);
         for y in 0..o.height {
             for x in 0..o.width {
                 window.fill(0);
+                // The window's row dy is one run of bits in the input: positions
+                // (y + dy - pad, x + dx - pad) for the dx that fall inside the image.
+                let dx_lo = pad.saturating_sub(x);
+                let dx_hi = k.min(shape.width + pad - x);
                 for dy in 0..k {
-                    for dx in 0..k {
-                        let Some(p) = self.source(shape, y, x, dy, dx) else {
-                            continue;
-                        };
-                        let (from, to) = (p * c, (dy * k + dx) * c);
-                        for ch in 0..c {
-                            if bit(input, from + ch) {
-                                window[(to + ch) / 64] |= 1 << ((to + ch) % 64);
-                            }
-                        }
+                    let Some(sy) = (y + dy).checked_sub(pad).filter(|&r| r < shape.height) else {
+                        continue;
+                    };
+                    if dx_lo < dx_hi {
+                        let sx = x + dx_lo - pad;
+                        or_run(
+                            &mut window,
+                            (dy * k + dx_lo) * c,
+                            input,
+                            (sy * shape.width + sx) * c,
+                            (dx_hi - dx_lo) * c,
+                        );
                     }
                 }
                 popcounts(&self.weights, &window, counts);

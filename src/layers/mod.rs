@@ -254,6 +254,37 @@ impl Layer {
     }
 }
 
+/// `n <= 64` bits of the packed `v` from bit `at`, in the low bits.
+#[inline]
+pub(crate) fn bits_at(v: &[u64], at: usize, n: usize) -> u64 {
+    let (w, o) = (at / 64, at % 64);
+    let mut x = v[w] >> o;
+    if o + n > 64 {
+        x |= v[w + 1] << (64 - o);
+    }
+    if n < 64 {
+        x & ((1u64 << n) - 1)
+    } else {
+        x
+    }
+}
+
+/// ORs the `n` bits of `src` from bit `from` into `dst` from bit `to`.
+#[inline]
+pub(crate) fn or_run(dst: &mut [u64], to: usize, src: &[u64], from: usize, n: usize) {
+    let mut i = 0;
+    while i < n {
+        let m = (n - i).min(64);
+        let x = bits_at(src, from + i, m);
+        let (w, o) = ((to + i) / 64, (to + i) % 64);
+        dst[w] |= x << o;
+        if o + m > 64 {
+            dst[w + 1] |= x >> (64 - o);
+        }
+        i += m;
+    }
+}
+
 /// `popcount(XNOR(w_r, x))` of every row of `w` against the packed `x`, into `counts`.
 pub(crate) fn popcounts(w: &BinaryMatrix, x: &[u64], counts: &mut Vec<u32>) {
     counts.resize(w.rows(), 0);

@@ -6,7 +6,7 @@
 //! batch-norm scales. The output is `floor(H / p) x floor(W / p) x C`: rows and columns past the
 //! last whole window are dropped.
 
-use super::{Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
+use super::{or_run, Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::LayerEstimate;
 
@@ -73,12 +73,7 @@ impl Semantics for MaxPool {
                 for dy in 0..p {
                     for dx in 0..p {
                         let from = ((y * p + dy) * shape.width + x * p + dx) * c;
-                        for ch in 0..c {
-                            let i = from + ch;
-                            if (input[i / 64] >> (i % 64)) & 1 == 1 {
-                                out[(base + ch) / 64] |= 1 << ((base + ch) % 64);
-                            }
-                        }
+                        or_run(out, base, input, from, c);
                     }
                 }
             }

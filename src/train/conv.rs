@@ -302,9 +302,7 @@ impl ConvNet {
         let n = self.layers.len();
         let b = x.len() / self.input.len();
         ws.batch = b;
-        for v in [&mut ws.acts] {
-            v.resize(n + 1, Vec::new());
-        }
+        ws.acts.resize(n + 1, Vec::new());
         for v in [
             &mut ws.patches,
             &mut ws.wb,

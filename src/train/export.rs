@@ -100,19 +100,6 @@ pub fn export(net: &Net, input: InputShape, planes: &PlaneSet, provenance: Prove
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_true_edges() {
-        assert_eq!(first_true(5, |_| true), 0);
-        assert_eq!(first_true(5, |_| false), 6);
-        assert_eq!(first_true(5, |p| p >= 3), 3);
-        assert_eq!(first_true(0, |p| p == 0), 0);
-    }
-}
-
 /// The binary weights `rows x cols` of `w` and one threshold per row from `bn` (rows of a
 /// negative batch-norm scale inverted).
 fn thresholded(w: &[f32], bn: &BatchNorm, rows: usize, cols: usize) -> (BinaryMatrix, Vec<u32>) {
@@ -182,5 +169,18 @@ pub fn export_conv(
         planes: planes.clone(),
         layers,
         provenance,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_true_edges() {
+        assert_eq!(first_true(5, |_| true), 0);
+        assert_eq!(first_true(5, |_| false), 6);
+        assert_eq!(first_true(5, |p| p >= 3), 3);
+        assert_eq!(first_true(0, |p| p == 0), 0);
     }
 }

@@ -639,13 +639,7 @@ impl ExportCheck {
 /// The export check: the integer model of `trained` must predict, on every image of `data`,
 /// the class its float graph predicts (inference mode).
 pub fn export_check(trained: &Trained, data: &Sliced) -> ExportCheck {
-    let float_pred = match &trained.net {
-        Network::Mlp(net) => float_predictions(net, data),
-        Network::Conv(net) => {
-            let rows: Vec<&[u64]> = (0..data.count()).map(|i| data.row(i)).collect();
-            net.predict(&rows)
-        }
-    };
+    let float_pred = predictions(&trained.net, data);
     let int_pred = crate::reference::Executor::new(&trained.model).classify(data);
     ExportCheck {
         images: int_pred.len(),
@@ -654,6 +648,18 @@ pub fn export_check(trained: &Trained, data: &Sliced) -> ExportCheck {
             .zip(&int_pred)
             .filter(|(a, b)| a == b)
             .count(),
+    }
+}
+
+/// Predictions of a trained float graph in inference mode (argmax of the logits, ties to the
+/// lowest class).
+pub fn predictions(net: &Network, data: &Sliced) -> Vec<usize> {
+    match net {
+        Network::Mlp(net) => float_predictions(net, data),
+        Network::Conv(net) => {
+            let rows: Vec<&[u64]> = (0..data.count()).map(|i| data.row(i)).collect();
+            net.predict(&rows)
+        }
     }
 }
 

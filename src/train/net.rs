@@ -10,9 +10,15 @@
 //! hard-tanh instead of sign): the same backward code is then the exact gradient, which is how
 //! the tests check it against finite differences.
 
+use rayon::prelude::*;
+
 use super::first_layer::{self, ActiveBits, Layout};
 use crate::util::gemm::gemm;
 use crate::util::rng::Rng;
+
+/// Rows of one parallel task in batch norm (fixed, so that sums do not depend on the thread
+/// count; a batch of at most this many rows is summed in plain row order).
+const BN_ROWS: usize = 1024;
 
 /// Batch-norm epsilon.
 pub const BN_EPS: f32 = 1e-5;
@@ -450,19 +456,32 @@ pub(super) fn norm_activate(
     inv_std.resize(n, 0.0);
     match mode {
         Mode::Train => {
-            let mut mean = vec![0.0f64; n];
-            let mut var = vec![0.0f64; n];
-            for row in z.chunks_exact(n) {
-                for (m, &x) in mean.iter_mut().zip(row) {
-                    *m += x as f64;
+            // Column sums over fixed chunks of rows, added in chunk order: the same result
+            // whatever the thread count (and, for a batch of one chunk, the plain sum).
+            let column_sums = |f: &(dyn Fn(usize, f32) -> f64 + Sync)| -> Vec<f64> {
+                let parts: Vec<Vec<f64>> = z
+                    .par_chunks(BN_ROWS * n)
+                    .map(|ch| {
+                        let mut s = vec![0.0f64; n];
+                        for row in ch.chunks_exact(n) {
+                            for (j, (acc, &x)) in s.iter_mut().zip(row).enumerate() {
+                                *acc += f(j, x);
+                            }
+                        }
+                        s
+                    })
+                    .collect();
+                let mut total = vec![0.0f64; n];
+                for p in parts {
+                    for (t, v) in total.iter_mut().zip(p) {
+                        *t += v;
+                    }
                 }
-            }
+                total
+            };
+            let mut mean = column_sums(&|_, x| x as f64);
             mean.iter_mut().for_each(|m| *m /= b as f64);
-            for row in z.chunks_exact(n) {
-                for ((v, &x), &m) in var.iter_mut().zip(row).zip(&mean) {
-                    *v += (x as f64 - m) * (x as f64 - m);
-                }
-            }
+            let mut var = column_sums(&|j, x| (x as f64 - mean[j]) * (x as f64 - mean[j]));
             var.iter_mut().for_each(|v| *v /= b as f64);
             for j in 0..n {
                 inv_std[j] = 1.0 / ((var[j] as f32) + BN_EPS).sqrt();
@@ -470,21 +489,33 @@ pub(super) fn norm_activate(
                 bn.mean[j] += BN_MOMENTUM * (mean[j] as f32 - bn.mean[j]);
                 bn.var[j] += BN_MOMENTUM * (unbiased as f32 - bn.var[j]);
             }
-            for (r, row) in z.chunks_exact(n).enumerate() {
-                for j in 0..n {
-                    let xh = (row[j] - mean[j] as f32) * inv_std[j];
-                    xhat[r * n + j] = xh;
-                    y[r * n + j] = bn.gamma.value[j] * xh + bn.beta.value[j];
-                }
-            }
+            let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+            let (gamma, beta, inv) = (&bn.gamma.value, &bn.beta.value, &*inv_std);
+            z.par_chunks(BN_ROWS * n)
+                .zip(xhat.par_chunks_mut(BN_ROWS * n))
+                .zip(y.par_chunks_mut(BN_ROWS * n))
+                .for_each(|((zc, xc), yc)| {
+                    for (r, row) in zc.chunks_exact(n).enumerate() {
+                        for j in 0..n {
+                            let xh = (row[j] - mean32[j]) * inv[j];
+                            xc[r * n + j] = xh;
+                            yc[r * n + j] = gamma[j] * xh + beta[j];
+                        }
+                    }
+                });
         }
         Mode::Eval => {
             let scales: Vec<f32> = (0..n).map(|j| bn.eval_scale(j)).collect();
-            for (r, row) in z.chunks_exact(n).enumerate() {
-                for j in 0..n {
-                    y[r * n + j] = bn.eval(j, scales[j], row[j]);
-                }
-            }
+            let bn = &*bn;
+            z.par_chunks(BN_ROWS * n)
+                .zip(y.par_chunks_mut(BN_ROWS * n))
+                .for_each(|(zc, yc)| {
+                    for (r, row) in zc.chunks_exact(n).enumerate() {
+                        for j in 0..n {
+                            yc[r * n + j] = bn.eval(j, scales[j], row[j]);
+                        }
+                    }
+                });
         }
     }
     for (a, &v) in act.iter_mut().zip(y.iter()) {
@@ -508,30 +539,61 @@ pub(super) fn norm_backward(
     inv_std: &[f32],
 ) -> Vec<f32> {
     let b = dy.len() / n;
-    for (d, &v) in dy.iter_mut().zip(y) {
-        if v.abs() > 1.0 {
-            *d = 0.0;
-        }
-    }
+    dy.par_chunks_mut(BN_ROWS * n)
+        .zip(y.par_chunks(BN_ROWS * n))
+        .for_each(|(dc, yc)| {
+            for (d, &v) in dc.iter_mut().zip(yc) {
+                if v.abs() > 1.0 {
+                    *d = 0.0;
+                }
+            }
+        });
+    // Per-channel sums over fixed chunks of rows, added in chunk order.
+    let parts: Vec<(Vec<f64>, Vec<f64>)> = dy
+        .par_chunks(BN_ROWS * n)
+        .zip(xhat.par_chunks(BN_ROWS * n))
+        .map(|(dc, xc)| {
+            let (mut g, mut be) = (vec![0.0f64; n], vec![0.0f64; n]);
+            for (drow, xrow) in dc.chunks_exact(n).zip(xc.chunks_exact(n)) {
+                for j in 0..n {
+                    let d = drow[j] as f64;
+                    g[j] += d * xrow[j] as f64;
+                    be[j] += d;
+                }
+            }
+            (g, be)
+        })
+        .collect();
     let mut dgamma = vec![0.0f64; n];
     let mut dbeta = vec![0.0f64; n];
-    for r in 0..b {
+    for (g, be) in parts {
         for j in 0..n {
-            let d = dy[r * n + j] as f64;
-            dgamma[j] += d * xhat[r * n + j] as f64;
-            dbeta[j] += d;
+            dgamma[j] += g[j];
+            dbeta[j] += be[j];
         }
     }
     let mut dz = vec![0.0f32; b * n];
+    let k: Vec<f32> = (0..n)
+        .map(|j| bn.gamma.value[j] * inv_std[j] / b as f32)
+        .collect();
     for j in 0..n {
         bn.gamma.grad[j] = dgamma[j] as f32;
         bn.beta.grad[j] = dbeta[j] as f32;
-        let k = bn.gamma.value[j] * inv_std[j] / b as f32;
-        for r in 0..b {
-            let i = r * n + j;
-            dz[i] = k * (b as f32 * dy[i] - dbeta[j] as f32 - xhat[i] * dgamma[j] as f32);
-        }
     }
+    let (dg, db): (Vec<f32>, Vec<f32>) = (
+        dgamma.iter().map(|&v| v as f32).collect(),
+        dbeta.iter().map(|&v| v as f32).collect(),
+    );
+    let dy = &*dy;
+    dz.par_chunks_mut(BN_ROWS * n)
+        .zip(dy.par_chunks(BN_ROWS * n))
+        .zip(xhat.par_chunks(BN_ROWS * n))
+        .for_each(|((zc, dc), xc)| {
+            for i in 0..zc.len() {
+                let j = i % n;
+                zc[i] = k[j] * (b as f32 * dc[i] - db[j] - xc[i] * dg[j]);
+            }
+        });
     dz
 }
 
