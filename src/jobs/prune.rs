@@ -115,9 +115,12 @@ impl PruneJob {
         let mut n = 0;
         let (chosen, report) = prune::prune(&base, &ctx, &cfg, &mut |e| match e {
             Event::Ranked(r) => errln!("sensitivity ranks the planes {r:?} (most important first)"),
-            Event::Start { planes, hidden } => {
+            Event::Start { planes, arch } => {
                 n += 1;
-                errln!("candidate {n}: planes {planes:?}, widths {hidden:?} ...");
+                match arch.dense_widths() {
+                    Some(w) => errln!("candidate {n}: planes {planes:?}, widths {w:?} ..."),
+                    None => errln!("candidate {n}: planes {planes:?}, arch {arch} ..."),
+                }
             }
             Event::Done(c) => errln!(
                 "candidate {n}: {} bits, validation {:.2}%, {:.1}s -> {}",

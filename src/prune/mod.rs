@@ -25,9 +25,10 @@ use serde::{Deserialize, Serialize};
 use crate::bitslice::{self, PlaneSet};
 use crate::data::{LabeledSet, Split};
 use crate::error::{Result, Setting};
-use crate::model::{size_bits_for, InputShape, IntModel};
+use crate::model::{InputShape, IntModel};
 use crate::reference;
 use crate::sensitivity::{self, Method};
+use crate::train::arch::Arch;
 use crate::train::{self, DataMeta, SlicedSet, TrainConfig};
 
 /// Search settings.
@@ -68,8 +69,11 @@ impl Default for PruneConfig {
 pub struct Summary {
     /// Kept planes, most significant first.
     pub planes: Vec<u8>,
-    /// Hidden widths.
+    /// Hidden widths (dense layers).
     pub hidden: Vec<usize>,
+    /// The hidden layers in the architecture notation (`c32,p2,d256`).
+    #[serde(default)]
+    pub arch: String,
     /// Weight plus threshold bits.
     pub size_bits: u64,
     /// Validation accuracy (fraction), reference model.
@@ -127,8 +131,8 @@ pub enum Event<'a> {
     Start {
         /// Its planes.
         planes: &'a [u8],
-        /// Its widths.
-        hidden: &'a [usize],
+        /// Its hidden layers.
+        arch: &'a Arch,
     },
     /// A candidate finished.
     Done(&'a Candidate),
@@ -150,6 +154,7 @@ fn summary(model: &IntModel, val: f64, test: f64) -> Summary {
     Summary {
         planes: model.planes.planes().to_vec(),
         hidden: model.hidden_widths(),
+        arch: model.arch(),
         size_bits: model.size_bits(),
         val_accuracy: val,
         test_accuracy: test,
@@ -198,52 +203,46 @@ pub fn prune(
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut models: Vec<IntModel> = Vec::new();
     // Trains one candidate; returns its validation accuracy and size when it is accepted.
-    let mut run = |planes: &[u8],
-                   hidden: Vec<usize>,
-                   phase: &str,
-                   multiplier: f64|
-     -> Result<Option<(f64, u64)>> {
-        on(Event::Start {
-            planes,
-            hidden: &hidden,
-        });
-        let t0 = Instant::now();
-        let model = retrain(ctx, planes, &hidden, cfg.epochs)?;
-        let val = accuracy(&model, &ctx.split.val);
-        let test = accuracy(&model, &ctx.split.test);
-        let c = Candidate {
-            summary: summary(&model, val, test),
-            phase: phase.into(),
-            multiplier,
-            epochs: cfg.epochs,
-            seconds: t0.elapsed().as_secs_f64(),
-            accepted: val >= threshold,
+    let mut run =
+        |planes: &[u8], shape: Arch, phase: &str, multiplier: f64| -> Result<Option<(f64, u64)>> {
+            on(Event::Start {
+                planes,
+                arch: &shape,
+            });
+            let t0 = Instant::now();
+            let model = retrain(ctx, planes, &shape, cfg.epochs)?;
+            let val = accuracy(&model, &ctx.split.val);
+            let test = accuracy(&model, &ctx.split.test);
+            let c = Candidate {
+                summary: summary(&model, val, test),
+                phase: phase.into(),
+                multiplier,
+                epochs: cfg.epochs,
+                seconds: t0.elapsed().as_secs_f64(),
+                accepted: val >= threshold,
+            };
+            on(Event::Done(&c));
+            let ok = c.accepted.then_some((val, c.summary.size_bits));
+            candidates.push(c);
+            models.push(model);
+            Ok(ok)
         };
-        on(Event::Done(&c));
-        let ok = c.accepted.then_some((val, c.summary.size_bits));
-        candidates.push(c);
-        models.push(model);
-        Ok(ok)
-    };
-    let pixels = baseline.input.pixels();
     let classes = baseline.classes();
-    let scaled = |widths: &[usize], m: f64, skip: usize| -> Vec<usize> {
-        widths
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| {
-                if i < skip {
-                    w
-                } else {
-                    ((w as f64 * m).round() as usize).max(cfg.min_width).min(w)
-                }
-            })
-            .collect()
+    let base_arch: Arch = baseline.arch().parse()?;
+    let scaled = |a: &Arch, m: f64, skip: usize| a.scaled(m, cfg.min_width, skip);
+    // The size a candidate will have, known before it is trained.
+    let size_of = |planes: &[u8], a: &Arch| {
+        let values = crate::layers::Shape {
+            height: baseline.input.height,
+            width: baseline.input.width,
+            channels: baseline.input.channels * planes.len(),
+        };
+        a.size_bits(values, classes)
     };
     // Smallest accepted model so far; a candidate that is not smaller cannot win and is
     // skipped without training.
     let mut best_size = base.size_bits;
-    let mut best_shape: Option<(Vec<u8>, Vec<usize>)> = None;
+    let mut best_shape: Option<(Vec<u8>, Arch)> = None;
 
     // Phase 1: the fewest planes that keep accuracy, at the baseline's widths. Each plane set
     // remembers the order it was drawn from, to extend it by one plane later.
@@ -256,10 +255,10 @@ pub fn prune(
             sets.push((sorted(&msb_order[..k]), msb_order.clone()));
         }
         for (set, order) in sets {
-            if let Some((val, size)) = run(&set, base.hidden.clone(), "planes", 1.0)? {
+            if let Some((val, size)) = run(&set, base_arch.clone(), "planes", 1.0)? {
                 if size < best_size {
                     best_size = size;
-                    best_shape = Some((set.clone(), base.hidden.clone()));
+                    best_shape = Some((set.clone(), base_arch.clone()));
                 }
                 if found.as_ref().is_none_or(|(b, _, _)| val > *b) {
                     found = Some((val, set, order));
@@ -285,17 +284,15 @@ pub fn prune(
     };
     for set in &width_sets {
         for &m in &cfg.multipliers {
-            let hidden = scaled(&base.hidden, m, 0);
-            if hidden == base.hidden
-                || size_bits_for(pixels * set.len(), &hidden, classes) >= best_size
-            {
+            let shape = scaled(&base_arch, m, 0);
+            if shape == base_arch || size_of(set, &shape) >= best_size {
                 continue;
             }
-            match run(set, hidden.clone(), "widths", m)? {
+            match run(set, shape.clone(), "widths", m)? {
                 Some((_, size)) => {
                     if size < best_size {
                         best_size = size;
-                        best_shape = Some((set.clone(), hidden));
+                        best_shape = Some((set.clone(), shape));
                     }
                 }
                 None => break,
@@ -306,12 +303,11 @@ pub fn prune(
     // Phase 3: keep the first hidden layer of the best model, shrink the layers after it.
     if let Some((set, widths)) = best_shape.clone() {
         for &m in &cfg.deep_multipliers {
-            let hidden = scaled(&widths, m, 1);
-            if hidden == widths || size_bits_for(pixels * set.len(), &hidden, classes) >= best_size
-            {
+            let shape = scaled(&widths, m, 1);
+            if shape == widths || size_of(&set, &shape) >= best_size {
                 continue;
             }
-            match run(&set, hidden, "deep", m)? {
+            match run(&set, shape, "deep", m)? {
                 Some((_, size)) => best_size = best_size.min(size),
                 None => break,
             }
@@ -336,9 +332,9 @@ pub fn prune(
             m.provenance.command = "prune".into();
             let c = candidates[i].summary.clone();
             let text = format!(
-                "chose planes {:?}, widths {:?}: {:.2}x smaller, validation {:.2}% (baseline {:.2}%)",
+                "chose planes {:?}, {}: {:.2}x smaller, validation {:.2}% (baseline {:.2}%)",
                 c.planes,
-                c.hidden,
+                widths_text(&c),
                 base.size_bits as f64 / c.size_bits as f64,
                 100.0 * c.val_accuracy,
                 100.0 * base.val_accuracy
@@ -376,8 +372,18 @@ fn sorted(planes: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Trains a model with `planes` and `hidden` from scratch.
-fn retrain(ctx: &Context, planes: &[u8], hidden: &[usize], epochs: usize) -> Result<IntModel> {
+/// `widths [256, 128]` for a perceptron, `arch c32,p2,d64` for anything else.
+fn widths_text(s: &Summary) -> String {
+    if s.arch.is_empty() || s.arch.split(',').all(|l| l.starts_with('d')) {
+        format!("widths {:?}", s.hidden)
+    } else {
+        format!("arch {}", s.arch)
+    }
+}
+
+/// Trains a model with `planes` and hidden layers `shape` from scratch (a perceptron through
+/// the perceptron's settings, exactly as the baseline was trained).
+fn retrain(ctx: &Context, planes: &[u8], shape: &Arch, epochs: usize) -> Result<IntModel> {
     let planes = PlaneSet::new(planes)?;
     let images = &ctx.split.train.images;
     let meta = DataMeta {
@@ -395,11 +401,20 @@ fn retrain(ctx: &Context, planes: &[u8], hidden: &[usize], epochs: usize) -> Res
         y: s.labels.clone(),
         images: keep_images.then(|| s.images.clone()),
     };
-    let cfg = TrainConfig {
-        hidden: hidden.to_vec(),
-        epochs,
-        verbose: false,
-        ..ctx.train.clone()
+    let cfg = match shape.dense_widths() {
+        Some(hidden) => TrainConfig {
+            hidden,
+            arch: None,
+            epochs,
+            verbose: false,
+            ..ctx.train.clone()
+        },
+        None => TrainConfig {
+            arch: Some(shape.clone()),
+            epochs,
+            verbose: false,
+            ..ctx.train.clone()
+        },
     };
     let trained = train::train(
         &cfg,
@@ -420,7 +435,11 @@ pub fn table(r: &PruneReport) -> String {
             "{:<9} {:<17} {:<15} {:>10} {:>7.2}x {:>7.2}% {:>7.2}% {}",
             tag,
             format!("{:?}", x.planes),
-            format!("{:?}", x.hidden),
+            if x.arch.is_empty() || x.arch.split(',').all(|l| l.starts_with('d')) {
+                format!("{:?}", x.hidden)
+            } else {
+                x.arch.clone()
+            },
             x.size_bits,
             r.baseline.size_bits as f64 / x.size_bits as f64,
             100.0 * x.val_accuracy,

@@ -98,9 +98,18 @@ impl Arch {
         Arch(widths.iter().map(|&n| Op::Dense(n)).collect())
     }
 
-    /// Every width (conv channels and dense neurons) multiplied by `m`, at least 1.
-    pub fn scaled(&self, m: f64) -> Arch {
-        let s = |n: usize| ((n as f64 * m).round() as usize).max(1);
+    /// Every width (conv channels and dense neurons) but those of the first `skip` layers with
+    /// weights multiplied by `m`, rounded, at least `min` and at most the width it was.
+    pub fn scaled(&self, m: f64, min: usize, skip: usize) -> Arch {
+        let mut weighted = 0;
+        let mut s = |n: usize| {
+            weighted += 1;
+            if weighted <= skip {
+                n
+            } else {
+                ((n as f64 * m).round() as usize).max(min).min(n)
+            }
+        };
         Arch(
             self.0
                 .iter()
@@ -119,6 +128,47 @@ impl Arch {
                 })
                 .collect(),
         )
+    }
+
+    /// Size in bits (weights and thresholds, as [`crate::model::IntModel::size_bits`]) of a
+    /// model of this architecture receiving `input` values, with `classes` classes.
+    pub fn size_bits(&self, input: crate::layers::Shape, classes: usize) -> u64 {
+        use crate::model::threshold_bits;
+        let mut shape = input;
+        let mut bits = 0u64;
+        let neurons =
+            |count: usize, n: usize| count as u64 * (n as u64 + threshold_bits(n as u64) as u64);
+        for op in &self.0 {
+            shape = match *op {
+                Op::Conv {
+                    channels,
+                    kernel,
+                    padding,
+                } => {
+                    bits += neurons(channels, kernel * kernel * shape.channels);
+                    let shrink = if padding == Padding::Valid {
+                        kernel - 1
+                    } else {
+                        0
+                    };
+                    crate::layers::Shape {
+                        height: shape.height.saturating_sub(shrink),
+                        width: shape.width.saturating_sub(shrink),
+                        channels,
+                    }
+                }
+                Op::Pool(p) => crate::layers::Shape {
+                    height: shape.height / p,
+                    width: shape.width / p,
+                    channels: shape.channels,
+                },
+                Op::Dense(n) => {
+                    bits += neurons(n, shape.len());
+                    crate::layers::Shape::flat(n)
+                }
+            };
+        }
+        bits + classes as u64 * shape.len() as u64
     }
 }
 
@@ -201,6 +251,9 @@ impl std::str::FromStr for Arch {
             "mlp" => MLP_PRESET,
             other => other,
         };
+        if spec.is_empty() {
+            return Ok(Arch(Vec::new()));
+        }
         let ops = spec
             .split(',')
             .map(|t| op(t.trim()))
