@@ -1,0 +1,157 @@
+//! Convolutional models end to end on a fixture and on real data: `train --arch`, the export
+//! check, `eval`, `sensitivity`, `prune`, and `rtl` refusing kinds without a core.
+
+mod common;
+
+use common::*;
+
+/// A convolutional network trains on a small synthetic dataset, its export check holds, and
+/// every command that runs the reference model runs it; `cbnn rtl` says in one sentence that
+/// convolution has no core yet.
+#[test]
+fn a_conv_model_trains_evaluates_prunes_and_rtl_refuses_it() {
+    let dir = temp_dir("conv-fixture");
+    write_fixture_dataset(&dir, 1300, 200, 12, false);
+    let model = dir.join("conv.json");
+    let json = dir.join("train.json");
+    let out = cbnn_ok(&[
+        "train",
+        "--dataset",
+        dir.to_str().unwrap(),
+        "--arch",
+        "c6,p2,c5k3v,d12",
+        "--planes",
+        "7,6,5",
+        "--epochs",
+        "8",
+        "--batch",
+        "50",
+        "--validation",
+        "300",
+        "-o",
+        model.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("layers       432 -> c6 -> p2 -> c5v -> d12 -> 10"),
+        "{stdout}"
+    );
+    let report = json_file(&json);
+    assert_eq!(report["arch"], "c6,p2,c5v,d12");
+    assert_eq!(
+        report["export_check"]["agree"],
+        report["export_check"]["images"]
+    );
+    assert!(report["test_accuracy"].as_f64().unwrap() > 0.5, "{report}");
+    let text = std::fs::read_to_string(&model).unwrap();
+    assert!(text.contains("\"kind\": \"conv\"") && text.contains("\"kind\": \"maxpool\""));
+
+    let eval = cbnn_ok(&[
+        "eval",
+        model.to_str().unwrap(),
+        "--dataset",
+        dir.to_str().unwrap(),
+    ]);
+    let accuracy = format!(
+        "accuracy {:.2}%",
+        100.0 * report["test_accuracy"].as_f64().unwrap()
+    );
+    assert!(
+        String::from_utf8_lossy(&eval.stdout).contains(&accuracy),
+        "{}",
+        String::from_utf8_lossy(&eval.stdout)
+    );
+
+    cbnn_ok(&[
+        "sensitivity",
+        model.to_str().unwrap(),
+        "--dataset",
+        dir.to_str().unwrap(),
+        "--validation",
+        "100",
+        "--seeds",
+        "1",
+    ]);
+
+    let compact = dir.join("compact.json");
+    let prune_report = dir.join("prune.json");
+    cbnn_ok(&[
+        "prune",
+        model.to_str().unwrap(),
+        "--dataset",
+        dir.to_str().unwrap(),
+        "--validation",
+        "100",
+        "--epochs",
+        "1",
+        "--max-drop",
+        "100",
+        "-o",
+        compact.to_str().unwrap(),
+        "--report",
+        prune_report.to_str().unwrap(),
+    ]);
+    let pr = json_file(&prune_report);
+    let chosen = &pr["chosen"];
+    assert!(
+        chosen["size_bits"].as_u64().unwrap() < pr["baseline"]["size_bits"].as_u64().unwrap(),
+        "{pr}"
+    );
+    // Candidates of the widths phase scale the conv channels too.
+    assert!(
+        pr["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["phase"] == "widths" && c["arch"].as_str().unwrap().starts_with("c")),
+        "{pr}"
+    );
+
+    let out = cbnn(&[
+        "rtl",
+        model.to_str().unwrap(),
+        "-o",
+        dir.join("design").to_str().unwrap(),
+    ]);
+    assert_fails(
+        &out,
+        2,
+        "layer 0 (conv): binary convolution has no accelerator core yet",
+    );
+    assert!(!dir.join("design").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A bad architecture is one sentence naming the flag and the token.
+#[test]
+fn a_bad_architecture_names_the_flag_and_the_token() {
+    let dir = temp_dir("conv-arch");
+    write_fixture_dataset(&dir, 50, 20, 8, false);
+    let m = dir.join("m.json");
+    let run = |arch: &str| {
+        cbnn(&[
+            "train",
+            "--dataset",
+            dir.to_str().unwrap(),
+            "--arch",
+            arch,
+            "-o",
+            m.to_str().unwrap(),
+        ])
+    };
+    assert_fails(&run("c8,q2"), 2, "--arch \"c8,q2\": 'q2' is not a layer");
+    assert_fails(
+        &run("c8k9v"),
+        2,
+        "a 9x9 window does not fit the 8x8 positions it receives",
+    );
+    assert_fails(
+        &run("p2,p2,p2,p2"),
+        2,
+        "a 2x2 pool does not fit the 1x1 positions",
+    );
+    assert!(!m.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
