@@ -539,6 +539,25 @@ impl ConvNet {
         }
     }
 
+    /// Sets every batch norm's running statistics to the exact statistics of `rows` (packed
+    /// training images) under the current weights, so that the inference graph (and the
+    /// integer model) is the network the last steps trained rather than a blend of recent
+    /// weights. Layers are calibrated in one pass, each on the batch statistics of the layers
+    /// before it, 500 images at a time.
+    pub fn recalibrate(&mut self, rows: &[&[u64]]) {
+        let mut ws = Workspace::default();
+        let mut x = Vec::new();
+        for chunk in rows.chunks(500).filter(|c| c.len() >= 2) {
+            unpack(chunk, self.input.len(), &mut x);
+            self.forward(&x, Mode::Calibrate, &mut ws);
+        }
+        for l in &mut self.layers {
+            if let Layer::Conv { bn, .. } | Layer::Dense { bn, .. } = l {
+                bn.finish_calibration();
+            }
+        }
+    }
+
     /// Predicted classes of the float graph in inference mode for packed feature rows
     /// (argmax of the logits, ties to the lowest class), 500 at a time.
     pub fn predict(&self, rows: &[&[u64]]) -> Vec<usize> {

@@ -154,6 +154,9 @@ trait Graph: Clone {
         adam: &mut adam::Adam,
         ws: &mut Self::Ws,
     ) -> (f64, usize);
+    /// Brings the inference graph up to date with the weights before an export (by default
+    /// nothing: the running statistics are used as they are).
+    fn settle(&mut self, _train: &Sliced) {}
     /// The integer model computing what the graph computes in inference mode.
     fn export(&self, meta: &DataMeta) -> IntModel;
     /// The graph as a [`Network`].
@@ -194,6 +197,9 @@ impl Graph for Net {
     }
 }
 
+/// Training images the convolutional graph's batch norm is recalibrated on after each epoch.
+pub const CALIBRATION_IMAGES: usize = 5000;
+
 impl Graph for ConvNet {
     type Ws = (conv::Workspace, Vec<f32>);
 
@@ -213,6 +219,14 @@ impl Graph for ConvNet {
             adam.step_params(self.params_mut(), lr);
         }
         (loss, ok)
+    }
+
+    /// Batch norm recalibrated on the first [`CALIBRATION_IMAGES`] training images: with the
+    /// weight flips of a convolutional network, running averages over the last steps lag.
+    fn settle(&mut self, train: &Sliced) {
+        let n = train.count().min(CALIBRATION_IMAGES);
+        let rows: Vec<&[u64]> = (0..n).map(|i| train.row(i)).collect();
+        self.recalibrate(&rows);
     }
 
     fn export(&self, meta: &DataMeta) -> IntModel {
@@ -338,6 +352,7 @@ fn epochs<G: Graph>(
         let seconds = start.elapsed().as_secs_f64();
         train_seconds += seconds;
         images += seen;
+        net.settle(&train.x);
         let model = net.export(meta);
         let val_accuracy = reference::evaluate(&model, &val.x, &val.y).accuracy;
         let report = EpochReport {

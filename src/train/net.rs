@@ -71,9 +71,40 @@ pub struct BatchNorm {
     pub mean: Vec<f32>,
     /// Running variance (inference).
     pub var: Vec<f32>,
+    /// Statistics gathered in [`Mode::Calibrate`]: per batch, its rows, mean and (biased)
+    /// variance per channel.
+    pub calibration: Vec<(usize, Vec<f64>, Vec<f64>)>,
 }
 
 impl BatchNorm {
+    /// Sets the running statistics to those of every batch gathered in [`Mode::Calibrate`]
+    /// (the population's mean and unbiased variance), and forgets the batches.
+    pub fn finish_calibration(&mut self) {
+        let rows: usize = self.calibration.iter().map(|c| c.0).sum();
+        if rows < 2 {
+            self.calibration.clear();
+            return;
+        }
+        for j in 0..self.mean.len() {
+            let mean: f64 = self
+                .calibration
+                .iter()
+                .map(|(r, m, _)| *r as f64 * m[j])
+                .sum::<f64>()
+                / rows as f64;
+            // Total variance: within batches plus between their means.
+            let var: f64 = self
+                .calibration
+                .iter()
+                .map(|(r, m, v)| *r as f64 * (v[j] + (m[j] - mean) * (m[j] - mean)))
+                .sum::<f64>()
+                / rows as f64;
+            self.mean[j] = mean as f32;
+            self.var[j] = (var * rows as f64 / (rows - 1) as f64) as f32;
+        }
+        self.calibration.clear();
+    }
+
     /// Unit batch norm of `n` channels.
     pub fn new(n: usize) -> BatchNorm {
         BatchNorm {
@@ -81,6 +112,7 @@ impl BatchNorm {
             beta: Param::new(vec![0.0; n], false),
             mean: vec![0.0; n],
             var: vec![1.0; n],
+            calibration: Vec::new(),
         }
     }
 
@@ -137,6 +169,9 @@ pub enum Mode {
     Train,
     /// Inference: running statistics.
     Eval,
+    /// Batch statistics, and the running ones left alone: the batch's own statistics go to
+    /// [`BatchNorm::calibration`] (see `ConvNet::recalibrate`).
+    Calibrate,
 }
 
 /// Activations of one batch, kept for the backward pass.
@@ -455,7 +490,7 @@ pub(super) fn norm_activate(
     act.resize(b * n, 0.0);
     inv_std.resize(n, 0.0);
     match mode {
-        Mode::Train => {
+        Mode::Train | Mode::Calibrate => {
             // Column sums over fixed chunks of rows, added in chunk order: the same result
             // whatever the thread count (and, for a batch of one chunk, the plain sum).
             let column_sums = |f: &(dyn Fn(usize, f32) -> f64 + Sync)| -> Vec<f64> {
@@ -485,9 +520,14 @@ pub(super) fn norm_activate(
             var.iter_mut().for_each(|v| *v /= b as f64);
             for j in 0..n {
                 inv_std[j] = 1.0 / ((var[j] as f32) + BN_EPS).sqrt();
-                let unbiased = var[j] * b as f64 / (b.max(2) - 1) as f64;
-                bn.mean[j] += BN_MOMENTUM * (mean[j] as f32 - bn.mean[j]);
-                bn.var[j] += BN_MOMENTUM * (unbiased as f32 - bn.var[j]);
+                if mode == Mode::Train {
+                    let unbiased = var[j] * b as f64 / (b.max(2) - 1) as f64;
+                    bn.mean[j] += BN_MOMENTUM * (mean[j] as f32 - bn.mean[j]);
+                    bn.var[j] += BN_MOMENTUM * (unbiased as f32 - bn.var[j]);
+                }
+            }
+            if mode == Mode::Calibrate {
+                bn.calibration.push((b, mean.clone(), var.clone()));
             }
             let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
             let (gamma, beta, inv) = (&bn.gamma.value, &bn.beta.value, &*inv_std);
