@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{run_pass, Classifier, Pass, Setting, Spread};
+use super::{run_pass, BinaryEngine, Classifier, Pass, Setting, Spread};
 use crate::error::{self, Error, Result};
 use crate::float;
 use crate::flow::{run_stage, Stage};
@@ -19,7 +19,6 @@ use crate::jobs::sim::SimJob;
 use crate::jobs::train::TrainJob;
 use crate::jobs::{check_compatible, DataSource, Job};
 use crate::model::{self, IntModel};
-use crate::reference::fast::FastModel;
 use crate::reference::{has_popcnt, Evaluation};
 use crate::util::atomic;
 use crate::util::output::Plan;
@@ -33,7 +32,11 @@ const ENGINES: [&str; 3] = ["float", "baseline", "compact"];
 pub struct ModelInfo {
     pub name: &'static str,
     pub path: String,
+    /// The engine that ran it: `float`, `fast` (the fast binary executor) or `reference`.
+    pub engine: &'static str,
     pub planes: Option<Vec<u8>>,
+    /// The hidden layers in the architecture notation.
+    pub arch: String,
     pub hidden: Vec<usize>,
     pub size_bits: u64,
     pub test_accuracy: f64,
@@ -358,18 +361,10 @@ pub fn bench(a: &BenchConfig) -> Result<BenchReport> {
     }
     let pixels = &ds.test.images.pixels;
     let labels = &ds.test.labels;
-    let fast = |m: &IntModel, path: &PathBuf| {
-        FastModel::new(m).ok_or_else(|| {
-            Error::usage(format!(
-                "{}: the fast engine runs multilayer perceptrons only",
-                path.display()
-            ))
-        })
-    };
     let (fe, be, ce) = (
         float::Engine::new(&fm),
-        fast(&base, &models.baseline)?,
-        fast(&comp, &models.compact)?,
+        BinaryEngine::new(&base),
+        BinaryEngine::new(&comp),
     );
     let all = rayon::current_num_threads();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -410,25 +405,37 @@ pub fn bench(a: &BenchConfig) -> Result<BenchReport> {
         }
     }
     let accuracy = |pred: &[usize], classes: usize| Evaluation::new(pred, labels, classes).accuracy;
-    let binary_info = |name: &'static str, path: &Path, m: &IntModel, pred: &[usize]| ModelInfo {
-        name,
-        path: path.display().to_string(),
-        planes: Some(m.planes.planes().to_vec()),
-        hidden: m.hidden_widths(),
-        size_bits: m.size_bits(),
-        test_accuracy: accuracy(pred, m.classes()),
-    };
+    let binary_info =
+        |name: &'static str, path: &Path, m: &IntModel, e: &BinaryEngine, pred: &[usize]| {
+            ModelInfo {
+                name,
+                path: path.display().to_string(),
+                engine: e.name(),
+                planes: Some(m.planes.planes().to_vec()),
+                arch: m.arch(),
+                hidden: m.hidden_widths(),
+                size_bits: m.size_bits(),
+                test_accuracy: accuracy(pred, m.classes()),
+            }
+        };
     let infos = vec![
         ModelInfo {
             name: "float",
             path: models.float.display().to_string(),
+            engine: "float",
             planes: None,
+            arch: fm
+                .hidden_widths()
+                .iter()
+                .map(|w| format!("d{w}"))
+                .collect::<Vec<_>>()
+                .join(","),
             hidden: fm.hidden_widths(),
             size_bits: fm.size_bits(),
             test_accuracy: accuracy(&expected[0], fm.classes),
         },
-        binary_info("baseline", &models.baseline, &base, &expected[1]),
-        binary_info("compact", &models.compact, &comp, &expected[2]),
+        binary_info("baseline", &models.baseline, &base, &be, &expected[1]),
+        binary_info("compact", &models.compact, &comp, &ce, &expected[2]),
     ];
 
     // passes[setting][engine][repeat]
@@ -553,16 +560,25 @@ pub fn table(r: &BenchReport) -> String {
     for m in &r.models {
         let _ = writeln!(
             t,
-            "{:<9} {:>6.2}% test  {:>9} bits  hidden {:?}{}",
+            "{:<9} {:>6.2}% test  {:>9} bits  {}{}{}",
             m.name,
             100.0 * m.test_accuracy,
             m.size_bits,
-            m.hidden,
+            if m.arch.split(',').all(|l| l.starts_with('d')) {
+                format!("hidden {:?}", m.hidden)
+            } else {
+                format!("arch {}", m.arch)
+            },
             m.planes
                 .as_ref()
                 .map_or(" (float32, 8-bit pixels)".to_string(), |p| format!(
                     " planes {p:?}"
-                ))
+                )),
+            if m.engine == "reference" {
+                " (reference executor)"
+            } else {
+                ""
+            }
         );
     }
     let _ = writeln!(

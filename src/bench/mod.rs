@@ -40,6 +40,93 @@ impl Classifier for FastModel {
     }
 }
 
+/// A binary network run image by image by the reference executor: the engine for models with
+/// kinds the fast executor does not support ([`FastModel::supports`]).
+pub struct ReferenceModel {
+    model: crate::model::IntModel,
+}
+
+impl ReferenceModel {
+    /// Wraps `m` (a valid model).
+    pub fn new(m: &crate::model::IntModel) -> Self {
+        ReferenceModel { model: m.clone() }
+    }
+}
+
+/// Per-thread buffers of [`ReferenceModel`].
+#[derive(Default)]
+pub struct ReferenceScratch {
+    exec: crate::reference::Scratch,
+    packed: Vec<u64>,
+    scores: Vec<u32>,
+}
+
+impl Classifier for ReferenceModel {
+    type Scratch = ReferenceScratch;
+
+    fn image_len(&self) -> usize {
+        self.model.input.pixels()
+    }
+
+    fn classify_batch(&self, pixels: &[u8], s: &mut ReferenceScratch, out: &mut [usize]) {
+        let exec = crate::reference::Executor::new(&self.model);
+        let len = self.image_len();
+        let words = crate::bitslice::words_for(self.model.features());
+        for (px, o) in pixels.chunks_exact(len).zip(out.iter_mut()) {
+            s.packed.clear();
+            s.packed.resize(words, 0);
+            crate::bitslice::slice_one(px, &self.model.planes, &mut s.packed);
+            exec.scores_into(&s.packed, &mut s.exec, &mut s.scores);
+            *o = crate::reference::argmax(&s.scores);
+        }
+    }
+}
+
+/// The fastest engine that runs a binary model: the fast executor when it supports the
+/// model's kinds, else the reference executor.
+pub enum BinaryEngine {
+    /// [`FastModel`].
+    Fast(FastModel),
+    /// [`ReferenceModel`].
+    Reference(ReferenceModel),
+}
+
+impl BinaryEngine {
+    /// The engine for `m`.
+    pub fn new(m: &crate::model::IntModel) -> Self {
+        match FastModel::new(m) {
+            Some(f) => BinaryEngine::Fast(f),
+            None => BinaryEngine::Reference(ReferenceModel::new(m)),
+        }
+    }
+
+    /// `fast` or `reference`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BinaryEngine::Fast(_) => "fast",
+            BinaryEngine::Reference(_) => "reference",
+        }
+    }
+}
+
+impl Classifier for BinaryEngine {
+    type Scratch = (FastScratch, ReferenceScratch);
+
+    fn image_len(&self) -> usize {
+        match self {
+            BinaryEngine::Fast(f) => f.image_len(),
+            BinaryEngine::Reference(r) => r.image_len(),
+        }
+    }
+
+    fn classify_batch(&self, pixels: &[u8], s: &mut Self::Scratch, out: &mut [usize]) {
+        match self {
+            BinaryEngine::Fast(f) => f.classify_batch(pixels, &mut s.0, out),
+            BinaryEngine::Reference(r) => r.classify_batch(pixels, &mut s.1, out),
+        }
+    }
+}
+
 impl Classifier for float::Engine {
     type Scratch = float::Scratch;
 
