@@ -107,6 +107,10 @@ pub struct Workspace {
     /// Per pool layer: for each output value, the input index of the maximum.
     argmax: Vec<Vec<u32>>,
     wb_out: Vec<f32>,
+    /// Reused buffers: pre-activations, window gradients, input gradients.
+    z: Vec<f32>,
+    dpatches: Vec<f32>,
+    dx: Vec<f32>,
     zout: Vec<f32>,
     logits: Vec<f32>,
     dlogits: Vec<f32>,
@@ -335,23 +339,16 @@ impl ConvNet {
                     let rows = b * output.height * output.width;
                     wb.clear();
                     wb.extend(w.value.iter().map(|&x| if binarize { sign(x) } else { x }));
-                    let mut z = vec![0.0f32; rows * output.channels];
-                    gemm_rows(
-                        rows,
-                        cols,
-                        output.channels,
-                        &ws.patches[i],
-                        &wb,
-                        (1, cols),
-                        &mut z,
-                    );
+                    let z = &mut ws.z;
+                    z.resize(rows * output.channels, 0.0);
+                    gemm_rows(rows, cols, output.channels, &ws.patches[i], &wb, (1, cols), z);
                     let cache = Cache {
                         xhat: &mut ws.xhat[i],
                         y: &mut ws.y[i],
                         inv_std: &mut ws.inv_std[i],
                         act,
                     };
-                    norm_activate(bn, &z, output.channels, mode, binarize, cache);
+                    norm_activate(bn, z, output.channels, mode, binarize, cache);
                 }
                 Layer::Pool {
                     size,
@@ -401,15 +398,16 @@ impl ConvNet {
                 } => {
                     wb.clear();
                     wb.extend(w.value.iter().map(|&x| if binarize { sign(x) } else { x }));
-                    let mut z = vec![0.0f32; b * *outputs];
-                    gemm_rows(b, *inputs, *outputs, input, &wb, (1, *inputs), &mut z);
+                    let z = &mut ws.z;
+                    z.resize(b * *outputs, 0.0);
+                    gemm_rows(b, *inputs, *outputs, input, &wb, (1, *inputs), z);
                     let cache = Cache {
                         xhat: &mut ws.xhat[i],
                         y: &mut ws.y[i],
                         inv_std: &mut ws.inv_std[i],
                         act,
                     };
-                    norm_activate(bn, &z, *outputs, mode, binarize, cache);
+                    norm_activate(bn, z, *outputs, mode, binarize, cache);
                 }
             }
             ws.wb[i] = wb;
@@ -486,23 +484,19 @@ impl ConvNet {
                         &mut w.grad,
                     );
                     if need_input_grad {
-                        let mut dpatches = vec![0.0f32; rows * cols];
-                        gemm_rows(
-                            rows,
-                            output.channels,
-                            cols,
-                            &dz,
-                            &ws.wb[i],
-                            (cols, 1),
-                            &mut dpatches,
-                        );
-                        col2im(&dpatches, *input, *output, k, pad, &mut dact);
+                        let dpatches = &mut ws.dpatches;
+                        dpatches.resize(rows * cols, 0.0);
+                        let c = output.channels;
+                        gemm_rows(rows, c, cols, &dz, &ws.wb[i], (cols, 1), dpatches);
+                        col2im(dpatches, *input, *output, k, pad, &mut dact);
                     }
                 }
                 Layer::Pool { input, output, .. } => {
                     if need_input_grad {
                         let (ilen, olen) = (input.len(), output.len());
-                        let mut dx = vec![0.0f32; b * ilen];
+                        let mut dx = std::mem::take(&mut ws.dx);
+                        dx.clear();
+                        dx.resize(b * ilen, 0.0);
                         for bi in 0..b {
                             let g = &ws.argmax[i][bi * olen..(bi + 1) * olen];
                             let d = &dact[bi * olen..(bi + 1) * olen];
@@ -511,7 +505,7 @@ impl ConvNet {
                                 di[s as usize] += v;
                             }
                         }
-                        dact = dx;
+                        ws.dx = std::mem::replace(&mut dact, dx);
                     }
                 }
                 Layer::Dense {
@@ -530,9 +524,10 @@ impl ConvNet {
                     );
                     gemm_at_b(*outputs, b, *inputs, &dz, &ws.acts[i], &mut w.grad);
                     if need_input_grad {
-                        let mut dx = vec![0.0f32; b * *inputs];
+                        let mut dx = std::mem::take(&mut ws.dx);
+                        dx.resize(b * *inputs, 0.0);
                         gemm_rows(b, *outputs, *inputs, &dz, &ws.wb[i], (*inputs, 1), &mut dx);
-                        dact = dx;
+                        ws.dx = std::mem::replace(&mut dact, dx);
                     }
                 }
             }
