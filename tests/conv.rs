@@ -155,3 +155,47 @@ fn a_bad_architecture_names_the_flag_and_the_token() {
     assert!(!m.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Convolutional training is deterministic for a seed, whatever the thread count.
+#[test]
+fn conv_training_gives_the_same_model_on_one_thread_and_on_four() {
+    let dir = temp_dir("conv-threads");
+    write_fixture_dataset(&dir, 600, 50, 12, false);
+    let run = |threads: &str, out: &std::path::Path| {
+        let json = out.with_extension("train.json");
+        cbnn_ok(&[
+            "--threads",
+            threads,
+            "train",
+            "--json",
+            json.to_str().unwrap(),
+            "--dataset",
+            dir.to_str().unwrap(),
+            "--arch",
+            "c7,p2,c5k3v,d9",
+            "--epochs",
+            "2",
+            "--batch",
+            "60",
+            "--validation",
+            "100",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    run("1", &a);
+    run("4", &b);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    // The losses too, to the last bit: every float sum is the same.
+    let losses = |p: &std::path::Path| -> Vec<f64> {
+        json_file(&p.with_extension("train.json"))["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["loss"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(losses(&a), losses(&b));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -341,7 +341,15 @@ impl ConvNet {
                     wb.extend(w.value.iter().map(|&x| if binarize { sign(x) } else { x }));
                     let z = &mut ws.z;
                     z.resize(rows * output.channels, 0.0);
-                    gemm_rows(rows, cols, output.channels, &ws.patches[i], &wb, (1, cols), z);
+                    gemm_rows(
+                        rows,
+                        cols,
+                        output.channels,
+                        &ws.patches[i],
+                        &wb,
+                        (1, cols),
+                        z,
+                    );
                     let cache = Cache {
                         xhat: &mut ws.xhat[i],
                         y: &mut ws.y[i],

@@ -116,3 +116,52 @@ pub fn gemm_at_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f3
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_in(threads: usize, f: impl FnOnce() -> Vec<f32> + Send) -> Vec<f32> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
+    }
+
+    /// The parallel GEMMs give the same bits on 1 thread and on 3, and the right values.
+    #[test]
+    fn parallel_gemms_do_not_depend_on_the_thread_count() {
+        let mut rng = crate::util::rng::Rng::new(5, 0);
+        let (m, k, n) = (7, 9000, 5);
+        let a: Vec<f32> = (0..k * m).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let at_b = |t| {
+            run_in(t, || {
+                let mut c = vec![0.0f32; m * n];
+                gemm_at_b(m, k, n, &a, &b, &mut c);
+                c
+            })
+        };
+        let one = at_b(1);
+        assert_eq!(one, at_b(3));
+        for i in 0..m {
+            for j in 0..n {
+                let exact: f64 = (0..k)
+                    .map(|r| a[r * m + i] as f64 * b[r * n + j] as f64)
+                    .sum();
+                assert!((one[i * n + j] as f64 - exact).abs() < 1e-2, "{i},{j}");
+            }
+        }
+        // A (k x m) times a (m x n) matrix, rows in parallel.
+        let w: Vec<f32> = (0..m * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let rows = |t| {
+            run_in(t, || {
+                let mut c = vec![0.0f32; k * n];
+                gemm_rows(k, m, n, &a, &w, (n, 1), &mut c);
+                c
+            })
+        };
+        assert_eq!(rows(1), rows(3));
+    }
+}
