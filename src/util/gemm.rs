@@ -52,7 +52,7 @@ pub fn gemm(
 
 /// Rows of `A` and `C` one parallel task of [`gemm_rows`] computes. Fixed, so that results do
 /// not depend on the number of threads.
-pub const ROW_CHUNK: usize = 256;
+pub const ROW_CHUNK: usize = 1024;
 
 /// `C (m x n) = A (m x k) * B (k x n)` with `A` and `C` row-major and contiguous (row strides
 /// `k` and `n`), computed in parallel over fixed chunks of rows: every element is computed by
@@ -76,6 +76,10 @@ pub fn gemm_rows(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], sb: Strides
         });
 }
 
+/// Rows of the sum one parallel task of [`gemm_at_b`] covers, at least (fixed, for the same
+/// reason as [`ROW_CHUNK`]).
+pub const SUM_CHUNK: usize = 4096;
+
 /// `C (m x n) = A^T B` where `A` is `k x m` and `B` is `k x n`, both row-major and contiguous:
 /// the sum over the `k` rows is split into fixed chunks computed in parallel and added in
 /// chunk order, so the result does not depend on the number of threads.
@@ -85,7 +89,7 @@ pub fn gemm_at_b(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f3
         a.len() >= k * m && b.len() >= k * n && c.len() >= m * n,
         "gemm_at_b: too short"
     );
-    let chunks = k.div_ceil(ROW_CHUNK * 16).max(1);
+    let chunks = k.div_ceil(SUM_CHUNK).max(1);
     let per = k.div_ceil(chunks);
     let partials: Vec<Vec<f32>> = (0..chunks)
         .into_par_iter()
