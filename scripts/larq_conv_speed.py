@@ -23,6 +23,7 @@ this pins TensorFlow 2.15, with the numpy 1.26 it brings in):
 Run:
 
     /work/larq-venv/bin/python scripts/larq_conv_speed.py [--images 60000] [--epochs 1] [--threads N]
+        [--mnist DIR]   (default ../shared/datasets/mnist beside the repository)
 """
 
 import argparse
@@ -33,14 +34,15 @@ import time
 
 import numpy as np
 
-MNIST = "/work/shared/datasets/mnist"
+# The repository's own MNIST location; --mnist overrides it.
+MNIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "datasets", "mnist")
 BATCH = 100
 WARMUP_BATCHES = 20
 
 
-def read_idx(name):
+def read_idx(directory, name):
     """An IDX file of MNIST as a uint8 array (plain or gzipped)."""
-    path = os.path.join(MNIST, name)
+    path = os.path.join(directory, name)
     opener = open if os.path.exists(path) else gzip.open
     with opener(path if os.path.exists(path) else path + ".gz", "rb") as f:
         data = f.read()
@@ -60,6 +62,7 @@ def main():
     ap.add_argument("--images", type=int, default=60000, help="first N training images")
     ap.add_argument("--epochs", type=int, default=1, help="timed epochs")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="TF intra/inter op threads")
+    ap.add_argument("--mnist", default=MNIST, help="directory of the MNIST IDX files")
     args = ap.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep stdout/stderr quiet
@@ -70,8 +73,8 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
-    x = bit_planes(read_idx("train-images-idx3-ubyte")[: args.images])
-    y = read_idx("train-labels-idx1-ubyte")[: args.images].astype(np.int32)
+    x = bit_planes(read_idx(args.mnist, "train-images-idx3-ubyte")[: args.images])
+    y = read_idx(args.mnist, "train-labels-idx1-ubyte")[: args.images].astype(np.int32)
 
     class Scale(tf.keras.layers.Layer):
         """Multiplies the logits by a learned positive scalar exp(theta), as cbnn does."""
