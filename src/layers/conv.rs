@@ -11,10 +11,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    matches_by_definition, or_run, popcounts, Hardware, MemoryImage, Produces, Semantics, Shape,
-    Site, Values,
+    check_thresholds, matches_by_definition, or_run, popcounts, thresholded_size_bits, Hardware,
+    MemoryImage, Produces, Semantics, Shape, Site, Values,
 };
-use crate::model::{threshold_bits, BinaryMatrix};
+use crate::model::BinaryMatrix;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::LayerEstimate;
 
@@ -129,33 +129,16 @@ impl Semantics for Conv {
                 input.channels
             ));
         }
-        if self.weights.rows() == 0 {
-            return Err("has no output channels".into());
-        }
-        if self.thresholds.len() != self.weights.rows() {
-            return Err(format!(
-                "has {} thresholds for {} output channels",
-                self.thresholds.len(),
-                self.weights.rows()
-            ));
-        }
-        if let Some((j, t)) = self
-            .thresholds
-            .iter()
-            .enumerate()
-            .find(|(_, &t)| t as usize > window + 1)
-        {
-            return Err(format!(
-                "channel {j} has threshold {t}, outside 0..={}",
-                window + 1
-            ));
-        }
-        Ok(())
+        check_thresholds(
+            &self.weights,
+            &self.thresholds,
+            "output channels",
+            "channel",
+        )
     }
 
     fn size_bits(&self) -> u64 {
-        let n = self.weights.cols() as u64;
-        self.weights.rows() as u64 * (n + threshold_bits(n) as u64)
+        thresholded_size_bits(&self.weights)
     }
 
     fn weight_bits(&self) -> u64 {

@@ -2,10 +2,10 @@
 //! `popcount(XNOR(w_j, x)) >= T_j`.
 
 use super::{
-    matches_by_definition, mvtu, popcounts, Hardware, MemoryImage, Produces, Semantics, Shape,
-    Site, Values,
+    check_thresholds, matches_by_definition, mvtu, popcounts, thresholded_size_bits, Hardware,
+    MemoryImage, Produces, Semantics, Shape, Site, Values,
 };
-use crate::model::{threshold_bits, BinaryMatrix};
+use crate::model::BinaryMatrix;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::{self, LayerEstimate};
 
@@ -43,33 +43,11 @@ impl Semantics for Dense {
                 self.weights.cols()
             ));
         }
-        if self.weights.rows() == 0 {
-            return Err("has no neurons".into());
-        }
-        if self.thresholds.len() != self.weights.rows() {
-            return Err(format!(
-                "has {} thresholds for {} neurons",
-                self.thresholds.len(),
-                self.weights.rows()
-            ));
-        }
-        if let Some((j, t)) = self
-            .thresholds
-            .iter()
-            .enumerate()
-            .find(|(_, &t)| t as usize > inputs + 1)
-        {
-            return Err(format!(
-                "neuron {j} has threshold {t}, outside 0..={}",
-                inputs + 1
-            ));
-        }
-        Ok(())
+        check_thresholds(&self.weights, &self.thresholds, "neurons", "neuron")
     }
 
     fn size_bits(&self) -> u64 {
-        let n = self.weights.cols() as u64;
-        self.weights.rows() as u64 * (n + threshold_bits(n) as u64)
+        thresholded_size_bits(&self.weights)
     }
 
     fn weight_bits(&self) -> u64 {

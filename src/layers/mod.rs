@@ -254,6 +254,44 @@ impl Layer {
     }
 }
 
+/// The checks every layer of threshold units shares: at least one unit, one threshold per
+/// unit, each in `0..=n + 1` for `n` inputs per unit (`units` and `unit` name them).
+pub(crate) fn check_thresholds(
+    weights: &BinaryMatrix,
+    thresholds: &[u32],
+    units: &str,
+    unit: &str,
+) -> Result<(), String> {
+    let n = weights.cols();
+    if weights.rows() == 0 {
+        return Err(format!("has no {units}"));
+    }
+    if thresholds.len() != weights.rows() {
+        return Err(format!(
+            "has {} thresholds for {} {units}",
+            thresholds.len(),
+            weights.rows()
+        ));
+    }
+    if let Some((j, t)) = thresholds
+        .iter()
+        .enumerate()
+        .find(|(_, &t)| t as usize > n + 1)
+    {
+        return Err(format!(
+            "{unit} {j} has threshold {t}, outside 0..={}",
+            n + 1
+        ));
+    }
+    Ok(())
+}
+
+/// Size of a layer of threshold units: every weight and `threshold_bits(n)` per unit.
+pub(crate) fn thresholded_size_bits(weights: &BinaryMatrix) -> u64 {
+    let n = weights.cols() as u64;
+    weights.rows() as u64 * (n + crate::model::threshold_bits(n) as u64)
+}
+
 /// `n <= 64` bits of the packed `v` from bit `at`, in the low bits.
 #[inline]
 pub(crate) fn bits_at(v: &[u64], at: usize, n: usize) -> u64 {
