@@ -277,3 +277,27 @@ fn conv_export_matches_float_graph() {
         assert_eq!(float, int, "{spec}");
     }
 }
+
+/// The size the pruning search predicts from an architecture is the exported model's size, and
+/// the model names its architecture in the notation it was built from.
+#[test]
+fn an_architecture_predicts_its_models_size_and_notation() {
+    let values = crate::layers::Shape {
+        height: 11,
+        width: 9,
+        channels: 3,
+    };
+    let input = crate::model::InputShape {
+        height: 11,
+        width: 9,
+        channels: 1,
+    };
+    let planes = crate::bitslice::PlaneSet::new(&[7, 5, 1]).unwrap();
+    for spec in ["c5,p2,d6", "c4k5v,c7,p3", "c3k1v,d2,d4", "p2,c9k3v"] {
+        let arch: arch::Arch = spec.parse().unwrap();
+        let net = conv::ConvNet::new(values, &arch, 5, 1);
+        let model = export::export_conv(&net, input, &planes, Default::default());
+        assert_eq!(model.size_bits(), arch.size_bits(values, 5), "{spec}");
+        assert_eq!(model.arch().parse::<arch::Arch>().unwrap(), arch, "{spec}");
+    }
+}
