@@ -56,21 +56,48 @@ impl Conv {
 
     /// Positions of `-1` added on each side.
     pub fn pad(&self) -> usize {
-        match self.padding {
-            Padding::Valid => 0,
-            Padding::Same => (self.kernel - 1) / 2,
-        }
+        pad_for(self.kernel, self.padding)
     }
 
-    /// The input position window bit `(dy, dx)` of output `(y, x)` reads, or `None` outside
-    /// the image (padding).
     fn source(&self, input: Shape, y: usize, x: usize, dy: usize, dx: usize) -> Option<usize> {
-        let (sy, sx) = (
-            (y + dy).checked_sub(self.pad())?,
-            (x + dx).checked_sub(self.pad())?,
-        );
-        (sy < input.height && sx < input.width).then_some(sy * input.width + sx)
+        window_source(input, self.pad(), y, x, dy, dx)
     }
+}
+
+/// Positions of `-1` a `kernel x kernel` convolution adds on each side.
+pub fn pad_for(kernel: usize, padding: Padding) -> usize {
+    match padding {
+        Padding::Valid => 0,
+        Padding::Same => (kernel - 1) / 2,
+    }
+}
+
+/// The shape a convolution of `channels` output channels hands on when it receives `input`.
+pub fn conv_output(input: Shape, kernel: usize, padding: Padding, channels: usize) -> Shape {
+    let shrink = match padding {
+        Padding::Valid => kernel.saturating_sub(1),
+        Padding::Same => 0,
+    };
+    Shape {
+        height: input.height.saturating_sub(shrink),
+        width: input.width.saturating_sub(shrink),
+        channels,
+    }
+}
+
+/// The input position that window bit `(dy, dx)` of output `(y, x)` reads (`pad` positions of
+/// padding on each side), or `None` outside the image (padding).
+#[inline]
+pub fn window_source(
+    input: Shape,
+    pad: usize,
+    y: usize,
+    x: usize,
+    dy: usize,
+    dx: usize,
+) -> Option<usize> {
+    let (sy, sx) = ((y + dy).checked_sub(pad)?, (x + dx).checked_sub(pad)?);
+    (sy < input.height && sx < input.width).then_some(sy * input.width + sx)
 }
 
 impl Semantics for Conv {
@@ -94,15 +121,7 @@ impl Semantics for Conv {
     }
 
     fn output_shape(&self, input: Shape) -> Shape {
-        let shrink = match self.padding {
-            Padding::Valid => self.kernel.saturating_sub(1),
-            Padding::Same => 0,
-        };
-        Shape {
-            height: input.height.saturating_sub(shrink),
-            width: input.width.saturating_sub(shrink),
-            channels: self.out_channels(),
-        }
+        conv_output(input, self.kernel, self.padding, self.out_channels())
     }
 
     fn check(&self, input: Shape) -> Result<(), String> {

@@ -22,9 +22,9 @@ pub mod mvtu;
 mod pool;
 mod scores;
 
-pub use conv::{Conv, Padding};
+pub use conv::{conv_output, pad_for, window_source, Conv, Padding};
 pub use dense::Dense;
-pub use pool::MaxPool;
+pub use pool::{pool_output, MaxPool};
 pub use scores::Scores;
 
 use serde::{Deserialize, Serialize};

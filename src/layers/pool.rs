@@ -10,6 +10,16 @@ use super::{or_run, Hardware, MemoryImage, Produces, Semantics, Shape, Site, Val
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::LayerEstimate;
 
+/// The shape a `p x p` max-pool hands on when it receives `input`.
+pub fn pool_output(input: Shape, p: usize) -> Shape {
+    let p = p.max(1);
+    Shape {
+        height: input.height / p,
+        width: input.width / p,
+        channels: input.channels,
+    }
+}
+
 /// A binary max-pool layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MaxPool {
@@ -31,12 +41,7 @@ impl Semantics for MaxPool {
     }
 
     fn output_shape(&self, input: Shape) -> Shape {
-        let p = self.size.max(1);
-        Shape {
-            height: input.height / p,
-            width: input.width / p,
-            channels: input.channels,
-        }
+        pool_output(input, self.size)
     }
 
     fn check(&self, input: Shape) -> Result<(), String> {

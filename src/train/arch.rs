@@ -47,6 +47,21 @@ pub enum Op {
     Dense(usize),
 }
 
+impl Op {
+    /// The shape the layer hands on when it receives `input`.
+    pub fn output(&self, input: crate::layers::Shape) -> crate::layers::Shape {
+        match *self {
+            Op::Conv {
+                channels,
+                kernel,
+                padding,
+            } => crate::layers::conv_output(input, kernel, padding, channels),
+            Op::Pool(p) => crate::layers::pool_output(input, p),
+            Op::Dense(n) => crate::layers::Shape::flat(n),
+        }
+    }
+}
+
 impl std::fmt::Display for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
@@ -134,39 +149,19 @@ impl Arch {
     /// model of this architecture receiving `input` values, with `classes` classes.
     pub fn size_bits(&self, input: crate::layers::Shape, classes: usize) -> u64 {
         use crate::model::threshold_bits;
-        let mut shape = input;
-        let mut bits = 0u64;
         let neurons =
             |count: usize, n: usize| count as u64 * (n as u64 + threshold_bits(n as u64) as u64);
+        let mut shape = input;
+        let mut bits = 0u64;
         for op in &self.0 {
-            shape = match *op {
+            bits += match *op {
                 Op::Conv {
-                    channels,
-                    kernel,
-                    padding,
-                } => {
-                    bits += neurons(channels, kernel * kernel * shape.channels);
-                    let shrink = if padding == Padding::Valid {
-                        kernel - 1
-                    } else {
-                        0
-                    };
-                    crate::layers::Shape {
-                        height: shape.height.saturating_sub(shrink),
-                        width: shape.width.saturating_sub(shrink),
-                        channels,
-                    }
-                }
-                Op::Pool(p) => crate::layers::Shape {
-                    height: shape.height / p,
-                    width: shape.width / p,
-                    channels: shape.channels,
-                },
-                Op::Dense(n) => {
-                    bits += neurons(n, shape.len());
-                    crate::layers::Shape::flat(n)
-                }
+                    channels, kernel, ..
+                } => neurons(channels, kernel * kernel * shape.channels),
+                Op::Pool(_) => 0,
+                Op::Dense(n) => neurons(n, shape.len()),
             };
+            shape = op.output(shape);
         }
         bits + classes as u64 * shape.len() as u64
     }

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use super::arch::{Arch, Op};
 use super::net::{norm_activate, norm_backward, sign, softmax_loss, BatchNorm, Cache, Mode, Param};
-use crate::layers::{Padding, Shape};
+use crate::layers::{pad_for, window_source, Padding, Shape};
 use crate::util::gemm::{gemm_at_b, gemm_rows};
 use crate::util::rng::Rng;
 
@@ -116,22 +116,8 @@ pub struct Workspace {
     dlogits: Vec<f32>,
 }
 
-/// The input of conv layer at `(y + dy - pad, x + dx - pad)`, or `None` outside the image.
-#[inline]
-fn source(s: Shape, pad: usize, y: usize, x: usize, dy: usize, dx: usize) -> Option<usize> {
-    let (sy, sx) = ((y + dy).checked_sub(pad)?, (x + dx).checked_sub(pad)?);
-    (sy < s.height && sx < s.width).then_some(sy * s.width + sx)
-}
-
 /// Images per parallel task when gathering windows.
 const IMAGE_CHUNK: usize = 4;
-
-fn pad_of(kernel: usize, padding: Padding) -> usize {
-    match padding {
-        Padding::Valid => 0,
-        Padding::Same => (kernel - 1) / 2,
-    }
-}
 
 /// Gathers every window of every image of `x` (`batch x input.len()`) into `patches`.
 fn im2col(x: &[f32], input: Shape, output: Shape, k: usize, pad: usize, patches: &mut Vec<f32>) {
@@ -152,7 +138,7 @@ fn im2col(x: &[f32], input: Shape, output: Shape, k: usize, pad: usize, patches:
                         let row = &mut img[(yy * output.width + xx) * n..][..n];
                         for dy in 0..k {
                             for dx in 0..k {
-                                if let Some(p) = source(input, pad, yy, xx, dy, dx) {
+                                if let Some(p) = window_source(input, pad, yy, xx, dy, dx) {
                                     let to = (dy * k + dx) * c;
                                     row[to..to + c].copy_from_slice(&xi[p * c..(p + 1) * c]);
                                 }
@@ -188,7 +174,7 @@ fn col2im(
                     let row = &img[(yy * output.width + xx) * n..][..n];
                     for dy in 0..k {
                         for dx in 0..k {
-                            if let Some(p) = source(input, pad, yy, xx, dy, dx) {
+                            if let Some(p) = window_source(input, pad, yy, xx, dy, dx) {
                                 let from = (dy * k + dx) * c;
                                 for ch in 0..c {
                                     di[p * c + ch] += row[from + ch];
@@ -215,16 +201,7 @@ impl ConvNet {
                     kernel,
                     padding,
                 } => {
-                    let shrink = if padding == Padding::Valid {
-                        kernel - 1
-                    } else {
-                        0
-                    };
-                    let output = Shape {
-                        height: shape.height.saturating_sub(shrink),
-                        width: shape.width.saturating_sub(shrink),
-                        channels,
-                    };
+                    let output = op.output(shape);
                     let n = kernel * kernel * shape.channels;
                     Layer::Conv {
                         kernel,
@@ -238,11 +215,7 @@ impl ConvNet {
                 Op::Pool(size) => Layer::Pool {
                     size,
                     input: shape,
-                    output: Shape {
-                        height: shape.height / size,
-                        width: shape.width / size,
-                        channels: shape.channels,
-                    },
+                    output: op.output(shape),
                 },
                 Op::Dense(n) => Layer::Dense {
                     inputs: shape.len(),
@@ -333,7 +306,7 @@ impl ConvNet {
                     w,
                     bn,
                 } => {
-                    let (k, pad) = (*kernel, pad_of(*kernel, *padding));
+                    let (k, pad) = (*kernel, pad_for(*kernel, *padding));
                     im2col(input, *ishape, *output, k, pad, &mut ws.patches[i]);
                     let cols = k * k * ishape.channels;
                     let rows = b * output.height * output.width;
@@ -480,7 +453,7 @@ impl ConvNet {
                         &ws.y[i],
                         &ws.inv_std[i],
                     );
-                    let (k, pad) = (*kernel, pad_of(*kernel, *padding));
+                    let (k, pad) = (*kernel, pad_for(*kernel, *padding));
                     let cols = k * k * input.channels;
                     let rows = b * output.height * output.width;
                     gemm_at_b(

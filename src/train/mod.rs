@@ -533,7 +533,8 @@ pub fn check_conv_size(meta: &DataMeta, arch: &arch::Arch, batch: usize) -> Resu
     let at = |i: usize, op: &arch::Op| format!(" {arch}: layer {i} ({op})");
     for (i, op) in arch.0.iter().enumerate() {
         let s = shape;
-        shape = match *op {
+        shape = op.output(s);
+        match *op {
             arch::Op::Conv {
                 channels,
                 kernel,
@@ -550,22 +551,11 @@ pub fn check_conv_size(meta: &DataMeta, arch: &arch::Arch, batch: usize) -> Resu
                         s.width
                     ));
                 }
-                let shrink = if padding == crate::layers::Padding::Valid {
-                    kernel - 1
-                } else {
-                    0
-                };
-                let out = crate::layers::Shape {
-                    height: s.height - shrink,
-                    width: s.width - shrink,
-                    channels,
-                };
                 let window = (kernel * kernel * s.channels) as u64;
                 weights = weights.saturating_add(window.saturating_mul(channels as u64));
-                let positions = (out.height * out.width) as u64;
+                let positions = (shape.height * shape.width) as u64;
                 floats =
                     floats.saturating_add(positions.saturating_mul(window + 4 * channels as u64));
-                out
             }
             arch::Op::Pool(p) => {
                 if p > s.height || p > s.width {
@@ -577,18 +567,12 @@ pub fn check_conv_size(meta: &DataMeta, arch: &arch::Arch, batch: usize) -> Resu
                         s.width
                     ));
                 }
-                crate::layers::Shape {
-                    height: s.height / p,
-                    width: s.width / p,
-                    channels: s.channels,
-                }
             }
             arch::Op::Dense(n) => {
                 weights = weights.saturating_add((s.len() as u64).saturating_mul(n as u64));
                 floats = floats.saturating_add(4 * n as u64);
-                crate::layers::Shape::flat(n)
             }
-        };
+        }
     }
     weights = weights.saturating_add((shape.len() as u64).saturating_mul(meta.classes as u64));
     if weights > MAX_PARAMETERS {
