@@ -564,7 +564,7 @@ pub fn table(r: &BenchReport) -> String {
             m.name,
             100.0 * m.test_accuracy,
             m.size_bits,
-            if m.arch.split(',').all(|l| l.starts_with('d')) {
+            if crate::train::arch::is_perceptron(&m.arch) {
                 format!("hidden {:?}", m.hidden)
             } else {
                 format!("arch {}", m.arch)

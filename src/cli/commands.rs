@@ -350,7 +350,7 @@ fn print_train(t: &TrainOutcome) {
     match t {
         TrainOutcome::Binary(r) => {
             outln!("model        {}", r.model);
-            let layers = if r.arch.split(',').all(|l| l.starts_with('d')) {
+            let layers = if crate::train::arch::is_perceptron(&r.arch) {
                 join(&r.hidden)
             } else {
                 r.arch.replace(',', " -> ")

@@ -374,7 +374,7 @@ fn sorted(planes: &[u8]) -> Vec<u8> {
 
 /// `widths [256, 128]` for a perceptron, `arch c32,p2,d64` for anything else.
 fn widths_text(s: &Summary) -> String {
-    if s.arch.is_empty() || s.arch.split(',').all(|l| l.starts_with('d')) {
+    if crate::train::arch::is_perceptron(&s.arch) {
         format!("widths {:?}", s.hidden)
     } else {
         format!("arch {}", s.arch)
@@ -435,7 +435,7 @@ pub fn table(r: &PruneReport) -> String {
             "{:<9} {:<17} {:<15} {:>10} {:>7.2}x {:>7.2}% {:>7.2}% {}",
             tag,
             format!("{:?}", x.planes),
-            if x.arch.is_empty() || x.arch.split(',').all(|l| l.starts_with('d')) {
+            if crate::train::arch::is_perceptron(&x.arch) {
                 format!("{:?}", x.hidden)
             } else {
                 x.arch.clone()

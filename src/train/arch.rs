@@ -167,6 +167,12 @@ impl Arch {
     }
 }
 
+/// Whether hidden layers written in the notation (`d256,d128`, or none) form a multilayer
+/// perceptron: what reports show as a list of widths rather than as the notation.
+pub fn is_perceptron(notation: &str) -> bool {
+    notation.is_empty() || notation.split(',').all(|l| l.starts_with('d'))
+}
+
 impl std::fmt::Display for Arch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let parts: Vec<String> = self.0.iter().map(Op::to_string).collect();
