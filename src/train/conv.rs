@@ -20,9 +20,10 @@
 use rayon::prelude::*;
 
 use super::arch::{Arch, Op};
-use super::net::{norm_activate, norm_backward, sign, softmax_loss, BatchNorm, Cache, Mode, Param};
+use super::channel_norm::{self, Saved, Sums};
+use super::net::{sign, softmax_loss, BatchNorm, Mode, Param};
 use crate::layers::{pad_for, window_source, Padding, Shape};
-use crate::util::gemm::{gemm_at_b, gemm_rows};
+use crate::util::gemm::{gemm, gemm_at_b, gemm_rows};
 use crate::util::rng::Rng;
 
 /// A layer of the graph.
@@ -97,94 +98,90 @@ pub struct Workspace {
     batch: usize,
     /// `acts[i]`: the values layer `i` receives (`acts[0]` the input), `batch x len`.
     acts: Vec<Vec<f32>>,
-    /// Per conv layer: the windows, `batch * positions x k * k * C`.
-    patches: Vec<Vec<f32>>,
+    /// Per layer with weights: its pre-activations, `batch * positions x channels`.
+    zs: Vec<Vec<f32>>,
     /// Per layer with weights: `sign(W)`.
     wb: Vec<Vec<f32>>,
-    xhat: Vec<Vec<f32>>,
-    y: Vec<Vec<f32>>,
-    inv_std: Vec<Vec<f32>>,
+    /// Per layer with weights: its batch statistics.
+    saved: Vec<Saved>,
     /// Per pool layer: for each output value, the input index of the maximum.
     argmax: Vec<Vec<u32>>,
     wb_out: Vec<f32>,
-    /// Reused buffers: pre-activations, window gradients, input gradients.
-    z: Vec<f32>,
-    dpatches: Vec<f32>,
+    /// A reused buffer for input gradients.
     dx: Vec<f32>,
     zout: Vec<f32>,
     logits: Vec<f32>,
     dlogits: Vec<f32>,
 }
 
-/// Images per parallel task when gathering windows.
-const IMAGE_CHUNK: usize = 4;
+/// Rows of windows one parallel task of a convolution gathers and multiplies (a whole number
+/// of images, at least one): small enough for a core's cache, so that the windows are
+/// gathered where they are used and never stored for the whole batch. (Unit tests use small
+/// tasks, so that their small images still make several tasks and a partial one.)
+#[cfg(not(test))]
+const TASK_ROWS: usize = 1024;
+#[cfg(test)]
+const TASK_ROWS: usize = 64;
 
-/// Gathers every window of every image of `x` (`batch x input.len()`) into `patches`.
-fn im2col(x: &[f32], input: Shape, output: Shape, k: usize, pad: usize, patches: &mut Vec<f32>) {
-    let (c, n) = (input.channels, k * k * input.channels);
-    let positions = output.height * output.width;
-    let batch = x.len() / input.len();
-    patches.clear();
-    patches.resize(batch * positions * n, -1.0);
-    patches
-        .par_chunks_mut(IMAGE_CHUNK * positions * n)
-        .enumerate()
-        .for_each(|(ci, chunk)| {
-            for (bi, img) in chunk.chunks_mut(positions * n).enumerate() {
-                let b = ci * IMAGE_CHUNK + bi;
-                let xi = &x[b * input.len()..(b + 1) * input.len()];
-                for yy in 0..output.height {
-                    for xx in 0..output.width {
-                        let row = &mut img[(yy * output.width + xx) * n..][..n];
-                        for dy in 0..k {
-                            for dx in 0..k {
-                                if let Some(p) = window_source(input, pad, yy, xx, dy, dx) {
-                                    let to = (dy * k + dx) * c;
-                                    row[to..to + c].copy_from_slice(&xi[p * c..(p + 1) * c]);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        });
+/// Images per parallel task of a convolution with `positions` output positions. A function of
+/// the shape only, so results do not depend on the number of threads.
+fn images_per_task(positions: usize) -> usize {
+    (TASK_ROWS / positions.max(1)).max(1)
 }
 
-/// Adds every window gradient of `dpatches` back onto the inputs it came from.
-fn col2im(
-    dpatches: &[f32],
-    input: Shape,
-    output: Shape,
-    k: usize,
-    pad: usize,
-    dx_out: &mut Vec<f32>,
-) {
+/// Gathers every window of the images of `x` (`images x input.len()`) into `patches`, one
+/// row per output position, `-1` outside the image.
+fn gather(x: &[f32], input: Shape, output: Shape, k: usize, pad: usize, patches: &mut Vec<f32>) {
     let (c, n) = (input.channels, k * k * input.channels);
     let positions = output.height * output.width;
-    let batch = dpatches.len() / (positions * n);
-    dx_out.clear();
-    dx_out.resize(batch * input.len(), 0.0);
-    dx_out
-        .par_chunks_mut(input.len())
-        .enumerate()
-        .for_each(|(b, di)| {
-            let img = &dpatches[b * positions * n..(b + 1) * positions * n];
-            for yy in 0..output.height {
-                for xx in 0..output.width {
-                    let row = &img[(yy * output.width + xx) * n..][..n];
-                    for dy in 0..k {
-                        for dx in 0..k {
-                            if let Some(p) = window_source(input, pad, yy, xx, dy, dx) {
-                                let from = (dy * k + dx) * c;
-                                for ch in 0..c {
-                                    di[p * c + ch] += row[from + ch];
-                                }
+    let images = x.len() / input.len();
+    patches.clear();
+    patches.resize(images * positions * n, -1.0);
+    for (img, xi) in patches
+        .chunks_exact_mut(positions * n)
+        .zip(x.chunks_exact(input.len()))
+    {
+        for yy in 0..output.height {
+            for xx in 0..output.width {
+                let row = &mut img[(yy * output.width + xx) * n..][..n];
+                for dy in 0..k {
+                    for dx in 0..k {
+                        if let Some(p) = window_source(input, pad, yy, xx, dy, dx) {
+                            let to = (dy * k + dx) * c;
+                            row[to..to + c].copy_from_slice(&xi[p * c..(p + 1) * c]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds every window gradient of `dpatches` (laid out as [`gather`] lays out windows) onto
+/// the inputs it came from, in `dx` (`images x input.len()`).
+fn scatter(dpatches: &[f32], input: Shape, output: Shape, k: usize, pad: usize, dx: &mut [f32]) {
+    let (c, n) = (input.channels, k * k * input.channels);
+    let positions = output.height * output.width;
+    for (img, di) in dpatches
+        .chunks_exact(positions * n)
+        .zip(dx.chunks_exact_mut(input.len()))
+    {
+        for yy in 0..output.height {
+            for xx in 0..output.width {
+                let row = &img[(yy * output.width + xx) * n..][..n];
+                for dy in 0..k {
+                    for dx in 0..k {
+                        if let Some(p) = window_source(input, pad, yy, xx, dy, dx) {
+                            let from = (dy * k + dx) * c;
+                            for (d, &g) in di[p * c..(p + 1) * c].iter_mut().zip(&row[from..]) {
+                                *d += g;
                             }
                         }
                     }
                 }
             }
-        });
+        }
+    }
 }
 
 impl ConvNet {
@@ -280,15 +277,9 @@ impl ConvNet {
         let b = x.len() / self.input.len();
         ws.batch = b;
         ws.acts.resize(n + 1, Vec::new());
-        for v in [
-            &mut ws.patches,
-            &mut ws.wb,
-            &mut ws.xhat,
-            &mut ws.y,
-            &mut ws.inv_std,
-        ] {
-            v.resize(n, Vec::new());
-        }
+        ws.zs.resize(n, Vec::new());
+        ws.wb.resize(n, Vec::new());
+        ws.saved.resize(n, Saved::default());
         ws.argmax.resize(n, Vec::new());
         ws.acts[0].clear();
         ws.acts[0].extend_from_slice(x);
@@ -296,7 +287,7 @@ impl ConvNet {
         for i in 0..n {
             let (before, after) = ws.acts.split_at_mut(i + 1);
             let (input, act) = (&before[i], &mut after[0]);
-            let mut wb = std::mem::take(&mut ws.wb[i]);
+            let (z, wb, saved) = (&mut ws.zs[i], &mut ws.wb[i], &mut ws.saved[i]);
             match &mut self.layers[i] {
                 Layer::Conv {
                     kernel,
@@ -307,69 +298,58 @@ impl ConvNet {
                     bn,
                 } => {
                     let (k, pad) = (*kernel, pad_for(*kernel, *padding));
-                    im2col(input, *ishape, *output, k, pad, &mut ws.patches[i]);
-                    let cols = k * k * ishape.channels;
-                    let rows = b * output.height * output.width;
+                    let (cols, co) = (k * k * ishape.channels, output.channels);
+                    let positions = output.height * output.width;
+                    let g = images_per_task(positions);
                     wb.clear();
                     wb.extend(w.value.iter().map(|&x| if binarize { sign(x) } else { x }));
-                    let z = &mut ws.z;
-                    z.resize(rows * output.channels, 0.0);
-                    gemm_rows(
-                        rows,
-                        cols,
-                        output.channels,
-                        &ws.patches[i],
-                        &wb,
-                        (1, cols),
-                        z,
-                    );
-                    let cache = Cache {
-                        xhat: &mut ws.xhat[i],
-                        y: &mut ws.y[i],
-                        inv_std: &mut ws.inv_std[i],
-                        act,
-                    };
-                    norm_activate(bn, z, output.channels, mode, binarize, cache);
+                    z.clear();
+                    z.resize(b * positions * co, 0.0);
+                    let (ishape, output, wb) = (*ishape, *output, &*wb);
+                    let parts: Vec<Sums> = z
+                        .par_chunks_mut(g * positions * co)
+                        .zip(input.par_chunks(g * ishape.len()))
+                        .map_init(Vec::new, |patches, (zc, xc)| {
+                            gather(xc, ishape, output, k, pad, patches);
+                            let rows = zc.len() / co;
+                            gemm(
+                                rows,
+                                cols,
+                                co,
+                                patches,
+                                (cols, 1),
+                                wb,
+                                (1, cols),
+                                0.0,
+                                zc,
+                                (co, 1),
+                            );
+                            if mode == Mode::Eval {
+                                Sums::default()
+                            } else {
+                                Sums::of(zc, co)
+                            }
+                        })
+                        .collect();
+                    let sums = Sums::total(&parts);
+                    channel_norm::forward(bn, z, co, &sums, mode, binarize, saved, act);
                 }
                 Layer::Pool {
                     size,
                     input: ishape,
                     output,
                 } => {
-                    let (p, c) = (*size, ishape.channels);
                     let (ilen, olen) = (ishape.len(), output.len());
                     act.clear();
                     act.resize(b * olen, 0.0);
                     let arg = &mut ws.argmax[i];
                     arg.clear();
                     arg.resize(b * olen, 0);
+                    let (p, ishape, output) = (*size, *ishape, *output);
                     act.par_chunks_mut(olen)
                         .zip(arg.par_chunks_mut(olen))
-                        .enumerate()
-                        .for_each(|(bi, (a, g))| {
-                            let xi = &input[bi * ilen..(bi + 1) * ilen];
-                            for yy in 0..output.height {
-                                for xx in 0..output.width {
-                                    for ch in 0..c {
-                                        let o = (yy * output.width + xx) * c + ch;
-                                        let mut best = usize::MAX;
-                                        for dy in 0..p {
-                                            for dx in 0..p {
-                                                let s =
-                                                    ((yy * p + dy) * ishape.width + xx * p + dx)
-                                                        * c
-                                                        + ch;
-                                                if best == usize::MAX || xi[s] > xi[best] {
-                                                    best = s;
-                                                }
-                                            }
-                                        }
-                                        a[o] = xi[best];
-                                        g[o] = best as u32;
-                                    }
-                                }
-                            }
-                        });
+                        .zip(input.par_chunks(ilen))
+                        .for_each(|((a, g), xi)| max_pool(xi, ishape, output, p, a, g));
                 }
                 Layer::Dense {
                     inputs,
@@ -379,19 +359,17 @@ impl ConvNet {
                 } => {
                     wb.clear();
                     wb.extend(w.value.iter().map(|&x| if binarize { sign(x) } else { x }));
-                    let z = &mut ws.z;
+                    z.clear();
                     z.resize(b * *outputs, 0.0);
-                    gemm_rows(b, *inputs, *outputs, input, &wb, (1, *inputs), z);
-                    let cache = Cache {
-                        xhat: &mut ws.xhat[i],
-                        y: &mut ws.y[i],
-                        inv_std: &mut ws.inv_std[i],
-                        act,
+                    gemm_rows(b, *inputs, *outputs, input, wb, (1, *inputs), z);
+                    let sums = if mode == Mode::Eval {
+                        Sums::default()
+                    } else {
+                        Sums::par_of(z, *outputs)
                     };
-                    norm_activate(bn, z, *outputs, mode, binarize, cache);
+                    channel_norm::forward(bn, z, *outputs, &sums, mode, binarize, saved, act);
                 }
             }
-            ws.wb[i] = wb;
         }
         let (last, c) = (self.last(), self.classes);
         let mut wb_out = std::mem::take(&mut ws.wb_out);
@@ -436,6 +414,7 @@ impl ConvNet {
 
         for i in (0..n).rev() {
             let need_input_grad = i > 0;
+            let (z, saved) = (&ws.zs[i], &ws.saved[i]);
             match &mut self.layers[i] {
                 Layer::Conv {
                     kernel,
@@ -445,32 +424,73 @@ impl ConvNet {
                     w,
                     bn,
                 } => {
-                    let dz = norm_backward(
-                        bn,
-                        output.channels,
-                        &mut dact,
-                        &ws.xhat[i],
-                        &ws.y[i],
-                        &ws.inv_std[i],
-                    );
+                    let bw = channel_norm::backward(bn, output.channels, &mut dact, z, saved);
                     let (k, pad) = (*kernel, pad_for(*kernel, *padding));
-                    let cols = k * k * input.channels;
-                    let rows = b * output.height * output.width;
-                    gemm_at_b(
-                        output.channels,
-                        rows,
-                        cols,
-                        &dz,
-                        &ws.patches[i],
-                        &mut w.grad,
-                    );
-                    if need_input_grad {
-                        let dpatches = &mut ws.dpatches;
-                        dpatches.resize(rows * cols, 0.0);
-                        let c = output.channels;
-                        gemm_rows(rows, c, cols, &dz, &ws.wb[i], (cols, 1), dpatches);
-                        col2im(dpatches, *input, *output, k, pad, &mut dact);
+                    let (cols, co) = (k * k * input.channels, output.channels);
+                    let positions = output.height * output.width;
+                    let g = images_per_task(positions);
+                    let mut dx = std::mem::take(&mut ws.dx);
+                    dx.clear();
+                    let dx_chunks: Vec<Option<&mut [f32]>> = if need_input_grad {
+                        dx.resize(b * input.len(), 0.0);
+                        dx.chunks_mut(g * input.len()).map(Some).collect()
+                    } else {
+                        (0..b.div_ceil(g)).map(|_| None).collect()
+                    };
+                    let (input, output, wb) = (*input, *output, &ws.wb[i]);
+                    let parts: Vec<Vec<f32>> = dact
+                        .par_chunks(g * positions * co)
+                        .zip(z.par_chunks(g * positions * co))
+                        .zip(ws.acts[i].par_chunks(g * input.len()))
+                        .zip(dx_chunks)
+                        .map_init(
+                            || (Vec::new(), Vec::new(), Vec::new()),
+                            |(dz, patches, dpatches), (((dc, zc), xc), dxc)| {
+                                dz.clear();
+                                dz.extend_from_slice(dc);
+                                bw.dz(dz, zc);
+                                gather(xc, input, output, k, pad, patches);
+                                let rows = dc.len() / co;
+                                let mut part = vec![0.0f32; co * cols];
+                                gemm(
+                                    co,
+                                    rows,
+                                    cols,
+                                    dz,
+                                    (1, co),
+                                    patches,
+                                    (cols, 1),
+                                    0.0,
+                                    &mut part,
+                                    (cols, 1),
+                                );
+                                if let Some(dxc) = dxc {
+                                    dpatches.resize(rows * cols, 0.0);
+                                    gemm(
+                                        rows,
+                                        co,
+                                        cols,
+                                        dz,
+                                        (co, 1),
+                                        wb,
+                                        (cols, 1),
+                                        0.0,
+                                        dpatches,
+                                        (cols, 1),
+                                    );
+                                    scatter(dpatches, input, output, k, pad, dxc);
+                                }
+                                part
+                            },
+                        )
+                        .collect();
+                    w.grad.fill(0.0);
+                    for part in parts {
+                        for (g, p) in w.grad.iter_mut().zip(part) {
+                            *g += p;
+                        }
                     }
+                    ws.dx = std::mem::replace(&mut dact, dx);
                 }
                 Layer::Pool { input, output, .. } => {
                     if need_input_grad {
@@ -478,14 +498,14 @@ impl ConvNet {
                         let mut dx = std::mem::take(&mut ws.dx);
                         dx.clear();
                         dx.resize(b * ilen, 0.0);
-                        for bi in 0..b {
-                            let g = &ws.argmax[i][bi * olen..(bi + 1) * olen];
-                            let d = &dact[bi * olen..(bi + 1) * olen];
-                            let di = &mut dx[bi * ilen..(bi + 1) * ilen];
-                            for (&s, &v) in g.iter().zip(d) {
-                                di[s as usize] += v;
-                            }
-                        }
+                        dx.par_chunks_mut(ilen)
+                            .zip(ws.argmax[i].par_chunks(olen))
+                            .zip(dact.par_chunks(olen))
+                            .for_each(|((di, g), d)| {
+                                for (&s, &v) in g.iter().zip(d) {
+                                    di[s as usize] += v;
+                                }
+                            });
                         ws.dx = std::mem::replace(&mut dact, dx);
                     }
                 }
@@ -495,19 +515,21 @@ impl ConvNet {
                     w,
                     bn,
                 } => {
-                    let dz = norm_backward(
-                        bn,
-                        *outputs,
-                        &mut dact,
-                        &ws.xhat[i],
-                        &ws.y[i],
-                        &ws.inv_std[i],
-                    );
-                    gemm_at_b(*outputs, b, *inputs, &dz, &ws.acts[i], &mut w.grad);
+                    let bw = channel_norm::backward(bn, *outputs, &mut dact, z, saved);
+                    bw.par_dz(&mut dact, z);
+                    gemm_at_b(*outputs, b, *inputs, &dact, &ws.acts[i], &mut w.grad);
                     if need_input_grad {
                         let mut dx = std::mem::take(&mut ws.dx);
                         dx.resize(b * *inputs, 0.0);
-                        gemm_rows(b, *outputs, *inputs, &dz, &ws.wb[i], (*inputs, 1), &mut dx);
+                        gemm_rows(
+                            b,
+                            *outputs,
+                            *inputs,
+                            &dact,
+                            &ws.wb[i],
+                            (*inputs, 1),
+                            &mut dx,
+                        );
                         ws.dx = std::mem::replace(&mut dact, dx);
                     }
                 }
@@ -555,6 +577,29 @@ impl ConvNet {
             }
         }
         out
+    }
+}
+
+/// Max-pool of one image's ±1 values `xi` into `a`, with the input index of each maximum
+/// (the first position in window order that holds it) in `arg`.
+fn max_pool(xi: &[f32], input: Shape, output: Shape, p: usize, a: &mut [f32], arg: &mut [u32]) {
+    let c = input.channels;
+    for yy in 0..output.height {
+        for xx in 0..output.width {
+            let o = (yy * output.width + xx) * c;
+            let (a, arg) = (&mut a[o..o + c], &mut arg[o..o + c]);
+            for dy in 0..p {
+                for dx in 0..p {
+                    let s = ((yy * p + dy) * input.width + xx * p + dx) * c;
+                    for ch in 0..c {
+                        if (dy, dx) == (0, 0) || xi[s + ch] > a[ch] {
+                            a[ch] = xi[s + ch];
+                            arg[ch] = (s + ch) as u32;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 mod adam;
 pub mod arch;
 mod augment;
+mod channel_norm;
 pub mod conv;
 pub mod export;
 pub mod first_layer;

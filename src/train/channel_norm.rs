@@ -1,0 +1,248 @@
+//! Batch norm and sign over many rows: the convolutional graph's version of
+//! [`super::net::norm_activate`] and [`super::net::norm_backward`], for pre-activations of
+//! `batch x positions` rows (78,400 rows of 32 channels for the first layer of the MNIST
+//! preset at batch 100), where memory traffic, not arithmetic, is the cost.
+//!
+//! The arithmetic is that of the perceptron's functions, organised to touch memory less:
+//! the statistics take one pass (sums of `z` and `z^2` in `f64`; the binarized graph's
+//! pre-activations are integers, so both sums are exact and the statistics do not depend on
+//! how rows are grouped), nothing but `z` is kept for the backward pass (`xhat` and `y` are
+//! recomputed with the same formulas, so they are the same numbers), and the gradient with
+//! respect to `z` can be produced row by row where it is used ([`Backward::dz`]). Work is split
+//! over fixed chunks of rows, added in chunk order, so results do not depend on the number of
+//! threads.
+
+use rayon::prelude::*;
+
+use super::net::{sign, BatchNorm, Mode, BN_EPS, BN_MOMENTUM};
+
+/// Rows per parallel task.
+const ROWS: usize = 1024;
+
+/// Per-channel sums of a block of rows (`rows x n`, channel fastest).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Sums {
+    /// `sum z`.
+    pub s: Vec<f64>,
+    /// `sum z^2`.
+    pub q: Vec<f64>,
+}
+
+impl Sums {
+    /// The sums of the rows of `z`, sequentially.
+    pub fn of(z: &[f32], n: usize) -> Sums {
+        let (mut s, mut q) = (vec![0.0f64; n], vec![0.0f64; n]);
+        for row in z.chunks_exact(n) {
+            for ((s, q), &x) in s.iter_mut().zip(q.iter_mut()).zip(row) {
+                let x = x as f64;
+                *s += x;
+                *q += x * x;
+            }
+        }
+        Sums { s, q }
+    }
+
+    /// Adds `other` (the next block of rows).
+    pub fn add(&mut self, other: &Sums) {
+        if self.s.is_empty() {
+            *self = other.clone();
+            return;
+        }
+        for j in 0..self.s.len() {
+            self.s[j] += other.s[j];
+            self.q[j] += other.q[j];
+        }
+    }
+
+    /// The sums of every row of `z`, over fixed chunks added in order.
+    pub fn par_of(z: &[f32], n: usize) -> Sums {
+        let parts: Vec<Sums> = z.par_chunks(ROWS * n).map(|c| Sums::of(c, n)).collect();
+        Sums::total(&parts)
+    }
+
+    /// The sums of consecutive blocks, added in order.
+    pub fn total(parts: &[Sums]) -> Sums {
+        let mut all = Sums::default();
+        for p in parts {
+            all.add(p);
+        }
+        all
+    }
+}
+
+/// What the backward pass needs of a train-mode forward pass besides `z`.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Saved {
+    /// Batch mean per channel.
+    pub mean: Vec<f32>,
+    /// `1 / sqrt(var + eps)` per channel.
+    pub inv_std: Vec<f32>,
+}
+
+impl Saved {
+    /// The normalised pre-activation `xhat` of channel `j`.
+    #[inline(always)]
+    pub fn xhat(&self, j: usize, z: f32) -> f32 {
+        (z - self.mean[j]) * self.inv_std[j]
+    }
+}
+
+/// Batch norm (per channel; `z` is `rows x n`, channel fastest, `sums` its sums) and
+/// activation: `sign(y)`, or `clamp(y, -1, 1)` in the surrogate graph, into `act`. In train
+/// and calibrate mode the batch statistics are used (and kept in `saved`); in train mode the
+/// running statistics are updated, in calibrate mode the batch's go to
+/// [`BatchNorm::calibration`]. In eval mode the running statistics are used and `sums` is not
+/// read.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward(
+    bn: &mut BatchNorm,
+    z: &[f32],
+    n: usize,
+    sums: &Sums,
+    mode: Mode,
+    binarize: bool,
+    saved: &mut Saved,
+    act: &mut Vec<f32>,
+) {
+    let rows = z.len() / n;
+    act.resize(rows * n, 0.0);
+    let activate = move |y: f32| {
+        if binarize {
+            sign(y)
+        } else {
+            y.clamp(-1.0, 1.0)
+        }
+    };
+    if mode == Mode::Eval {
+        let scales: Vec<f32> = (0..n).map(|j| bn.eval_scale(j)).collect();
+        let bn = &*bn;
+        z.par_chunks(ROWS * n)
+            .zip(act.par_chunks_mut(ROWS * n))
+            .for_each(|(zc, ac)| {
+                for (zr, ar) in zc.chunks_exact(n).zip(ac.chunks_exact_mut(n)) {
+                    for j in 0..n {
+                        ar[j] = activate(bn.eval(j, scales[j], zr[j]));
+                    }
+                }
+            });
+        return;
+    }
+    let b = rows as f64;
+    let mean: Vec<f64> = sums.s.iter().map(|s| s / b).collect();
+    let var: Vec<f64> = sums
+        .q
+        .iter()
+        .zip(&mean)
+        .map(|(q, m)| (q / b - m * m).max(0.0))
+        .collect();
+    saved.inv_std.clear();
+    saved
+        .inv_std
+        .extend(var.iter().map(|&v| 1.0 / ((v as f32) + BN_EPS).sqrt()));
+    saved.mean.clear();
+    saved.mean.extend(mean.iter().map(|&m| m as f32));
+    if mode == Mode::Train {
+        for j in 0..n {
+            let unbiased = var[j] * b / (rows.max(2) - 1) as f64;
+            bn.mean[j] += BN_MOMENTUM * (mean[j] as f32 - bn.mean[j]);
+            bn.var[j] += BN_MOMENTUM * (unbiased as f32 - bn.var[j]);
+        }
+    } else {
+        bn.calibration.push((rows, mean, var));
+    }
+    let (gamma, beta, saved) = (&bn.gamma.value, &bn.beta.value, &*saved);
+    z.par_chunks(ROWS * n)
+        .zip(act.par_chunks_mut(ROWS * n))
+        .for_each(|(zc, ac)| {
+            for (zr, ar) in zc.chunks_exact(n).zip(ac.chunks_exact_mut(n)) {
+                for j in 0..n {
+                    ar[j] = activate(gamma[j] * saved.xhat(j, zr[j]) + beta[j]);
+                }
+            }
+        });
+}
+
+/// The batch-norm backward pass of one layer, once its parameters' gradients are known.
+pub(super) struct Backward<'a> {
+    saved: &'a Saved,
+    /// `gamma * inv_std / rows` per channel.
+    k: Vec<f32>,
+    dgamma: Vec<f32>,
+    dbeta: Vec<f32>,
+    rows: f32,
+}
+
+impl Backward<'_> {
+    /// Overwrites `d` (rows of gradients with respect to the activations, saturated ones
+    /// already zeroed by [`backward`]) with the gradients with respect to `z`.
+    pub fn dz(&self, d: &mut [f32], z: &[f32]) {
+        let n = self.k.len();
+        for (dr, zr) in d.chunks_exact_mut(n).zip(z.chunks_exact(n)) {
+            for j in 0..n {
+                let xh = self.saved.xhat(j, zr[j]);
+                dr[j] = self.k[j] * (self.rows * dr[j] - self.dbeta[j] - xh * self.dgamma[j]);
+            }
+        }
+    }
+
+    /// [`Backward::dz`] over every row, in parallel.
+    pub fn par_dz(&self, d: &mut [f32], z: &[f32]) {
+        let n = self.k.len();
+        d.par_chunks_mut(ROWS * n)
+            .zip(z.par_chunks(ROWS * n))
+            .for_each(|(dc, zc)| self.dz(dc, zc));
+    }
+}
+
+/// Straight-through activation and batch-norm backward after a train-mode [`forward`] of `z`:
+/// `d` holds the gradient with respect to the activations and is zeroed where the activation
+/// saturates (`|y| > 1`); the batch-norm parameters' gradients are filled. The returned
+/// [`Backward`] turns `d` into the gradient with respect to `z`.
+pub(super) fn backward<'a>(
+    bn: &mut BatchNorm,
+    n: usize,
+    d: &mut [f32],
+    z: &[f32],
+    saved: &'a Saved,
+) -> Backward<'a> {
+    let rows = d.len() / n;
+    let (gamma, beta) = (&bn.gamma.value, &bn.beta.value);
+    let parts: Vec<(Vec<f64>, Vec<f64>)> = d
+        .par_chunks_mut(ROWS * n)
+        .zip(z.par_chunks(ROWS * n))
+        .map(|(dc, zc)| {
+            let (mut g, mut be) = (vec![0.0f64; n], vec![0.0f64; n]);
+            for (dr, zr) in dc.chunks_exact_mut(n).zip(zc.chunks_exact(n)) {
+                for j in 0..n {
+                    let xh = saved.xhat(j, zr[j]);
+                    if (gamma[j] * xh + beta[j]).abs() > 1.0 {
+                        dr[j] = 0.0;
+                    }
+                    g[j] += dr[j] as f64 * xh as f64;
+                    be[j] += dr[j] as f64;
+                }
+            }
+            (g, be)
+        })
+        .collect();
+    let (mut dgamma, mut dbeta) = (vec![0.0f64; n], vec![0.0f64; n]);
+    for (g, be) in parts {
+        for j in 0..n {
+            dgamma[j] += g[j];
+            dbeta[j] += be[j];
+        }
+    }
+    let dgamma: Vec<f32> = dgamma.iter().map(|&v| v as f32).collect();
+    let dbeta: Vec<f32> = dbeta.iter().map(|&v| v as f32).collect();
+    bn.gamma.grad.copy_from_slice(&dgamma);
+    bn.beta.grad.copy_from_slice(&dbeta);
+    Backward {
+        saved,
+        k: (0..n)
+            .map(|j| gamma[j] * saved.inv_std[j] / rows as f32)
+            .collect(),
+        dgamma,
+        dbeta,
+        rows: rows as f32,
+    }
+}
