@@ -161,7 +161,7 @@ fn export_agrees_with_float_graph_on_every_test_image() {
 
     // The fast executor, image by image and in bit-sliced batches, gives the same classes.
     use cbnn::reference::fast::{FastModel, FastScratch};
-    let fast = FastModel::new(&trained.model).expect("an MLP");
+    let fast = FastModel::new(&trained.model);
     let pixels = &split.test.images.pixels;
     let d = fast.pixels();
     for batch in [1, 1000] {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{run_pass, BinaryEngine, Classifier, Pass, Setting, Spread};
+use super::{run_pass, Classifier, Pass, Setting, Spread};
 use crate::error::{self, Error, Result};
 use crate::float;
 use crate::flow::{run_stage, Stage};
@@ -19,6 +19,7 @@ use crate::jobs::sim::SimJob;
 use crate::jobs::train::TrainJob;
 use crate::jobs::{check_compatible, DataSource, Job};
 use crate::model::{self, IntModel};
+use crate::reference::fast::FastModel;
 use crate::reference::{has_popcnt, Evaluation};
 use crate::util::atomic;
 use crate::util::output::Plan;
@@ -32,7 +33,8 @@ const ENGINES: [&str; 3] = ["float", "baseline", "compact"];
 pub struct ModelInfo {
     pub name: &'static str,
     pub path: String,
-    /// The engine that ran it: `float`, `fast` (the fast binary executor) or `reference`.
+    /// The engine that ran it: `float`, `fast` (the fast perceptron executor) or
+    /// `fast-layers` (the fast executor of convolutional networks).
     pub engine: &'static str,
     pub planes: Option<Vec<u8>>,
     /// The hidden layers in the architecture notation.
@@ -363,8 +365,8 @@ pub fn bench(a: &BenchConfig) -> Result<BenchReport> {
     let labels = &ds.test.labels;
     let (fe, be, ce) = (
         float::Engine::new(&fm),
-        BinaryEngine::new(&base),
-        BinaryEngine::new(&comp),
+        FastModel::new(&base),
+        FastModel::new(&comp),
     );
     let all = rayon::current_num_threads();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -406,17 +408,15 @@ pub fn bench(a: &BenchConfig) -> Result<BenchReport> {
     }
     let accuracy = |pred: &[usize], classes: usize| Evaluation::new(pred, labels, classes).accuracy;
     let binary_info =
-        |name: &'static str, path: &Path, m: &IntModel, e: &BinaryEngine, pred: &[usize]| {
-            ModelInfo {
-                name,
-                path: path.display().to_string(),
-                engine: e.name(),
-                planes: Some(m.planes.planes().to_vec()),
-                arch: m.arch(),
-                hidden: m.hidden_widths(),
-                size_bits: m.size_bits(),
-                test_accuracy: accuracy(pred, m.classes()),
-            }
+        |name: &'static str, path: &Path, m: &IntModel, e: &FastModel, pred: &[usize]| ModelInfo {
+            name,
+            path: path.display().to_string(),
+            engine: e.name(),
+            planes: Some(m.planes.planes().to_vec()),
+            arch: m.arch(),
+            hidden: m.hidden_widths(),
+            size_bits: m.size_bits(),
+            test_accuracy: accuracy(pred, m.classes()),
         };
     let infos = vec![
         ModelInfo {
@@ -574,8 +574,8 @@ pub fn table(r: &BenchReport) -> String {
                 .map_or(" (float32, 8-bit pixels)".to_string(), |p| format!(
                     " planes {p:?}"
                 )),
-            if m.engine == "reference" {
-                " (reference executor)"
+            if m.engine == "fast-layers" {
+                " (layer-by-layer fast executor)"
             } else {
                 ""
             }

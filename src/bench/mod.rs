@@ -26,8 +26,9 @@ pub trait Classifier: Sync {
     fn classify_batch(&self, pixels: &[u8], scratch: &mut Self::Scratch, out: &mut [usize]);
 }
 
-/// A binary network, run by the fast executor: packed XNOR-popcount, the first layer's weights
-/// laid out for the input path, bit-sliced batches.
+/// A binary network, run by the fast executor: packed XNOR-popcount; for perceptrons the first
+/// layer's weights laid out for the input path and bit-sliced batches, for convolutional
+/// networks windows and weights laid out for word-wide XOR-popcount.
 impl Classifier for FastModel {
     type Scratch = FastScratch;
 
@@ -37,93 +38,6 @@ impl Classifier for FastModel {
 
     fn classify_batch(&self, pixels: &[u8], s: &mut FastScratch, out: &mut [usize]) {
         self.classify_into(pixels, s, out);
-    }
-}
-
-/// A binary network run image by image by the reference executor: the engine for models with
-/// kinds the fast executor does not support ([`FastModel::supports`]).
-pub struct ReferenceModel {
-    model: crate::model::IntModel,
-}
-
-impl ReferenceModel {
-    /// Wraps `m` (a valid model).
-    pub fn new(m: &crate::model::IntModel) -> Self {
-        ReferenceModel { model: m.clone() }
-    }
-}
-
-/// Per-thread buffers of [`ReferenceModel`].
-#[derive(Default)]
-pub struct ReferenceScratch {
-    exec: crate::reference::Scratch,
-    packed: Vec<u64>,
-    scores: Vec<u32>,
-}
-
-impl Classifier for ReferenceModel {
-    type Scratch = ReferenceScratch;
-
-    fn image_len(&self) -> usize {
-        self.model.input.pixels()
-    }
-
-    fn classify_batch(&self, pixels: &[u8], s: &mut ReferenceScratch, out: &mut [usize]) {
-        let exec = crate::reference::Executor::new(&self.model);
-        let len = self.image_len();
-        let words = crate::bitslice::words_for(self.model.features());
-        for (px, o) in pixels.chunks_exact(len).zip(out.iter_mut()) {
-            s.packed.clear();
-            s.packed.resize(words, 0);
-            crate::bitslice::slice_one(px, &self.model.planes, &mut s.packed);
-            exec.scores_into(&s.packed, &mut s.exec, &mut s.scores);
-            *o = crate::reference::argmax(&s.scores);
-        }
-    }
-}
-
-/// The fastest engine that runs a binary model: the fast executor when it supports the
-/// model's kinds, else the reference executor.
-pub enum BinaryEngine {
-    /// [`FastModel`].
-    Fast(FastModel),
-    /// [`ReferenceModel`].
-    Reference(ReferenceModel),
-}
-
-impl BinaryEngine {
-    /// The engine for `m`.
-    pub fn new(m: &crate::model::IntModel) -> Self {
-        match FastModel::new(m) {
-            Some(f) => BinaryEngine::Fast(f),
-            None => BinaryEngine::Reference(ReferenceModel::new(m)),
-        }
-    }
-
-    /// `fast` or `reference`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            BinaryEngine::Fast(_) => "fast",
-            BinaryEngine::Reference(_) => "reference",
-        }
-    }
-}
-
-impl Classifier for BinaryEngine {
-    type Scratch = (FastScratch, ReferenceScratch);
-
-    fn image_len(&self) -> usize {
-        match self {
-            BinaryEngine::Fast(f) => f.image_len(),
-            BinaryEngine::Reference(r) => r.image_len(),
-        }
-    }
-
-    fn classify_batch(&self, pixels: &[u8], s: &mut Self::Scratch, out: &mut [usize]) {
-        match self {
-            BinaryEngine::Fast(f) => f.classify_batch(pixels, &mut s.0, out),
-            BinaryEngine::Reference(r) => r.classify_batch(pixels, &mut s.1, out),
-        }
     }
 }
 
@@ -279,7 +193,7 @@ mod tests {
         };
         let want = crate::reference::Executor::new(&m)
             .classify(&crate::bitslice::slice(&images, &m.planes));
-        let engine = FastModel::new(&m).unwrap();
+        let engine = FastModel::new(&m);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()

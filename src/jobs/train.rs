@@ -185,9 +185,25 @@ impl TrainJob {
         );
         let mut trained = train::train(&cfg, &meta, &train_set, &val_set)?;
         train::check_learned(&trained, &val_set.x, ds.classes)?;
-        let test_eval = reference::evaluate(&trained.model, &test_set.x, &test_set.y);
+        // The test accuracy comes from the reference executor, the truth the export check and
+        // the fast engines are held to.
+        let truth = reference::Executor::new(&trained.model).classify(&test_set.x);
+        let classes = trained.model.classes().max(ds.classes);
+        let test_eval = reference::Evaluation::new(&truth, &test_set.y, classes);
         trained.model.provenance.test_accuracy = Some(test_eval.accuracy);
-        let export_check = train::export_check(&trained, &test_set.x);
+        // The validation accuracies of the epochs came from `reference::classify`, which runs
+        // convolutional models on the fast layer engine: it must agree on every test image.
+        let fast = reference::classify(&trained.model, &test_set.x);
+        if let Some(i) = fast.iter().zip(&truth).position(|(a, b)| a != b) {
+            return Err(Error::CheckFailed(format!(
+                "the fast executor says class {} for test image {i}, the reference executor {}; \
+                 {} was not written",
+                fast[i],
+                truth[i],
+                self.output.display()
+            )));
+        }
+        let export_check = train::export_check(&trained, &test_set.x, &truth);
         if !export_check.holds() {
             // Nothing is written: an earlier model at the same path stays.
             return Err(Error::CheckFailed(format!(

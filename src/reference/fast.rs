@@ -12,22 +12,23 @@
 //!   buffers; the kernels are compiled for POPCNT and AVX2 as well as for the baseline CPU,
 //!   chosen at run time.
 
+use super::fast_layers::{Layers, LayersScratch};
 use crate::bitslice::words_for;
 use crate::model::{BinaryMatrix, IntModel};
 
 /// A layer: `rows` rows of `words` words each, back to back; thresholds for hidden layers.
 #[derive(Clone, Debug)]
-struct Layer {
-    rows: usize,
-    words: usize,
+pub(super) struct Layer {
+    pub rows: usize,
+    pub words: usize,
     /// Real (not padding) inputs: agreements are `inputs - popcount(xor)`.
-    inputs: u32,
-    weights: Vec<u64>,
-    thresholds: Vec<u32>,
+    pub inputs: u32,
+    pub weights: Vec<u64>,
+    pub thresholds: Vec<u32>,
 }
 
 impl Layer {
-    fn from_matrix(m: &BinaryMatrix, thresholds: &[u32]) -> Layer {
+    pub(super) fn from_matrix(m: &BinaryMatrix, thresholds: &[u32]) -> Layer {
         Layer {
             rows: m.rows(),
             words: m.words_per_row(),
@@ -38,9 +39,20 @@ impl Layer {
     }
 }
 
-/// A model prepared for fast execution.
+/// A model prepared for fast execution: multilayer perceptrons by the engine of this module,
+/// models with convolutions or pooling by [`super::fast_layers`].
 #[derive(Clone, Debug)]
-pub struct FastModel {
+pub struct FastModel(Engine);
+
+#[derive(Clone, Debug)]
+enum Engine {
+    Mlp(Mlp),
+    Layers(Box<Layers>),
+}
+
+/// A multilayer perceptron prepared for fast execution.
+#[derive(Clone, Debug)]
+struct Mlp {
     pixels: usize,
     /// Kept planes, in the model's order.
     planes: Vec<u8>,
@@ -56,6 +68,7 @@ pub struct FastModel {
 /// Reusable buffers of [`FastModel::classify_into`].
 #[derive(Clone, Debug, Default)]
 pub struct FastScratch {
+    layers: LayersScratch,
     acts: Vec<u64>,
     next: Vec<u64>,
     scores: Vec<u32>,
@@ -75,15 +88,42 @@ pub(super) fn plane_byte(x: u64, p: u32) -> u64 {
 }
 
 impl FastModel {
-    /// Whether the engine runs `m`: it supports multilayer perceptrons (dense threshold
-    /// layers, then the output layer); other models run on the reference executor.
-    pub fn supports(m: &IntModel) -> bool {
-        m.as_mlp().is_some()
+    /// Prepares `m` (a valid model, of any layer kinds).
+    pub fn new(m: &IntModel) -> FastModel {
+        FastModel(match Mlp::new(m) {
+            Some(mlp) => Engine::Mlp(mlp),
+            None => Engine::Layers(Box::new(Layers::new(m))),
+        })
     }
 
-    /// Prepares `m` (a valid model), or `None` when the engine does not support its kinds
-    /// ([`FastModel::supports`]).
-    pub fn new(m: &IntModel) -> Option<FastModel> {
+    /// Which engine runs the model: `fast` (perceptrons) or `fast-layers` (any other).
+    pub fn name(&self) -> &'static str {
+        match &self.0 {
+            Engine::Mlp(_) => "fast",
+            Engine::Layers(_) => "fast-layers",
+        }
+    }
+
+    /// Bytes per image.
+    pub fn pixels(&self) -> usize {
+        match &self.0 {
+            Engine::Mlp(m) => m.pixels,
+            Engine::Layers(l) => l.pixels(),
+        }
+    }
+
+    /// Classes of the images in `pixels` (back to back) into `out`.
+    pub fn classify_into(&self, pixels: &[u8], s: &mut FastScratch, out: &mut [usize]) {
+        match &self.0 {
+            Engine::Mlp(m) => m.classify_into(pixels, s, out),
+            Engine::Layers(l) => l.classify_into(pixels, &mut s.layers, out),
+        }
+    }
+}
+
+impl Mlp {
+    /// Prepares `m`, or `None` when it is not a multilayer perceptron.
+    fn new(m: &IntModel) -> Option<Mlp> {
         let (hidden, output) = m.as_mlp()?;
         let output = &output.weights;
         let pixels = m.input.pixels();
@@ -124,7 +164,7 @@ impl FastModel {
             );
             (layers, Layer::from_matrix(output, &[]))
         };
-        Some(FastModel {
+        Some(Mlp {
             pixels,
             planes: m.planes.planes().to_vec(),
             plane_words,
@@ -137,13 +177,7 @@ impl FastModel {
         })
     }
 
-    /// Pixels per image.
-    pub fn pixels(&self) -> usize {
-        self.pixels
-    }
-
-    /// Classes of the images in `pixels` (back to back) into `out`.
-    pub fn classify_into(&self, pixels: &[u8], s: &mut FastScratch, out: &mut [usize]) {
+    fn classify_into(&self, pixels: &[u8], s: &mut FastScratch, out: &mut [usize]) {
         #[cfg(target_arch = "x86_64")]
         {
             if let Some(sliced) = &self.sliced {
@@ -196,7 +230,7 @@ impl FastModel {
             for l in &self.layers {
                 s.next.clear();
                 s.next.resize(words_for(l.rows), 0);
-                threshold_layer(l, &s.acts, &mut s.next);
+                threshold_layer(l, &s.acts, &mut s.next, 0);
                 std::mem::swap(&mut s.acts, &mut s.next);
             }
             s.scores.clear();
@@ -276,10 +310,11 @@ macro_rules! with_kernel {
     };
 }
 
+/// Row `r` of `l` against `x` sets bit `base + r` of `out` when it reaches its threshold.
 #[inline(always)]
-fn threshold_layer(l: &Layer, x: &[u64], out: &mut [u64]) {
+pub(super) fn threshold_layer(l: &Layer, x: &[u64], out: &mut [u64], base: usize) {
     #[inline(always)]
-    fn run(l: &Layer, x: &[u64], out: &mut [u64], f: impl Fn(&[u64], &[u64]) -> u32) {
+    fn run(l: &Layer, x: &[u64], out: &mut [u64], base: usize, f: impl Fn(&[u64], &[u64]) -> u32) {
         for (r, (row, &t)) in l
             .weights
             .chunks_exact(l.words)
@@ -287,14 +322,16 @@ fn threshold_layer(l: &Layer, x: &[u64], out: &mut [u64]) {
             .enumerate()
         {
             let agree = l.inputs - f(row, x);
-            out[r / 64] |= u64::from(agree >= t) << (r % 64);
+            let i = base + r;
+            out[i / 64] |= u64::from(agree >= t) << (i % 64);
         }
     }
-    with_kernel!(l.words, run(l, x, out))
+    with_kernel!(l.words, run(l, x, out, base))
 }
 
+/// The agreements of every row of `l` with `x`, into `out`.
 #[inline(always)]
-fn count_layer(l: &Layer, x: &[u64], out: &mut [u32]) {
+pub(super) fn count_layer(l: &Layer, x: &[u64], out: &mut [u32]) {
     #[inline(always)]
     fn run(l: &Layer, x: &[u64], out: &mut [u32], f: impl Fn(&[u64], &[u64]) -> u32) {
         for (row, o) in l.weights.chunks_exact(l.words).zip(out.iter_mut()) {
@@ -333,7 +370,7 @@ mod tests {
             (20, vec![5, 2], vec![]),
         ] {
             let m = random_model(&mut rng, pixels, &planes, &hidden, 10);
-            let fast = FastModel::new(&m).unwrap();
+            let fast = FastModel::new(&m);
             let images = crate::data::Images {
                 height: pixels,
                 width: 1,
