@@ -121,6 +121,49 @@ fn a_conv_model_trains_evaluates_prunes_and_rtl_refuses_it() {
         "layer 0 (conv): binary convolution has no accelerator core yet",
     );
     assert!(!dir.join("design").exists());
+
+    // The bench runs conv models on the fast layer engine (after checking it against the
+    // reference executor on every test image) and trains their full-precision counterpart,
+    // a float convnet of the same architecture.
+    let json = dir.join("bench.json");
+    let out = cbnn_ok(&[
+        "bench",
+        "--dataset",
+        dir.to_str().unwrap(),
+        "--baseline",
+        model.to_str().unwrap(),
+        "--compact",
+        compact.to_str().unwrap(),
+        "--work",
+        dir.join("work").to_str().unwrap(),
+        "--repeats",
+        "1",
+        "--batch",
+        "100",
+        "--train-images",
+        "200",
+        "--sim-images",
+        "5",
+        "--validation",
+        "100",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("training the convnet c6,p2,c5v,d12"),
+        "{stderr}"
+    );
+    let r = json_file(&json);
+    let models = r["models"].as_array().unwrap();
+    assert_eq!(models[0]["arch"], "c6,p2,c5v,d12", "{r}");
+    for m in &models[1..] {
+        assert_eq!(m["engine"], "fast-layers", "{r}");
+    }
+    assert_eq!(r["training_images_per_second"].as_array().unwrap().len(), 2);
+    if cbnn::cosim::verilator_version().is_ok() {
+        assert!(r["simulation"].as_array().unwrap().is_empty(), "{r}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

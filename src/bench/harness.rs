@@ -170,14 +170,21 @@ fn make_models(a: &BenchConfig) -> Result<Models> {
         Some(p) => p.clone(),
         None => {
             let p = work.join("float.json");
-            let hidden = model::load(&baseline)?.hidden_widths();
+            let base = model::load(&baseline)?;
+            let arch: crate::train::arch::Arch = base.arch().parse()?;
             errln!(
-                "no full-precision model given: training the MLP {hidden:?} with the training \
-                 defaults"
+                "no full-precision model given: training {} {} with the training defaults",
+                if arch.is_conv() {
+                    "the convnet"
+                } else {
+                    "the MLP"
+                },
+                base.arch()
             );
             let job = TrainJob {
                 float: true,
-                hidden,
+                hidden: base.hidden_widths(),
+                arch: arch.is_conv().then_some(arch),
                 validation: a.validation,
                 ..TrainJob::new(a.data.clone(), p.clone())
             };
@@ -252,8 +259,11 @@ fn training_speed(
     use crate::train::{self, DataMeta, SlicedSet, TrainConfig};
     let split = ds.split(a.validation, Some(a.train_images))?;
     let planes = baseline.planes.clone();
+    let arch: crate::train::arch::Arch = baseline.arch().parse()?;
+    let arch = arch.is_conv().then_some(arch);
     let cfg = TrainConfig {
         hidden: baseline.hidden_widths(),
+        arch: arch.clone(),
         epochs: 1,
         verbose: false,
         ..TrainConfig::default()
@@ -276,6 +286,11 @@ fn training_speed(
     let bnn = train::train(&cfg, &meta, &tr, &va)?.images_per_second;
     let fcfg = float::train::FloatConfig {
         hidden: float_model.hidden_widths(),
+        arch: float_model
+            .arch()
+            .parse::<crate::train::arch::Arch>()
+            .ok()
+            .filter(|a| a.is_conv()),
         epochs: 1,
         batch: 100,
         lr: 0.001,
@@ -424,12 +439,7 @@ pub fn bench(a: &BenchConfig) -> Result<BenchReport> {
             path: models.float.display().to_string(),
             engine: "float",
             planes: None,
-            arch: fm
-                .hidden_widths()
-                .iter()
-                .map(|w| format!("d{w}"))
-                .collect::<Vec<_>>()
-                .join(","),
+            arch: fm.arch(),
             hidden: fm.hidden_widths(),
             size_bits: fm.size_bits(),
             test_accuracy: accuracy(&expected[0], fm.classes),
@@ -517,8 +527,14 @@ pub fn bench(a: &BenchConfig) -> Result<BenchReport> {
     } else if let Err(e) = crate::cosim::verilator_version() {
         notes.push(format!("simulation skipped: {e}"));
     } else {
-        for (name, path) in [("baseline", &models.baseline), ("compact", &models.compact)] {
-            simulation.push(simulate(a, name, path)?);
+        for (name, path, m) in [
+            ("baseline", &models.baseline, &base),
+            ("compact", &models.compact, &comp),
+        ] {
+            match crate::rtlgen::check_supported(m, path) {
+                Ok(()) => simulation.push(simulate(a, name, path)?),
+                Err(e) => notes.push(format!("{name}: simulation skipped: {e}")),
+            }
         }
     }
 

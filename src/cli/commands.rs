@@ -381,7 +381,11 @@ fn print_train(t: &TrainOutcome) {
             outln!(
                 "layers       {} -> {} -> {}",
                 r.inputs,
-                join(&r.hidden),
+                if crate::train::arch::is_perceptron(&r.arch) {
+                    join(&r.hidden)
+                } else {
+                    r.arch.replace(',', " -> ")
+                },
                 r.classes
             );
             outln!(

@@ -1,16 +1,28 @@
-//! Training of the full-precision MLP: softmax cross-entropy, Adam with an exponentially
-//! decaying learning rate, the epoch with the best validation accuracy kept. Forward and
-//! backward passes are GEMMs over the batch; the gradient is checked against finite
-//! differences in the tests.
+//! Training of the full-precision counterpart: softmax cross-entropy, Adam with an
+//! exponentially decaying learning rate, the epoch with the best validation accuracy kept.
+//!
+//! - A perceptron (`--hidden`, or `--arch` of dense layers only) is this module's own graph:
+//!   `ReLU(W x + b)` layers whose forward and backward passes are GEMMs over the batch; the
+//!   gradient is checked against finite differences in the tests.
+//! - A convolutional network (`--arch` with convolutions or pooling) is the binary trainer's
+//!   convolutional graph ([`crate::train::conv`]) in its full-precision mode: weights as they
+//!   are, batch norm, `ReLU`, zero padding (its gradient is checked against finite differences
+//!   there). Batch norm is folded into each layer's weights and bias on export.
 
 use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{Dense, Engine, FloatModel, FloatProvenance, FORMAT, VERSION};
+use super::{
+    Conv, Dense, Engine, FloatModel, FloatProvenance, Layer as FloatLayer, FORMAT, VERSION,
+};
 use crate::data::LabeledSet;
 use crate::error::{Error, Result, Setting};
 use crate::model::InputShape;
+use crate::train::adam::Adam;
+use crate::train::arch::Arch;
+use crate::train::conv::{self, Activation, ConvNet};
+use crate::train::net::{BatchNorm, Mode};
 use crate::util::gemm::gemm;
 use crate::util::progress;
 use crate::util::rng::Rng;
@@ -18,8 +30,11 @@ use crate::util::rng::Rng;
 /// Hyper-parameters of `cbnn train --float`.
 #[derive(Clone, Debug, Serialize)]
 pub struct FloatConfig {
-    /// Hidden widths, input side first.
+    /// Hidden widths of a perceptron, input side first (when `arch` is `None`).
     pub hidden: Vec<usize>,
+    /// A convolutional network's hidden layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<Arch>,
     /// Epochs.
     pub epochs: usize,
     /// Batch size.
@@ -225,14 +240,133 @@ fn adam_step(layers: &mut [Layer], lr: f32, t: i32) {
     }
 }
 
-fn model_of(layers: &[Layer], input: InputShape, classes: usize) -> FloatModel {
+fn model_of(layers: Vec<FloatLayer>, input: InputShape, classes: usize) -> FloatModel {
     FloatModel {
         format: FORMAT.into(),
         version: VERSION,
         input,
         classes,
-        layers: layers.iter().map(|l| l.dense.clone()).collect(),
+        layers,
         provenance: FloatProvenance::default(),
+    }
+}
+
+/// What the epoch loop trains.
+trait Graph {
+    /// One step on a batch (`x`: `labels.len()` images of `value / 255` pixels); the loss.
+    fn step(&mut self, x: &[f32], labels: &[u8], lr: f32) -> f64;
+    /// The model the graph computes in inference mode.
+    fn layers(&self) -> Vec<FloatLayer>;
+}
+
+/// The perceptron.
+struct Mlp {
+    layers: Vec<Layer>,
+    pass: Pass,
+    t: i32,
+    classes: usize,
+}
+
+impl Graph for Mlp {
+    fn step(&mut self, x: &[f32], labels: &[u8], lr: f32) -> f64 {
+        let n = labels.len();
+        forward(&self.layers, x, n, &mut self.pass);
+        let l = loss(&mut self.pass, labels, self.classes);
+        backward(&mut self.layers, n, &mut self.pass);
+        self.t += 1;
+        adam_step(&mut self.layers, lr, self.t);
+        l
+    }
+
+    fn layers(&self) -> Vec<FloatLayer> {
+        self.layers
+            .iter()
+            .map(|l| FloatLayer::Dense(l.dense.clone()))
+            .collect()
+    }
+}
+
+/// The convolutional network.
+struct Cnn {
+    net: ConvNet,
+    ws: conv::Workspace,
+    adam: Adam,
+}
+
+/// Batch norm of output `j` folded into its weights `w` and bias: `(z - mean) * scale + beta`.
+fn fold(bn: &BatchNorm, j: usize, w: &mut [f32]) -> f32 {
+    let scale = bn.eval_scale(j);
+    w.iter_mut().for_each(|x| *x *= scale);
+    bn.beta.value[j] - bn.mean[j] * scale
+}
+
+impl Graph for Cnn {
+    fn step(&mut self, x: &[f32], labels: &[u8], lr: f32) -> f64 {
+        self.net.forward(x, Mode::Train, &mut self.ws);
+        let (l, _) = self.net.loss(labels, &mut self.ws);
+        if l.is_finite() {
+            self.net.backward(&mut self.ws);
+            self.adam.step_params(self.net.params_mut(), lr);
+        }
+        l
+    }
+
+    fn layers(&self) -> Vec<FloatLayer> {
+        let mut out: Vec<FloatLayer> = self
+            .net
+            .layers
+            .iter()
+            .map(|l| match l {
+                conv::Layer::Conv {
+                    kernel,
+                    padding,
+                    input,
+                    output,
+                    w,
+                    bn,
+                } => {
+                    let mut weights = w.value.clone();
+                    let window = weights.len() / output.channels;
+                    let bias = (0..output.channels)
+                        .map(|j| fold(bn, j, &mut weights[j * window..(j + 1) * window]))
+                        .collect();
+                    FloatLayer::Conv(Conv {
+                        kernel: *kernel,
+                        padding: *padding,
+                        in_channels: input.channels,
+                        out_channels: output.channels,
+                        weights,
+                        bias,
+                    })
+                }
+                conv::Layer::Pool { size, .. } => FloatLayer::Maxpool { size: *size },
+                conv::Layer::Dense {
+                    inputs,
+                    outputs,
+                    w,
+                    bn,
+                } => {
+                    let mut weights = w.value.clone();
+                    let bias = (0..*outputs)
+                        .map(|j| fold(bn, j, &mut weights[j * inputs..(j + 1) * inputs]))
+                        .collect();
+                    FloatLayer::Dense(Dense {
+                        inputs: *inputs,
+                        outputs: *outputs,
+                        weights,
+                        bias,
+                    })
+                }
+            })
+            .collect();
+        let alpha = self.net.alpha();
+        out.push(FloatLayer::Dense(Dense {
+            inputs: self.net.last(),
+            outputs: self.net.classes,
+            weights: self.net.out.value.iter().map(|&w| alpha * w).collect(),
+            bias: vec![0.0; self.net.classes],
+        }));
+        out
     }
 }
 
@@ -283,24 +417,46 @@ pub fn train(
             format!(" up to {}", crate::train::MAX_BATCH).into(),
         ]));
     }
-    crate::train::check_size(input.pixels(), &cfg.hidden, classes)?;
-    let d = input.pixels();
+    let values = crate::layers::Shape {
+        height: input.height,
+        width: input.width,
+        channels: input.channels,
+    };
     let mut rng = Rng::new(cfg.seed, 11);
-    let mut sizes = vec![d];
-    sizes.extend(&cfg.hidden);
-    sizes.push(classes);
-    let mut layers: Vec<Layer> = sizes
-        .windows(2)
-        .map(|w| Layer::new(w[0], w[1], &mut rng))
-        .collect();
+    let mut graph: Box<dyn Graph> = match cfg.arch.as_ref().filter(|a| a.is_conv()) {
+        Some(arch) => {
+            crate::train::check_conv_fits(values, arch, classes, cfg.batch)?;
+            let mut net = ConvNet::new(values, arch, classes, cfg.seed);
+            net.activation = Activation::Relu;
+            Box::new(Cnn {
+                net,
+                ws: conv::Workspace::default(),
+                adam: Adam::default(),
+            })
+        }
+        None => {
+            crate::train::check_size(input.pixels(), &cfg.hidden, classes)?;
+            let mut sizes = vec![input.pixels()];
+            sizes.extend(&cfg.hidden);
+            sizes.push(classes);
+            let layers = sizes
+                .windows(2)
+                .map(|w| Layer::new(w[0], w[1], &mut rng))
+                .collect();
+            Box::new(Mlp {
+                layers,
+                pass: Pass::default(),
+                t: 0,
+                classes,
+            })
+        }
+    };
     let mut order: Vec<usize> = (0..train.len()).collect();
     let n_batches = order.chunks(cfg.batch).filter(|c| c.len() >= 2).count();
     let decay = cfg
         .lr_final
         .powf(1.0 / (n_batches * cfg.epochs).max(1) as f32);
     let mut lr = cfg.lr;
-    let mut t = 0;
-    let mut pass = Pass::default();
     let mut x = Vec::new();
     let mut labels = Vec::new();
     let mut history = Vec::new();
@@ -318,11 +474,13 @@ pub fn train(
                 x.extend(train.images.image(i).iter().map(|&p| f32::from(p) / 255.0));
                 labels.push(train.labels[i]);
             }
-            forward(&layers, &x, chunk.len(), &mut pass);
-            let l = loss(&mut pass, &labels, classes);
-            backward(&mut layers, chunk.len(), &mut pass);
-            t += 1;
-            adam_step(&mut layers, lr, t);
+            let l = graph.step(&x, &labels, lr);
+            if !l.is_finite() {
+                return Err(Error::CheckFailed(format!(
+                    "training diverged in epoch {epoch} (the loss is {l}); a smaller learning \
+                     rate may help, and nothing was written"
+                )));
+            }
             lr *= decay;
             loss_sum += l * chunk.len() as f64;
             seen += chunk.len();
@@ -332,7 +490,7 @@ pub fn train(
         let seconds = start.elapsed().as_secs_f64();
         seconds_total += seconds;
         images_total += seen;
-        let model = model_of(&layers, input, classes);
+        let model = model_of(graph.layers(), input, classes);
         let val_accuracy = accuracy(&model, val);
         let e = FloatEpoch {
             epoch,
@@ -385,6 +543,72 @@ pub fn train(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The exported convnet (batch norm folded, `1/255` folded by the engine) classifies as
+    /// the training graph in inference mode, wherever the graph's top two logits are apart.
+    #[test]
+    fn convnet_export_matches_the_graph() {
+        let mut rng = Rng::new(31, 2);
+        for spec in ["c4k3,p2,d6", "c3k5v,c5,p2", "p2,c4k1v,d5"] {
+            let arch: Arch = spec.parse().unwrap();
+            let input = InputShape {
+                height: 8,
+                width: 7,
+                channels: 2,
+            };
+            let values = crate::layers::Shape {
+                height: 8,
+                width: 7,
+                channels: 2,
+            };
+            let classes = 4;
+            let mut net = ConvNet::new(values, &arch, classes, 3);
+            net.activation = Activation::Relu;
+            for l in &mut net.layers {
+                if let conv::Layer::Conv { bn, .. } | conv::Layer::Dense { bn, .. } = l {
+                    for j in 0..bn.mean.len() {
+                        bn.mean[j] = rng.uniform(-0.3, 0.3);
+                        bn.var[j] = rng.uniform(0.2, 2.0);
+                        bn.gamma.value[j] = rng.uniform(0.5, 1.5);
+                        bn.beta.value[j] = rng.uniform(-0.2, 0.2);
+                    }
+                }
+            }
+            let n = 60;
+            let px: Vec<u8> = (0..n * values.len())
+                .map(|_| rng.below(256) as u8)
+                .collect();
+            let x: Vec<f32> = px.iter().map(|&p| f32::from(p) / 255.0).collect();
+            let mut ws = conv::Workspace::default();
+            net.forward(&x, Mode::Eval, &mut ws);
+            let logits = net.logits(&ws).to_vec();
+            let cnn = Cnn {
+                net,
+                ws: conv::Workspace::default(),
+                adam: Adam::default(),
+            };
+            let m = model_of(cnn.layers(), input, classes);
+            m.validate(std::path::Path::new("test")).unwrap();
+            assert_eq!(m.arch(), spec.replace("k3,", ","));
+            let got = Engine::new(&m).classify(&px, 7);
+            let mut compared = 0;
+            for (i, row) in logits.chunks(classes).enumerate() {
+                let mut sorted = row.to_vec();
+                sorted.sort_by(|a, b| b.total_cmp(a));
+                if sorted[0] - sorted[1] > 1e-3 {
+                    let want = row.iter().position(|&v| v == sorted[0]).unwrap();
+                    assert_eq!(got[i], want, "{spec}, image {i}");
+                    compared += 1;
+                }
+            }
+            assert!(compared > n / 2, "{spec}: only {compared} images compared");
+        }
+    }
+}
+
+#[cfg(test)]
+mod mlp_tests {
     use super::*;
 
     #[test]

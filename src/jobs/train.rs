@@ -241,19 +241,17 @@ impl TrainJob {
     }
 
     fn run_float(&self) -> Result<FloatTrainReport> {
-        let hidden = match &self.arch {
-            None => self.hidden.clone(),
-            Some(a) => a.dense_widths().ok_or_else(|| {
-                Error::invalid([
-                    Setting::Float.into(),
-                    " trains multilayer perceptrons only so far; give ".into(),
-                    Setting::Arch.into(),
-                    " with dense layers (dN) only".into(),
-                ])
-            })?,
+        let conv = self.arch.clone().filter(|a| a.is_conv());
+        let hidden = match (&self.arch, &conv) {
+            (None, _) => self.hidden.clone(),
+            (Some(_), Some(_)) => Vec::new(),
+            (Some(a), None) => a
+                .dense_widths()
+                .expect("an architecture without convolutions"),
         };
         let cfg = FloatConfig {
             hidden: hidden.clone(),
+            arch: conv.clone(),
             epochs: self.epochs,
             batch: self.batch,
             lr: self.lr.unwrap_or(0.001),
@@ -264,11 +262,13 @@ impl TrainJob {
         let ds = self.data.open()?;
         let split = ds.split(self.validation, self.limit)?;
         let input = input_shape(&ds);
-        train::check_size(input.pixels(), &hidden, ds.classes)?;
+        if conv.is_none() {
+            train::check_size(input.pixels(), &hidden, ds.classes)?;
+        }
         errln!(
             "training full precision {} -> {} -> {} on {} ({} train / {} validation images, 8-bit pixels)",
             input.pixels(),
-            join(&hidden),
+            conv.as_ref().map_or_else(|| join(&hidden), |a| a.to_string().replace(',', " -> ")),
             ds.classes,
             self.data.dataset,
             split.train.len(),
@@ -291,6 +291,7 @@ impl TrainJob {
             dataset: self.data.dataset.clone(),
             inputs: input.pixels(),
             hidden: m.hidden_widths(),
+            arch: m.arch(),
             classes: m.classes,
             size_bits: m.size_bits(),
             epochs: self.epochs,
@@ -364,8 +365,10 @@ pub struct FloatTrainReport {
     pub dataset: String,
     /// Inputs (8-bit pixels).
     pub inputs: usize,
-    /// Hidden widths.
+    /// Hidden widths of the dense layers.
     pub hidden: Vec<usize>,
+    /// The hidden layers in the architecture notation.
+    pub arch: String,
     /// Classes.
     pub classes: usize,
     /// Model size (float32 weights and biases).

@@ -19,6 +19,58 @@ use super::net::{sign, BatchNorm, Mode, BN_EPS, BN_MOMENTUM};
 /// Rows per parallel task.
 const ROWS: usize = 1024;
 
+/// What a layer's normalised pre-activation `y` becomes, and what the graph's weights are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// The binary network: `sign(W)` weights, `sign(y)` activations, the straight-through
+    /// gradient inside `|y| <= 1`.
+    Sign,
+    /// Its smooth surrogate: `W` as it is, `clamp(y, -1, 1)`, whose gradient is exact (the
+    /// finite-difference tests).
+    HardTanh,
+    /// The full-precision counterpart: `W` as it is, `max(y, 0)`.
+    Relu,
+}
+
+impl Activation {
+    /// The activation of `y`.
+    #[inline(always)]
+    pub fn of(self, y: f32) -> f32 {
+        match self {
+            Activation::Sign => sign(y),
+            Activation::HardTanh => y.clamp(-1.0, 1.0),
+            Activation::Relu => y.max(0.0),
+        }
+    }
+
+    /// Whether no gradient flows back through the activation at `y`.
+    #[inline(always)]
+    pub fn blocks(self, y: f32) -> bool {
+        match self {
+            Activation::Sign | Activation::HardTanh => y.abs() > 1.0,
+            Activation::Relu => y <= 0.0,
+        }
+    }
+
+    /// The value a convolution reads outside the image: `-1` for ±1 values, `0` after ReLU.
+    pub fn padding(self) -> f32 {
+        match self {
+            Activation::Sign | Activation::HardTanh => -1.0,
+            Activation::Relu => 0.0,
+        }
+    }
+
+    /// The weights the graph multiplies by, for latent weight `w`.
+    #[inline(always)]
+    pub fn weight(self, w: f32) -> f32 {
+        match self {
+            Activation::Sign => sign(w),
+            Activation::HardTanh | Activation::Relu => w,
+        }
+    }
+}
+
 /// Per-channel sums of a block of rows (`rows x n`, channel fastest).
 #[derive(Clone, Debug, Default)]
 pub(super) struct Sums {
@@ -88,7 +140,7 @@ impl Saved {
 }
 
 /// Batch norm (per channel; `z` is `rows x n`, channel fastest, `sums` its sums) and
-/// activation: `sign(y)`, or `clamp(y, -1, 1)` in the surrogate graph, into `act`. In train
+/// activation `activation` into `act`. In train
 /// and calibrate mode the batch statistics are used (and kept in `saved`); in train mode the
 /// running statistics are updated, in calibrate mode the batch's go to
 /// [`BatchNorm::calibration`]. In eval mode the running statistics are used and `sums` is not
@@ -100,19 +152,13 @@ pub(super) fn forward(
     n: usize,
     sums: &Sums,
     mode: Mode,
-    binarize: bool,
+    activation: Activation,
     saved: &mut Saved,
     act: &mut Vec<f32>,
 ) {
     let rows = z.len() / n;
     act.resize(rows * n, 0.0);
-    let activate = move |y: f32| {
-        if binarize {
-            sign(y)
-        } else {
-            y.clamp(-1.0, 1.0)
-        }
-    };
+    let activate = move |y: f32| activation.of(y);
     if mode == Mode::Eval {
         let scales: Vec<f32> = (0..n).map(|j| bn.eval_scale(j)).collect();
         let bn = &*bn;
@@ -194,12 +240,13 @@ impl Backward<'_> {
     }
 }
 
-/// Straight-through activation and batch-norm backward after a train-mode [`forward`] of `z`:
-/// `d` holds the gradient with respect to the activations and is zeroed where the activation
-/// saturates (`|y| > 1`); the batch-norm parameters' gradients are filled. The returned
-/// [`Backward`] turns `d` into the gradient with respect to `z`.
+/// Activation and batch-norm backward after a train-mode [`forward`] of `z`: `d` holds the
+/// gradient with respect to the activations and is zeroed where the activation lets none
+/// through ([`Activation::blocks`]); the batch-norm parameters' gradients are filled. The
+/// returned [`Backward`] turns `d` into the gradient with respect to `z`.
 pub(super) fn backward<'a>(
     bn: &mut BatchNorm,
+    activation: Activation,
     n: usize,
     d: &mut [f32],
     z: &[f32],
@@ -215,7 +262,7 @@ pub(super) fn backward<'a>(
             for (dr, zr) in dc.chunks_exact_mut(n).zip(zc.chunks_exact(n)) {
                 for j in 0..n {
                     let xh = saved.xhat(j, zr[j]);
-                    if (gamma[j] * xh + beta[j]).abs() > 1.0 {
+                    if activation.blocks(gamma[j] * xh + beta[j]) {
                         dr[j] = 0.0;
                     }
                     g[j] += dr[j] as f64 * xh as f64;

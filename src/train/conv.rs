@@ -12,16 +12,18 @@
 //! - **Dense** layers and the output layer (with its learned positive scale `alpha`) are those of
 //!   the MLP graph ([`super::net`]).
 //!
-//! With `binarize = false` the graph becomes its smooth surrogate (weights as they are,
+//! With [`Activation::HardTanh`] the graph becomes its smooth surrogate (weights as they are,
 //! hard-tanh instead of sign), whose gradient is exact: the tests check it against finite
-//! differences. Work is split over fixed chunks of images and rows, so results do not depend on
+//! differences. With [`Activation::Relu`] it is the full-precision counterpart that `cbnn
+//! train --float --arch` trains (weights as they are, ReLU). Work is split over fixed chunks of images and rows, so results do not depend on
 //! the number of threads.
 
 use rayon::prelude::*;
 
 use super::arch::{Arch, Op};
+pub use super::channel_norm::Activation;
 use super::channel_norm::{self, Saved, Sums};
-use super::net::{sign, softmax_loss, BatchNorm, Mode, Param};
+use super::net::{softmax_loss, BatchNorm, Mode, Param};
 use crate::layers::{pad_for, window_source, Padding, Shape};
 use crate::util::gemm::{gemm, gemm_at_b, gemm_rows};
 use crate::util::rng::Rng;
@@ -88,8 +90,8 @@ pub struct ConvNet {
     pub theta: Param,
     /// Classes.
     pub classes: usize,
-    /// `false` for the smooth surrogate graph (tests only).
-    pub binarize: bool,
+    /// The binary network ([`Activation::Sign`]), its surrogate or the float counterpart.
+    pub activation: Activation,
 }
 
 /// Activations of one batch, kept for the backward pass.
@@ -130,13 +132,22 @@ fn images_per_task(positions: usize) -> usize {
 }
 
 /// Gathers every window of the images of `x` (`images x input.len()`) into `patches`, one
-/// row per output position, `-1` outside the image.
-fn gather(x: &[f32], input: Shape, output: Shape, k: usize, pad: usize, patches: &mut Vec<f32>) {
+/// row per output position, `fill` outside the image.
+#[allow(clippy::too_many_arguments)]
+fn gather(
+    x: &[f32],
+    input: Shape,
+    output: Shape,
+    k: usize,
+    pad: usize,
+    fill: f32,
+    patches: &mut Vec<f32>,
+) {
     let (c, n) = (input.channels, k * k * input.channels);
     let positions = output.height * output.width;
     let images = x.len() / input.len();
     patches.clear();
-    patches.resize(images * positions * n, -1.0);
+    patches.resize(images * positions * n, fill);
     for (img, xi) in patches
         .chunks_exact_mut(positions * n)
         .zip(x.chunks_exact(input.len()))
@@ -231,7 +242,7 @@ impl ConvNet {
             out: Param::glorot(classes, last, &mut rng),
             theta: Param::new(vec![-(last as f32).sqrt().ln()], false),
             classes,
-            binarize: true,
+            activation: Activation::Sign,
         }
     }
 
@@ -264,11 +275,7 @@ impl ConvNet {
 
     fn binarized(&self, w: &[f32], out: &mut Vec<f32>) {
         out.clear();
-        if self.binarize {
-            out.extend(w.iter().map(|&x| sign(x)));
-        } else {
-            out.extend_from_slice(w);
-        }
+        out.extend(w.iter().map(|&x| self.activation.weight(x)));
     }
 
     /// Forward pass over a batch of ±1 inputs (`batch x input.len()`); logits end up in `ws`.
@@ -283,7 +290,8 @@ impl ConvNet {
         ws.argmax.resize(n, Vec::new());
         ws.acts[0].clear();
         ws.acts[0].extend_from_slice(x);
-        let binarize = self.binarize;
+        let activation = self.activation;
+        let fill = activation.padding();
         for i in 0..n {
             let (before, after) = ws.acts.split_at_mut(i + 1);
             let (input, act) = (&before[i], &mut after[0]);
@@ -302,7 +310,7 @@ impl ConvNet {
                     let positions = output.height * output.width;
                     let g = images_per_task(positions);
                     wb.clear();
-                    wb.extend(w.value.iter().map(|&x| if binarize { sign(x) } else { x }));
+                    wb.extend(w.value.iter().map(|&x| activation.weight(x)));
                     z.clear();
                     z.resize(b * positions * co, 0.0);
                     let (ishape, output, wb) = (*ishape, *output, &*wb);
@@ -310,7 +318,7 @@ impl ConvNet {
                         .par_chunks_mut(g * positions * co)
                         .zip(input.par_chunks(g * ishape.len()))
                         .map_init(Vec::new, |patches, (zc, xc)| {
-                            gather(xc, ishape, output, k, pad, patches);
+                            gather(xc, ishape, output, k, pad, fill, patches);
                             let rows = zc.len() / co;
                             gemm(
                                 rows,
@@ -332,7 +340,7 @@ impl ConvNet {
                         })
                         .collect();
                     let sums = Sums::total(&parts);
-                    channel_norm::forward(bn, z, co, &sums, mode, binarize, saved, act);
+                    channel_norm::forward(bn, z, co, &sums, mode, activation, saved, act);
                 }
                 Layer::Pool {
                     size,
@@ -358,7 +366,7 @@ impl ConvNet {
                     bn,
                 } => {
                     wb.clear();
-                    wb.extend(w.value.iter().map(|&x| if binarize { sign(x) } else { x }));
+                    wb.extend(w.value.iter().map(|&x| activation.weight(x)));
                     z.clear();
                     z.resize(b * *outputs, 0.0);
                     gemm_rows(b, *inputs, *outputs, input, wb, (1, *inputs), z);
@@ -367,7 +375,7 @@ impl ConvNet {
                     } else {
                         Sums::par_of(z, *outputs)
                     };
-                    channel_norm::forward(bn, z, *outputs, &sums, mode, binarize, saved, act);
+                    channel_norm::forward(bn, z, *outputs, &sums, mode, activation, saved, act);
                 }
             }
         }
@@ -400,6 +408,7 @@ impl ConvNet {
         let n = self.layers.len();
         let (last, c) = (self.last(), self.classes);
         let alpha = self.alpha();
+        let fill = self.activation.padding();
         let dalpha: f64 = ws
             .dlogits
             .iter()
@@ -424,7 +433,14 @@ impl ConvNet {
                     w,
                     bn,
                 } => {
-                    let bw = channel_norm::backward(bn, output.channels, &mut dact, z, saved);
+                    let bw = channel_norm::backward(
+                        bn,
+                        self.activation,
+                        output.channels,
+                        &mut dact,
+                        z,
+                        saved,
+                    );
                     let (k, pad) = (*kernel, pad_for(*kernel, *padding));
                     let (cols, co) = (k * k * input.channels, output.channels);
                     let positions = output.height * output.width;
@@ -449,7 +465,7 @@ impl ConvNet {
                                 dz.clear();
                                 dz.extend_from_slice(dc);
                                 bw.dz(dz, zc);
-                                gather(xc, input, output, k, pad, patches);
+                                gather(xc, input, output, k, pad, fill, patches);
                                 let rows = dc.len() / co;
                                 let mut part = vec![0.0f32; co * cols];
                                 gemm(
@@ -515,7 +531,8 @@ impl ConvNet {
                     w,
                     bn,
                 } => {
-                    let bw = channel_norm::backward(bn, *outputs, &mut dact, z, saved);
+                    let bw =
+                        channel_norm::backward(bn, self.activation, *outputs, &mut dact, z, saved);
                     bw.par_dz(&mut dact, z);
                     gemm_at_b(*outputs, b, *inputs, &dact, &ws.acts[i], &mut w.grad);
                     if need_input_grad {

@@ -7,7 +7,7 @@
 //! the validation split; the best epoch is kept. The result is an [`IntModel`]: nothing
 //! downstream ever sees a float.
 
-mod adam;
+pub(crate) mod adam;
 pub mod arch;
 mod augment;
 mod channel_norm;
@@ -525,11 +525,23 @@ pub const MAX_BATCH_FLOATS: u64 = 1 << 28;
 /// Checks that a convolutional architecture fits the images of `meta` (every window and pool
 /// inside what it receives) and memory (weights, and `batch` images' windows and activations).
 pub fn check_conv_size(meta: &DataMeta, arch: &arch::Arch, batch: usize) -> Result<()> {
-    let mut shape = crate::layers::Shape {
+    let values = crate::layers::Shape {
         height: meta.input.height,
         width: meta.input.width,
         channels: meta.input.channels * meta.planes.len(),
     };
+    check_conv_fits(values, arch, meta.classes, batch)
+}
+
+/// [`check_conv_size`] for a network receiving `values` (the float counterpart receives the
+/// pixels, one channel per pixel channel).
+pub fn check_conv_fits(
+    values: crate::layers::Shape,
+    arch: &arch::Arch,
+    classes: usize,
+    batch: usize,
+) -> Result<()> {
+    let mut shape = values;
     let (mut weights, mut floats) = (0u64, 0u64);
     let at = |i: usize, op: &arch::Op| format!(" {arch}: layer {i} ({op})");
     for (i, op) in arch.0.iter().enumerate() {
@@ -575,7 +587,7 @@ pub fn check_conv_size(meta: &DataMeta, arch: &arch::Arch, batch: usize) -> Resu
             }
         }
     }
-    weights = weights.saturating_add((shape.len() as u64).saturating_mul(meta.classes as u64));
+    weights = weights.saturating_add((shape.len() as u64).saturating_mul(classes as u64));
     if weights > MAX_PARAMETERS {
         return Err(invalid!(
             Setting::Arch,

@@ -140,12 +140,18 @@ fn perturb_bn(bn: &mut net::BatchNorm, rng: &mut Rng) {
     }
 }
 
-/// Every parameter gradient of the convolutional surrogate graph (conv of both paddings, pool,
-/// dense, output) matches central finite differences of the loss.
+/// Every parameter gradient of the convolutional surrogate graph and of the float counterpart
+/// (conv of both paddings, pool, dense, output) matches central finite differences of the
+/// loss.
 #[test]
 fn conv_gradients_match_finite_differences() {
     let mut rng = Rng::new(13, 0);
-    for spec in ["c3,p2,d5", "c4k3v,c3,p2", "p2,c5k1v,d3"] {
+    let specs = ["c3,p2,d5", "c4k3v,c3,p2", "p2,c5k1v,d3"];
+    for (spec, activation) in specs
+        .iter()
+        .map(|s| (s, conv::Activation::HardTanh))
+        .chain(specs.iter().map(|s| (s, conv::Activation::Relu)))
+    {
         let arch: arch::Arch = spec.parse().unwrap();
         let input = crate::layers::Shape {
             height: 6,
@@ -154,7 +160,7 @@ fn conv_gradients_match_finite_differences() {
         };
         let classes = 3;
         let mut net = conv::ConvNet::new(input, &arch, classes, 4);
-        net.binarize = false;
+        net.activation = activation;
         for l in &mut net.layers {
             if let conv::Layer::Conv { bn, .. } | conv::Layer::Dense { bn, .. } = l {
                 perturb_bn(bn, &mut rng);
