@@ -19,7 +19,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layers::{conv_output, pad_for, pool_output, window_source, Padding, Shape};
+use crate::layers::{conv_output, pad_for, pool_output, window_rows, Padding, Shape};
 use crate::model::InputShape;
 use crate::util::atomic;
 
@@ -534,13 +534,9 @@ fn gather(c: &Conv, input: Shape, output: Shape, x: &[f32], patches: &mut Vec<f3
     for y in 0..output.height {
         for xx in 0..output.width {
             let row = &mut patches[(y * output.width + xx) * window..][..window];
-            for dy in 0..k {
-                for dx in 0..k {
-                    if let Some(p) = window_source(input, pad, y, xx, dy, dx) {
-                        let to = (dy * k + dx) * ch;
-                        row[to..to + ch].copy_from_slice(&x[p * ch..(p + 1) * ch]);
-                    }
-                }
+            for r in window_rows(input, pad, k, y, xx) {
+                let (to, len) = ((r.dy * k + r.dx.start) * ch, r.dx.len() * ch);
+                row[to..to + len].copy_from_slice(&x[r.source * ch..][..len]);
             }
         }
     }

@@ -100,6 +100,40 @@ pub fn window_source(
     (sy < input.height && sx < input.width).then_some(sy * input.width + sx)
 }
 
+/// One row of a window that falls inside the image: window row `dy`, columns `dx` (a range
+/// of `0..k`), reading the consecutive input positions from `source` on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowRow {
+    /// Window row.
+    pub dy: usize,
+    /// Window columns inside the image.
+    pub dx: std::ops::Range<usize>,
+    /// Input position of column `dx.start`.
+    pub source: usize,
+}
+
+/// The rows of the `k x k` window of output `(y, x)` (`pad` positions of padding on each side)
+/// that fall inside the image, each one run of consecutive input positions: what
+/// [`window_source`] gives bit by bit, a row at a time.
+pub fn window_rows(
+    input: Shape,
+    pad: usize,
+    k: usize,
+    y: usize,
+    x: usize,
+) -> impl Iterator<Item = WindowRow> {
+    let dx_lo = pad.saturating_sub(x);
+    let dx_hi = k.min((input.width + pad).saturating_sub(x));
+    (0..k).filter_map(move |dy| {
+        let sy = (y + dy).checked_sub(pad).filter(|&r| r < input.height)?;
+        (dx_lo < dx_hi).then(|| WindowRow {
+            dy,
+            dx: dx_lo..dx_hi,
+            source: sy * input.width + x + dx_lo - pad,
+        })
+    })
+}
+
 impl Semantics for Conv {
     fn kind(&self) -> &'static str {
         "conv"
@@ -173,24 +207,15 @@ impl Semantics for Conv {
         for y in 0..o.height {
             for x in 0..o.width {
                 window.fill(0);
-                // The window's row dy is one run of bits in the input: positions
-                // (y + dy - pad, x + dx - pad) for the dx that fall inside the image.
-                let dx_lo = pad.saturating_sub(x);
-                let dx_hi = k.min(shape.width + pad - x);
-                for dy in 0..k {
-                    let Some(sy) = (y + dy).checked_sub(pad).filter(|&r| r < shape.height) else {
-                        continue;
-                    };
-                    if dx_lo < dx_hi {
-                        let sx = x + dx_lo - pad;
-                        or_run(
-                            &mut window,
-                            (dy * k + dx_lo) * c,
-                            input,
-                            (sy * shape.width + sx) * c,
-                            (dx_hi - dx_lo) * c,
-                        );
-                    }
+                // Each window row inside the image is one run of bits in the input.
+                for r in window_rows(shape, pad, k, y, x) {
+                    or_run(
+                        &mut window,
+                        (r.dy * k + r.dx.start) * c,
+                        input,
+                        r.source * c,
+                        r.dx.len() * c,
+                    );
                 }
                 popcounts(&self.weights, &window, counts);
                 let base = (y * o.width + x) * m;

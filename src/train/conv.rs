@@ -24,7 +24,7 @@ use super::arch::{Arch, Op};
 pub use super::channel_norm::Activation;
 use super::channel_norm::{self, Saved, Sums};
 use super::net::{softmax_loss, BatchNorm, Mode, Param};
-use crate::layers::{pad_for, window_source, Padding, Shape};
+use crate::layers::{pad_for, window_rows, Padding, Shape};
 use crate::util::gemm::{gemm, gemm_at_b, gemm_rows};
 use crate::util::rng::Rng;
 
@@ -155,13 +155,9 @@ fn gather(
         for yy in 0..output.height {
             for xx in 0..output.width {
                 let row = &mut img[(yy * output.width + xx) * n..][..n];
-                for dy in 0..k {
-                    for dx in 0..k {
-                        if let Some(p) = window_source(input, pad, yy, xx, dy, dx) {
-                            let to = (dy * k + dx) * c;
-                            row[to..to + c].copy_from_slice(&xi[p * c..(p + 1) * c]);
-                        }
-                    }
+                for r in window_rows(input, pad, k, yy, xx) {
+                    let (to, len) = ((r.dy * k + r.dx.start) * c, r.dx.len() * c);
+                    row[to..to + len].copy_from_slice(&xi[r.source * c..][..len]);
                 }
             }
         }
@@ -180,14 +176,10 @@ fn scatter(dpatches: &[f32], input: Shape, output: Shape, k: usize, pad: usize, 
         for yy in 0..output.height {
             for xx in 0..output.width {
                 let row = &img[(yy * output.width + xx) * n..][..n];
-                for dy in 0..k {
-                    for dx in 0..k {
-                        if let Some(p) = window_source(input, pad, yy, xx, dy, dx) {
-                            let from = (dy * k + dx) * c;
-                            for (d, &g) in di[p * c..(p + 1) * c].iter_mut().zip(&row[from..]) {
-                                *d += g;
-                            }
-                        }
+                for r in window_rows(input, pad, k, yy, xx) {
+                    let (from, len) = ((r.dy * k + r.dx.start) * c, r.dx.len() * c);
+                    for (d, &g) in di[r.source * c..][..len].iter_mut().zip(&row[from..]) {
+                        *d += g;
                     }
                 }
             }
