@@ -219,7 +219,7 @@ impl FloatModel {
                     if d.outputs == 0 {
                         return Err(bad(format!("layer {i} has no outputs")));
                     }
-                    if d.weights.len() != d.inputs * d.outputs {
+                    if d.inputs.checked_mul(d.outputs) != Some(d.weights.len()) {
                         return Err(bad(format!(
                             "layer {i} has {} weights for {} x {}",
                             d.weights.len(),
@@ -257,12 +257,16 @@ impl FloatModel {
                     if c.out_channels == 0 {
                         return Err(bad(format!("layer {i} has no output channels")));
                     }
-                    let window = k * k * c.in_channels;
-                    if c.weights.len() != c.out_channels * window {
+                    let window = k
+                        .checked_mul(k)
+                        .and_then(|kk| kk.checked_mul(c.in_channels))
+                        .unwrap_or(usize::MAX);
+                    if window.checked_mul(c.out_channels) != Some(c.weights.len()) {
                         return Err(bad(format!(
-                            "layer {i} has {} weights for {} channels of {window}",
+                            "layer {i} has {} weights for {} channels of {}",
                             c.weights.len(),
-                            c.out_channels
+                            c.out_channels,
+                            (k as u128) * (k as u128) * (c.in_channels as u128)
                         )));
                     }
                     if c.bias.len() != c.out_channels {
