@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Training speed of the conv preset (`cbnn train --arch conv`) against Larq/TensorFlow (CPU) on
 # the same network, one after the other on this machine: REPEATS rounds of one Larq epoch and
-# one cbnn epoch of 60000 MNIST images, then the median of each and their ratio.
+# one cbnn epoch of 60000 MNIST images, each round's ratio (the two ran back to back, so the
+# ratio is what the noise of a shared machine disturbs least), then the medians.
 #
 #   bash scripts/conv_speed.sh [MNIST_DIR] [REPEATS]
 #
@@ -23,17 +24,20 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 larq=()
 ours=()
+ratios=()
 for r in $(seq 1 "$repeats"); do
     l=$("$venv/bin/python" "$here/scripts/larq_conv_speed.py" --mnist "$mnist" 2>/dev/null |
         tail -1 | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["images_per_s"]))')
     c=$("$cbnn" train --dataset "$mnist" --arch conv --epochs 1 --validation 100 \
         -o "$tmp/m.json" --json "$tmp/r.json" > /dev/null 2>&1 &&
         python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["train_images_per_second"]))' "$tmp/r.json")
-    echo "round $r: larq $l images/s, cbnn $c images/s"
+    ratio=$(python3 -c "print(f'{$c/$l:.2f}')")
+    echo "round $r: larq $l images/s, cbnn $c images/s, cbnn/larq $ratio"
     larq+=("$l")
     ours+=("$c")
+    ratios+=("$ratio")
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ml=$(median "${larq[@]}")
 mc=$(median "${ours[@]}")
-echo "median: larq $ml images/s, cbnn $mc images/s, cbnn/larq $(python3 -c "print(f'{$mc/$ml:.2f}')")"
+echo "median: larq $ml images/s, cbnn $mc images/s, cbnn/larq per round $(median "${ratios[@]}")"
