@@ -93,43 +93,11 @@ impl Layers {
 
     /// Classes of the images in `pixels` (back to back) into `out`.
     pub fn classify_into(&self, pixels: &[u8], s: &mut LayersScratch, out: &mut [usize]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("popcnt")
-            {
-                // SAFETY: the CPU has AVX2 and POPCNT, checked just above.
-                unsafe { self.classify_avx2(pixels, s, out) };
-                return;
-            }
-            if std::arch::is_x86_feature_detected!("popcnt") {
-                // SAFETY: the CPU has POPCNT, checked just above.
-                unsafe { self.classify_popcnt(pixels, s, out) };
-                return;
-            }
-        }
-        self.classify_generic(pixels, s, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,popcnt,bmi2")]
-    unsafe fn classify_avx2(&self, pixels: &[u8], s: &mut LayersScratch, out: &mut [usize]) {
-        self.classify_generic(pixels, s, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "popcnt")]
-    unsafe fn classify_popcnt(&self, pixels: &[u8], s: &mut LayersScratch, out: &mut [usize]) {
-        self.classify_generic(pixels, s, out)
-    }
-
-    #[inline(always)]
-    fn classify_generic(&self, pixels: &[u8], s: &mut LayersScratch, out: &mut [usize]) {
         for (px, o) in pixels.chunks_exact(self.pixels).zip(out.iter_mut()) {
             s.acts.clear();
             s.acts.resize(self.input_words, 0);
             self.slicer.slice_into(px, &mut s.acts);
-            *o = self.run(s);
+            *o = self.run_dispatch(s);
         }
     }
 
@@ -146,6 +114,8 @@ impl Layers {
             .collect()
     }
 
+    /// [`Layers::run`], compiled for the best instruction set the CPU has (chosen at run time;
+    /// the check is a cached flag, negligible next to an image).
     fn run_dispatch(&self, s: &mut LayersScratch) -> usize {
         #[cfg(target_arch = "x86_64")]
         {
@@ -155,6 +125,10 @@ impl Layers {
                 // SAFETY: the CPU has AVX2 and POPCNT, checked just above.
                 return unsafe { self.run_avx2(s) };
             }
+            if std::arch::is_x86_feature_detected!("popcnt") {
+                // SAFETY: the CPU has POPCNT, checked just above.
+                return unsafe { self.run_popcnt(s) };
+            }
         }
         self.run(s)
     }
@@ -162,6 +136,12 @@ impl Layers {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,popcnt,bmi2")]
     unsafe fn run_avx2(&self, s: &mut LayersScratch) -> usize {
+        self.run(s)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    unsafe fn run_popcnt(&self, s: &mut LayersScratch) -> usize {
         self.run(s)
     }
 
