@@ -19,7 +19,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layers::{conv_output, pad_for, pool_output, window_rows, Padding, Shape};
+use crate::layers::{
+    conv_notation, conv_output, pad_for, pool_output, window_rows, Padding, Shape,
+};
 use crate::model::InputShape;
 use crate::util::atomic;
 
@@ -101,16 +103,7 @@ impl Layer {
     fn notation(&self) -> String {
         match self {
             Layer::Dense(d) => format!("d{}", d.outputs),
-            Layer::Conv(c) => {
-                let mut s = format!("c{}", c.out_channels);
-                if c.kernel != 3 {
-                    s += &format!("k{}", c.kernel);
-                }
-                if c.padding == Padding::Valid {
-                    s.push('v');
-                }
-                s
-            }
+            Layer::Conv(c) => conv_notation(c.out_channels, c.kernel, c.padding),
             Layer::Maxpool { size } => format!("p{size}"),
         }
     }

@@ -293,11 +293,21 @@ struct Cnn {
     adam: Adam,
 }
 
-/// Batch norm of output `j` folded into its weights `w` and bias: `(z - mean) * scale + beta`.
-fn fold(bn: &BatchNorm, j: usize, w: &mut [f32]) -> f32 {
-    let scale = bn.eval_scale(j);
-    w.iter_mut().for_each(|x| *x *= scale);
-    bn.beta.value[j] - bn.mean[j] * scale
+/// The weights `w` (one row per output) and biases with batch norm folded in: output `j`'s
+/// `(z - mean) * scale + beta` becomes `(scale * w_j) x + (beta - mean * scale)`.
+fn folded(w: &[f32], bn: &BatchNorm) -> (Vec<f32>, Vec<f32>) {
+    let mut weights = w.to_vec();
+    let row = w.len() / bn.mean.len();
+    let bias = weights
+        .chunks_exact_mut(row)
+        .enumerate()
+        .map(|(j, r)| {
+            let scale = bn.eval_scale(j);
+            r.iter_mut().for_each(|x| *x *= scale);
+            bn.beta.value[j] - bn.mean[j] * scale
+        })
+        .collect();
+    (weights, bias)
 }
 
 impl Graph for Cnn {
@@ -325,11 +335,7 @@ impl Graph for Cnn {
                     w,
                     bn,
                 } => {
-                    let mut weights = w.value.clone();
-                    let window = weights.len() / output.channels;
-                    let bias = (0..output.channels)
-                        .map(|j| fold(bn, j, &mut weights[j * window..(j + 1) * window]))
-                        .collect();
+                    let (weights, bias) = folded(&w.value, bn);
                     FloatLayer::Conv(Conv {
                         kernel: *kernel,
                         padding: *padding,
@@ -346,10 +352,7 @@ impl Graph for Cnn {
                     w,
                     bn,
                 } => {
-                    let mut weights = w.value.clone();
-                    let bias = (0..*outputs)
-                        .map(|j| fold(bn, j, &mut weights[j * inputs..(j + 1) * inputs]))
-                        .collect();
+                    let (weights, bias) = folded(&w.value, bn);
                     FloatLayer::Dense(Dense {
                         inputs: *inputs,
                         outputs: *outputs,

@@ -64,6 +64,19 @@ impl Conv {
     }
 }
 
+/// A convolution in the architecture notation of `cbnn train --arch`: `cN`, `cNkK` for a kernel
+/// other than 3, a trailing `v` for "valid" padding.
+pub fn conv_notation(channels: usize, kernel: usize, padding: Padding) -> String {
+    let mut s = format!("c{channels}");
+    if kernel != 3 {
+        s += &format!("k{kernel}");
+    }
+    if padding == Padding::Valid {
+        s.push('v');
+    }
+    s
+}
+
 /// Positions of `-1` a `kernel x kernel` convolution adds on each side.
 pub fn pad_for(kernel: usize, padding: Padding) -> usize {
     match padding {
@@ -144,14 +157,7 @@ impl Semantics for Conv {
     }
 
     fn notation(&self) -> String {
-        let mut s = format!("c{}", self.out_channels());
-        if self.kernel != 3 {
-            s += &format!("k{}", self.kernel);
-        }
-        if self.padding == Padding::Valid {
-            s.push('v');
-        }
-        s
+        conv_notation(self.out_channels(), self.kernel, self.padding)
     }
 
     fn output_shape(&self, input: Shape) -> Shape {

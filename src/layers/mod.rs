@@ -22,7 +22,9 @@ pub mod mvtu;
 mod pool;
 mod scores;
 
-pub use conv::{conv_output, pad_for, window_rows, window_source, Conv, Padding, WindowRow};
+pub use conv::{
+    conv_notation, conv_output, pad_for, window_rows, window_source, Conv, Padding, WindowRow,
+};
 pub use dense::Dense;
 pub use pool::{pool_output, MaxPool};
 pub use scores::Scores;

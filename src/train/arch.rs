@@ -72,16 +72,7 @@ impl std::fmt::Display for Op {
                 channels,
                 kernel,
                 padding,
-            } => {
-                write!(f, "c{channels}")?;
-                if kernel != 3 {
-                    write!(f, "k{kernel}")?;
-                }
-                if padding == Padding::Valid {
-                    write!(f, "v")?;
-                }
-                Ok(())
-            }
+            } => f.write_str(&crate::layers::conv_notation(channels, kernel, padding)),
             Op::Pool(p) => write!(f, "p{p}"),
             Op::Dense(n) => write!(f, "d{n}"),
         }

@@ -11,6 +11,12 @@ fn last_index(rows: usize, cols: usize, s: Strides) -> usize {
     }
 }
 
+/// Panics unless `A` (`m x k`) and `B` (`k x n`) lie inside their slices.
+fn check_inputs(m: usize, k: usize, n: usize, a: &[f32], sa: Strides, b: &[f32], sb: Strides) {
+    assert!(a.len() >= last_index(m, k, sa), "gemm: A too short");
+    assert!(b.len() >= last_index(k, n, sb), "gemm: B too short");
+}
+
 /// `C (m x n) = A (m x k) * B (k x n) + beta * C`, every matrix given by a slice and strides.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
@@ -25,10 +31,9 @@ pub fn gemm(
     c: &mut [f32],
     sc: Strides,
 ) {
-    assert!(a.len() >= last_index(m, k, sa), "gemm: A too short");
-    assert!(b.len() >= last_index(k, n, sb), "gemm: B too short");
+    check_inputs(m, k, n, a, sa, b, sb);
     assert!(c.len() >= last_index(m, n, sc), "gemm: C too short");
-    // SAFETY: the asserts above keep every index the kernel touches inside the slices, and `c`
+    // SAFETY: the checks above keep every index the kernel touches inside the slices, and `c`
     // is borrowed mutably so it cannot alias `a` or `b`.
     unsafe {
         matrixmultiply::sgemm(
@@ -73,8 +78,7 @@ fn gemm_tiles(
     c: &mut [f32],
 ) {
     use rayon::prelude::*;
-    assert!(a.len() >= last_index(m, k, sa), "gemm: A too short");
-    assert!(b.len() >= last_index(k, n, sb), "gemm: B too short");
+    check_inputs(m, k, n, a, sa, b, sb);
     assert!(c.len() >= m * n, "gemm: C too short");
     if m == 0 || n == 0 {
         return;
@@ -89,7 +93,7 @@ fn gemm_tiles(
         let (r0, c0) = ((t / col_tiles) * ROW_CHUNK, (t % col_tiles) * COL_CHUNK);
         let (rows, cols) = (ROW_CHUNK.min(m - r0), COL_CHUNK.min(n - c0));
         let out = &out;
-        // SAFETY: the asserts above keep every element of A, B and C the kernel reads or
+        // SAFETY: the checks above keep every element of A, B and C the kernel reads or
         // writes inside its slice (tile rows `r0..r0 + rows` of A, columns `c0..c0 + cols` of
         // B, and that tile of C); tiles are disjoint, so no element of C is written by two
         // tasks, and `c` is borrowed mutably for the whole call, so nothing else reads it.
