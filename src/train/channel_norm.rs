@@ -122,21 +122,15 @@ impl Sums {
     }
 }
 
-/// What the backward pass needs of a train-mode forward pass besides `z`.
+/// What the backward pass needs of a train-mode forward pass besides `z`: the normalised
+/// pre-activation of channel `j` is `xhat = (z - mean[j]) * inv_std[j]`, computed in that
+/// order wherever it is needed.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Saved {
     /// Batch mean per channel.
     pub mean: Vec<f32>,
     /// `1 / sqrt(var + eps)` per channel.
     pub inv_std: Vec<f32>,
-}
-
-impl Saved {
-    /// The normalised pre-activation `xhat` of channel `j`.
-    #[inline(always)]
-    pub fn xhat(&self, j: usize, z: f32) -> f32 {
-        (z - self.mean[j]) * self.inv_std[j]
-    }
 }
 
 /// Batch norm (per channel; `z` is `rows x n`, channel fastest, `sums` its sums) and
@@ -158,7 +152,6 @@ pub(super) fn forward(
 ) {
     let rows = z.len() / n;
     act.resize(rows * n, 0.0);
-    let activate = move |y: f32| activation.of(y);
     if mode == Mode::Eval {
         let scales: Vec<f32> = (0..n).map(|j| bn.eval_scale(j)).collect();
         let bn = &*bn;
@@ -167,7 +160,7 @@ pub(super) fn forward(
             .for_each(|(zc, ac)| {
                 for (zr, ar) in zc.chunks_exact(n).zip(ac.chunks_exact_mut(n)) {
                     for j in 0..n {
-                        ar[j] = activate(bn.eval(j, scales[j], zr[j]));
+                        ar[j] = activation.of(bn.eval(j, scales[j], zr[j]));
                     }
                 }
             });
@@ -197,15 +190,47 @@ pub(super) fn forward(
         bn.calibration.push((rows, mean, var));
     }
     let (gamma, beta, saved) = (&bn.gamma.value, &bn.beta.value, &*saved);
+    let params = Channels {
+        gamma,
+        beta,
+        mean: &saved.mean,
+        inv_std: &saved.inv_std,
+    };
     z.par_chunks(ROWS * n)
         .zip(act.par_chunks_mut(ROWS * n))
-        .for_each(|(zc, ac)| {
-            for (zr, ar) in zc.chunks_exact(n).zip(ac.chunks_exact_mut(n)) {
-                for j in 0..n {
-                    ar[j] = activate(gamma[j] * saved.xhat(j, zr[j]) + beta[j]);
-                }
-            }
+        .for_each(|(zc, ac)| match activation {
+            Activation::Sign => params.apply(zc, ac, sign),
+            Activation::HardTanh => params.apply(zc, ac, |y| y.clamp(-1.0, 1.0)),
+            Activation::Relu => params.apply(zc, ac, |y| y.max(0.0)),
         });
+}
+
+/// The per-channel parameters of a train-mode batch norm, borrowed.
+struct Channels<'a> {
+    gamma: &'a [f32],
+    beta: &'a [f32],
+    mean: &'a [f32],
+    inv_std: &'a [f32],
+}
+
+impl Channels<'_> {
+    /// `act = f(gamma * xhat + beta)` over rows of `z` (the formula of [`Saved`], in the same
+    /// order, so the same numbers); one monomorphic loop per activation without
+    /// bounds checks or branches, which the compiler vectorizes.
+    #[inline(always)]
+    fn apply(&self, z: &[f32], act: &mut [f32], f: impl Fn(f32) -> f32) {
+        let n = self.gamma.len();
+        for (zr, ar) in z.chunks_exact(n).zip(act.chunks_exact_mut(n)) {
+            for (((a, &z), (&g, &b)), (&m, &s)) in ar
+                .iter_mut()
+                .zip(zr)
+                .zip(self.gamma.iter().zip(self.beta))
+                .zip(self.mean.iter().zip(self.inv_std))
+            {
+                *a = f(g * ((z - m) * s) + b);
+            }
+        }
+    }
 }
 
 /// The batch-norm backward pass of one layer, once its parameters' gradients are known.
@@ -223,10 +248,13 @@ impl Backward<'_> {
     /// already zeroed by [`backward`]) with the gradients with respect to `z`.
     pub fn dz(&self, d: &mut [f32], z: &[f32]) {
         let n = self.k.len();
+        let (mean, inv_std) = (&self.saved.mean[..n], &self.saved.inv_std[..n]);
+        let (k, dbeta, dgamma) = (&self.k[..], &self.dbeta[..n], &self.dgamma[..n]);
+        let rows = self.rows;
         for (dr, zr) in d.chunks_exact_mut(n).zip(z.chunks_exact(n)) {
             for j in 0..n {
-                let xh = self.saved.xhat(j, zr[j]);
-                dr[j] = self.k[j] * (self.rows * dr[j] - self.dbeta[j] - xh * self.dgamma[j]);
+                let xh = (zr[j] - mean[j]) * inv_std[j];
+                dr[j] = k[j] * (rows * dr[j] - dbeta[j] - xh * dgamma[j]);
             }
         }
     }
@@ -259,14 +287,20 @@ pub(super) fn backward<'a>(
         .zip(z.par_chunks(ROWS * n))
         .map(|(dc, zc)| {
             let (mut g, mut be) = (vec![0.0f64; n], vec![0.0f64; n]);
+            let (mean, inv_std) = (&saved.mean[..n], &saved.inv_std[..n]);
+            let (gamma, beta) = (&gamma[..n], &beta[..n]);
+            let (gs, bs) = (&mut g[..n], &mut be[..n]);
             for (dr, zr) in dc.chunks_exact_mut(n).zip(zc.chunks_exact(n)) {
                 for j in 0..n {
-                    let xh = saved.xhat(j, zr[j]);
-                    if activation.blocks(gamma[j] * xh + beta[j]) {
-                        dr[j] = 0.0;
-                    }
-                    g[j] += dr[j] as f64 * xh as f64;
-                    be[j] += dr[j] as f64;
+                    let xh = (zr[j] - mean[j]) * inv_std[j];
+                    let d = if activation.blocks(gamma[j] * xh + beta[j]) {
+                        0.0
+                    } else {
+                        dr[j]
+                    };
+                    dr[j] = d;
+                    gs[j] += d as f64 * xh as f64;
+                    bs[j] += d as f64;
                 }
             }
             (g, be)

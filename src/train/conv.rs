@@ -600,11 +600,18 @@ fn max_pool(xi: &[f32], input: Shape, output: Shape, p: usize, a: &mut [f32], ar
             for dy in 0..p {
                 for dx in 0..p {
                     let s = ((yy * p + dy) * input.width + xx * p + dx) * c;
-                    for ch in 0..c {
-                        if (dy, dx) == (0, 0) || xi[s + ch] > a[ch] {
-                            a[ch] = xi[s + ch];
-                            arg[ch] = (s + ch) as u32;
-                        }
+                    let first = (dy, dx) == (0, 0);
+                    // Branch-free (the signs are random: a branch would mispredict half
+                    // the time), so that the compiler vectorizes it.
+                    for (ch, ((a, g), &v)) in a
+                        .iter_mut()
+                        .zip(arg.iter_mut())
+                        .zip(&xi[s..s + c])
+                        .enumerate()
+                    {
+                        let take = first | (v > *a);
+                        *a = if take { v } else { *a };
+                        *g = if take { (s + ch) as u32 } else { *g };
                     }
                 }
             }
