@@ -16,8 +16,8 @@
 
 use super::fast::{count_layer, threshold_layer, Layer as Rows};
 use crate::bitslice::{words_for, Sliced, Slicer};
-use crate::layers::{bits_at, or_run, Layer, Shape};
-use crate::model::IntModel;
+use crate::layers::{bits_at, conv_output, or_run, pad_for, Layer, Padding, Shape};
+use crate::model::{BinaryMatrix, IntModel};
 
 /// One layer, prepared.
 #[derive(Clone, Debug)]
@@ -191,32 +191,16 @@ impl Layers {
 fn prepare(l: &Layer, input: Shape, output: Shape) -> Step {
     match l {
         Layer::Conv(c) => {
-            let (k, ch) = (c.kernel, input.channels);
-            let run = k * ch;
-            let run_words = words_for(run);
-            let rows = c.out_channels();
-            let mut words = vec![0u64; rows * k * run_words];
-            let packed = c.weights.as_words();
-            let per_row = c.weights.words_per_row();
-            for r in 0..rows {
-                let row = &packed[r * per_row..(r + 1) * per_row];
-                for dy in 0..k {
-                    let at = (r * k + dy) * run_words;
-                    copy_run(&mut words[at..at + run_words], row, dy * run, run);
-                }
-            }
+            let (run_words, weights) = window_rows(&c.weights, c.kernel, input.channels);
             Step::Conv {
                 input,
                 output,
-                kernel: k,
+                kernel: c.kernel,
                 pad: c.pad(),
                 run_words,
                 weights: Rows {
-                    rows,
-                    words: k * run_words,
-                    inputs: (k * run) as u32,
-                    weights: words,
                     thresholds: c.thresholds.clone(),
+                    ..weights
                 },
             }
         }
@@ -230,16 +214,52 @@ fn prepare(l: &Layer, input: Shape, output: Shape) -> Step {
     }
 }
 
-/// A convolution of `x` into `out` (empty on entry): the shapes, kernel, padding and words per
-/// window row in `geometry`.
+/// The weights of a convolution (`out_channels x (k * k * C)`, window order) laid out one run
+/// per window row, each run padded to whole words: the words per run, and the rows (without
+/// thresholds).
+fn window_rows(weights: &BinaryMatrix, k: usize, ch: usize) -> (usize, Rows) {
+    let run = k * ch;
+    let run_words = words_for(run);
+    let rows = weights.rows();
+    let mut words = vec![0u64; rows * k * run_words];
+    for r in 0..rows {
+        for dy in 0..k {
+            let at = (r * k + dy) * run_words;
+            copy_run(
+                &mut words[at..at + run_words],
+                weights.row(r),
+                dy * run,
+                run,
+            );
+        }
+    }
+    let rows = Rows {
+        rows,
+        words: k * run_words,
+        inputs: (k * run) as u32,
+        weights: words,
+        thresholds: Vec::new(),
+    };
+    (run_words, rows)
+}
+
+/// What a convolution does with each window.
+trait Windows {
+    /// Takes the window of output position `p` (raster order).
+    fn take(&mut self, window: &[u64], p: usize);
+}
+
+/// Every window of the image `x`, in raster order, to `each`, with the window's `k` rows laid
+/// out as [`window_rows`] lays out weights. The shapes, kernel, padding and words per window
+/// row in `geometry`. (A trait rather than a closure: its `#[inline(always)]` method is
+/// compiled into the caller, with the caller's instruction set.)
 #[inline(always)]
-fn conv(
+fn windows(
     geometry: (Shape, Shape, usize, usize, usize),
-    w: &Rows,
     x: &[u64],
     padded: &mut Vec<u64>,
     window: &mut Vec<u64>,
-    out: &mut Vec<u64>,
+    each: &mut impl Windows,
 ) {
     let (input, output, k, pad, run_words) = geometry;
     let c = input.channels;
@@ -255,8 +275,6 @@ fn conv(
             row_bits,
         );
     }
-    let m = w.rows;
-    out.resize(words_for(output.len()), 0);
     window.clear();
     window.resize(k * run_words, 0);
     for y in 0..output.height {
@@ -270,7 +288,194 @@ fn conv(
                     k * c,
                 );
             }
-            threshold_layer(w, window, out, (y * output.width + xx) * m);
+            each.take(window, y * output.width + xx);
+        }
+    }
+}
+
+/// A convolution of `x` into `out` (empty on entry): the shapes, kernel, padding and words per
+/// window row in `geometry`.
+#[inline(always)]
+fn conv(
+    geometry: (Shape, Shape, usize, usize, usize),
+    w: &Rows,
+    x: &[u64],
+    padded: &mut Vec<u64>,
+    window: &mut Vec<u64>,
+    out: &mut Vec<u64>,
+) {
+    struct Threshold<'a>(&'a Rows, &'a mut [u64]);
+    impl Windows for Threshold<'_> {
+        #[inline(always)]
+        fn take(&mut self, window: &[u64], p: usize) {
+            threshold_layer(self.0, window, self.1, p * self.0.rows)
+        }
+    }
+    out.resize(words_for(geometry.1.len()), 0);
+    windows(geometry, x, padded, window, &mut Threshold(w, out));
+}
+
+/// A binary convolution prepared to count, for every output position and channel of an
+/// image, how many of its window's `k * k * C` values agree with the channel's weights (so
+/// the integer pre-activation is `2 * agreements - k * k * C`): the forward pass of the
+/// training graph's binary convolutions. Windows are laid out as the executor lays them out;
+/// the weights are interleaved in groups of [`LANES`] output channels (word `i` of the
+/// group's channels side by side), so that one window word is compared with eight channels
+/// in one vector operation.
+#[derive(Clone, Debug)]
+pub struct ConvCounts {
+    geometry: (Shape, Shape, usize, usize, usize),
+    /// Output channels.
+    channels: usize,
+    /// Window values.
+    inputs: u32,
+    /// `ceil(channels / LANES)` groups of `window words x LANES` words.
+    lanes: Vec<u64>,
+}
+
+/// Output channels that [`ConvCounts`] counts together.
+const LANES: usize = 8;
+
+/// Reusable buffers of [`ConvCounts::image`].
+#[derive(Clone, Debug, Default)]
+pub struct ConvScratch {
+    padded: Vec<u64>,
+    window: Vec<u64>,
+}
+
+impl ConvCounts {
+    /// The convolution of `input` by `weights` (`out_channels x (k * k * C)`, window order),
+    /// `kernel` square, with `padding`.
+    pub fn new(input: Shape, kernel: usize, padding: Padding, weights: &BinaryMatrix) -> Self {
+        let output = conv_output(input, kernel, padding, weights.rows());
+        let (run_words, rows) = window_rows(weights, kernel, input.channels);
+        let (channels, words) = (rows.rows, rows.words);
+        let mut lanes = vec![0u64; channels.div_ceil(LANES) * words * LANES];
+        for (ch, row) in rows.weights.chunks_exact(words).enumerate() {
+            let group = (ch / LANES) * words * LANES;
+            for (i, &w) in row.iter().enumerate() {
+                lanes[group + i * LANES + ch % LANES] = w;
+            }
+        }
+        ConvCounts {
+            geometry: (input, output, kernel, pad_for(kernel, padding), run_words),
+            channels,
+            inputs: rows.inputs,
+            lanes,
+        }
+    }
+
+    /// The agreements of the image `x` (its `input.len()` values, one bit each, `1` for `+1`)
+    /// into `out` (`positions x out_channels`, channel fastest).
+    pub fn image(&self, x: &[u64], s: &mut ConvScratch, out: &mut [u32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            {
+                // SAFETY: the CPU has AVX-512F and VPOPCNTDQ, checked just above.
+                return unsafe { self.image_avx512(x, s, out) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { self.image_avx2(x, s, out) };
+            }
+        }
+        self.run::<Portable>(x, s, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq,popcnt")]
+    unsafe fn image_avx512(&self, x: &[u64], s: &mut ConvScratch, out: &mut [u32]) {
+        self.run::<Avx512>(x, s, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,popcnt")]
+    unsafe fn image_avx2(&self, x: &[u64], s: &mut ConvScratch, out: &mut [u32]) {
+        self.run::<Portable>(x, s, out)
+    }
+
+    #[inline(always)]
+    fn run<K: GroupKernel>(&self, x: &[u64], s: &mut ConvScratch, out: &mut [u32]) {
+        let m = self.channels;
+        assert_eq!(
+            out.len(),
+            self.geometry.1.height * self.geometry.1.width * m
+        );
+        let mut count = Count::<K>(self, out, std::marker::PhantomData);
+        windows(self.geometry, x, &mut s.padded, &mut s.window, &mut count);
+    }
+}
+
+/// The mismatches of one window with a group of [`LANES`] channels (laid out as
+/// [`ConvCounts`] interleaves them).
+trait GroupKernel {
+    /// # Safety
+    /// The CPU has the instruction set the implementation is compiled for.
+    unsafe fn group(lanes: &[u64], window: &[u64]) -> [u64; LANES];
+}
+
+/// Plain Rust (what the compiler makes of it for the caller's instruction set).
+struct Portable;
+
+impl GroupKernel for Portable {
+    #[inline(always)]
+    unsafe fn group(lanes: &[u64], window: &[u64]) -> [u64; LANES] {
+        let mut acc = [0u64; LANES];
+        for (ws, &x) in lanes.chunks_exact(LANES).zip(window) {
+            for l in 0..LANES {
+                acc[l] += u64::from((ws[l] ^ x).count_ones());
+            }
+        }
+        acc
+    }
+}
+
+/// One AVX-512 XOR and VPOPCNTQ per window word for the eight channels.
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl GroupKernel for Avx512 {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn group(lanes: &[u64], window: &[u64]) -> [u64; LANES] {
+        use std::arch::x86_64::*;
+        assert!(lanes.len() >= window.len() * LANES);
+        let mut acc = _mm512_setzero_si512();
+        for (i, &x) in window.iter().enumerate() {
+            // SAFETY: `lanes` holds `LANES` words per window word (asserted above).
+            let w = unsafe { _mm512_loadu_si512(lanes.as_ptr().add(i * LANES).cast()) };
+            let d = _mm512_xor_si512(w, _mm512_set1_epi64(x as i64));
+            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(d));
+        }
+        let mut out = [0u64; LANES];
+        // SAFETY: `out` is eight words.
+        unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), acc) };
+        out
+    }
+}
+
+/// The agreements of each window with every channel of a [`ConvCounts`].
+struct Count<'a, K>(&'a ConvCounts, &'a mut [u32], std::marker::PhantomData<K>);
+
+impl<K: GroupKernel> Windows for Count<'_, K> {
+    #[inline(always)]
+    fn take(&mut self, window: &[u64], p: usize) {
+        let (c, m) = (self.0, self.0.channels);
+        let out = &mut self.1[p * m..(p + 1) * m];
+        for (group, o) in c
+            .lanes
+            .chunks_exact(window.len() * LANES)
+            .zip(out.chunks_mut(LANES))
+        {
+            // SAFETY: `Count<K>` is only built by `ConvCounts::run::<K>`, which its callers
+            // call only where the CPU has `K`'s instruction set.
+            let acc = unsafe { K::group(group, window) };
+            for (o, &a) in o.iter_mut().zip(&acc) {
+                *o = c.inputs - a as u32;
+            }
         }
     }
 }
@@ -298,6 +503,72 @@ mod tests {
     use super::*;
     use crate::reference::Executor;
     use crate::util::rng::Rng;
+
+    /// The counting convolution of the training graph gives, on random shapes (both paddings,
+    /// kernels 1 to 5, channel counts that are not multiples of 8 or 64, window rows longer
+    /// than a word), the agreements of the definition: window value and weight equal, the
+    /// value `-1` (bit 0) outside the image; the portable kernel and the dispatched one agree.
+    #[test]
+    fn conv_counts_match_the_definition() {
+        let mut rng = Rng::new(29, 1);
+        for (h, w, c, k, padding, m) in [
+            (7usize, 5usize, 3usize, 3usize, Padding::Same, 5usize),
+            (6, 9, 70, 3, Padding::Valid, 9),
+            (5, 5, 8, 5, Padding::Same, 16),
+            (4, 6, 1, 1, Padding::Valid, 3),
+            (8, 7, 32, 5, Padding::Same, 13),
+        ] {
+            let input = Shape {
+                height: h,
+                width: w,
+                channels: c,
+            };
+            let n = k * k * c;
+            let mut weights = BinaryMatrix::new(m, n);
+            for r in 0..m {
+                for i in 0..n {
+                    weights.set(r, i, rng.below(2) == 1);
+                }
+            }
+            let counts = ConvCounts::new(input, k, padding, &weights);
+            let output = conv_output(input, k, padding, m);
+            let pad = pad_for(k, padding);
+            let value: Vec<bool> = (0..input.len()).map(|_| rng.below(2) == 1).collect();
+            let mut x = vec![0u64; words_for(input.len())];
+            for (i, &v) in value.iter().enumerate() {
+                x[i / 64] |= u64::from(v) << (i % 64);
+            }
+            let mut out = vec![0u32; output.height * output.width * m];
+            counts.image(&x, &mut ConvScratch::default(), &mut out);
+            let mut portable = vec![0u32; out.len()];
+            counts.run::<Portable>(&x, &mut ConvScratch::default(), &mut portable);
+            assert_eq!(portable, out, "{h}x{w}x{c} k{k}");
+            for y in 0..output.height {
+                for xx in 0..output.width {
+                    for r in 0..m {
+                        let mut agree = 0;
+                        for dy in 0..k {
+                            for dx in 0..k {
+                                let (sy, sx) = (
+                                    (y + dy) as isize - pad as isize,
+                                    (xx + dx) as isize - pad as isize,
+                                );
+                                let inside =
+                                    (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
+                                for ch in 0..c {
+                                    let v =
+                                        inside && value[(sy as usize * w + sx as usize) * c + ch];
+                                    agree += u32::from(v == weights.get(r, (dy * k + dx) * c + ch));
+                                }
+                            }
+                        }
+                        let p = y * output.width + xx;
+                        assert_eq!(out[p * m + r], agree, "{h}x{w}x{c} k{k} at {y},{xx} ch {r}");
+                    }
+                }
+            }
+        }
+    }
 
     /// The fast executor classifies random conv models (odd sizes, both paddings, channel
     /// counts that are not multiples of 8 or 64, window rows longer than a word) exactly as

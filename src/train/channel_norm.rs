@@ -199,9 +199,9 @@ pub(super) fn forward(
     z.par_chunks(ROWS * n)
         .zip(act.par_chunks_mut(ROWS * n))
         .for_each(|(zc, ac)| match activation {
-            Activation::Sign => params.apply(zc, ac, sign),
-            Activation::HardTanh => params.apply(zc, ac, |y| y.clamp(-1.0, 1.0)),
-            Activation::Relu => params.apply(zc, ac, |y| y.max(0.0)),
+            Activation::Sign => params.apply(zc, ac, |y| Activation::Sign.of(y)),
+            Activation::HardTanh => params.apply(zc, ac, |y| Activation::HardTanh.of(y)),
+            Activation::Relu => params.apply(zc, ac, |y| Activation::Relu.of(y)),
         });
 }
 
@@ -214,6 +214,31 @@ struct Channels<'a> {
 }
 
 impl Channels<'_> {
+    /// Zeroes the gradients `d` (rows like `z`) where `blocks(gamma * xhat + beta)` (the
+    /// activation lets none through, [`Activation::blocks`]) and returns the per-channel sums
+    /// of `d * xhat` and of `d`; one monomorphic loop per activation.
+    #[inline(always)]
+    fn gate(&self, d: &mut [f32], z: &[f32], blocks: impl Fn(f32) -> bool) -> (Vec<f64>, Vec<f64>) {
+        let n = self.gamma.len();
+        let (mut g, mut be) = (vec![0.0f64; n], vec![0.0f64; n]);
+        for (dr, zr) in d.chunks_exact_mut(n).zip(z.chunks_exact(n)) {
+            for ((((d, &z), (&m, &s)), (&ga, &b)), (g, be)) in dr
+                .iter_mut()
+                .zip(zr)
+                .zip(self.mean.iter().zip(self.inv_std))
+                .zip(self.gamma.iter().zip(self.beta))
+                .zip(g.iter_mut().zip(be.iter_mut()))
+            {
+                let xh = (z - m) * s;
+                let keep = !blocks(ga * xh + b);
+                *d = if keep { *d } else { 0.0 };
+                *g += *d as f64 * xh as f64;
+                *be += *d as f64;
+            }
+        }
+        (g, be)
+    }
+
     /// `act = f(gamma * xhat + beta)` over rows of `z` (the formula of [`Saved`], in the same
     /// order, so the same numbers); one monomorphic loop per activation without
     /// bounds checks or branches, which the compiler vectorizes.
@@ -286,24 +311,18 @@ pub(super) fn backward<'a>(
         .par_chunks_mut(ROWS * n)
         .zip(z.par_chunks(ROWS * n))
         .map(|(dc, zc)| {
-            let (mut g, mut be) = (vec![0.0f64; n], vec![0.0f64; n]);
-            let (mean, inv_std) = (&saved.mean[..n], &saved.inv_std[..n]);
-            let (gamma, beta) = (&gamma[..n], &beta[..n]);
-            let (gs, bs) = (&mut g[..n], &mut be[..n]);
-            for (dr, zr) in dc.chunks_exact_mut(n).zip(zc.chunks_exact(n)) {
-                for j in 0..n {
-                    let xh = (zr[j] - mean[j]) * inv_std[j];
-                    let d = if activation.blocks(gamma[j] * xh + beta[j]) {
-                        0.0
-                    } else {
-                        dr[j]
-                    };
-                    dr[j] = d;
-                    gs[j] += d as f64 * xh as f64;
-                    bs[j] += d as f64;
-                }
+            let c = Channels {
+                gamma,
+                beta,
+                mean: &saved.mean,
+                inv_std: &saved.inv_std,
+            };
+            // One loop per activation, each with a constant activation (inlined).
+            match activation {
+                Activation::Sign => c.gate(dc, zc, |y| Activation::Sign.blocks(y)),
+                Activation::HardTanh => c.gate(dc, zc, |y| Activation::HardTanh.blocks(y)),
+                Activation::Relu => c.gate(dc, zc, |y| Activation::Relu.blocks(y)),
             }
-            (g, be)
         })
         .collect();
     let (mut dgamma, mut dbeta) = (vec![0.0f64; n], vec![0.0f64; n]);

@@ -25,6 +25,8 @@ pub use super::channel_norm::Activation;
 use super::channel_norm::{self, Saved, Sums};
 use super::net::{softmax_loss, BatchNorm, Mode, Param};
 use crate::layers::{pad_for, window_rows, Padding, Shape};
+use crate::model::BinaryMatrix;
+use crate::reference::fast_layers::{ConvCounts, ConvScratch};
 use crate::util::gemm::{gemm, gemm_at_b, gemm_rows};
 use crate::util::rng::Rng;
 
@@ -306,31 +308,59 @@ impl ConvNet {
                     z.clear();
                     z.resize(b * positions * co, 0.0);
                     let (ishape, output, wb) = (*ishape, *output, &*wb);
-                    let parts: Vec<Sums> = z
-                        .par_chunks_mut(g * positions * co)
-                        .zip(input.par_chunks(g * ishape.len()))
-                        .map_init(Vec::new, |patches, (zc, xc)| {
-                            gather(xc, ishape, output, k, pad, fill, patches);
-                            let rows = zc.len() / co;
-                            gemm(
-                                rows,
-                                cols,
-                                co,
-                                patches,
-                                (cols, 1),
-                                wb,
-                                (1, cols),
-                                0.0,
-                                zc,
-                                (co, 1),
-                            );
-                            if mode == Mode::Eval {
-                                Sums::default()
-                            } else {
-                                Sums::of(zc, co)
-                            }
-                        })
-                        .collect();
+                    let sums = |zc: &[f32]| {
+                        if mode == Mode::Eval {
+                            Sums::default()
+                        } else {
+                            Sums::of(zc, co)
+                        }
+                    };
+                    let parts: Vec<Sums> = if activation == Activation::Sign {
+                        // ±1 values times ±1 weights: the sums are integers, counted with
+                        // XOR and popcount (exactly the numbers the GEMM below gives).
+                        let counts = ConvCounts::new(ishape, k, *padding, &signs(wb, co));
+                        z.par_chunks_mut(g * positions * co)
+                            .zip(input.par_chunks(g * ishape.len()))
+                            .map_init(
+                                || (ConvScratch::default(), Vec::new(), Vec::new()),
+                                |(s, bits, agree), (zc, xc)| {
+                                    agree.resize(positions * co, 0u32);
+                                    for (zi, xi) in zc
+                                        .chunks_exact_mut(positions * co)
+                                        .zip(xc.chunks_exact(ishape.len()))
+                                    {
+                                        pack_signs(xi, bits);
+                                        counts.image(bits, s, agree);
+                                        for (z, &a) in zi.iter_mut().zip(agree.iter()) {
+                                            *z = (2 * a as i32 - cols as i32) as f32;
+                                        }
+                                    }
+                                    sums(zc)
+                                },
+                            )
+                            .collect()
+                    } else {
+                        z.par_chunks_mut(g * positions * co)
+                            .zip(input.par_chunks(g * ishape.len()))
+                            .map_init(Vec::new, |patches, (zc, xc)| {
+                                gather(xc, ishape, output, k, pad, fill, patches);
+                                let rows = zc.len() / co;
+                                gemm(
+                                    rows,
+                                    cols,
+                                    co,
+                                    patches,
+                                    (cols, 1),
+                                    wb,
+                                    (1, cols),
+                                    0.0,
+                                    zc,
+                                    (co, 1),
+                                );
+                                sums(zc)
+                            })
+                            .collect()
+                    };
                     let sums = Sums::total(&parts);
                     channel_norm::forward(bn, z, co, &sums, mode, activation, saved, act);
                 }
@@ -597,21 +627,21 @@ fn max_pool(xi: &[f32], input: Shape, output: Shape, p: usize, a: &mut [f32], ar
         for xx in 0..output.width {
             let o = (yy * output.width + xx) * c;
             let (a, arg) = (&mut a[o..o + c], &mut arg[o..o + c]);
+            let s0 = (yy * p * input.width + xx * p) * c;
+            a.copy_from_slice(&xi[s0..s0 + c]);
+            for (ch, g) in arg.iter_mut().enumerate() {
+                *g = (s0 + ch) as u32;
+            }
             for dy in 0..p {
-                for dx in 0..p {
+                for dx in (0..p).filter(|&dx| (dy, dx) != (0, 0)) {
                     let s = ((yy * p + dy) * input.width + xx * p + dx) * c;
-                    let first = (dy, dx) == (0, 0);
+                    let (x, idx) = (&xi[s..s + c], s as u32);
                     // Branch-free (the signs are random: a branch would mispredict half
                     // the time), so that the compiler vectorizes it.
-                    for (ch, ((a, g), &v)) in a
-                        .iter_mut()
-                        .zip(arg.iter_mut())
-                        .zip(&xi[s..s + c])
-                        .enumerate()
-                    {
-                        let take = first | (v > *a);
-                        *a = if take { v } else { *a };
-                        *g = if take { (s + ch) as u32 } else { *g };
+                    for ch in 0..c {
+                        let take = x[ch] > a[ch];
+                        a[ch] = if take { x[ch] } else { a[ch] };
+                        arg[ch] = if take { idx + ch as u32 } else { arg[ch] };
                     }
                 }
             }
@@ -623,6 +653,30 @@ impl Layer {
     fn output_len(&self) -> usize {
         self.output().len()
     }
+}
+
+/// The signs of `±1` weights `wb` (`rows x cols`) as a binary matrix.
+fn signs(wb: &[f32], rows: usize) -> BinaryMatrix {
+    let cols = wb.len() / rows;
+    let mut m = BinaryMatrix::new(rows, cols);
+    for (r, row) in wb.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            if v > 0.0 {
+                m.set(r, c, true);
+            }
+        }
+    }
+    m
+}
+
+/// `±1` values packed one bit each (`1` for `+1`), into `bits`.
+fn pack_signs(x: &[f32], bits: &mut Vec<u64>) {
+    bits.clear();
+    bits.extend(x.chunks(64).map(|c| {
+        c.iter()
+            .enumerate()
+            .fold(0u64, |w, (i, &v)| w | (u64::from(v > 0.0) << i))
+    }));
 }
 
 /// Unpacks packed feature rows into ±1 floats, one row after another.
