@@ -319,7 +319,7 @@ fn conv(
 /// image, how many of its window's `k * k * C` values agree with the channel's weights (so
 /// the integer pre-activation is `2 * agreements - k * k * C`): the forward pass of the
 /// training graph's binary convolutions. Windows are laid out as the executor lays them out;
-/// the weights are interleaved in groups of [`LANES`] output channels (word `i` of the
+/// the weights are interleaved in groups of eight output channels (word `i` of the
 /// group's channels side by side), so that one window word is compared with eight channels
 /// in one vector operation.
 #[derive(Clone, Debug)]
