@@ -27,6 +27,28 @@ fn kill_after(args: &[&str], after: Duration) -> bool {
     running
 }
 
+/// Starts `cbnn args`, kills it (SIGKILL) as soon as it reports epoch `epoch` on stderr (so
+/// in the middle of training, whatever the machine's speed), returns whether it did.
+fn kill_at_epoch(args: &[&str], epoch: usize) -> bool {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(args)
+        .env_remove("CBNN_DATA")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let marker = epoch.to_string();
+    let seen = stderr.lines().map_while(Result::ok).any(|line| {
+        let mut words = line.split_whitespace();
+        words.next() == Some("epoch") && words.next() == Some(marker.as_str())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    seen
+}
+
 /// Runs `cbnn args` to completion and returns how long it took.
 fn timed(args: &[&str]) -> Duration {
     let start = Instant::now();
@@ -78,7 +100,7 @@ fn killed_commands_leave_whole_files_and_results_are_reproducible() {
     let (t1_path, t2_path) = (p("t1.json"), p("t2.json"));
     let mut args = train_args(data, &m1, "1", "40");
     args.extend(["--json", &t1_path]);
-    let train_time = timed(&args);
+    cbnn_ok(&args);
     let mut args = train_args(data, &m2, "2", "40");
     args.extend(["--json", &t2_path]);
     cbnn_ok(&args);
@@ -94,8 +116,8 @@ fn killed_commands_leave_whole_files_and_results_are_reproducible() {
     // Killed halfway through training: the old model stays whole, nothing else appears.
     std::fs::write(&m2, b"{\"old\": true}\n").unwrap();
     assert!(
-        kill_after(&train_args(data, &m2, "2", "40"), train_time / 2),
-        "training ended before the kill ({train_time:?}); make the fixture larger"
+        kill_at_epoch(&train_args(data, &m2, "2", "40"), 2),
+        "training ended before epoch 2 of 40 was reported"
     );
     assert_eq!(std::fs::read(&m2).unwrap(), b"{\"old\": true}\n");
     assert_eq!(temporaries(&dir), Vec::<String>::new());
