@@ -10,16 +10,21 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Starts `cbnn args`, kills it (SIGKILL: no handler runs) after `after`, returns whether it
-/// was still running then.
-fn kill_after(args: &[&str], after: Duration) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+/// Starts `cbnn args` (stdout discarded, stderr to `stderr`).
+fn spawn(args: &[&str], stderr: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cbnn"))
         .args(args)
         .env_remove("CBNN_DATA")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts `cbnn args`, kills it (SIGKILL: no handler runs) after `after`, returns whether it
+/// was still running then.
+fn kill_after(args: &[&str], after: Duration) -> bool {
+    let mut child = spawn(args, Stdio::null());
     std::thread::sleep(after);
     let running = child.try_wait().unwrap().is_none();
     child.kill().unwrap();
@@ -31,13 +36,7 @@ fn kill_after(args: &[&str], after: Duration) -> bool {
 /// in the middle of training, whatever the machine's speed), returns whether it did.
 fn kill_at_epoch(args: &[&str], epoch: usize) -> bool {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cbnn"))
-        .args(args)
-        .env_remove("CBNN_DATA")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(args, Stdio::piped());
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let marker = epoch.to_string();
     let seen = stderr.lines().map_while(Result::ok).any(|line| {
@@ -113,7 +112,7 @@ fn killed_commands_leave_whole_files_and_results_are_reproducible() {
     };
     assert_eq!(history(&t1_path), history(&t2_path));
 
-    // Killed halfway through training: the old model stays whole, nothing else appears.
+    // Killed in the middle of training (at epoch 2 of 40): the old model stays whole, nothing else appears.
     std::fs::write(&m2, b"{\"old\": true}\n").unwrap();
     assert!(
         kill_at_epoch(&train_args(data, &m2, "2", "40"), 2),

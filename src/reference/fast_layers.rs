@@ -376,8 +376,10 @@ impl ConvCounts {
                 // SAFETY: the CPU has AVX-512F and VPOPCNTDQ, checked just above.
                 return unsafe { self.image_avx512(x, s, out) };
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2, checked just above.
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("popcnt")
+            {
+                // SAFETY: the CPU has AVX2 and POPCNT, checked just above.
                 return unsafe { self.image_avx2(x, s, out) };
             }
         }

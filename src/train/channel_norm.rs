@@ -122,15 +122,22 @@ impl Sums {
     }
 }
 
-/// What the backward pass needs of a train-mode forward pass besides `z`: the normalised
-/// pre-activation of channel `j` is `xhat = (z - mean[j]) * inv_std[j]`, computed in that
-/// order wherever it is needed.
+/// What the backward pass needs of a train-mode forward pass besides `z` (with which
+/// [`xhat`] recomputes the normalised pre-activations).
 #[derive(Clone, Debug, Default)]
 pub(super) struct Saved {
     /// Batch mean per channel.
     pub mean: Vec<f32>,
     /// `1 / sqrt(var + eps)` per channel.
     pub inv_std: Vec<f32>,
+}
+
+/// The normalised pre-activation of `z` in a channel with batch mean `mean` and
+/// `1 / sqrt(var + eps)` `inv_std`: one formula, in one order, wherever it is needed (the
+/// backward pass recomputes the forward pass's numbers).
+#[inline(always)]
+fn xhat(z: f32, mean: f32, inv_std: f32) -> f32 {
+    (z - mean) * inv_std
 }
 
 /// Batch norm (per channel; `z` is `rows x n`, channel fastest, `sums` its sums) and
@@ -229,7 +236,7 @@ impl Channels<'_> {
                 .zip(self.gamma.iter().zip(self.beta))
                 .zip(g.iter_mut().zip(be.iter_mut()))
             {
-                let xh = (z - m) * s;
+                let xh = xhat(z, m, s);
                 let keep = !blocks(ga * xh + b);
                 *d = if keep { *d } else { 0.0 };
                 *g += *d as f64 * xh as f64;
@@ -239,8 +246,8 @@ impl Channels<'_> {
         (g, be)
     }
 
-    /// `act = f(gamma * xhat + beta)` over rows of `z` (the formula of [`Saved`], in the same
-    /// order, so the same numbers); one monomorphic loop per activation without
+    /// `act = f(gamma * xhat + beta)` over rows of `z` (the formula of [`xhat`], so the
+    /// same numbers); one monomorphic loop per activation without
     /// bounds checks or branches, which the compiler vectorizes.
     #[inline(always)]
     fn apply(&self, z: &[f32], act: &mut [f32], f: impl Fn(f32) -> f32) {
@@ -252,7 +259,7 @@ impl Channels<'_> {
                 .zip(self.gamma.iter().zip(self.beta))
                 .zip(self.mean.iter().zip(self.inv_std))
             {
-                *a = f(g * ((z - m) * s) + b);
+                *a = f(g * xhat(z, m, s) + b);
             }
         }
     }
@@ -278,7 +285,7 @@ impl Backward<'_> {
         let rows = self.rows;
         for (dr, zr) in d.chunks_exact_mut(n).zip(z.chunks_exact(n)) {
             for j in 0..n {
-                let xh = (zr[j] - mean[j]) * inv_std[j];
+                let xh = xhat(zr[j], mean[j], inv_std[j]);
                 dr[j] = k[j] * (rows * dr[j] - dbeta[j] - xh * dgamma[j]);
             }
         }
