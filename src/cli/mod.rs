@@ -286,9 +286,10 @@ pub struct PruneArgs {
     /// Largest validation accuracy loss accepted, in percentage points.
     #[arg(long, default_value_t = 1.0, value_name = "PP")]
     pub max_drop: f64,
-    /// Training epochs per candidate (the search's budget: candidates x epochs).
-    #[arg(long, default_value_t = 30)]
-    pub epochs: usize,
+    /// Training epochs per candidate (the search's budget: candidates x epochs) [default: 30
+    /// for a perceptron, 10 for a network with convolutions]
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Train candidates on only the first N training images (fast runs and tests).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,

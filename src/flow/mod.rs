@@ -256,11 +256,7 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
         max_drop: cfg.max_drop,
         report: Some(f("prune.json")),
         validation: cfg.validation,
-        epochs: if cfg.quick {
-            6
-        } else {
-            crate::jobs::prune::DEFAULT_EPOCHS
-        },
+        epochs: cfg.quick.then_some(6),
         limit: cfg.quick.then_some(12000),
         ..PruneJob::new(base.clone(), cfg.data.clone(), compact.clone())
     };

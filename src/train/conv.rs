@@ -289,7 +289,23 @@ impl ConvNet {
         for i in 0..n {
             let (before, after) = ws.acts.split_at_mut(i + 1);
             let (input, act) = (&before[i], &mut after[0]);
-            let (z, wb, saved) = (&mut ws.zs[i], &mut ws.wb[i], &mut ws.saved[i]);
+            let (zs_before, zs_after) = ws.zs.split_at_mut(i);
+            let (z, wb, saved) = (&mut zs_after[0], &mut ws.wb[i], &mut ws.saved[i]);
+            // A pool after a convolution picks, in each window, the position of the largest
+            // batch-norm output (sign(gamma) * z ranks them), not the first of equal signs:
+            // the same value (the sign is monotone), and the gradient goes where a pool
+            // before the sign would send it.
+            let rank = match i.checked_sub(1).map(|j| &self.layers[j]) {
+                Some(Layer::Conv { bn, .. }) => Some((
+                    &zs_before[i - 1],
+                    bn.gamma
+                        .value
+                        .iter()
+                        .map(|&g| if g < 0.0 { -1.0 } else { 1.0 })
+                        .collect::<Vec<f32>>(),
+                )),
+                _ => None,
+            };
             match &mut self.layers[i] {
                 Layer::Conv {
                     kernel,
@@ -376,10 +392,17 @@ impl ConvNet {
                     arg.clear();
                     arg.resize(b * olen, 0);
                     let (p, ishape, output) = (*size, *ishape, *output);
+                    let ones = vec![1.0; ishape.channels];
+                    let (keys, dir) = match &rank {
+                        Some((z, dir)) => (&z[..], &dir[..]),
+                        None => (&input[..], &ones[..]),
+                    };
                     act.par_chunks_mut(olen)
                         .zip(arg.par_chunks_mut(olen))
-                        .zip(input.par_chunks(ilen))
-                        .for_each(|((a, g), xi)| max_pool(xi, ishape, output, p, a, g));
+                        .zip(input.par_chunks(ilen).zip(keys.par_chunks(ilen)))
+                        .for_each(|((a, g), (xi, ki))| {
+                            max_pool(xi, (ki, dir), ishape, output, p, a, g)
+                        });
                 }
                 Layer::Dense {
                     inputs,
@@ -619,31 +642,46 @@ impl ConvNet {
     }
 }
 
-/// Max-pool of one image's ±1 values `xi` into `a`, with the input index of each maximum
-/// (the first position in window order that holds it) in `arg`.
-fn max_pool(xi: &[f32], input: Shape, output: Shape, p: usize, a: &mut [f32], arg: &mut [u32]) {
+/// Max-pool of one image's values `xi` into `a`, with the input index of each maximum in
+/// `arg`: in each window and channel the first position (window order) of the largest key,
+/// `keys.0[i] * keys.1[channel]`, whose value must be a largest one of `xi` there.
+fn max_pool(
+    xi: &[f32],
+    keys: (&[f32], &[f32]),
+    input: Shape,
+    output: Shape,
+    p: usize,
+    a: &mut [f32],
+    arg: &mut [u32],
+) {
     let c = input.channels;
+    let (ki, dir) = (keys.0, &keys.1[..c]);
+    let mut best = vec![0f32; c];
     for yy in 0..output.height {
         for xx in 0..output.width {
             let o = (yy * output.width + xx) * c;
             let (a, arg) = (&mut a[o..o + c], &mut arg[o..o + c]);
             let s0 = (yy * p * input.width + xx * p) * c;
-            a.copy_from_slice(&xi[s0..s0 + c]);
-            for (ch, g) in arg.iter_mut().enumerate() {
-                *g = (s0 + ch) as u32;
+            for ch in 0..c {
+                best[ch] = ki[s0 + ch] * dir[ch];
+                arg[ch] = (s0 + ch) as u32;
             }
             for dy in 0..p {
                 for dx in (0..p).filter(|&dx| (dy, dx) != (0, 0)) {
                     let s = ((yy * p + dy) * input.width + xx * p + dx) * c;
-                    let (x, idx) = (&xi[s..s + c], s as u32);
-                    // Branch-free (the signs are random: a branch would mispredict half
+                    let (k, idx) = (&ki[s..s + c], s as u32);
+                    // Branch-free (the keys are random: a branch would mispredict half
                     // the time), so that the compiler vectorizes it.
                     for ch in 0..c {
-                        let take = x[ch] > a[ch];
-                        a[ch] = if take { x[ch] } else { a[ch] };
+                        let key = k[ch] * dir[ch];
+                        let take = key > best[ch];
+                        best[ch] = if take { key } else { best[ch] };
                         arg[ch] = if take { idx + ch as u32 } else { arg[ch] };
                     }
                 }
+            }
+            for (a, &g) in a.iter_mut().zip(arg.iter()) {
+                *a = xi[g as usize];
             }
         }
     }
@@ -692,4 +730,67 @@ pub fn unpack(rows: &[&[u64]], features: usize, out: &mut Vec<f32>) {
                 }
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool after a binary convolution takes the largest ±1 value of each window, and
+    /// routes its gradient to the window's position of largest batch-norm output (smallest
+    /// pre-activation where the scale is negative), first in window order on ties: the
+    /// gradient of a pool before the sign.
+    #[test]
+    fn a_pool_after_a_convolution_picks_the_largest_batch_norm_output() {
+        let arch: Arch = "c4k3,p2,d3".parse().unwrap();
+        let input = Shape {
+            height: 6,
+            width: 6,
+            channels: 2,
+        };
+        let mut net = ConvNet::new(input, &arch, 2, 7);
+        if let Layer::Conv { bn, .. } = &mut net.layers[0] {
+            bn.gamma.value = vec![0.5, -0.5, 0.25, -1.0];
+        }
+        let mut rng = Rng::new(3, 0);
+        let x: Vec<f32> = (0..4 * input.len())
+            .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
+            .collect();
+        let mut ws = Workspace::default();
+        net.forward(&x, Mode::Train, &mut ws);
+        let (conv, pooled) = (net.layers[0].output(), net.layers[1].output());
+        let dir = [1.0f32, -1.0, 1.0, -1.0];
+        let (mut moved, c) = (0, conv.channels);
+        assert_eq!(c, dir.len());
+        for img in 0..4 {
+            let (z, act) = (
+                &ws.zs[0][img * conv.len()..][..conv.len()],
+                &ws.acts[1][img * conv.len()..][..conv.len()],
+            );
+            for yy in 0..pooled.height {
+                for xx in 0..pooled.width {
+                    for (ch, &d) in dir.iter().enumerate() {
+                        let at = |dy: usize, dx: usize| {
+                            ((2 * yy + dy) * conv.width + 2 * xx + dx) * c + ch
+                        };
+                        let window = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
+                        let mut best = window[0];
+                        for &s in &window[1..] {
+                            if z[s] * d > z[best] * d {
+                                best = s;
+                            }
+                        }
+                        let o = (yy * pooled.width + xx) * c + ch;
+                        let top = window.iter().map(|&s| act[s]).fold(-1.0f32, f32::max);
+                        assert_eq!(ws.acts[2][img * pooled.len() + o], top);
+                        assert_eq!(ws.argmax[1][img * pooled.len() + o] as usize, best);
+                        let first = window.iter().find(|&&s| act[s] == top).unwrap();
+                        moved += usize::from(*first != best);
+                    }
+                }
+            }
+        }
+        // The test means something only where the first largest sign is not the choice.
+        assert!(moved > 10, "{moved}");
+    }
 }
