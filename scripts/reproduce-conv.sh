@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the convolutional section of docs/results.md: the `--arch conv` preset on MNIST
-# and Fashion-MNIST (about 25 minutes each on a 2-core machine) and, with --presets, the
+# and Fashion-MNIST (about 10 minutes each on a quiet 2-core machine, 20 on a busy one) and
+# the pruning search of each (about 20 minutes each) and, with --presets, the
 # comparison of candidate architectures on the first 20000 MNIST training images that chose
 # the preset (about 30 minutes).
 # Usage: bash scripts/reproduce-conv.sh [MNIST_DIR] [--presets]
@@ -21,4 +22,6 @@ for pair in "mnist:$mnist" "fashion-mnist:fashion-mnist"; do
   name="${pair%%:*}"; data="${pair#*:}"
   out="runs/$name"; mkdir -p "$out"
   $cbnn train --dataset "$data" --arch conv -o "$out/conv.json" --json "$out/conv-train.json"
+  $cbnn prune "$out/conv.json" --dataset "$data" -o "$out/conv-compact.json" \
+    --report "$out/conv-prune.json"
 done
