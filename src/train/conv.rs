@@ -295,8 +295,9 @@ impl ConvNet {
             // batch-norm output (sign(gamma) * z ranks them), not the first of equal signs:
             // the same value (the sign is monotone), and the gradient goes where a pool
             // before the sign would send it.
+            let pool = matches!(self.layers[i], Layer::Pool { .. });
             let rank = match i.checked_sub(1).map(|j| &self.layers[j]) {
-                Some(Layer::Conv { bn, .. }) => Some((
+                Some(Layer::Conv { bn, .. }) if pool => Some((
                     &zs_before[i - 1],
                     bn.gamma
                         .value
