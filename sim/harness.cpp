@@ -4,7 +4,9 @@
 // C++ types (CData ... VlWide<N>) are handled by overloads. It reads the input beats of every
 // image from a binary file, offers them on s_axis with the valid schedule of the chosen stall
 // seed, sets m_axis_tready with the ready schedule of that seed, and writes one line per output
-// handshake: "o CYCLE WORD..." (32-bit words of m_axis_tdata, least significant first). The
+// handshake: "o CYCLE WORD..." (32-bit words of m_axis_tdata, least significant first) until
+// the number of output beats the file names (one per image for a design; a core test of a
+// sliding-window unit expects one per window) have come. The
 // schedules are the ones of src/reference/cycle.rs (Schedule), bit for bit.
 //
 // usage: Vsim INPUT.bin OUTPUT.txt (free|SEED) MAX_CYCLES [TRACE.vcd]
@@ -57,6 +59,7 @@ int main(int argc, char** argv) {
     if (!in) { perror(argv[1]); return 2; }
     if (read_u32(in) != 0x4E4E4243u) { fprintf(stderr, "harness: bad input magic\n"); return 2; }
     uint32_t images = read_u32(in), beats = read_u32(in), in_words = read_u32(in), out_words = read_u32(in);
+    uint32_t expected = read_u32(in);  // output beats to wait for (one per image for a design)
     std::vector<uint32_t> data((size_t)images * beats * in_words + 2);
     for (size_t i = 0; i + 2 < data.size(); i++) data[i] = read_u32(in);
     fclose(in);
@@ -86,7 +89,7 @@ int main(int argc, char** argv) {
     top->ap_rst_n = 1;
     uint64_t total = (uint64_t)images * beats, sent = 0, outputs = 0, t = 0;
     bool offering = false;
-    while (outputs < images) {
+    while (outputs < expected) {
         if (t >= max_cycles) { fprintf(out, "timeout %llu\n", (unsigned long long)t); break; }
         if (!offering && sent < total && coin(stalled, seed, t, 0)) offering = true;
         top->s_axis_tvalid = offering;

@@ -20,7 +20,7 @@ const PORTS: &str = "input wire ap_clk, input wire ap_rst_n,
 /// Writes the cores and a `cbnn_top` wrapper with `body` into `dir`; builds it.
 fn build(dir: &Path, iw: usize, ow: usize, body: &str) -> std::path::PathBuf {
     let mut files = Vec::new();
-    for (name, text) in rtlgen::CORES {
+    for (name, text) in rtlgen::CORES.iter().chain(&rtlgen::CONV_CORES) {
         std::fs::write(dir.join(name), text).unwrap();
         files.push(name.to_string());
     }
@@ -52,13 +52,14 @@ fn get(words: &[u32], bit: usize) -> bool {
     (words[bit / 32] >> (bit % 32)) & 1 == 1
 }
 
+/// Runs `beats` through a built core, `per_image` input beats and `outs` output beats an
+/// image; `bits` are the input and output widths.
 fn run(
     exe: &Path,
     dir: &Path,
     beats: &[Vec<u32>],
-    per_image: usize,
-    in_bits: usize,
-    out_bits: usize,
+    (per_image, outs): (usize, usize),
+    (in_bits, out_bits): (usize, usize),
     schedule: Schedule,
 ) -> Trace {
     let data: Vec<u32> = beats.iter().flatten().copied().collect();
@@ -67,6 +68,7 @@ fn run(
         &Stimulus {
             dir,
             images: beats.len() / per_image,
+            outputs: outs * beats.len() / per_image,
             beats: per_image,
             in_words: in_bits.div_ceil(32),
             out_words: out_bits.div_ceil(32),
@@ -78,7 +80,7 @@ fn run(
     )
     .unwrap();
     assert!(!trace.timed_out, "the core stopped producing beats");
-    assert_eq!(trace.outputs.len(), beats.len() / per_image);
+    assert_eq!(trace.outputs.len(), outs * beats.len() / per_image);
     trace
 }
 
@@ -102,7 +104,7 @@ fn skid_buffer_passes_every_beat_in_order_at_one_per_cycle() {
         ));
         let beats = random_beats(&mut rng, 300, w);
         for schedule in SCHEDULES {
-            let trace = run(&exe, &dir, &beats, 1, w, w, schedule);
+            let trace = run(&exe, &dir, &beats, (1, 1), (w, w), schedule);
             for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
                 assert_eq!(words, &beats[i], "W {w}, beat {i}, {schedule:?}");
                 if schedule.stall_seed.is_none() {
@@ -128,7 +130,7 @@ fn unpacker_gathers_beats_into_vectors() {
         ));
         let beats = random_beats(&mut rng, 40 * per, iw);
         for schedule in SCHEDULES {
-            let trace = run(&exe, &dir, &beats, per, iw, n, schedule);
+            let trace = run(&exe, &dir, &beats, (per, 1), (iw, n), schedule);
             for (img, (cycle, words)) in trace.outputs.iter().enumerate() {
                 for f in 0..n {
                     let (b, j) = (f / iw, f % iw);
@@ -178,7 +180,7 @@ fn threshold_unit_matches_the_definition_under_any_folding() {
         ));
         let beats = random_beats(&mut rng, 50, n);
         for schedule in SCHEDULES {
-            let trace = run(&exe, &dir, &beats, 1, n, m, schedule);
+            let trace = run(&exe, &dir, &beats, (1, 1), (n, m), schedule);
             for (img, (_, words)) in trace.outputs.iter().enumerate() {
                 for (j, &tj) in t.iter().enumerate() {
                     let matches = (0..n)
@@ -195,12 +197,128 @@ fn threshold_unit_matches_the_definition_under_any_folding() {
     }
 }
 
+/// The `cbnn-timing` line of a core's header: `key=value` pairs.
+fn timing_line(core: &str) -> std::collections::HashMap<String, String> {
+    let text = rtlgen::CORES
+        .iter()
+        .chain(&rtlgen::CONV_CORES)
+        .find(|(n, _)| *n == core)
+        .unwrap()
+        .1;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("// cbnn-timing: "))
+        .unwrap_or_else(|| panic!("{core} states no cbnn-timing line"));
+    line.split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn sliding_window_unit_hands_on_every_window_at_the_predicted_cycle() {
+    use cbnn::reference::stream::{self, SlidingWindow};
+    let timing = timing_line("cbnn_swu.v");
+    let interval: u64 = timing["interval"].parse().unwrap();
+    let latency: u64 = timing["latency"].parse().unwrap();
+    let mut rng = Rng::new(4, 0);
+    // (H, W, C, K, PAD): odd sizes, a 1x1 kernel, a kernel larger than a "same" image, a
+    // window of more than 32 bits a channel set, an even "valid" kernel.
+    for (h, w, c, k, pad) in [
+        (5usize, 7usize, 3usize, 3usize, 1usize),
+        (6, 5, 2, 5, 0),
+        (4, 3, 5, 1, 0),
+        (2, 3, 1, 5, 1),
+        (3, 6, 33, 3, 1),
+        (5, 4, 1, 2, 0),
+    ] {
+        let p = if pad == 1 { (k - 1) / 2 } else { 0 };
+        let (ho, wo) = (h + 2 * p + 1 - k, w + 2 * p + 1 - k);
+        let bits = k * k * c;
+        let dir = temp_dir(&format!("core-swu{h}-{w}-{c}-{k}-{pad}"));
+        let exe = build(&dir, c, bits, &format!(
+            "    cbnn_swu #(.H({h}), .W({w}), .C({c}), .K({k}), .PAD({pad})) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));"
+        ));
+        let images = 4;
+        let pixels = random_beats(&mut rng, images * h * w, c);
+        let case = format!("H {h} W {w} C {c} K {k} PAD {pad}");
+        for schedule in SCHEDULES {
+            let trace = run(&exe, &dir, &pixels, (h * w, ho * wo), (c, bits), schedule);
+            let mut model = SlidingWindow::new(h, w, k, p);
+            let predicted = stream::output_cycles(
+                &mut [&mut model],
+                images * h * w,
+                images * ho * wo,
+                schedule,
+                1 << 20,
+            )
+            .unwrap();
+            for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
+                let (img, pos) = (i / (ho * wo), i % (ho * wo));
+                let (y, x) = (pos / wo, pos % wo);
+                for dy in 0..k {
+                    for dx in 0..k {
+                        let (sy, sx) = (
+                            (y + dy) as isize - p as isize,
+                            (x + dx) as isize - p as isize,
+                        );
+                        let inside = (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
+                        for ch in 0..c {
+                            let want = inside
+                                && get(&pixels[img * h * w + sy as usize * w + sx as usize], ch);
+                            assert_eq!(
+                                get(words, (dy * k + dx) * c + ch),
+                                want,
+                                "{case}, {schedule:?}: window {i} (image {img}, position {y},{x}), element {dy},{dx},{ch}"
+                            );
+                        }
+                    }
+                }
+                assert_eq!(
+                    *cycle, predicted[i],
+                    "{case}, {schedule:?}: cycle of window {i}"
+                );
+            }
+            if schedule.stall_seed.is_none() {
+                let c = &predicted;
+                let closest = c.windows(2).map(|g| g[1] - g[0]).min();
+                // At most one window every `interval` cycles, and exactly that within a row.
+                let closest = closest.unwrap();
+                assert!(
+                    closest >= interval,
+                    "{case}: windows {closest} cycles apart"
+                );
+                if wo > 1 {
+                    assert_eq!(closest, interval, "{case}: interval");
+                }
+                let per_image = c[3 * ho * wo] - c[2 * ho * wo];
+                assert_eq!(
+                    per_image as usize,
+                    model.image_cycles(),
+                    "{case}: cycles per image"
+                );
+                if pad == 0 && k > 1 {
+                    // Nothing blocks before the first window: its last pixel is beat
+                    // (K - 1) * W + K - 1, accepted in that cycle.
+                    assert_eq!(
+                        c[0],
+                        ((k - 1) * w + k - 1) as u64 + latency,
+                        "{case}: latency"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Every core refuses an impossible parameter at elaboration, in Verilator and in Yosys, and
 /// the error names the rule; the same core with legal parameters elaborates.
 #[test]
 fn cores_check_their_parameters_at_elaboration() {
     let dir = temp_dir("core-params");
-    for (name, text) in rtlgen::CORES {
+    for (name, text) in rtlgen::CORES.iter().chain(&rtlgen::CONV_CORES) {
         std::fs::write(dir.join(name), text).unwrap();
     }
     let cases = [
@@ -231,12 +349,28 @@ fn cores_check_their_parameters_at_elaboration() {
         ("cbnn_unpack", "N(8), .IW(0)", "iw_must_be_at_least_1"),
         ("cbnn_rom", "W(8), .D(0)", "d_must_be_at_least_1"),
         ("cbnn_skid", "W(0)", "w_must_be_at_least_1"),
+        ("cbnn_swu", "H(4), .W(0)", "h_w_c_must_be_at_least_1"),
+        ("cbnn_swu", "K(3), .PAD(2)", "pad_must_be_0_or_1"),
+        (
+            "cbnn_swu",
+            "K(4), .PAD(1)",
+            "k_must_be_at_least_1_and_odd_with_same",
+        ),
+        (
+            "cbnn_swu",
+            "H(4), .W(4), .K(5), .PAD(0)",
+            "valid_k_must_fit_the_image",
+        ),
     ];
     let elaborate = |module: &str, params: &str| -> (bool, String, bool, String) {
         let _ = module;
         let top = format!("module t; {module} #(.{params}) u (); endmodule\n");
         std::fs::write(dir.join("t.v"), top).unwrap();
-        let mut files: Vec<String> = rtlgen::CORES.iter().map(|(n, _)| n.to_string()).collect();
+        let mut files: Vec<String> = rtlgen::CORES
+            .iter()
+            .chain(&rtlgen::CONV_CORES)
+            .map(|(n, _)| n.to_string())
+            .collect();
         files.push("t.v".into());
         let v = std::process::Command::new("verilator")
             .current_dir(&dir)

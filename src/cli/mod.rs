@@ -35,7 +35,7 @@ pub enum Command {
     /// Dataset commands: download, describe.
     #[command(subcommand)]
     Data(DataCommand),
-    /// Train a fully binary MLP on bit planes and export its integer model.
+    /// Train a fully binary network (MLP or convnet) on bit planes and export its integer model.
     Train(TrainArgs),
     /// Evaluate an integer model with the reference model.
     Eval(EvalArgs),
@@ -225,8 +225,8 @@ pub struct TrainArgs {
     /// Also write the training history and accuracies as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Train the full-precision counterpart instead: the same MLP shape with float32 weights,
-    /// ReLU, on 8-bit pixels (the yardstick of `cbnn bench`).
+    /// Train the full-precision counterpart instead: the same shape (`--hidden` or `--arch`) with
+    /// float32 weights, ReLU, on 8-bit pixels (the yardstick of `cbnn bench`).
     #[arg(long, conflicts_with_all = ["planes", "augment"])]
     pub float: bool,
 }

@@ -224,8 +224,11 @@ pub struct Job<'a> {
 pub struct Stimulus<'a> {
     /// Working directory of the run (memory images are read from it).
     pub dir: &'a Path,
-    /// Images (one output beat expected per image).
+    /// Images.
     pub images: usize,
+    /// Output beats to wait for: one per image for a design (a core alone may hand on
+    /// several per image, a sliding-window unit one per window).
+    pub outputs: usize,
     /// Input beats per image.
     pub beats: usize,
     /// 32-bit words per input beat.
@@ -257,13 +260,14 @@ pub struct Trace {
 
 /// Runs a built simulator on raw input words and returns its log.
 pub fn simulate(exe: &Path, st: &Stimulus) -> Result<Trace> {
-    let mut bin: Vec<u8> = Vec::with_capacity(20 + 4 * st.data.len());
+    let mut bin: Vec<u8> = Vec::with_capacity(24 + 4 * st.data.len());
     for v in [
         0x4E4E_4243u32,
         st.images as u32,
         st.beats as u32,
         st.in_words as u32,
         st.out_words as u32,
+        st.outputs as u32,
     ] {
         bin.extend_from_slice(&v.to_le_bytes());
     }
@@ -442,6 +446,7 @@ pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
         &Stimulus {
             dir: job.dir,
             images: n,
+            outputs: n,
             beats: job.timing.beats,
             in_words: job.bits_per_beat.div_ceil(32),
             out_words: job.output.width.div_ceil(32),

@@ -1,0 +1,200 @@
+//! Cycle models of streaming stages: the timing of each hand-written core that hands on a
+//! stream of beats, stepped cycle by cycle for a given input-valid/output-ready schedule.
+//!
+//! Every core keeps the hardware contract that its `s_axis_tready` and `m_axis_tvalid` are
+//! functions of its registers only. A model therefore answers "ready?" and "valid?" from its
+//! state alone, and one cycle of a chain is: read every stage's ready and valid, derive the
+//! handshakes (`valid` of one stage and `ready` of the next), then clock every stage with the
+//! handshakes it took part in. The content of the beats is the reference executor's business;
+//! these models only add time, and they know nothing of the RTL beyond its timing.
+
+use super::cycle::Schedule;
+
+/// The timing of one streaming core.
+pub trait Stage {
+    /// `s_axis_tready` in the current cycle, from the registers.
+    fn ready(&self) -> bool;
+    /// `m_axis_tvalid` in the current cycle, from the registers.
+    fn valid(&self) -> bool;
+    /// The clock edge at the end of a cycle in which the upstream offered a beat
+    /// (`in_valid`) and the downstream was ready (`out_ready`).
+    fn clock(&mut self, in_valid: bool, out_ready: bool);
+}
+
+/// The sliding-window unit (`rtl/cbnn_swu.v`): walks the padded image of a convolution one
+/// position a cycle, waits for an input beat at every image position, and hands on the window
+/// completed by a position when its output register is empty.
+#[derive(Clone, Debug)]
+pub struct SlidingWindow {
+    height: usize,
+    width: usize,
+    kernel: usize,
+    pad: usize,
+    y: usize,
+    x: usize,
+    out_valid: bool,
+}
+
+impl SlidingWindow {
+    /// A unit over `height x width` images, `kernel x kernel` windows, `pad` padding positions
+    /// on each side (0 for "valid", `(kernel - 1) / 2` for "same").
+    pub fn new(height: usize, width: usize, kernel: usize, pad: usize) -> Self {
+        SlidingWindow {
+            height,
+            width,
+            kernel,
+            pad,
+            y: 0,
+            x: 0,
+            out_valid: false,
+        }
+    }
+
+    fn padded(&self) -> (usize, usize) {
+        (self.height + 2 * self.pad, self.width + 2 * self.pad)
+    }
+
+    fn in_image(&self) -> bool {
+        let p = self.pad;
+        (p..p + self.height).contains(&self.y) && (p..p + self.width).contains(&self.x)
+    }
+
+    fn completes(&self) -> bool {
+        self.y + 1 >= self.kernel && self.x + 1 >= self.kernel
+    }
+
+    fn slot(&self) -> bool {
+        !self.completes() || !self.out_valid
+    }
+
+    /// Free-running cycles per image in steady state with a sink that is always ready: the
+    /// formula of the core's `cbnn-timing` line.
+    pub fn image_cycles(&self) -> usize {
+        let (hp, wp) = self.padded();
+        let k = self.kernel;
+        if k > 1 {
+            hp * wp + (hp - k + 1) * (wp - k)
+        } else {
+            2 * self.height * self.width
+        }
+    }
+}
+
+impl Stage for SlidingWindow {
+    fn ready(&self) -> bool {
+        self.in_image() && self.slot()
+    }
+
+    fn valid(&self) -> bool {
+        self.out_valid
+    }
+
+    fn clock(&mut self, in_valid: bool, out_ready: bool) {
+        let shift = self.slot() && (!self.in_image() || in_valid);
+        let completes = self.completes();
+        if shift && completes {
+            self.out_valid = true;
+        } else if out_ready {
+            self.out_valid = false;
+        }
+        if shift {
+            let (hp, wp) = self.padded();
+            if self.x + 1 == wp {
+                self.x = 0;
+                self.y = if self.y + 1 == hp { 0 } else { self.y + 1 };
+            } else {
+                self.x += 1;
+            }
+        }
+    }
+}
+
+/// The cycle of every output handshake of a chain of stages fed `beats` input beats by a
+/// source and drained by a sink that follow `sched` (the harness's schedules, bit for bit),
+/// until `outputs` beats have left. `None` if they have not within `max_cycles`.
+pub fn output_cycles(
+    stages: &mut [&mut dyn Stage],
+    beats: usize,
+    outputs: usize,
+    sched: Schedule,
+    max_cycles: u64,
+) -> Option<Vec<u64>> {
+    let n = stages.len();
+    let (mut sent, mut offering) = (0usize, false);
+    let mut out = Vec::with_capacity(outputs);
+    let mut t = 0u64;
+    let mut valid = vec![false; n + 1];
+    let mut ready = vec![false; n + 1];
+    while out.len() < outputs {
+        if t >= max_cycles {
+            return None;
+        }
+        if !offering && sent < beats && sched.source_go(t) {
+            offering = true;
+        }
+        // valid[i]: the beat offered to stage i; ready[i]: what stage i - 1 sees downstream.
+        valid[0] = offering;
+        for (i, s) in stages.iter().enumerate() {
+            ready[i] = s.ready();
+            valid[i + 1] = s.valid();
+        }
+        ready[n] = sched.sink_ready(t);
+        if valid[n] && ready[n] {
+            out.push(t);
+        }
+        if offering && ready[0] {
+            offering = false;
+            sent += 1;
+        }
+        for (i, s) in stages.iter_mut().enumerate() {
+            s.clock(valid[i], ready[i + 1]);
+        }
+        t += 1;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free(h: usize, w: usize, k: usize, pad: usize, images: usize) -> Vec<u64> {
+        let mut s = SlidingWindow::new(h, w, k, pad);
+        let windows = (h + 2 * pad + 1 - k) * (w + 2 * pad + 1 - k);
+        output_cycles(
+            &mut [&mut s],
+            images * h * w,
+            images * windows,
+            Schedule::FREE,
+            1 << 20,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_valid_window_leaves_the_cycle_after_its_last_pixel() {
+        // 4x4 image, 3x3 "valid": the first window is complete with pixel (2, 2), the 11th
+        // beat (cycle 10); it is valid in cycle 11. The next one is pixel (2, 3): shifted in
+        // cycle 12 (the output register is full in cycle 11), valid in 13.
+        let c = free(4, 4, 3, 0, 1);
+        assert_eq!(&c[..2], &[11, 13]);
+        assert_eq!(c.len(), 4);
+    }
+
+    #[test]
+    fn steady_state_matches_the_timing_line() {
+        for (h, w, k, pad) in [
+            (4, 4, 3, 0),
+            (5, 7, 3, 1),
+            (6, 5, 5, 2),
+            (3, 3, 1, 0),
+            (8, 8, 2, 0),
+        ] {
+            let s = SlidingWindow::new(h, w, k, pad);
+            let windows = (h + 2 * pad + 1 - k) * (w + 2 * pad + 1 - k);
+            let c = free(h, w, k, pad, 4);
+            let per_image = (c[3 * windows] - c[2 * windows]) as usize;
+            assert_eq!(per_image, s.image_cycles(), "{h}x{w} k{k} pad {pad}");
+        }
+    }
+}
