@@ -313,6 +313,93 @@ fn sliding_window_unit_hands_on_every_window_at_the_predicted_cycle() {
     }
 }
 
+#[test]
+fn max_pool_core_ors_every_window_at_the_predicted_cycle() {
+    use cbnn::reference::stream::{self, MaxPool};
+    let timing = timing_line("cbnn_pool.v");
+    assert_eq!(timing["latency"], "1");
+    assert_eq!(timing["interval"], "P");
+    let mut rng = Rng::new(5, 0);
+    // (H, W, C, P): sizes that P divides and sizes it does not, one output column, many words.
+    for (h, w, c, p) in [
+        (4usize, 6usize, 3usize, 2usize),
+        (7, 8, 5, 3),
+        (5, 3, 1, 2),
+        (5, 5, 40, 2),
+    ] {
+        let (ho, wo) = (h / p, w / p);
+        let dir = temp_dir(&format!("core-pool{h}-{w}-{c}-{p}"));
+        let exe = build(&dir, c, c, &format!(
+            "    cbnn_pool #(.H({h}), .W({w}), .C({c}), .P({p})) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));"
+        ));
+        let images = 4;
+        // Sparse pixels, so that windows of all -1 occur as well as windows with one +1.
+        let pixels: Vec<Vec<u32>> = random_beats(&mut rng, images * h * w, c)
+            .into_iter()
+            .zip(random_beats(&mut rng, images * h * w, c))
+            .zip(random_beats(&mut rng, images * h * w, c))
+            .map(|((a, b), d)| {
+                a.iter()
+                    .zip(&b)
+                    .zip(&d)
+                    .map(|((a, b), d)| a & b & d)
+                    .collect()
+            })
+            .collect();
+        let case = format!("H {h} W {w} C {c} P {p}");
+        for schedule in SCHEDULES {
+            let trace = run(&exe, &dir, &pixels, (h * w, ho * wo), (c, c), schedule);
+            let mut model = MaxPool::new(h, w, p);
+            let predicted = stream::output_cycles(
+                &mut [&mut model],
+                images * h * w,
+                images * ho * wo,
+                schedule,
+                1 << 20,
+            )
+            .unwrap();
+            for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
+                let (img, pos) = (i / (ho * wo), i % (ho * wo));
+                let (y, x) = (pos / wo, pos % wo);
+                for ch in 0..c {
+                    let want = (0..p * p).any(|d| {
+                        let (sy, sx) = (y * p + d / p, x * p + d % p);
+                        get(&pixels[img * h * w + sy * w + sx], ch)
+                    });
+                    assert_eq!(
+                        get(words, ch),
+                        want,
+                        "{case}, {schedule:?}: output {i} (image {img}, position {y},{x}), channel {ch}"
+                    );
+                }
+                assert_eq!(
+                    *cycle, predicted[i],
+                    "{case}, {schedule:?}: cycle of output {i}"
+                );
+            }
+            if schedule.stall_seed.is_none() {
+                let c = &predicted;
+                let closest = c.windows(2).map(|g| g[1] - g[0]).min().unwrap();
+                assert!(
+                    closest >= p as u64,
+                    "{case}: outputs {closest} cycles apart"
+                );
+                if wo > 1 {
+                    assert_eq!(closest, p as u64, "{case}: interval");
+                }
+                let per_image = c[3 * ho * wo] - c[2 * ho * wo];
+                assert_eq!(
+                    per_image as usize,
+                    model.image_cycles(),
+                    "{case}: cycles per image"
+                );
+                // The first output: its window's last pixel is beat (P - 1) * W + P - 1.
+                assert_eq!(c[0], ((p - 1) * w + p - 1) as u64 + 1, "{case}: latency");
+            }
+        }
+    }
+}
+
 /// Every core refuses an impossible parameter at elaboration, in Verilator and in Yosys, and
 /// the error names the rule; the same core with legal parameters elaborates.
 #[test]
@@ -351,6 +438,17 @@ fn cores_check_their_parameters_at_elaboration() {
         ("cbnn_skid", "W(0)", "w_must_be_at_least_1"),
         ("cbnn_swu", "H(4), .W(0)", "h_w_c_must_be_at_least_1"),
         ("cbnn_swu", "K(3), .PAD(2)", "pad_must_be_0_or_1"),
+        ("cbnn_pool", "C(0)", "c_must_be_at_least_1"),
+        (
+            "cbnn_pool",
+            "H(4), .W(4), .P(1)",
+            "p_must_be_2_to_the_image_side",
+        ),
+        (
+            "cbnn_pool",
+            "H(4), .W(3), .P(4)",
+            "p_must_be_2_to_the_image_side",
+        ),
         (
             "cbnn_swu",
             "K(4), .PAD(1)",

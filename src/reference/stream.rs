@@ -109,6 +109,77 @@ impl Stage for SlidingWindow {
     }
 }
 
+/// The streaming max-pool (`rtl/cbnn_pool.v`): takes one pixel a cycle, and the pixel that
+/// ends a `p x p` window only while its output register is empty.
+#[derive(Clone, Debug)]
+pub struct MaxPool {
+    height: usize,
+    width: usize,
+    p: usize,
+    y: usize,
+    x: usize,
+    out_valid: bool,
+}
+
+impl MaxPool {
+    /// A pool of `p x p`, stride `p`, over `height x width` images.
+    pub fn new(height: usize, width: usize, p: usize) -> Self {
+        MaxPool {
+            height,
+            width,
+            p,
+            y: 0,
+            x: 0,
+            out_valid: false,
+        }
+    }
+
+    fn ends_window(&self) -> bool {
+        let p = self.p;
+        self.y < self.height / p * p
+            && self.x < self.width / p * p
+            && self.y % p == p - 1
+            && self.x % p == p - 1
+    }
+
+    /// Free-running cycles per image with a sink that is always ready: the formula of the
+    /// core's `cbnn-timing` line.
+    pub fn image_cycles(&self) -> usize {
+        self.height * self.width
+    }
+}
+
+impl Stage for MaxPool {
+    fn ready(&self) -> bool {
+        !self.ends_window() || !self.out_valid
+    }
+
+    fn valid(&self) -> bool {
+        self.out_valid
+    }
+
+    fn clock(&mut self, in_valid: bool, out_ready: bool) {
+        let take = in_valid && self.ready();
+        if take && self.ends_window() {
+            self.out_valid = true;
+        } else if out_ready {
+            self.out_valid = false;
+        }
+        if take {
+            if self.x + 1 == self.width {
+                self.x = 0;
+                self.y = if self.y + 1 == self.height {
+                    0
+                } else {
+                    self.y + 1
+                };
+            } else {
+                self.x += 1;
+            }
+        }
+    }
+}
+
 /// The cycle of every output handshake of a chain of stages fed `beats` input beats by a
 /// source and drained by a sink that follow `sched` (the harness's schedules, bit for bit),
 /// until `outputs` beats have left. `None` if they have not within `max_cycles`.

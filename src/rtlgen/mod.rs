@@ -33,7 +33,10 @@ pub const CORES: [(&str, &str); 6] = [
 
 /// The cores of convolutional pipelines (the generator does not emit those yet; the core
 /// tests use them alone).
-pub const CONV_CORES: [(&str, &str); 1] = [("cbnn_swu.v", include_str!("../../rtl/cbnn_swu.v"))];
+pub const CONV_CORES: [(&str, &str); 2] = [
+    ("cbnn_swu.v", include_str!("../../rtl/cbnn_swu.v")),
+    ("cbnn_pool.v", include_str!("../../rtl/cbnn_pool.v")),
+];
 
 /// The copy of the model kept in every design directory (the simulator checks against it).
 pub const MODEL_FILE: &str = "model.json";
