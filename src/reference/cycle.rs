@@ -3,7 +3,8 @@
 //! The accelerator (docs/hardware.md) is a chain of stages joined by valid/ready handshakes,
 //! every valid and ready driven by registers only: an input unpacker that gathers `beats` input
 //! beats into one feature vector, one matrix-vector unit per layer that needs `steps` cycles
-//! per image, and a two-entry output register slice (skid buffer). This model steps those same state machines cycle by cycle for a given
+//! per image, and a two-entry output register slice (skid buffer). This model chains the
+//! cycle models of those same state machines (`super::stream`) cycle by cycle for a given
 //! input-valid/output-ready schedule, so it predicts the exact cycle of every handshake. The
 //! content of each output beat (class and scores) is the reference executor's; this module
 //! only adds time. It knows nothing of the RTL beyond this timing contract.
@@ -55,13 +56,6 @@ impl Schedule {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Unit {
-    busy: bool,
-    step: usize,
-    outv: bool,
-}
-
 /// Predicted cycle of each output handshake, one per image, for `images` images sent back to
 /// back (cycle 0 is the first cycle after reset). `None` if the design stops producing outputs
 /// within `max_cycles`.
@@ -71,86 +65,14 @@ pub fn output_cycles(
     sched: Schedule,
     max_cycles: u64,
 ) -> Option<Vec<u64>> {
-    let total_beats = images * timing.beats;
-    let n = timing.steps.len();
-    let (mut sent, mut offering) = (0usize, false);
-    let (mut cnt, mut full) = (0usize, false);
-    let mut units = vec![Unit::default(); n];
-    let (mut main_v, mut skid_v) = (false, false);
-    let mut out = Vec::with_capacity(images);
-    let mut t = 0u64;
-    while out.len() < images {
-        if t >= max_cycles {
-            return None;
-        }
-        // Combinational view of cycle t, from the registers.
-        if !offering && sent < total_beats && sched.source_go(t) {
-            offering = true;
-        }
-        let m_ready = sched.sink_ready(t);
-        let in_hs = offering && !full;
-        let ready: Vec<bool> = (0..n)
-            .map(|i| {
-                if i + 1 < n {
-                    !units[i + 1].busy
-                } else {
-                    !skid_v
-                }
-            })
-            .collect();
-        let unpack_hs = full && !units[0].busy;
-        let out_hs: Vec<bool> = (0..n).map(|i| units[i].outv && ready[i]).collect();
-        if main_v && m_ready {
-            out.push(t);
-        }
-        // Register updates at the end of cycle t.
-        if in_hs {
-            offering = false;
-            sent += 1;
-            if cnt + 1 == timing.beats {
-                cnt = 0;
-                full = true;
-            } else {
-                cnt += 1;
-            }
-        }
-        if unpack_hs {
-            full = false;
-        }
-        let s_valid = units[n - 1].outv;
-        if m_ready || !main_v {
-            if skid_v {
-                main_v = true;
-                skid_v = false;
-            } else {
-                main_v = s_valid;
-            }
-        } else if s_valid && !skid_v {
-            skid_v = true;
-        }
-        for i in 0..n {
-            let load = if i == 0 { unpack_hs } else { out_hs[i - 1] };
-            let u = &mut units[i];
-            let last = u.busy && u.step + 1 == timing.steps[i];
-            let advance = u.busy && (!last || !u.outv || ready[i]);
-            if out_hs[i] {
-                u.outv = false;
-            }
-            if load {
-                u.busy = true;
-                u.step = 0;
-            } else if advance {
-                if last {
-                    u.busy = false;
-                    u.outv = true;
-                } else {
-                    u.step += 1;
-                }
-            }
-        }
-        t += 1;
-    }
-    Some(out)
+    use super::stream::{self, Mvtu, Skid, Stage, Unpack};
+    let mut unpack = Unpack::new(timing.beats);
+    let mut units: Vec<Mvtu> = timing.steps.iter().map(|&s| Mvtu::new(s)).collect();
+    let mut skid = Skid::default();
+    let mut chain: Vec<&mut dyn Stage> = vec![&mut unpack];
+    chain.extend(units.iter_mut().map(|u| u as &mut dyn Stage));
+    chain.push(&mut skid);
+    stream::output_cycles(&mut chain, images * timing.beats, images, sched, max_cycles)
 }
 
 /// Latency (first input beat to first output, free-running) and initiation interval (cycles

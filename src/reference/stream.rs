@@ -180,6 +180,131 @@ impl Stage for MaxPool {
     }
 }
 
+/// The input unpacker (`rtl/cbnn_unpack.v`): gathers `beats` input beats into one vector and
+/// holds it until the next stage takes it.
+#[derive(Clone, Debug)]
+pub struct Unpack {
+    beats: usize,
+    count: usize,
+    full: bool,
+}
+
+impl Unpack {
+    /// An unpacker of `beats` beats a vector.
+    pub fn new(beats: usize) -> Self {
+        Unpack {
+            beats,
+            count: 0,
+            full: false,
+        }
+    }
+}
+
+impl Stage for Unpack {
+    fn ready(&self) -> bool {
+        !self.full
+    }
+
+    fn valid(&self) -> bool {
+        self.full
+    }
+
+    fn clock(&mut self, in_valid: bool, out_ready: bool) {
+        if in_valid && !self.full {
+            if self.count + 1 == self.beats {
+                self.count = 0;
+                self.full = true;
+            } else {
+                self.count += 1;
+            }
+        } else if self.full && out_ready {
+            self.full = false;
+        }
+    }
+}
+
+/// The matrix-vector-threshold unit (`rtl/cbnn_mvtu.v`): takes a vector while idle, computes
+/// for `steps` cycles, and waits in its last step while the previous result is unconsumed.
+#[derive(Clone, Debug)]
+pub struct Mvtu {
+    steps: usize,
+    busy: bool,
+    step: usize,
+    out_valid: bool,
+}
+
+impl Mvtu {
+    /// A unit of `steps` compute cycles a vector (`NF * SF + PIPE`).
+    pub fn new(steps: usize) -> Self {
+        Mvtu {
+            steps,
+            busy: false,
+            step: 0,
+            out_valid: false,
+        }
+    }
+}
+
+impl Stage for Mvtu {
+    fn ready(&self) -> bool {
+        !self.busy
+    }
+
+    fn valid(&self) -> bool {
+        self.out_valid
+    }
+
+    fn clock(&mut self, in_valid: bool, out_ready: bool) {
+        let load = in_valid && !self.busy;
+        let last = self.busy && self.step + 1 == self.steps;
+        let advance = self.busy && (!last || !self.out_valid || out_ready);
+        if self.out_valid && out_ready {
+            self.out_valid = false;
+        }
+        if load {
+            self.busy = true;
+            self.step = 0;
+        } else if advance {
+            if last {
+                self.busy = false;
+                self.out_valid = true;
+            } else {
+                self.step += 1;
+            }
+        }
+    }
+}
+
+/// The two-entry register slice on the output (`rtl/cbnn_skid.v`).
+#[derive(Clone, Debug, Default)]
+pub struct Skid {
+    main: bool,
+    spare: bool,
+}
+
+impl Stage for Skid {
+    fn ready(&self) -> bool {
+        !self.spare
+    }
+
+    fn valid(&self) -> bool {
+        self.main
+    }
+
+    fn clock(&mut self, in_valid: bool, out_ready: bool) {
+        if out_ready || !self.main {
+            if self.spare {
+                self.main = true;
+                self.spare = false;
+            } else {
+                self.main = in_valid;
+            }
+        } else if in_valid && !self.spare {
+            self.spare = true;
+        }
+    }
+}
+
 /// The cycle of every output handshake of a chain of stages fed `beats` input beats by a
 /// source and drained by a sink that follow `sched` (the harness's schedules, bit for bit),
 /// until `outputs` beats have left. `None` if they have not within `max_cycles`.
