@@ -400,6 +400,115 @@ fn max_pool_core_ors_every_window_at_the_predicted_cycle() {
     }
 }
 
+/// A binary convolution in hardware: the sliding-window unit feeding the matrix-vector unit,
+/// one window a vector, equals the convolution's definition, with the handshake cycles of the
+/// chained cycle models.
+#[test]
+fn sliding_window_unit_and_threshold_unit_compute_a_convolution() {
+    use cbnn::layers::{Conv, Padding, Semantics, Shape, Values};
+    use cbnn::reference::stream::{self, Mvtu, SlidingWindow};
+    let mut rng = Rng::new(6, 0);
+    // (H, W, C, K, padding, M, PE, SIMD, PIPE)
+    for (h, w, c, k, padding, m, pe, simd, pipe) in [
+        (
+            5usize,
+            6usize,
+            3usize,
+            3usize,
+            Padding::Same,
+            5usize,
+            2usize,
+            7usize,
+            0usize,
+        ),
+        (6, 4, 2, 3, Padding::Valid, 4, 4, 18, 1),
+        (4, 4, 9, 5, Padding::Same, 3, 1, 32, 0),
+    ] {
+        let n = k * k * c;
+        let mut weights = BinaryMatrix::new(m, n);
+        for r in 0..m {
+            for col in 0..n {
+                weights.set(r, col, rng.next_u64() & 1 == 1);
+            }
+        }
+        let thresholds: Vec<u32> = (0..m)
+            .map(|j| match j % 4 {
+                0 => 0,
+                1 => n as u32 + 1,
+                _ => (n / 2) as u32 + rng.below(5) as u32 - 2,
+            })
+            .collect();
+        let conv = Conv {
+            kernel: k,
+            padding,
+            weights: weights.clone(),
+            thresholds: thresholds.clone(),
+        };
+        let shape = Shape {
+            height: h,
+            width: w,
+            channels: c,
+        };
+        let out = conv.output_shape(shape);
+        let pad_param = usize::from(padding == Padding::Same);
+        let f = LayerFold { pe, simd, pipe };
+        let dir = temp_dir(&format!("core-conv{h}-{w}-{c}-{k}-{m}"));
+        std::fs::write(dir.join("w.hex"), images::weights(&weights, f)).unwrap();
+        std::fs::write(dir.join("t.hex"), images::thresholds(&thresholds, n, f)).unwrap();
+        let exe = build(&dir, c, m, &format!(
+            "    wire [{}:0] x;\n    wire x_valid;\n    wire x_ready;\n    cbnn_swu #(.H({h}), .W({w}), .C({c}), .K({k}), .PAD({pad_param})) u_swu (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(x), .m_axis_tvalid(x_valid), .m_axis_tready(x_ready));\n    cbnn_mvtu #(.N({n}), .M({m}), .PE({pe}), .SIMD({simd}), .PIPE({pipe}), .SCORES(0),\n        .WEIGHT_FILE(\"w.hex\"), .THRESH_FILE(\"t.hex\")) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(x), .s_axis_tvalid(x_valid), .s_axis_tready(x_ready),\n        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));",
+            n - 1
+        ));
+        let images = 3;
+        let pixels = random_beats(&mut rng, images * h * w, c);
+        let positions = out.height * out.width;
+        let case =
+            format!("H {h} W {w} C {c} K {k} {padding:?} M {m} PE {pe} SIMD {simd} PIPE {pipe}");
+        for schedule in SCHEDULES {
+            let trace = run(&exe, &dir, &pixels, (h * w, positions), (c, m), schedule);
+            let mut swu = SlidingWindow::new(h, w, k, conv.pad());
+            let mut unit = Mvtu::new(
+                cbnn::rtlgen::fold::LayerShape {
+                    inputs: n,
+                    outputs: m,
+                }
+                .steps(f),
+            );
+            let predicted = stream::output_cycles(
+                &mut [&mut swu, &mut unit],
+                images * h * w,
+                images * positions,
+                schedule,
+                1 << 22,
+            )
+            .unwrap();
+            for img in 0..images {
+                let input: Vec<bool> = (0..h * w * c)
+                    .map(|i| get(&pixels[img * h * w + i / c], i % c))
+                    .collect();
+                let Values::Bits(want) = conv.by_definition(shape, &input) else {
+                    panic!("a convolution gives ±1 values")
+                };
+                for pos in 0..positions {
+                    let (cycle, words) = &trace.outputs[img * positions + pos];
+                    for j in 0..m {
+                        assert_eq!(
+                            get(words, j),
+                            want[pos * m + j],
+                            "{case}, {schedule:?}: image {img}, position {pos}, channel {j}"
+                        );
+                    }
+                    assert_eq!(
+                        *cycle,
+                        predicted[img * positions + pos],
+                        "{case}, {schedule:?}: cycle of image {img}, position {pos}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Every core refuses an impossible parameter at elaboration, in Verilator and in Yosys, and
 /// the error names the rule; the same core with legal parameters elaborates.
 #[test]
