@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Training speed of Larq/TensorFlow (CPU) on the binary conv network of `cbnn train --arch conv`.
 
-The network is cbnn's conv preset `c32k5,p2,c64k5,p2,d256` on 8 bit planes of MNIST:
+The network is cbnn's conv preset `c64k5,p2,c128k5,p2,d256` on 8 bit planes of MNIST:
 
     input 28x28x8 of +-1 (plane b = bit b of the pixel; 1 -> +1, 0 -> -1)
-    QuantConv2D 5x5, 32, same padding with -1, sign weights, no bias -> BatchNorm -> ste_sign
+    QuantConv2D 5x5, 64, same padding with -1, sign weights, no bias -> BatchNorm -> ste_sign
     MaxPool 2x2
-    QuantConv2D 5x5, 64, same padding with -1 -> BatchNorm -> ste_sign
+    QuantConv2D 5x5, 128, same padding with -1 -> BatchNorm -> ste_sign
     MaxPool 2x2, flatten
     QuantDense 256 -> BatchNorm -> ste_sign
     QuantDense 10 -> times a learned scale alpha = exp(theta) -> softmax cross-entropy
@@ -104,9 +104,9 @@ def main():
     model = tf.keras.Sequential(
         [
             tf.keras.Input((28, 28, 8)),
-            lq.layers.QuantConv2D(32, **conv), bn(), sign(),
-            tf.keras.layers.MaxPool2D(2),
             lq.layers.QuantConv2D(64, **conv), bn(), sign(),
+            tf.keras.layers.MaxPool2D(2),
+            lq.layers.QuantConv2D(128, **conv), bn(), sign(),
             tf.keras.layers.MaxPool2D(2),
             tf.keras.layers.Flatten(),
             lq.layers.QuantDense(256, **binary), bn(), sign(),
@@ -135,7 +135,7 @@ def main():
                 "framework": "larq",
                 "tensorflow": tf.__version__,
                 "larq": lq.__version__,
-                "arch": "c32k5,p2,c64k5,p2,d256",
+                "arch": "c64k5,p2,c128k5,p2,d256",
                 "images": len(x),
                 "epochs": args.epochs,
                 "batch": BATCH,

@@ -388,9 +388,12 @@ fn cycle_model_interval_matches_the_manifest() {
         let manifest = generate(&model, fold.clone(), ppb, &dir);
         let timing = rtlgen::timing(&model, &fold, ppb);
         let slowest = timing
-            .steps
+            .stages
             .iter()
-            .map(|s| s + 1)
+            .filter_map(|s| match s {
+                cycle::StageTiming::Unit { steps } => Some(steps + 1),
+                _ => None,
+            })
             .chain([timing.beats + 1])
             .max()
             .unwrap() as u64;

@@ -185,7 +185,7 @@ pub struct TrainArgs {
     pub hidden: Vec<usize>,
     /// The hidden layers instead of --hidden, input side first: cN (binary 3x3 convolution of
     /// N channels, "same" padding; cNkK for a KxK kernel, a trailing v for "valid"), pP (PxP
-    /// max-pool), dN (dense); `conv` is the default convnet (c32k5,p2,c64k5,p2,d256), `mlp` the
+    /// max-pool), dN (dense); `conv` is the default convnet (c64k5,p2,c128k5,p2,d256), `mlp` the
     /// default perceptron.
     #[arg(long, value_name = "SPEC", conflicts_with = "hidden")]
     pub arch: Option<String>,

@@ -15,6 +15,7 @@ use super::{
     MemoryImage, Produces, Semantics, Shape, Site, Values,
 };
 use crate::model::BinaryMatrix;
+use crate::reference::cycle::StageTiming;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::LayerEstimate;
 
@@ -272,6 +273,20 @@ impl Hardware for Conv {
             inputs: self.weights.cols(),
             outputs: self.weights.rows(),
         }
+    }
+
+    fn stages(&self, input: Shape, f: LayerFold) -> Vec<StageTiming> {
+        vec![
+            StageTiming::Window {
+                height: input.height,
+                width: input.width,
+                kernel: self.kernel,
+                pad: self.pad(),
+            },
+            StageTiming::Unit {
+                steps: self.steps(f),
+            },
+        ]
     }
 
     fn estimate(&self, _f: LayerFold) -> LayerEstimate {

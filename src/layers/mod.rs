@@ -32,6 +32,7 @@ pub use scores::Scores;
 use serde::{Deserialize, Serialize};
 
 use crate::model::BinaryMatrix;
+use crate::reference::cycle::StageTiming;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::LayerEstimate;
 
@@ -150,6 +151,21 @@ pub trait Hardware {
     /// Compute cycles per image under `f` (the cycle model adds one hand-over cycle).
     fn steps(&self, f: LayerFold) -> usize {
         self.unit().steps(f)
+    }
+
+    /// Its stages in the cycle model when it receives a stream of `input` pixels, one pixel
+    /// (`input.channels` bits) a beat: a unit over the whole vector, gathered first when it
+    /// comes as more than one pixel.
+    fn stages(&self, input: Shape, f: LayerFold) -> Vec<StageTiming> {
+        let pixels = input.height * input.width;
+        let mut v = Vec::new();
+        if pixels > 1 {
+            v.push(StageTiming::Unpack { beats: pixels });
+        }
+        v.push(StageTiming::Unit {
+            steps: self.steps(f),
+        });
+        v
     }
 
     /// Estimated resources under `f`.

@@ -7,6 +7,7 @@
 //! last whole window are dropped.
 
 use super::{or_run, Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
+use crate::reference::cycle::StageTiming;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::LayerEstimate;
 
@@ -123,6 +124,14 @@ impl Hardware for MaxPool {
             inputs: self.size * self.size,
             outputs: 1,
         }
+    }
+
+    fn stages(&self, input: Shape, _f: LayerFold) -> Vec<StageTiming> {
+        vec![StageTiming::Pool {
+            height: input.height,
+            width: input.width,
+            size: self.size,
+        }]
     }
 
     fn estimate(&self, _f: LayerFold) -> LayerEstimate {

@@ -1,22 +1,95 @@
 //! The cycle model: when every output beat of the accelerator completes its handshake.
 //!
 //! The accelerator (docs/hardware.md) is a chain of stages joined by valid/ready handshakes,
-//! every valid and ready driven by registers only: an input unpacker that gathers `beats` input
-//! beats into one feature vector, one matrix-vector unit per layer that needs `steps` cycles
-//! per image, and a two-entry output register slice (skid buffer). This model chains the
-//! cycle models of those same state machines (`super::stream`) cycle by cycle for a given
+//! every valid and ready driven by registers only: for a perceptron an input unpacker that
+//! gathers `beats` input beats into one feature vector, one matrix-vector unit per layer that
+//! needs `steps` cycles per image, and a two-entry output register slice (skid buffer); a
+//! convolutional network adds sliding-window units and max-pools ([`StageTiming`]). This model
+//! chains the cycle models of those same state machines (`super::stream`) cycle by cycle for a given
 //! input-valid/output-ready schedule, so it predicts the exact cycle of every handshake. The
 //! content of each output beat (class and scores) is the reference executor's; this module
 //! only adds time. It knows nothing of the RTL beyond this timing contract.
 
-/// Timing of a design: beats per image and compute steps per image of each layer.
+/// One streaming stage of a design and what its timing depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageTiming {
+    /// Gathers `beats` beats into one vector (`rtl/cbnn_unpack.v`).
+    Unpack {
+        /// Beats a vector.
+        beats: usize,
+    },
+    /// A matrix-vector unit of `steps` compute cycles a vector (`rtl/cbnn_mvtu.v`).
+    Unit {
+        /// `NF * SF + PIPE`.
+        steps: usize,
+    },
+    /// A sliding-window unit over `height x width` images (`rtl/cbnn_swu.v`).
+    Window {
+        /// Image rows.
+        height: usize,
+        /// Image columns.
+        width: usize,
+        /// Window side.
+        kernel: usize,
+        /// Padding positions on each side.
+        pad: usize,
+    },
+    /// A max-pool of `size x size`, stride `size`, over `height x width` images
+    /// (`rtl/cbnn_pool.v`).
+    Pool {
+        /// Image rows.
+        height: usize,
+        /// Image columns.
+        width: usize,
+        /// Window side and stride.
+        size: usize,
+    },
+    /// The output register slice (`rtl/cbnn_skid.v`).
+    Skid,
+}
+
+impl StageTiming {
+    fn model(self) -> Box<dyn Stage> {
+        match self {
+            StageTiming::Unpack { beats } => Box::new(Unpack::new(beats)),
+            StageTiming::Unit { steps } => Box::new(Mvtu::new(steps)),
+            StageTiming::Window {
+                height,
+                width,
+                kernel,
+                pad,
+            } => Box::new(SlidingWindow::new(height, width, kernel, pad)),
+            StageTiming::Pool {
+                height,
+                width,
+                size,
+            } => Box::new(MaxPool::new(height, width, size)),
+            StageTiming::Skid => Box::new(Skid::default()),
+        }
+    }
+}
+
+/// Timing of a design: input beats per image and its stages, input side first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timing {
     /// Input beats per image.
     pub beats: usize,
-    /// Compute cycles per image of each layer, input side first.
-    pub steps: Vec<usize>,
+    /// The stages, input side first.
+    pub stages: Vec<StageTiming>,
 }
+
+impl Timing {
+    /// A perceptron's design: the unpacker of `beats` beats, one unit per layer of `steps`
+    /// compute cycles, the register slice.
+    pub fn perceptron(beats: usize, steps: &[usize]) -> Timing {
+        let mut stages = vec![StageTiming::Unpack { beats }];
+        stages.extend(steps.iter().map(|&steps| StageTiming::Unit { steps }));
+        stages.push(StageTiming::Skid);
+        Timing { beats, stages }
+    }
+}
+
+use super::stream::{self, MaxPool, Mvtu, Skid, SlidingWindow, Stage, Unpack};
 
 /// Who drives the stream handshakes: free-running, or randomly stalled from a seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,13 +138,9 @@ pub fn output_cycles(
     sched: Schedule,
     max_cycles: u64,
 ) -> Option<Vec<u64>> {
-    use super::stream::{self, Mvtu, Skid, Stage, Unpack};
-    let mut unpack = Unpack::new(timing.beats);
-    let mut units: Vec<Mvtu> = timing.steps.iter().map(|&s| Mvtu::new(s)).collect();
-    let mut skid = Skid::default();
-    let mut chain: Vec<&mut dyn Stage> = vec![&mut unpack];
-    chain.extend(units.iter_mut().map(|u| u as &mut dyn Stage));
-    chain.push(&mut skid);
+    let mut models: Vec<Box<dyn Stage>> = timing.stages.iter().map(|s| s.model()).collect();
+    let mut chain: Vec<&mut (dyn Stage + 'static)> =
+        models.iter_mut().map(|m| m.as_mut()).collect();
     stream::output_cycles(&mut chain, images * timing.beats, images, sched, max_cycles)
 }
 
@@ -91,10 +160,7 @@ mod tests {
     fn single_stage_free_running() {
         // 2 beats, one layer of 3 steps: beats at 0,1; vector full at 2 -> load at 2;
         // steps at 3,4,5; result valid at 6, in the output register at 7, taken at once.
-        let t = Timing {
-            beats: 2,
-            steps: vec![3],
-        };
+        let t = Timing::perceptron(2, &[3]);
         let out = output_cycles(&t, 3, Schedule::FREE, 1000).unwrap();
         assert_eq!(out[0], 7);
         // The layer (3 steps + 1) is the bottleneck: one image every 4 cycles.
@@ -105,10 +171,7 @@ mod tests {
 
     #[test]
     fn input_bound_pipeline_and_stalls_only_delay() {
-        let t = Timing {
-            beats: 5,
-            steps: vec![2, 1, 1],
-        };
+        let t = Timing::perceptron(5, &[2, 1, 1]);
         let (_, ii) = latency_and_interval(&t);
         assert_eq!(ii, 6); // the unpacker: 5 beats + 1 hand-over cycle
         let free = output_cycles(&t, 20, Schedule::FREE, 10_000).unwrap();

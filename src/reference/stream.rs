@@ -308,8 +308,8 @@ impl Stage for Skid {
 /// The cycle of every output handshake of a chain of stages fed `beats` input beats by a
 /// source and drained by a sink that follow `sched` (the harness's schedules, bit for bit),
 /// until `outputs` beats have left. `None` if they have not within `max_cycles`.
-pub fn output_cycles(
-    stages: &mut [&mut dyn Stage],
+pub fn output_cycles<'s>(
+    stages: &mut [&mut (dyn Stage + 's)],
     beats: usize,
     outputs: usize,
     sched: Schedule,

@@ -245,18 +245,36 @@ pub fn bits_for(max: usize) -> usize {
     (usize::BITS - max.leading_zeros()).max(1) as usize
 }
 
-/// Timing of a model under a folding (the cycle model's input).
+/// Timing of a model under a folding (the cycle model's input): the stages of every layer
+/// (its kind's `stages`, given the stream it receives) and the output register slice. The first
+/// layer receives the input beats: one pixel a beat, or with more pixels a beat a stream of
+/// `beats` wider beats (which only a layer that gathers its whole input can take); the top level
+/// gathers them for such a layer even when they are one beat.
 pub fn timing(model: &IntModel, fold: &[LayerFold], pixels_per_beat: usize) -> Timing {
     let pixels = model.input.pixels();
-    Timing {
-        beats: pixels.div_ceil(pixels_per_beat),
-        steps: model
-            .layers
-            .iter()
-            .zip(fold)
-            .map(|(l, &f)| l.hardware().steps(f))
-            .collect(),
+    let beats = pixels.div_ceil(pixels_per_beat);
+    let shapes = model.shapes();
+    let mut stages = Vec::new();
+    for (i, (l, &f)) in model.layers.iter().zip(fold).enumerate() {
+        let input = if i == 0 && pixels_per_beat > 1 {
+            crate::layers::Shape {
+                height: 1,
+                width: beats,
+                channels: pixels_per_beat * shapes[0].channels,
+            }
+        } else {
+            shapes[i]
+        };
+        let own = l.hardware().stages(input, f);
+        // The top level gathers the input beats for a first layer that takes a vector even
+        // when they are a single beat.
+        if i == 0 && matches!(own.first(), Some(cycle::StageTiming::Unit { .. })) {
+            stages.push(cycle::StageTiming::Unpack { beats });
+        }
+        stages.extend(own);
     }
+    stages.push(cycle::StageTiming::Skid);
+    Timing { beats, stages }
 }
 
 /// Output packing of a model.
