@@ -1,15 +1,14 @@
 //! Convolutional models end to end on a fixture and on real data: `train --arch`, the export
-//! check, `eval`, `sensitivity`, `prune`, and `rtl` refusing kinds without a core.
+//! check, `eval`, `sensitivity`, `prune`, `rtl` and `sim`.
 
 mod common;
 
 use common::*;
 
-/// A convolutional network trains on a small synthetic dataset, its export check holds, and
-/// every command that runs the reference model runs it; `cbnn rtl` says in one sentence that
-/// convolution has no core yet.
+/// A convolutional network trains on a small synthetic dataset, its export check holds, every
+/// command that runs the reference model runs it, and its accelerator co-simulates exactly.
 #[test]
-fn a_conv_model_trains_evaluates_prunes_and_rtl_refuses_it() {
+fn a_conv_model_trains_evaluates_prunes_and_its_accelerator_cosimulates() {
     let dir = temp_dir("conv-fixture");
     write_fixture_dataset(&dir, 1300, 200, 12, false);
     let model = dir.join("conv.json");
@@ -109,18 +108,53 @@ fn a_conv_model_trains_evaluates_prunes_and_rtl_refuses_it() {
         "{pr}"
     );
 
-    let out = cbnn(&[
+    // The accelerator: a streaming pipeline (sliding windows, folded units, max-pool, the
+    // gathering of the dense layer's input), co-simulated image by image and cycle by cycle
+    // against the reference model and the cycle model, free-running and stalled.
+    let design = dir.join("design");
+    cbnn_ok(&[
         "rtl",
         model.to_str().unwrap(),
         "-o",
-        dir.join("design").to_str().unwrap(),
+        design.to_str().unwrap(),
+        "--fold",
+        "L0:2,7;L2:5,13,1",
     ]);
-    assert_fails(
-        &out,
-        2,
-        "layer 0 (conv): binary convolution has no accelerator core yet",
-    );
-    assert!(!dir.join("design").exists());
+    for stall in [None, Some("7")] {
+        let mut args = vec![
+            "sim",
+            design.to_str().unwrap(),
+            "--dataset",
+            dir.to_str().unwrap(),
+        ];
+        if let Some(s) = stall {
+            args.extend(["--stall-seed", s]);
+        }
+        let out = cbnn_ok(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout
+                .contains("200 of 200 output beats match the reference model and the cycle model"),
+            "{stdout}"
+        );
+    }
+    for (flags, says) in [
+        (
+            &["--fold", "auto", "--target-cycles", "5000"][..],
+            "auto is not available for convolutional models yet",
+        ),
+        (
+            &["--pixels-per-beat", "2"][..],
+            "its input takes one pixel a beat, so far",
+        ),
+    ] {
+        let mut args = vec!["rtl", model.to_str().unwrap(), "-o"];
+        let other = dir.join("other");
+        args.push(other.to_str().unwrap());
+        args.extend(flags);
+        assert_fails(&cbnn(&args), 2, says);
+        assert!(!other.exists());
+    }
 
     // The bench runs conv models on the fast layer engine (after checking it against the
     // reference executor on every test image) and trains their full-precision counterpart,
@@ -161,8 +195,9 @@ fn a_conv_model_trains_evaluates_prunes_and_rtl_refuses_it() {
         assert_eq!(m["engine"], "fast-layers", "{r}");
     }
     assert_eq!(r["training_images_per_second"].as_array().unwrap().len(), 2);
+    // Both accelerators are co-simulated too.
     if cbnn::cosim::verilator_version().is_ok() {
-        assert!(r["simulation"].as_array().unwrap().is_empty(), "{r}");
+        assert_eq!(r["simulation"].as_array().unwrap().len(), 2, "{r}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

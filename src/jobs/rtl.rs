@@ -65,8 +65,21 @@ pub fn choose_folding(
     pixels_per_beat: Option<usize>,
 ) -> Result<(Vec<LayerFold>, usize)> {
     let pixels = m.input.pixels();
-    let default_ppb = 8.min(pixels);
+    // A first layer that streams pixels (a convolution) takes one a beat.
+    let default_ppb = if rtlgen::streams_in(m) {
+        1
+    } else {
+        8.min(pixels)
+    };
     Ok(match folding {
+        Folding::Auto { .. } if m.layers.iter().any(|l| l.hardware().streams()) => {
+            return Err(Error::invalid([
+                Setting::Fold.into(),
+                " auto is not available for convolutional models yet: give the folding of \
+                 each layer, or leave the setting out for the default"
+                    .into(),
+            ]));
+        }
         Folding::Auto { target_cycles } => {
             let ppb = match pixels_per_beat {
                 Some(p) => p,

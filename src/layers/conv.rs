@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_thresholds, matches_by_definition, or_run, popcounts, thresholded_size_bits, Hardware,
-    MemoryImage, Produces, Semantics, Shape, Site, Values,
+    check_thresholds, matches_by_definition, mvtu, or_run, popcounts, thresholded_size_bits,
+    Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values,
 };
 use crate::model::BinaryMatrix;
 use crate::reference::cycle::StageTiming;
@@ -264,8 +264,13 @@ impl Semantics for Conv {
 
 /// No accelerator core yet: `cbnn rtl` refuses convolutional models before it reaches these.
 impl Hardware for Conv {
-    fn supported(&self) -> Result<(), String> {
-        Err("binary convolution has no accelerator core yet".into())
+    fn streams(&self) -> bool {
+        true
+    }
+
+    fn cycles_per_image(&self, input: Shape, f: LayerFold) -> usize {
+        let out = self.output_shape(input);
+        out.height * out.width * (self.steps(f) + 1)
     }
 
     fn unit(&self) -> LayerShape {
@@ -293,15 +298,38 @@ impl Hardware for Conv {
         LayerEstimate::default()
     }
 
-    fn images(&self, _f: LayerFold) -> Vec<MemoryImage> {
-        Vec::new()
+    fn images(&self, f: LayerFold) -> Vec<MemoryImage> {
+        mvtu::images(&self.weights, Some(&self.thresholds), f)
     }
 
-    fn output_width(&self) -> usize {
+    fn output_width(&self, _input: Shape) -> usize {
         self.out_channels()
     }
 
-    fn instantiate(&self, _site: &Site) -> String {
-        String::new()
+    fn instantiate(&self, site: &Site) -> String {
+        use std::fmt::Write;
+        let s = site.input_shape;
+        let (i, w) = (&site.input, format!("{}_w", site.name.to_lowercase()));
+        let n = self.weights.cols();
+        let mut v = String::new();
+        let _ = writeln!(
+            v,
+            "    // {}: {}x{} windows ({:?}) over {}x{} pixels of {} bits",
+            site.name, self.kernel, self.kernel, self.padding, s.height, s.width, s.channels
+        );
+        let _ = writeln!(v, "    wire [{}:0] {w};", n - 1);
+        let _ = writeln!(v, "    wire {w}_valid;");
+        let _ = writeln!(v, "    wire {w}_ready;");
+        let _ = writeln!(
+            v,
+            "    cbnn_swu #(.H({}), .W({}), .C({}), .K({}), .PAD({})) u_{}_window (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata({i}), .s_axis_tvalid({i}_valid), .s_axis_tready({i}_ready),\n        .m_axis_tdata({w}), .m_axis_tvalid({w}_valid), .m_axis_tready({w}_ready));",
+            s.height,
+            s.width,
+            s.channels,
+            self.kernel,
+            u8::from(self.padding == Padding::Same),
+            site.name.to_lowercase()
+        );
+        v + &mvtu::unit(self.unit(), site, false, &w, "window")
     }
 }

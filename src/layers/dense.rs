@@ -90,7 +90,7 @@ impl Hardware for Dense {
         mvtu::images(&self.weights, Some(&self.thresholds), f)
     }
 
-    fn output_width(&self) -> usize {
+    fn output_width(&self, _input: Shape) -> usize {
         self.weights.rows()
     }
 

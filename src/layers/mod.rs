@@ -153,6 +153,18 @@ pub trait Hardware {
         self.unit().steps(f)
     }
 
+    /// Whether it reads a stream of pixels (convolution, pool) rather than one whole vector
+    /// (dense layers, which gather a stream of pixels first).
+    fn streams(&self) -> bool {
+        false
+    }
+
+    /// Cycles per image its slowest core needs, free-running, when it receives `input`.
+    fn cycles_per_image(&self, input: Shape, f: LayerFold) -> usize {
+        let _ = input;
+        self.steps(f) + 1
+    }
+
     /// Its stages in the cycle model when it receives a stream of `input` pixels, one pixel
     /// (`input.channels` bits) a beat: a unit over the whole vector, gathered first when it
     /// comes as more than one pixel.
@@ -174,8 +186,8 @@ pub trait Hardware {
     /// Its memory images under `f`.
     fn images(&self, f: LayerFold) -> Vec<MemoryImage>;
 
-    /// Width in bits of the stream it hands on.
-    fn output_width(&self) -> usize;
+    /// Width in bits of a beat of the stream it hands on when it receives `input`.
+    fn output_width(&self, input: Shape) -> usize;
 
     /// Its core instantiated in the top level at `site`.
     fn instantiate(&self, site: &Site) -> String;
@@ -200,6 +212,9 @@ pub struct Site<'a> {
     pub fold: LayerFold,
     /// The stream it reads (wires `NAME`, `NAME_valid`, `NAME_ready`).
     pub input: String,
+    /// What that stream carries: `height x width` pixels of `channels` bits, one a beat (a
+    /// whole vector is one pixel).
+    pub input_shape: Shape,
     /// The stream it drives.
     pub output: String,
     /// Width of the stream it drives.
@@ -259,6 +274,14 @@ impl Layer {
     pub fn as_dense(&self) -> Option<&Dense> {
         match self {
             Layer::Dense(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The convolution, if it is one.
+    pub fn as_conv(&self) -> Option<&Conv> {
+        match self {
+            Layer::Conv(l) => Some(l),
             _ => None,
         }
     }

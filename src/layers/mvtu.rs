@@ -87,14 +87,44 @@ pub fn images(w: &BinaryMatrix, t: Option<&[u32]>, f: LayerFold) -> Vec<MemoryIm
 }
 
 /// Instantiates `cbnn_mvtu` for a layer of shape `s` at `site`; `scores` for the output layer
-/// (popcounts out instead of threshold bits).
+/// (popcounts out instead of threshold bits). A stream of more than one pixel is gathered into
+/// one vector first (`cbnn_unpack`, pixel `p` in bits `p * C ..`, the model's feature order).
 pub fn instantiate(s: LayerShape, site: &Site, scores: bool) -> String {
+    let mut v = String::new();
+    let shape = site.input_shape;
+    let pixels = shape.height * shape.width;
+    let input = if pixels > 1 {
+        let x = format!("{}_x", site.name.to_lowercase());
+        let (i, n, c) = (&site.input, pixels * shape.channels, shape.channels);
+        let _ = writeln!(
+            v,
+            "    // {}: gathers {pixels} pixels of {c} bits into one vector",
+            site.name
+        );
+        let _ = writeln!(v, "    wire [{}:0] {x};", n - 1);
+        let _ = writeln!(v, "    wire {x}_valid;");
+        let _ = writeln!(v, "    wire {x}_ready;");
+        let _ = writeln!(
+            v,
+            "    cbnn_unpack #(.N({n}), .IW({c})) u_{}_gather (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata({i}), .s_axis_tvalid({i}_valid), .s_axis_tready({i}_ready),\n        .m_axis_tdata({x}), .m_axis_tvalid({x}_valid), .m_axis_tready({x}_ready));",
+            site.name.to_lowercase()
+        );
+        x
+    } else {
+        site.input.clone()
+    };
+    v + &unit(s, site, scores, &input, "image")
+}
+
+/// Instantiates `cbnn_mvtu` for a layer of shape `s` at `site`, reading one vector a beat from
+/// the stream `i`; `per` names what a vector is (`image`, `window`) in the comment.
+pub fn unit(s: LayerShape, site: &Site, scores: bool, i: &str, per: &str) -> String {
     let f = site.fold;
-    let (i, next) = (&site.input, &site.output);
+    let next = &site.output;
     let mut v = String::new();
     let _ = writeln!(
         v,
-        "    // {}: {} inputs -> {} {}, PE {}, SIMD {}, PIPE {}: {} cycles per image",
+        "    // {}: {} inputs -> {} {}, PE {}, SIMD {}, PIPE {}: {} cycles per {per}",
         site.name,
         s.inputs,
         s.outputs,

@@ -115,8 +115,12 @@ impl Semantics for MaxPool {
 
 /// No accelerator core yet: `cbnn rtl` refuses models with pooling before it reaches these.
 impl Hardware for MaxPool {
-    fn supported(&self) -> Result<(), String> {
-        Err("binary max-pool has no accelerator core yet".into())
+    fn streams(&self) -> bool {
+        true
+    }
+
+    fn cycles_per_image(&self, input: Shape, _f: LayerFold) -> usize {
+        input.height * input.width
     }
 
     fn unit(&self) -> LayerShape {
@@ -142,11 +146,36 @@ impl Hardware for MaxPool {
         Vec::new()
     }
 
-    fn output_width(&self) -> usize {
-        0
+    fn output_width(&self, input: Shape) -> usize {
+        input.channels
     }
 
-    fn instantiate(&self, _site: &Site) -> String {
-        String::new()
+    fn instantiate(&self, site: &Site) -> String {
+        use std::fmt::Write;
+        let s = site.input_shape;
+        let (i, next) = (&site.input, &site.output);
+        let mut v = String::new();
+        let _ = writeln!(
+            v,
+            "    // {}: {p}x{p} max-pool over {}x{} pixels of {} bits",
+            site.name,
+            s.height,
+            s.width,
+            s.channels,
+            p = self.size
+        );
+        let _ = writeln!(v, "    wire [{}:0] {next};", s.channels - 1);
+        let _ = writeln!(v, "    wire {next}_valid;");
+        let _ = writeln!(v, "    wire {next}_ready;");
+        let _ = writeln!(
+            v,
+            "    cbnn_pool #(.H({}), .W({}), .C({}), .P({})) u_{} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata({i}), .s_axis_tvalid({i}_valid), .s_axis_tready({i}_ready),\n        .m_axis_tdata({next}), .m_axis_tvalid({next}_valid), .m_axis_tready({next}_ready));",
+            s.height,
+            s.width,
+            s.channels,
+            self.size,
+            site.name.to_lowercase()
+        );
+        v
     }
 }

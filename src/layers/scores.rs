@@ -95,7 +95,7 @@ impl Hardware for Scores {
         mvtu::images(&self.weights, None, f)
     }
 
-    fn output_width(&self) -> usize {
+    fn output_width(&self, _input: Shape) -> usize {
         self.weights.rows() * self.score_bits()
     }
 

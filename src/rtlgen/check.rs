@@ -93,7 +93,12 @@ impl Manifest {
             .iter()
             .chain(&self.written)
             .chain(&self.constraints)
-            .chain(self.layers.iter().map(|l| &l.weight_file))
+            .chain(
+                self.layers
+                    .iter()
+                    .map(|l| &l.weight_file)
+                    .filter(|f| !f.is_empty()),
+            )
             .chain(self.layers.iter().filter_map(|l| l.threshold_file.as_ref()));
         for f in names {
             let plain = Path::new(f).file_name().is_some_and(|n| n == f.as_str());
@@ -112,7 +117,7 @@ impl Manifest {
         let images = self
             .layers
             .iter()
-            .filter(|l| !l.weights_in_logic)
+            .filter(|l| !l.weights_in_logic && !l.weight_file.is_empty())
             .flat_map(|l| std::iter::once(&l.weight_file).chain(l.threshold_file.as_ref()));
         for f in self.files.iter().chain(images) {
             let path = dir.join(f);

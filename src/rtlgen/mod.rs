@@ -31,8 +31,7 @@ pub const CORES: [(&str, &str); 6] = [
     ("cbnn_skid.v", include_str!("../../rtl/cbnn_skid.v")),
 ];
 
-/// The cores of convolutional pipelines (the generator does not emit those yet; the core
-/// tests use them alone).
+/// The cores of convolutional pipelines, copied into designs that have a convolution or a pool.
 pub const CONV_CORES: [(&str, &str); 2] = [
     ("cbnn_swu.v", include_str!("../../rtl/cbnn_swu.v")),
     ("cbnn_pool.v", include_str!("../../rtl/cbnn_pool.v")),
@@ -110,7 +109,7 @@ pub struct LayerInfo {
     pub padded_outputs: usize,
     /// Cycles per image: compute steps plus one hand-over cycle.
     pub cycles_per_image: usize,
-    /// Weight memory image.
+    /// Weight memory image (empty for a layer without weights: a max-pool).
     pub weight_file: String,
     /// Threshold memory image (threshold layers).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +118,16 @@ pub struct LayerInfo {
     /// (compiled into logic) rather than memories.
     #[serde(default)]
     pub weights_in_logic: bool,
+    /// Convolutional designs: the stream the layer receives (pixels of `channels` bits, one a
+    /// beat; a gathered vector is one pixel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receives: Option<crate::layers::Shape>,
+    /// Convolutions: the window side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<usize>,
+    /// Convolutions: `valid` or `same`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub padding: Option<crate::layers::Padding>,
 }
 
 /// The manifest, `design.json`.
@@ -245,36 +254,37 @@ pub fn bits_for(max: usize) -> usize {
     (usize::BITS - max.leading_zeros()).max(1) as usize
 }
 
-/// Timing of a model under a folding (the cycle model's input): the stages of every layer
-/// (its kind's `stages`, given the stream it receives) and the output register slice. The first
-/// layer receives the input beats: one pixel a beat, or with more pixels a beat a stream of
-/// `beats` wider beats (which only a layer that gathers its whole input can take); the top level
-/// gathers them for such a layer even when they are one beat.
+/// Timing of a model under a folding (the cycle model's input): the top level's unpacker when
+/// the first layer takes a vector, the stages of every layer (its kind's `stages`, given the
+/// stream it receives) and the output register slice.
 pub fn timing(model: &IntModel, fold: &[LayerFold], pixels_per_beat: usize) -> Timing {
-    let pixels = model.input.pixels();
-    let beats = pixels.div_ceil(pixels_per_beat);
-    let shapes = model.shapes();
+    let beats = model.input.pixels().div_ceil(pixels_per_beat);
     let mut stages = Vec::new();
-    for (i, (l, &f)) in model.layers.iter().zip(fold).enumerate() {
-        let input = if i == 0 && pixels_per_beat > 1 {
-            crate::layers::Shape {
-                height: 1,
-                width: beats,
-                channels: pixels_per_beat * shapes[0].channels,
-            }
-        } else {
-            shapes[i]
-        };
-        let own = l.hardware().stages(input, f);
-        // The top level gathers the input beats for a first layer that takes a vector even
-        // when they are a single beat.
-        if i == 0 && matches!(own.first(), Some(cycle::StageTiming::Unit { .. })) {
-            stages.push(cycle::StageTiming::Unpack { beats });
-        }
-        stages.extend(own);
+    if !streams_in(model) {
+        stages.push(cycle::StageTiming::Unpack { beats });
+    }
+    for ((l, &f), input) in model.layers.iter().zip(fold).zip(layer_inputs(model)) {
+        stages.extend(l.hardware().stages(input, f));
     }
     stages.push(cycle::StageTiming::Skid);
     Timing { beats, stages }
+}
+
+/// Whether the first layer reads the input beats as a stream of pixels (a convolution or a
+/// pool: one pixel a beat) rather than one vector that the top level gathers from them.
+pub fn streams_in(model: &IntModel) -> bool {
+    model.layers.first().is_some_and(|l| l.hardware().streams())
+}
+
+/// The stream each layer receives in the design: the previous layer's output pixels, or for
+/// the first layer the image's pixels when it streams them and the gathered vector otherwise.
+pub fn layer_inputs(model: &IntModel) -> Vec<crate::layers::Shape> {
+    let mut shapes = model.shapes();
+    shapes.truncate(model.layers.len());
+    if !streams_in(model) {
+        shapes[0] = crate::layers::Shape::flat(model.features());
+    }
+    shapes
 }
 
 /// Output packing of a model.
@@ -305,8 +315,7 @@ pub fn check_supported(model: &IntModel, model_path: &Path) -> Result<()> {
     for (i, l) in model.layers.iter().enumerate() {
         if let Err(why) = l.hardware().supported() {
             return Err(Error::usage(format!(
-                "{}: layer {i} ({}): {why}; `cbnn rtl` generates accelerators for dense models \
-                 only, so far",
+                "{}: layer {i} ({}): {why}",
                 model_path.display(),
                 l.semantics().kind()
             )));
@@ -339,16 +348,29 @@ pub fn generate(
             cfg.pixels_per_beat
         ));
     }
+    let streams = streams_in(model);
+    if streams && cfg.pixels_per_beat != 1 {
+        return Err(invalid!(
+            Setting::PixelsPerBeat,
+            " {} is not available for a model whose first layer is a {}: its input takes one \
+             pixel a beat, so far (leave the setting out)",
+            cfg.pixels_per_beat,
+            model.layers[0].semantics().kind()
+        ));
+    }
     let k = model.planes.len();
     let timing = timing(model, &cfg.fold, cfg.pixels_per_beat);
     let (latency, interval) = cycle::latency_and_interval(&timing);
     let out = output_packing(model);
-    let in_width = cfg.pixels_per_beat * k;
+    let in_width = cfg.pixels_per_beat * model.input_values().channels;
+    let inputs = layer_inputs(model);
+    // Convolutional designs: their cores are copied and design.json records their streams.
+    let any_stream = model.layers.iter().any(|l| l.hardware().streams());
 
     let mut layers = Vec::new();
     let mut instances = Vec::new();
     let mut input = "v0".to_string();
-    for (i, (layer, &f)) in model.layers.iter().zip(&cfg.fold).enumerate() {
+    for (i, ((layer, &f), &shape)) in model.layers.iter().zip(&cfg.fold).zip(&inputs).enumerate() {
         let hw = layer.hardware();
         let s = hw.unit();
         let name = format!("L{i}");
@@ -374,8 +396,9 @@ pub fn generate(
             name: name.clone(),
             fold: f,
             input: std::mem::replace(&mut input, output.clone()),
+            input_shape: shape,
             output,
-            output_width: hw.output_width(),
+            output_width: hw.output_width(shape),
             images: files.clone(),
             in_logic,
             constants: &images,
@@ -392,16 +415,20 @@ pub fn generate(
             sf: s.sf(f),
             padded_inputs: s.sf(f) * f.simd,
             padded_outputs: s.nf(f) * f.pe,
-            cycles_per_image: hw.steps(f) + 1,
+            cycles_per_image: hw.cycles_per_image(shape, f),
             weight_file: file("weights").unwrap_or_default(),
             threshold_file: file("thresholds"),
-            weights_in_logic: in_logic,
+            weights_in_logic: in_logic && !images.is_empty(),
+            receives: any_stream.then_some(shape),
+            kernel: layer.as_conv().map(|c| c.kernel),
+            padding: layer.as_conv().map(|c| c.padding),
         });
     }
     let top_text = top::render(model, &instances, in_width, &out);
     write_atomic(&dir.join(format!("{TOP}.v")), top_text.as_bytes())?;
     let mut files: Vec<String> = Vec::new();
-    for (name, text) in CORES {
+    let conv_cores: &[(&str, &str)] = if any_stream { &CONV_CORES } else { &[] };
+    for (name, text) in CORES.iter().chain(conv_cores) {
         write_atomic(&dir.join(name), text.as_bytes())?;
         files.push(name.to_string());
     }
