@@ -172,6 +172,94 @@ pub fn random_model(
     )
 }
 
+/// One hidden layer of [`random_conv_model`].
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    /// Binary convolution: channels, kernel, "same" padding.
+    Conv(usize, usize, bool),
+    /// Max-pool of this size.
+    Pool(usize),
+    /// Dense layer of this many neurons.
+    Dense(usize),
+}
+
+/// A random integer convnet on `height x width` single-channel images: the hidden layers of
+/// `ops`, then an output layer of `classes` scores; thresholds near the middle of their range,
+/// plus both "always" ends.
+pub fn random_conv_model(
+    seed: u64,
+    (height, width): (usize, usize),
+    planes: &[u8],
+    ops: &[Op],
+    classes: usize,
+) -> cbnn::model::IntModel {
+    use cbnn::layers::{Conv, Dense, Layer, MaxPool, Padding, Scores, Semantics, Shape};
+    use cbnn::model::{BinaryMatrix, InputShape, IntModel};
+    let mut rng = cbnn::util::rng::Rng::new(seed, 6);
+    let planes = cbnn::bitslice::PlaneSet::new(planes).unwrap();
+    let mut matrix = |rows: usize, cols: usize, rng: &mut cbnn::util::rng::Rng| {
+        let mut m = BinaryMatrix::new(rows, cols);
+        for r in 0..rows {
+            for c in 0..cols {
+                m.set(r, c, rng.next_u64() & 1 == 1);
+            }
+        }
+        m
+    };
+    let thresholds = |rows: usize, n: usize, rng: &mut cbnn::util::rng::Rng| -> Vec<u32> {
+        (0..rows)
+            .map(|j| match j % 9 {
+                0 => 0,
+                1 => n as u32 + 1,
+                _ => (n / 2) as u32 + rng.below(3) as u32 - 1,
+            })
+            .collect()
+    };
+    let mut shape = Shape {
+        height,
+        width,
+        channels: planes.len(),
+    };
+    let mut layers = Vec::new();
+    for &op in ops {
+        let layer = match op {
+            Op::Conv(m, k, same) => {
+                let n = k * k * shape.channels;
+                Layer::Conv(Conv {
+                    kernel: k,
+                    padding: if same { Padding::Same } else { Padding::Valid },
+                    weights: matrix(m, n, &mut rng),
+                    thresholds: thresholds(m, n, &mut rng),
+                })
+            }
+            Op::Pool(p) => Layer::MaxPool(MaxPool { size: p }),
+            Op::Dense(m) => {
+                let n = shape.height * shape.width * shape.channels;
+                Layer::Dense(Dense {
+                    weights: matrix(m, n, &mut rng),
+                    thresholds: thresholds(m, n, &mut rng),
+                })
+            }
+        };
+        shape = layer.semantics().output_shape(shape);
+        layers.push(layer);
+    }
+    let n = shape.height * shape.width * shape.channels;
+    layers.push(Layer::Scores(Scores {
+        weights: matrix(classes, n, &mut rng),
+    }));
+    IntModel {
+        input: InputShape {
+            height,
+            width,
+            channels: 1,
+        },
+        planes,
+        layers,
+        provenance: Default::default(),
+    }
+}
+
 /// Random images for a model of `pixels` pixels.
 pub fn random_images(seed: u64, count: usize, pixels: usize) -> cbnn::data::Images {
     let mut rng = cbnn::util::rng::Rng::new(seed, 5);
