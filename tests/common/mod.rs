@@ -193,11 +193,11 @@ pub fn random_conv_model(
     ops: &[Op],
     classes: usize,
 ) -> cbnn::model::IntModel {
-    use cbnn::layers::{Conv, Dense, Layer, MaxPool, Padding, Scores, Semantics, Shape};
+    use cbnn::layers::{Conv, Dense, Layer, MaxPool, Padding, Scores, Shape};
     use cbnn::model::{BinaryMatrix, InputShape, IntModel};
     let mut rng = cbnn::util::rng::Rng::new(seed, 6);
     let planes = cbnn::bitslice::PlaneSet::new(planes).unwrap();
-    let mut matrix = |rows: usize, cols: usize, rng: &mut cbnn::util::rng::Rng| {
+    let matrix = |rows: usize, cols: usize, rng: &mut cbnn::util::rng::Rng| {
         let mut m = BinaryMatrix::new(rows, cols);
         for r in 0..rows {
             for c in 0..cols {
