@@ -120,7 +120,25 @@ fn a_conv_model_trains_evaluates_prunes_and_its_accelerator_cosimulates() {
         "--fold",
         "L0:2,7;L2:5,13,1",
     ]);
-    for stall in [None, Some("7")] {
+    // The automatic folding: each layer's cheapest folding that meets the target, and the
+    // cycle model's word that the pipeline as a whole does.
+    let auto = dir.join("auto");
+    cbnn_ok(&[
+        "rtl",
+        model.to_str().unwrap(),
+        "-o",
+        auto.to_str().unwrap(),
+        "--fold",
+        "auto",
+        "--target-cycles",
+        "1500",
+    ]);
+    let manifest = json_file(&auto.join("design.json"));
+    assert!(
+        manifest["initiation_interval"].as_u64().unwrap() <= 1500,
+        "{manifest}"
+    );
+    for (design, stall) in [(&design, None), (&design, Some("7")), (&auto, Some("8"))] {
         let mut args = vec![
             "sim",
             design.to_str().unwrap(),
@@ -140,8 +158,8 @@ fn a_conv_model_trains_evaluates_prunes_and_its_accelerator_cosimulates() {
     }
     for (flags, says) in [
         (
-            &["--fold", "auto", "--target-cycles", "5000"][..],
-            "auto is not available for convolutional models yet",
+            &["--fold", "auto", "--target-cycles", "100"][..],
+            "--target-cycles 100: even fully parallel, layer L0 needs 288 cycles per image",
         ),
         (
             &["--pixels-per-beat", "2"][..],

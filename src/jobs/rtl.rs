@@ -72,22 +72,29 @@ pub fn choose_folding(
         8.min(pixels)
     };
     Ok(match folding {
-        Folding::Auto { .. } if m.layers.iter().any(|l| l.hardware().streams()) => {
-            return Err(Error::invalid([
-                Setting::Fold.into(),
-                " auto is not available for convolutional models yet: give the folding of \
-                 each layer, or leave the setting out for the default"
-                    .into(),
-            ]));
-        }
         Folding::Auto { target_cycles } => {
             let ppb = match pixels_per_beat {
                 Some(p) => p,
+                None if rtlgen::streams_in(m) => 1,
                 None => synth::autofold::pixels_per_beat(pixels, *target_cycles)?.max(default_ppb),
             };
             let fold = synth::autofold::fold(m, *target_cycles, pipe)?;
-            // The input stream alone may miss the target when the pixels per beat are given.
-            if ppb > 0 {
+            // A convolutional pipeline's stages interact (a window unit hands on bursts); the
+            // cycle model says whether the whole meets the target.
+            if rtlgen::streams_in(m) && ppb == 1 {
+                let timing = rtlgen::timing(m, &fold, ppb);
+                let (_, interval) = crate::reference::cycle::latency_and_interval(&timing);
+                if interval > *target_cycles as u64 {
+                    return Err(invalid!(
+                        Setting::TargetCycles,
+                        " {target_cycles} cannot be met: with each layer folded to meet it alone, \
+                         the pipeline takes {interval} cycles per image (the cycle model); give \
+                         a larger target"
+                    ));
+                }
+            } else if ppb > 0 {
+                // The input stream alone may miss the target when the pixels per beat are
+                // given.
                 let timing = rtlgen::timing(m, &fold, ppb);
                 let (_, interval) = crate::reference::cycle::latency_and_interval(&timing);
                 if interval > *target_cycles as u64 {

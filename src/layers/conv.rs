@@ -268,9 +268,13 @@ impl Hardware for Conv {
         true
     }
 
+    /// The unit's cycles a window times the windows, or the sliding-window unit's walk over
+    /// the padded image when that is longer.
     fn cycles_per_image(&self, input: Shape, f: LayerFold) -> usize {
         let out = self.output_shape(input);
-        out.height * out.width * (self.steps(f) + 1)
+        let pad = 2 * self.pad();
+        (out.height * out.width * (self.steps(f) + 1))
+            .max((input.height + pad) * (input.width + pad))
     }
 
     fn unit(&self) -> LayerShape {
@@ -294,8 +298,10 @@ impl Hardware for Conv {
         ]
     }
 
-    fn estimate(&self, _f: LayerFold) -> LayerEstimate {
-        LayerEstimate::default()
+    fn estimate(&self, input: Shape, f: LayerFold) -> LayerEstimate {
+        let mut e = crate::synth::estimate::layer(&self.unit(), f, false);
+        e.ffs += crate::synth::estimate::window_ffs(input, self.kernel, self.pad());
+        e
     }
 
     fn images(&self, f: LayerFold) -> Vec<MemoryImage> {

@@ -82,8 +82,8 @@ impl Hardware for Dense {
         }
     }
 
-    fn estimate(&self, f: LayerFold) -> LayerEstimate {
-        estimate::layer(&self.unit(), f, false)
+    fn estimate(&self, input: Shape, f: LayerFold) -> LayerEstimate {
+        estimate::gathered(estimate::layer(&self.unit(), f, false), input)
     }
 
     fn images(&self, f: LayerFold) -> Vec<MemoryImage> {

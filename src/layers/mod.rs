@@ -159,10 +159,12 @@ pub trait Hardware {
         false
     }
 
-    /// Cycles per image its slowest core needs, free-running, when it receives `input`.
+    /// Cycles per image its slowest core needs, free-running, when it receives `input`: the
+    /// unit's steps and its hand-over cycle, or the gathering of a stream of pixels.
     fn cycles_per_image(&self, input: Shape, f: LayerFold) -> usize {
-        let _ = input;
-        self.steps(f) + 1
+        let pixels = input.height * input.width;
+        let gather = if pixels > 1 { pixels + 1 } else { 0 };
+        (self.steps(f) + 1).max(gather)
     }
 
     /// Its stages in the cycle model when it receives a stream of `input` pixels, one pixel
@@ -180,8 +182,8 @@ pub trait Hardware {
         v
     }
 
-    /// Estimated resources under `f`.
-    fn estimate(&self, f: LayerFold) -> LayerEstimate;
+    /// Estimated resources under `f` when it receives `input`.
+    fn estimate(&self, input: Shape, f: LayerFold) -> LayerEstimate;
 
     /// Its memory images under `f`.
     fn images(&self, f: LayerFold) -> Vec<MemoryImage>;

@@ -138,8 +138,8 @@ impl Hardware for MaxPool {
         }]
     }
 
-    fn estimate(&self, _f: LayerFold) -> LayerEstimate {
-        LayerEstimate::default()
+    fn estimate(&self, input: Shape, _f: LayerFold) -> LayerEstimate {
+        crate::synth::estimate::pool(input, self.size)
     }
 
     fn images(&self, _f: LayerFold) -> Vec<MemoryImage> {

@@ -87,8 +87,8 @@ impl Hardware for Scores {
         }
     }
 
-    fn estimate(&self, f: LayerFold) -> LayerEstimate {
-        estimate::layer(&self.unit(), f, true)
+    fn estimate(&self, input: Shape, f: LayerFold) -> LayerEstimate {
+        estimate::gathered(estimate::layer(&self.unit(), f, true), input)
     }
 
     fn images(&self, f: LayerFold) -> Vec<MemoryImage> {

@@ -1,7 +1,8 @@
 //! Automatic folding: per layer, the `PE`/`SIMD` of least estimated cost that meets a
 //! cycles-per-image target.
 //!
-//! A layer's cycles per image are `ceil(M / PE) * ceil(N / SIMD) + PIPE + 1`; its cost is the
+//! A layer's cycles per image are its kind's (`ceil(M / PE) * ceil(N / SIMD) + PIPE + 1` for a
+//! dense layer, that times the windows for a convolution, the pixels for a pool); its cost is the
 //! resource model's LUTs plus block RAM ([`super::estimate::Estimate::cost`]). Layers are
 //! independent given the target, so each gets the cheapest folding that meets it, which also
 //! balances the pipeline: every layer ends up just under the target rather than one layer far
@@ -26,18 +27,22 @@ pub fn fold(model: &IntModel, target: usize, pipe: usize) -> Result<Vec<LayerFol
     model
         .layers
         .iter()
+        .zip(crate::rtlgen::layer_inputs(model))
         .enumerate()
-        .map(|(i, l)| {
+        .map(|(i, (l, input))| {
             let hw = l.hardware();
             let s = hw.unit();
             let mut best: Option<(f64, LayerFold)> = None;
+            let mut fastest = usize::MAX;
             for &pe in &candidates(s.outputs) {
                 for &simd in &candidates(s.inputs) {
                     let f = LayerFold { pe, simd, pipe };
-                    if hw.steps(f) + 1 > target {
+                    let cycles = hw.cycles_per_image(input, f);
+                    fastest = fastest.min(cycles);
+                    if cycles > target {
                         continue;
                     }
-                    let cost = hw.estimate(f).cost();
+                    let cost = hw.estimate(input, f).cost();
                     if best.is_none_or(|(c, _)| cost < c) {
                         best = Some((cost, f));
                     }
@@ -46,8 +51,7 @@ pub fn fold(model: &IntModel, target: usize, pipe: usize) -> Result<Vec<LayerFol
             best.map(|(_, f)| f).ok_or_else(|| {
                 invalid!(
                     Setting::TargetCycles,
-                    " {target}: even fully parallel, layer L{i} needs {} cycles per image",
-                    2 + pipe
+                    " {target}: even fully parallel, layer L{i} needs {fastest} cycles per image"
                 )
             })
         })

@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use crate::layers::Shape;
 use crate::rtlgen::bits_for;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 
@@ -262,17 +263,60 @@ pub fn layer(s: &LayerShape, f: LayerFold, scores: bool) -> LayerEstimate {
     e
 }
 
-/// Estimate for a model under a folding: every layer's own estimate (its kind's), plus the
-/// input unpacker and the output stage.
+/// A unit's estimate plus the unpacker that gathers its input when it comes as a stream of
+/// more than one pixel (a dense layer after a convolution or a pool).
+pub fn gathered(mut e: LayerEstimate, input: Shape) -> LayerEstimate {
+    if input.height * input.width > 1 {
+        let bits = input.len();
+        e.terms.unpack += bits as f64;
+        e.ffs += bits as u64;
+        e.luts = e.terms.luts(&XILINX);
+    }
+    e
+}
+
+/// Flip-flops of a sliding-window unit over `input` (`cbnn_swu.v`): the line buffers (`k - 1`
+/// rows of the padded image plus `k - 1` positions), the window register and the counters. Its
+/// LUTs (counters and comparisons, a few dozen) are not in the model yet: the resource model
+/// has not been fitted on convolutional designs.
+pub fn window_ffs(input: Shape, kernel: usize, pad: usize) -> u64 {
+    let (hp, wp) = (input.height + 2 * pad, input.width + 2 * pad);
+    let held = (kernel - 1) * wp + kernel - 1;
+    ((held + kernel * kernel) * input.channels + bits_for(hp) + bits_for(wp) + 1) as u64
+}
+
+/// A streaming max-pool over `input` (`cbnn_pool.v`): the queue of a row of windows' partial
+/// results, the row's partial result, the output register and the counters (flip-flops only,
+/// as for [`window_ffs`]).
+pub fn pool(input: Shape, size: usize) -> LayerEstimate {
+    let c = input.channels;
+    LayerEstimate {
+        ffs: ((input.width / size + 2) * c
+            + bits_for(input.height)
+            + bits_for(input.width)
+            + 2 * bits_for(size)
+            + 1) as u64,
+        ..LayerEstimate::default()
+    }
+}
+
+/// Estimate for a model under a folding: every layer's own estimate (its kind's, given the
+/// stream it receives), plus the input unpacker (when the first layer takes a vector) and the
+/// output stage.
 pub fn for_model(model: &crate::model::IntModel, fold: &[LayerFold]) -> Estimate {
     let layers: Vec<LayerEstimate> = model
         .layers
         .iter()
         .zip(fold)
-        .map(|(l, &f)| l.hardware().estimate(f))
+        .zip(crate::rtlgen::layer_inputs(model))
+        .map(|((l, &f), input)| l.hardware().estimate(input, f))
         .collect();
     let out = crate::rtlgen::output_packing(model);
-    let features = model.features();
+    let features = if crate::rtlgen::streams_in(model) {
+        0
+    } else {
+        model.features()
+    };
     let score_bits = out.classes * out.score_bits;
     let mut terms = Terms {
         unpack: features as f64,
