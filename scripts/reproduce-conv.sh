@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the convolutional section of docs/results.md: the `--arch conv` preset on MNIST
-# and Fashion-MNIST (about 10 minutes each on a quiet 2-core machine, 20 on a busy one) and
-# the pruning search of each (about 20 minutes each) and, with --presets, the
-# comparison of candidate architectures on the first 20000 MNIST training images that chose
-# the preset (about 30 minutes).
+# and Fashion-MNIST (about 25 minutes each on a quiet 2-core machine) and the pruning search
+# of each and, with --presets, the comparison of candidate architectures on the first 20000
+# MNIST and Fashion-MNIST training images that chose the preset (about an hour).
 # Usage: bash scripts/reproduce-conv.sh [MNIST_DIR] [--presets]
 #        (MNIST_DIR defaults to ../shared/datasets/mnist)
 set -euo pipefail
@@ -16,6 +15,11 @@ if [ "${2:-}" = "--presets" ]; then
   for arch in c32,p2,c64,p2,d256 c64,p2,c128,p2,d256 c32k5,p2,c64,p2,d256 c32k5,p2,c64k5,p2,d256; do
     $cbnn train --dataset "$mnist" --arch "$arch" --limit 20000 --epochs 6 \
       -o "runs/presets/$arch.json" --json "runs/presets/$arch-train.json"
+  done
+  for arch in c32k5,p2,c64k5,p2,d256 c48k5,p2,c96k5,p2,d256 c32k5,c32k5,p2,c64k5,p2,d256 \
+      c64k5,p2,c128k5,p2,d256 c32k5,p2,c64k5,p2,d64 c32k5,p2,c64k5,p2,d32; do
+    $cbnn train --dataset fashion-mnist --arch "$arch" --limit 20000 --epochs 6 \
+      -o "runs/presets/fashion-$arch.json" --json "runs/presets/fashion-$arch-train.json"
   done
 fi
 for pair in "mnist:$mnist" "fashion-mnist:fashion-mnist"; do
