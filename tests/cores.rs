@@ -400,6 +400,43 @@ fn max_pool_core_ors_every_window_at_the_predicted_cycle() {
     }
 }
 
+#[test]
+fn fifo_passes_every_beat_in_order_at_the_predicted_cycle() {
+    use cbnn::reference::stream::{self, Fifo, Skid};
+    let timing = timing_line("cbnn_fifo.v");
+    assert_eq!(
+        (timing["latency"].as_str(), timing["interval"].as_str()),
+        ("1", "1")
+    );
+    let mut rng = Rng::new(7, 0);
+    for (w, depth) in [(5usize, 1usize), (40, 3), (1, 16)] {
+        let dir = temp_dir(&format!("core-fifo{w}-{depth}"));
+        // The register slice behind it; back-pressure fills the FIFO, idle input drains it.
+        let exe = build(&dir, w, w, &format!(
+            "    wire [{}:0] q;\n    wire q_valid;\n    wire q_ready;\n    cbnn_fifo #(.W({w}), .DEPTH({depth})) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(q), .m_axis_tvalid(q_valid), .m_axis_tready(q_ready));\n    cbnn_skid #(.W({w})) u_out (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(q), .s_axis_tvalid(q_valid), .s_axis_tready(q_ready),\n        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));",
+            w - 1
+        ));
+        let beats = random_beats(&mut rng, 200, w);
+        for schedule in SCHEDULES {
+            let trace = run(&exe, &dir, &beats, (1, 1), (w, w), schedule);
+            let (mut fifo, mut skid) = (Fifo::new(depth), Skid::default());
+            let predicted =
+                stream::output_cycles(&mut [&mut fifo, &mut skid], 200, 200, schedule, 1 << 20)
+                    .unwrap();
+            for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
+                assert_eq!(
+                    words, &beats[i],
+                    "W {w} DEPTH {depth}, {schedule:?}: beat {i}"
+                );
+                assert_eq!(
+                    *cycle, predicted[i],
+                    "W {w} DEPTH {depth}, {schedule:?}: cycle of beat {i}"
+                );
+            }
+        }
+    }
+}
+
 /// A binary convolution in hardware: the sliding-window unit feeding the matrix-vector unit,
 /// one window a vector, equals the convolution's definition, with the handshake cycles of the
 /// chained cycle models.
@@ -548,6 +585,8 @@ fn cores_check_their_parameters_at_elaboration() {
         ("cbnn_swu", "H(4), .W(0)", "h_w_c_must_be_at_least_1"),
         ("cbnn_swu", "K(3), .PAD(2)", "pad_must_be_0_or_1"),
         ("cbnn_pool", "C(0)", "c_must_be_at_least_1"),
+        ("cbnn_fifo", "W(0)", "w_must_be_at_least_1"),
+        ("cbnn_fifo", "W(4), .DEPTH(0)", "depth_must_be_at_least_1"),
         (
             "cbnn_pool",
             "H(4), .W(4), .P(1)",

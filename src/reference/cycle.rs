@@ -44,6 +44,11 @@ pub enum StageTiming {
         /// Window side and stride.
         size: usize,
     },
+    /// A first-in first-out buffer of `depth` beats between two layers (`rtl/cbnn_fifo.v`).
+    Fifo {
+        /// Beats held.
+        depth: usize,
+    },
     /// The output register slice (`rtl/cbnn_skid.v`).
     Skid,
 }
@@ -64,6 +69,7 @@ impl StageTiming {
                 width,
                 size,
             } => Box::new(MaxPool::new(height, width, size)),
+            StageTiming::Fifo { depth } => Box::new(Fifo::new(depth)),
             StageTiming::Skid => Box::new(Skid::default()),
         }
     }
@@ -89,7 +95,7 @@ impl Timing {
     }
 }
 
-use super::stream::{self, MaxPool, Mvtu, Skid, SlidingWindow, Stage, Unpack};
+use super::stream::{self, Fifo, MaxPool, Mvtu, Skid, SlidingWindow, Stage, Unpack};
 
 /// Who drives the stream handshakes: free-running, or randomly stalled from a seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -305,6 +305,36 @@ impl Stage for Skid {
     }
 }
 
+/// A first-in first-out buffer of `depth` beats (`rtl/cbnn_fifo.v`).
+#[derive(Clone, Debug)]
+pub struct Fifo {
+    depth: usize,
+    count: usize,
+}
+
+impl Fifo {
+    /// A FIFO of `depth` beats, at least 1.
+    pub fn new(depth: usize) -> Self {
+        Fifo { depth, count: 0 }
+    }
+}
+
+impl Stage for Fifo {
+    fn ready(&self) -> bool {
+        self.count < self.depth
+    }
+
+    fn valid(&self) -> bool {
+        self.count > 0
+    }
+
+    fn clock(&mut self, in_valid: bool, out_ready: bool) {
+        let push = in_valid && self.ready();
+        let pop = self.valid() && out_ready;
+        self.count = self.count + usize::from(push) - usize::from(pop);
+    }
+}
+
 /// The cycle of every output handshake of a chain of stages fed `beats` input beats by a
 /// source and drained by a sink that follow `sched` (the harness's schedules, bit for bit),
 /// until `outputs` beats have left. `None` if they have not within `max_cycles`.

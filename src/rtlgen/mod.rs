@@ -32,9 +32,10 @@ pub const CORES: [(&str, &str); 6] = [
 ];
 
 /// The cores of convolutional pipelines, copied into designs that have a convolution or a pool.
-pub const CONV_CORES: [(&str, &str); 2] = [
+pub const CONV_CORES: [(&str, &str); 3] = [
     ("cbnn_swu.v", include_str!("../../rtl/cbnn_swu.v")),
     ("cbnn_pool.v", include_str!("../../rtl/cbnn_pool.v")),
+    ("cbnn_fifo.v", include_str!("../../rtl/cbnn_fifo.v")),
 ];
 
 /// The copy of the model kept in every design directory (the simulator checks against it).
