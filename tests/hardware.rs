@@ -275,6 +275,58 @@ fn randomized_conv_cosimulation_sweep() {
     }
 }
 
+/// Two convolutions of about the same speed: without a buffer the second one's window unit
+/// holds its window while the unit computes, the pool and the first convolution wait, and the
+/// two serialise. The cycle model sizes a FIFO in front of the second that restores the
+/// interval of a whole image of buffering, with fewer beats, and the design with it
+/// co-simulates exactly.
+#[test]
+fn fifo_depths_from_the_cycle_model_restore_the_interval() {
+    let model = random_conv_model(
+        300,
+        (10, 10),
+        &[7, 6],
+        &[Op::Conv(4, 3, true), Op::Pool(2), Op::Conv(4, 3, true)],
+        3,
+    );
+    // Both convolutions take about 900 cycles an image.
+    let fold = vec![
+        LayerFold::new(1, 9),
+        LayerFold::new(1, 4),
+        LayerFold::new(1, 4),
+        LayerFold::new(3, 20),
+    ];
+    let interval =
+        |d: &[usize]| cycle::latency_and_interval(&rtlgen::timing_with(&model, &fold, 1, d)).1;
+    let depths = rtlgen::fifo_depths(&model, &fold, 1);
+    let none = interval(&[0, 0, 0, 0]);
+    let ample = interval(&[0, 100, 25, 25]);
+    assert!(ample < none, "a buffer must help here: {ample} vs {none}");
+    assert_eq!(interval(&depths), ample, "depths {depths:?}");
+    assert!(
+        depths.iter().any(|&d| d > 0) && depths[2] < 100,
+        "depths {depths:?}"
+    );
+    let dir = temp_dir("fifo-sized");
+    let manifest = generate(&model, fold.clone(), 1, &dir);
+    assert_eq!(manifest.initiation_interval, ample);
+    let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
+    let images = cbnn::data::Images {
+        height: 10,
+        width: 10,
+        ..random_images(9, 10, 100)
+    };
+    for schedule in [
+        Schedule::FREE,
+        Schedule {
+            stall_seed: Some(21),
+        },
+    ] {
+        let report = cosimulate(&exe, &dir, &model, &manifest, &images, schedule).unwrap();
+        assert_eq!(report.matched, 10);
+    }
+}
+
 /// A real-data model through the whole chain: train on a Fashion-MNIST subset, generate,
 /// co-simulate with stalls, and get `cbnn eval`'s accuracy back; the VCD shows the handshakes at
 /// the cycles the cycle model predicts.

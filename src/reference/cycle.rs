@@ -154,8 +154,8 @@ pub fn output_cycles(
 /// between consecutive outputs in steady state) of a design.
 pub fn latency_and_interval(timing: &Timing) -> (u64, u64) {
     let many =
-        output_cycles(timing, 4, Schedule::FREE, u64::MAX).expect("free-running design finishes");
-    (many[0], many[3] - many[2])
+        output_cycles(timing, 8, Schedule::FREE, u64::MAX).expect("free-running design finishes");
+    (many[0], many[7] - many[6])
 }
 
 #[cfg(test)]

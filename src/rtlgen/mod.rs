@@ -123,6 +123,9 @@ pub struct LayerInfo {
     /// beat; a gathered vector is one pixel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receives: Option<crate::layers::Shape>,
+    /// Convolutional designs: the beats of the FIFO in front of the layer (0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fifo_depth: Option<usize>,
     /// Convolutions: the window side.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<usize>,
@@ -259,16 +262,81 @@ pub fn bits_for(max: usize) -> usize {
 /// the first layer takes a vector, the stages of every layer (its kind's `stages`, given the
 /// stream it receives) and the output register slice.
 pub fn timing(model: &IntModel, fold: &[LayerFold], pixels_per_beat: usize) -> Timing {
+    timing_with(
+        model,
+        fold,
+        pixels_per_beat,
+        &fifo_depths(model, fold, pixels_per_beat),
+    )
+}
+
+/// [`timing`] with the FIFO of `fifos[i]` beats in front of layer `i` (none for 0).
+pub fn timing_with(
+    model: &IntModel,
+    fold: &[LayerFold],
+    pixels_per_beat: usize,
+    fifos: &[usize],
+) -> Timing {
     let beats = model.input.pixels().div_ceil(pixels_per_beat);
     let mut stages = Vec::new();
     if !streams_in(model) {
         stages.push(cycle::StageTiming::Unpack { beats });
     }
-    for ((l, &f), input) in model.layers.iter().zip(fold).zip(layer_inputs(model)) {
+    for (((l, &f), input), &depth) in model
+        .layers
+        .iter()
+        .zip(fold)
+        .zip(layer_inputs(model))
+        .zip(fifos)
+    {
+        if depth > 0 {
+            stages.push(cycle::StageTiming::Fifo { depth });
+        }
         stages.extend(l.hardware().stages(input, f));
     }
     stages.push(cycle::StageTiming::Skid);
     Timing { beats, stages }
+}
+
+/// The depth of the FIFO in front of each layer (0: none). A perceptron has none. In a
+/// design with convolutions or pools, the layers after the first get one each where it helps:
+/// the interval the pipeline reaches with a whole image of buffering in front of every layer
+/// (the pixels of the stream it receives) is the aim, and each FIFO in turn, input side first,
+/// is cut to the fewest beats that keep it, by the cycle model. Deterministic: the same model
+/// and folding give the same depths, so the design, its manifest and the co-simulation agree.
+pub fn fifo_depths(model: &IntModel, fold: &[LayerFold], pixels_per_beat: usize) -> Vec<usize> {
+    let n = model.layers.len();
+    if !model.layers.iter().any(|l| l.hardware().streams()) || fold.len() != n {
+        return vec![0; n];
+    }
+    let inputs = layer_inputs(model);
+    let ample: Vec<usize> = (0..n)
+        .map(|i| {
+            if i == 0 {
+                0
+            } else {
+                inputs[i].height * inputs[i].width
+            }
+        })
+        .collect();
+    let interval =
+        |d: &[usize]| cycle::latency_and_interval(&timing_with(model, fold, pixels_per_beat, d)).1;
+    let aim = interval(&ample);
+    let mut depths = ample.clone();
+    for i in 1..n {
+        let (mut lo, mut hi) = (0, ample[i]);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            depths[i] = mid;
+            if interval(&depths) <= aim {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        depths[i] = lo;
+    }
+    depths
 }
 
 /// Whether the first layer reads the input beats as a stream of pixels (a convolution or a
@@ -360,7 +428,8 @@ pub fn generate(
         ));
     }
     let k = model.planes.len();
-    let timing = timing(model, &cfg.fold, cfg.pixels_per_beat);
+    let fifos = fifo_depths(model, &cfg.fold, cfg.pixels_per_beat);
+    let timing = timing_with(model, &cfg.fold, cfg.pixels_per_beat, &fifos);
     let (latency, interval) = cycle::latency_and_interval(&timing);
     let out = output_packing(model);
     let in_width = cfg.pixels_per_beat * model.input_values().channels;
@@ -371,8 +440,19 @@ pub fn generate(
     let mut layers = Vec::new();
     let mut instances = Vec::new();
     let mut input = "v0".to_string();
+    let mut width = in_width;
     for (i, ((layer, &f), &shape)) in model.layers.iter().zip(&cfg.fold).zip(&inputs).enumerate() {
         let hw = layer.hardware();
+        if fifos[i] > 0 {
+            let q = format!("l{i}_in");
+            instances.push(format!(
+                "    // FIFO of {d} beats in front of L{i} (depth from the cycle model)\n    wire [{}:0] {q};\n    wire {q}_valid;\n    wire {q}_ready;\n    cbnn_fifo #(.W({width}), .DEPTH({d})) u_l{i}_fifo (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata({input}), .s_axis_tvalid({input}_valid), .s_axis_tready({input}_ready),\n        .m_axis_tdata({q}), .m_axis_tvalid({q}_valid), .m_axis_tready({q}_ready));\n",
+                width - 1,
+                d = fifos[i]
+            ));
+            input = q;
+        }
+        width = hw.output_width(shape);
         let s = hw.unit();
         let name = format!("L{i}");
         let images = hw.images(f);
@@ -421,6 +501,7 @@ pub fn generate(
             threshold_file: file("thresholds"),
             weights_in_logic: in_logic && !images.is_empty(),
             receives: any_stream.then_some(shape),
+            fifo_depth: any_stream.then_some(fifos[i]),
             kernel: layer.as_conv().map(|c| c.kernel),
             padding: layer.as_conv().map(|c| c.padding),
         });
