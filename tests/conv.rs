@@ -155,6 +155,13 @@ fn a_conv_model_trains_evaluates_prunes_and_its_accelerator_cosimulates() {
                 .contains("200 of 200 output beats match the reference model and the cycle model"),
             "{stdout}"
         );
+        if stall.is_none() {
+            let ii = json_file(&design.join("design.json"))["initiation_interval"].clone();
+            assert!(
+                stdout.contains(&format!("initiation interval {ii} cycles (simulated")),
+                "{stdout}"
+            );
+        }
     }
     for (flags, says) in [
         (

@@ -341,6 +341,9 @@ pub fn print(outcome: &Outcome) {
                 r.images_per_second,
                 r.cycles_per_second / 1e6
             );
+            if let Some(ii) = r.measured_interval {
+                outln!("initiation interval {ii} cycles (simulated, free-running)");
+            }
         }
         Outcome::Synth(r) => print_synth(r),
     }

@@ -49,6 +49,10 @@ pub struct SimReport {
     pub cycles_per_second: f64,
     /// Seconds spent building (0 when the cached build was reused).
     pub build_seconds: f64,
+    /// Free-running: the cycles between the last two output handshakes (the design's
+    /// initiation interval once the pipeline is full); `None` under stalls or for one image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_interval: Option<u64>,
 }
 
 /// The version of the Verilator on `PATH`, or a usage error saying what to install.
@@ -500,6 +504,10 @@ pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
         images_per_second: n as f64 / trace.seconds.max(1e-9),
         cycles_per_second: trace.cycles as f64 / trace.seconds.max(1e-9),
         build_seconds: 0.0,
+        measured_interval: match (job.schedule.stall_seed, trace.outputs.as_slice()) {
+            (None, [.., (a, _), (b, _)]) => Some(b - a),
+            _ => None,
+        },
     })
 }
 

@@ -114,6 +114,16 @@ impl SimJob {
             }
         };
         report.build_seconds = build_seconds;
+        // Past the images the manifest's interval was measured on, the simulated interval is
+        // the manifest's.
+        if let Some(measured) = report.measured_interval.filter(|_| count >= 9) {
+            if measured != manifest.initiation_interval {
+                return Err(crate::error::Error::CheckFailed(format!(
+                    "the simulated initiation interval is {measured} cycles, design.json says {}",
+                    manifest.initiation_interval
+                )));
+            }
+        }
         if let Some(path) = &self.json {
             atomic::write_json(path, &report)?;
         }
