@@ -116,6 +116,31 @@ fn generic_and_ice40_flows_run_on_a_small_design() {
     assert!(dir.join("nextpnr_ice40.log").is_file());
 }
 
+/// A convolutional pipeline (window unit, unit, pool, FIFO, gathered dense layer) goes through
+/// the Xilinx and iCE40 flows, the latter placed and routed, with its interval reported.
+#[test]
+fn xilinx_and_ice40_flows_run_on_a_conv_pipeline() {
+    let model = random_conv_model(
+        11,
+        (8, 8),
+        &[7, 6],
+        &[Op::Conv(4, 3, true), Op::Pool(2), Op::Dense(6)],
+        3,
+    );
+    let fold = [
+        LayerFold::new(2, 6),
+        LayerFold::new(1, 4),
+        LayerFold::new(3, 16),
+        LayerFold::new(3, 6),
+    ];
+    let (dir, m) = design(&model, &fold, 1, "synth-conv");
+    let x = synth::synthesize(&dir, &m, Target::Xilinx).unwrap();
+    assert!(x.resources.luts > 50 && x.resources.ffs > 50, "{x:?}");
+    assert_eq!(x.cycles_per_image, m.initiation_interval);
+    let i = synth::synthesize(&dir, &m, Target::Ice40).unwrap();
+    assert!(i.fmax_mhz.is_some_and(|f| f > 10.0), "{i:?}");
+}
+
 /// Yosys failing is reported with the lines of its log around the error, exit code 1.
 #[test]
 fn a_yosys_failure_shows_the_error() {
