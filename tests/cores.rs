@@ -437,6 +437,56 @@ fn fifo_passes_every_beat_in_order_at_the_predicted_cycle() {
     }
 }
 
+#[test]
+fn splitter_hands_on_every_pixel_of_a_beat_at_the_predicted_cycle() {
+    use cbnn::reference::stream::{self, Split};
+    let mut rng = Rng::new(8, 0);
+    // (PPB, PW, N): a partly padded last beat, one pixel a beat, one beat an image.
+    for (ppb, pw, n) in [(3usize, 5usize, 7usize), (1, 4, 5), (4, 9, 4)] {
+        let beats_per_image = n.div_ceil(ppb);
+        let dir = temp_dir(&format!("core-split{ppb}-{pw}-{n}"));
+        let exe = build(&dir, ppb * pw, pw, &format!(
+            "    cbnn_split #(.PPB({ppb}), .PW({pw}), .N({n})) u (.clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));"
+        ));
+        let images = 6;
+        let beats = random_beats(&mut rng, images * beats_per_image, ppb * pw);
+        for schedule in SCHEDULES {
+            let trace = run(
+                &exe,
+                &dir,
+                &beats,
+                (beats_per_image, n),
+                (ppb * pw, pw),
+                schedule,
+            );
+            let mut model = Split::new(ppb, n);
+            let predicted = stream::output_cycles(
+                &mut [&mut model],
+                images * beats_per_image,
+                images * n,
+                schedule,
+                1 << 20,
+            )
+            .unwrap();
+            for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
+                let (img, p) = (i / n, i % n);
+                let beat = &beats[img * beats_per_image + p / ppb];
+                for b in 0..pw {
+                    assert_eq!(
+                        get(words, b),
+                        get(beat, (p % ppb) * pw + b),
+                        "PPB {ppb} PW {pw} N {n}, {schedule:?}: pixel {i}, bit {b}"
+                    );
+                }
+                assert_eq!(
+                    *cycle, predicted[i],
+                    "PPB {ppb} PW {pw} N {n}, {schedule:?}: cycle of pixel {i}"
+                );
+            }
+        }
+    }
+}
+
 /// A binary convolution in hardware: the sliding-window unit feeding the matrix-vector unit,
 /// one window a vector, equals the convolution's definition, with the handshake cycles of the
 /// chained cycle models.
@@ -586,6 +636,7 @@ fn cores_check_their_parameters_at_elaboration() {
         ("cbnn_swu", "K(3), .PAD(2)", "pad_must_be_0_or_1"),
         ("cbnn_pool", "C(0)", "c_must_be_at_least_1"),
         ("cbnn_fifo", "W(0)", "w_must_be_at_least_1"),
+        ("cbnn_split", "PPB(0)", "ppb_pw_n_must_be_at_least_1"),
         ("cbnn_fifo", "W(4), .DEPTH(0)", "depth_must_be_at_least_1"),
         (
             "cbnn_pool",

@@ -208,7 +208,8 @@ fn randomized_cosimulation_sweep() {
 }
 
 /// Random small convnets (random image sizes, kernels, paddings, channel counts that are no
-/// multiples of anything, pools that do not divide the image, random foldings) co-simulate
+/// multiples of anything, pools that do not divide the image, random foldings, input beats of
+/// one to four pixels) co-simulate
 /// with zero mismatches in class, scores and cycle, free-running and stalled, and never
 /// deadlock; the manifest's interval is the cycle model's.
 #[test]
@@ -244,10 +245,12 @@ fn randomized_conv_cosimulation_sweep() {
                 pipe: rng.below(2),
             })
             .collect();
+        // Input beats of one to four pixels.
+        let ppb = 1 + (case as usize + 1) % 4;
         let dir = temp_dir(&format!("conv-sweep{case}"));
-        let manifest = generate(&model, fold.clone(), 1, &dir);
+        let manifest = generate(&model, fold.clone(), ppb, &dir);
         let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
-        let timing = rtlgen::timing(&model, &fold, 1);
+        let timing = rtlgen::timing(&model, &fold, ppb);
         assert_eq!(
             manifest.initiation_interval,
             cycle::latency_and_interval(&timing).1
@@ -268,7 +271,7 @@ fn randomized_conv_cosimulation_sweep() {
         ] {
             let report = cosimulate(&exe, &dir, &model, &manifest, &images, schedule)
                 .unwrap_or_else(|e| {
-                    panic!("case {case} ({h}x{w}, planes {planes:?}, {ops:?}, fold {fold:?}): {e}")
+                    panic!("case {case} ({h}x{w}, planes {planes:?}, {ops:?}, fold {fold:?}, ppb {ppb}): {e}")
                 });
             assert_eq!(report.matched, 12);
         }

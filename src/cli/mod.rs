@@ -333,7 +333,7 @@ pub struct RtlArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub pipe: usize,
     /// Pixels per input beat: `s_axis_tdata` is this many pixels times the kept planes wide
-    /// [default: 8, or the image's pixel count when smaller].
+    /// [default: 8, or the image's pixel count when smaller; 1 for a convolutional network].
     #[arg(long, value_name = "N")]
     pub pixels_per_beat: Option<usize>,
 }

@@ -44,6 +44,13 @@ pub enum StageTiming {
         /// Window side and stride.
         size: usize,
     },
+    /// Hands on the pixels of beats of `per_beat` pixels one a beat (`rtl/cbnn_split.v`).
+    Split {
+        /// Pixels a beat.
+        per_beat: usize,
+        /// Pixels an image.
+        pixels: usize,
+    },
     /// A first-in first-out buffer of `depth` beats between two layers (`rtl/cbnn_fifo.v`).
     Fifo {
         /// Beats held.
@@ -70,6 +77,7 @@ impl StageTiming {
                 size,
             } => Box::new(MaxPool::new(height, width, size)),
             StageTiming::Fifo { depth } => Box::new(Fifo::new(depth)),
+            StageTiming::Split { per_beat, pixels } => Box::new(Split::new(per_beat, pixels)),
             StageTiming::Skid => Box::new(Skid::default()),
         }
     }
@@ -95,7 +103,7 @@ impl Timing {
     }
 }
 
-use super::stream::{self, Fifo, MaxPool, Mvtu, Skid, SlidingWindow, Stage, Unpack};
+use super::stream::{self, Fifo, MaxPool, Mvtu, Skid, SlidingWindow, Split, Stage, Unpack};
 
 /// Who drives the stream handshakes: free-running, or randomly stalled from a seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -305,6 +305,60 @@ impl Stage for Skid {
     }
 }
 
+/// The input splitter (`rtl/cbnn_split.v`): holds one beat of `per_beat` pixels and hands on
+/// its pixels one a cycle (the padding of an image's last beat dropped), taking the next beat
+/// the cycle after its last pixel has left.
+#[derive(Clone, Debug)]
+pub struct Split {
+    per_beat: usize,
+    pixels: usize,
+    holding: bool,
+    slot: usize,
+    pixel: usize,
+}
+
+impl Split {
+    /// A splitter of beats of `per_beat` pixels, `pixels` an image.
+    pub fn new(per_beat: usize, pixels: usize) -> Self {
+        Split {
+            per_beat,
+            pixels,
+            holding: false,
+            slot: 0,
+            pixel: 0,
+        }
+    }
+}
+
+impl Stage for Split {
+    fn ready(&self) -> bool {
+        !self.holding
+    }
+
+    fn valid(&self) -> bool {
+        self.holding
+    }
+
+    fn clock(&mut self, in_valid: bool, out_ready: bool) {
+        if in_valid && !self.holding {
+            self.holding = true;
+        } else if self.holding && out_ready {
+            let done = self.slot + 1 == self.per_beat || self.pixel + 1 == self.pixels;
+            self.pixel = if self.pixel + 1 == self.pixels {
+                0
+            } else {
+                self.pixel + 1
+            };
+            if done {
+                self.holding = false;
+                self.slot = 0;
+            } else {
+                self.slot += 1;
+            }
+        }
+    }
+}
+
 /// A first-in first-out buffer of `depth` beats (`rtl/cbnn_fifo.v`).
 #[derive(Clone, Debug)]
 pub struct Fifo {

@@ -32,7 +32,8 @@ pub const CORES: [(&str, &str); 6] = [
 ];
 
 /// The cores of convolutional pipelines, copied into designs that have a convolution or a pool.
-pub const CONV_CORES: [(&str, &str); 3] = [
+pub const CONV_CORES: [(&str, &str); 4] = [
+    ("cbnn_split.v", include_str!("../../rtl/cbnn_split.v")),
     ("cbnn_swu.v", include_str!("../../rtl/cbnn_swu.v")),
     ("cbnn_pool.v", include_str!("../../rtl/cbnn_pool.v")),
     ("cbnn_fifo.v", include_str!("../../rtl/cbnn_fifo.v")),
@@ -281,6 +282,11 @@ pub fn timing_with(
     let mut stages = Vec::new();
     if !streams_in(model) {
         stages.push(cycle::StageTiming::Unpack { beats });
+    } else if pixels_per_beat > 1 {
+        stages.push(cycle::StageTiming::Split {
+            per_beat: pixels_per_beat,
+            pixels: model.input.pixels(),
+        });
     }
     for (((l, &f), input), &depth) in model
         .layers
@@ -415,16 +421,6 @@ pub fn generate(
             Setting::PixelsPerBeat,
             " {} must be between 1 and the image's {pixels} pixels",
             cfg.pixels_per_beat
-        ));
-    }
-    let streams = streams_in(model);
-    if streams && cfg.pixels_per_beat != 1 {
-        return Err(invalid!(
-            Setting::PixelsPerBeat,
-            " {} is not available for a model whose first layer is a {}: its input takes one \
-             pixel a beat, so far (leave the setting out)",
-            cfg.pixels_per_beat,
-            model.layers[0].semantics().kind()
         ));
     }
     let k = model.planes.len();

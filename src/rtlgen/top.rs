@@ -61,12 +61,24 @@ pub fn render(
     let _ = writeln!(v, "    output wire m_axis_tvalid,");
     let _ = writeln!(v, "    input  wire m_axis_tready");
     let _ = writeln!(v, ");");
-    if streams {
+    if streams && in_width == n0 / model.input.pixels() {
         // The first layer reads the pixels as they come, one a beat.
         let _ = writeln!(v, "    wire [{}:0] v0 = s_axis_tdata;", in_width - 1);
         let _ = writeln!(v, "    wire v0_valid = s_axis_tvalid;");
         let _ = writeln!(v, "    wire v0_ready;");
         let _ = writeln!(v, "    assign s_axis_tready = v0_ready;");
+    } else if streams {
+        // The first layer reads one pixel a beat: the input beats are split.
+        let pw = n0 / model.input.pixels();
+        let _ = writeln!(v, "    wire [{}:0] v0;", pw - 1);
+        let _ = writeln!(v, "    wire v0_valid;");
+        let _ = writeln!(v, "    wire v0_ready;");
+        let _ = writeln!(
+            v,
+            "    cbnn_split #(.PPB({}), .PW({pw}), .N({})) u_split (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(v0), .m_axis_tvalid(v0_valid), .m_axis_tready(v0_ready));",
+            in_width / pw,
+            model.input.pixels()
+        );
     } else {
         let _ = writeln!(v, "    wire [{}:0] v0;", n0 - 1);
         let _ = writeln!(v, "    wire v0_valid;");
