@@ -323,9 +323,7 @@ impl Hardware for Conv {
             "    // {}: {}x{} windows ({:?}) over {}x{} pixels of {} bits",
             site.name, self.kernel, self.kernel, self.padding, s.height, s.width, s.channels
         );
-        let _ = writeln!(v, "    wire [{}:0] {w};", n - 1);
-        let _ = writeln!(v, "    wire {w}_valid;");
-        let _ = writeln!(v, "    wire {w}_ready;");
+        super::declare_stream(&mut v, &w, n);
         let _ = writeln!(
             v,
             "    cbnn_swu #(.H({}), .W({}), .C({}), .K({}), .PAD({})) u_{}_window (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata({i}), .s_axis_tvalid({i}_valid), .s_axis_tready({i}_ready),\n        .m_axis_tdata({w}), .m_axis_tvalid({w}_valid), .m_axis_tready({w}_ready));",

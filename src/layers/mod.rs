@@ -195,6 +195,15 @@ pub trait Hardware {
     fn instantiate(&self, site: &Site) -> String;
 }
 
+/// Declares the wires of the stream `name` in the top level: `name` of `width` bits,
+/// `name_valid` and `name_ready`.
+pub(crate) fn declare_stream(v: &mut String, name: &str, width: usize) {
+    use std::fmt::Write;
+    let _ = writeln!(v, "    wire [{}:0] {name};", width - 1);
+    let _ = writeln!(v, "    wire {name}_valid;");
+    let _ = writeln!(v, "    wire {name}_ready;");
+}
+
 /// A memory image of a layer (`$readmemh` text, one word a line).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryImage {

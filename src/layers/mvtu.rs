@@ -101,9 +101,7 @@ pub fn instantiate(s: LayerShape, site: &Site, scores: bool) -> String {
             "    // {}: gathers {pixels} pixels of {c} bits into one vector",
             site.name
         );
-        let _ = writeln!(v, "    wire [{}:0] {x};", n - 1);
-        let _ = writeln!(v, "    wire {x}_valid;");
-        let _ = writeln!(v, "    wire {x}_ready;");
+        super::declare_stream(&mut v, &x, n);
         let _ = writeln!(
             v,
             "    cbnn_unpack #(.N({n}), .IW({c})) u_{}_gather (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata({i}), .s_axis_tvalid({i}_valid), .s_axis_tready({i}_ready),\n        .m_axis_tdata({x}), .m_axis_tvalid({x}_valid), .m_axis_tready({x}_ready));",
@@ -134,9 +132,7 @@ pub fn unit(s: LayerShape, site: &Site, scores: bool, i: &str, per: &str) -> Str
         f.pipe,
         s.steps(f) + 1
     );
-    let _ = writeln!(v, "    wire [{}:0] {next};", site.output_width - 1);
-    let _ = writeln!(v, "    wire {next}_valid;");
-    let _ = writeln!(v, "    wire {next}_ready;");
+    super::declare_stream(&mut v, next, site.output_width);
     let file = |role: &str| {
         site.images
             .iter()

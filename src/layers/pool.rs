@@ -164,9 +164,7 @@ impl Hardware for MaxPool {
             s.channels,
             p = self.size
         );
-        let _ = writeln!(v, "    wire [{}:0] {next};", s.channels - 1);
-        let _ = writeln!(v, "    wire {next}_valid;");
-        let _ = writeln!(v, "    wire {next}_ready;");
+        super::declare_stream(&mut v, next, s.channels);
         let _ = writeln!(
             v,
             "    cbnn_pool #(.H({}), .W({}), .C({}), .P({})) u_{} (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata({i}), .s_axis_tvalid({i}_valid), .s_axis_tready({i}_ready),\n        .m_axis_tdata({next}), .m_axis_tvalid({next}_valid), .m_axis_tready({next}_ready));",

@@ -70,9 +70,7 @@ pub fn render(
     } else if streams {
         // The first layer reads one pixel a beat: the input beats are split.
         let pw = n0 / model.input.pixels();
-        let _ = writeln!(v, "    wire [{}:0] v0;", pw - 1);
-        let _ = writeln!(v, "    wire v0_valid;");
-        let _ = writeln!(v, "    wire v0_ready;");
+        crate::layers::declare_stream(&mut v, "v0", pw);
         let _ = writeln!(
             v,
             "    cbnn_split #(.PPB({}), .PW({pw}), .N({})) u_split (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(v0), .m_axis_tvalid(v0_valid), .m_axis_tready(v0_ready));",
@@ -80,9 +78,7 @@ pub fn render(
             model.input.pixels()
         );
     } else {
-        let _ = writeln!(v, "    wire [{}:0] v0;", n0 - 1);
-        let _ = writeln!(v, "    wire v0_valid;");
-        let _ = writeln!(v, "    wire v0_ready;");
+        crate::layers::declare_stream(&mut v, "v0", n0);
         let _ = writeln!(
             v,
             "    cbnn_unpack #(.N({n0}), .IW({in_width})) u_unpack (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(v0), .m_axis_tvalid(v0_valid), .m_axis_tready(v0_ready));"
