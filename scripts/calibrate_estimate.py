@@ -1,17 +1,31 @@
 #!/usr/bin/env python3
 """Fits the LUT coefficients of the resource model (src/synth/estimate.rs) to Yosys.
 
-Usage: python3 scripts/calibrate_estimate.py DESIGN_DIR...
-Each DESIGN_DIR was written by `cbnn rtl` (it holds estimate.json) and synthesized with
+Usage: python3 scripts/calibrate_estimate.py [--fit TERM,TERM...] DESIGN_DIR...
+With --fit only the terms named are fitted and the others keep the coefficients of
+src/synth/estimate.rs (the streaming cores' terms are fitted on convolutional designs this way,
+scripts/calibrate_conv.sh). Each DESIGN_DIR was written by `cbnn rtl` (it holds estimate.json) and synthesized with
 `cbnn synth DESIGN_DIR --target xilinx --json DESIGN_DIR.synth.json`. Prints the coefficients
 that minimise the squared relative error (non-negative: a negative one is fixed at zero and the
 rest refitted), and each design's error under them.
 """
 import json
+import os
+import re
 import sys
 
 # The unpacker is a shift register (flip-flops only), so its term is not fitted.
-TERMS = ["popcount", "popcount_const", "accumulate", "chunk_mux", "result", "rom", "layer", "output"]
+TERMS = ["popcount", "popcount_const", "accumulate", "chunk_mux", "result", "rom", "layer", "output",
+         "shift_reg", "lutram", "window", "pool", "stream"]
+
+
+def current_coefficients():
+    """The coefficients of `const XILINX` in src/synth/estimate.rs."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = open(os.path.join(root, "src", "synth", "estimate.rs")).read()
+    block = src[src.index("const XILINX: Coefficients"):]
+    block = block[: block.index("};")]
+    return {k: float(v) for k, v in re.findall(r"(\w+): ([0-9.]+),", block)}
 
 
 def solve(a, b):
@@ -29,11 +43,12 @@ def solve(a, b):
     return [m[i][n] / m[i][i] for i in range(n)]
 
 
-def fit(rows, active):
+def fit(rows, active, fixed):
     a = [[0.0] * len(active) for _ in active]
     b = [0.0] * len(active)
     for x, y in rows:
         w = 1.0 / (y * y)
+        y = y - sum(fixed.get(t, 0.0) * x[t] for t in TERMS if t not in active)
         for i, ti in enumerate(active):
             b[i] += w * x[ti] * y
             for j, tj in enumerate(active):
@@ -42,19 +57,29 @@ def fit(rows, active):
 
 
 def main():
+    args = sys.argv[1:]
+    only = None
+    if args and args[0] == "--fit":
+        only = args[1].split(",")
+        args = args[2:]
+    fixed = current_coefficients() if only else {}
     rows = []
-    for d in sys.argv[1:]:
+    for d in args:
         d = d.rstrip("/")
         terms = json.load(open(f"{d}/estimate.json"))["terms"]
         luts = json.load(open(f"{d}.synth.json"))["luts"]
         rows.append(({t: terms.get(t, 0.0) for t in TERMS}, float(luts), d))
-    active = [t for t in TERMS if any(x[t] for x, _, _ in rows)]
+    active = [t for t in TERMS if any(x[t] for x, _, _ in rows) and (only is None or t in only)]
     while True:
-        coef = fit([(x, y) for x, y, _ in rows], active)
-        neg = [t for t, v in coef.items() if v < 0]
+        coef = dict(fixed)
+        coef.update({t: 0.0 for t in active})
+        coef.update(fit([(x, y) for x, y, _ in rows], active, fixed))
+        neg = [t for t in active if coef[t] < 0]
         if not neg:
             break
-        active.remove(min(neg, key=lambda t: coef[t]))
+        worst = min(neg, key=lambda t: coef[t])
+        active.remove(worst)
+        fixed[worst] = 0.0
     for t in TERMS:
         print(f"{t:10} {coef.get(t, 0.0):.3f}")
     for x, y, d in rows:

@@ -100,7 +100,22 @@ fn pruned_model_has_pixels_times_k_inputs() {
             assert!(!r[key][field].is_null(), "{key}.{field} missing");
         }
     }
-    assert!(!r["candidates"].as_array().unwrap().is_empty());
+    let candidates = r["candidates"].as_array().unwrap();
+    assert!(!candidates.is_empty());
+    // Acceptance allows for the noise of the validation sample: the measured drop plus one
+    // paired standard error must fit the budget.
+    let base_val = r["baseline"]["val_accuracy"].as_f64().unwrap();
+    assert_eq!(r["config"]["noise_margin"].as_f64(), Some(1.0));
+    for c in candidates {
+        let se = c["drop_se"].as_f64().unwrap();
+        let drop = base_val - c["val_accuracy"].as_f64().unwrap();
+        assert!(se > 0.0 && se < 0.05, "{c}");
+        assert_eq!(
+            c["accepted"].as_bool().unwrap(),
+            drop + se <= 0.03 + 1e-12,
+            "{c}"
+        );
+    }
     let m = json_file(&out_model);
     let k = m["planes"].as_array().unwrap().len();
     assert_eq!(

@@ -58,6 +58,7 @@ pub fn flag(s: Setting) -> &'static str {
         Seeds => "--seeds",
         Methods => "--method",
         MaxDrop => "--max-drop",
+        NoiseMargin => "--noise-margin",
         Fold => "--fold",
         Pipe => "--pipe",
         TargetCycles => "--target-cycles",
@@ -170,6 +171,7 @@ fn prune_job(a: &PruneArgs) -> PruneJob {
         model: a.model.clone(),
         data: data(&a.data),
         max_drop: a.max_drop,
+        noise_margin: a.noise_margin,
         epochs: a.epochs,
         limit: a.limit,
         validation: a.validation,
@@ -198,8 +200,8 @@ fn rtl_job(a: &RtlArgs) -> Result<RtlJob> {
     })
 }
 
-fn flow_config(a: &FlowArgs) -> FlowConfig {
-    FlowConfig {
+fn flow_config(a: &FlowArgs) -> Result<FlowConfig> {
+    Ok(FlowConfig {
         data: data(&a.data),
         output: a.output.clone(),
         quick: a.quick,
@@ -208,8 +210,9 @@ fn flow_config(a: &FlowArgs) -> FlowConfig {
         synth_target: target(a.synth_target),
         seed: a.seed,
         hidden: a.hidden.clone(),
+        arch: a.arch.as_deref().map(str::parse).transpose()?,
         validation: a.validation,
-    }
+    })
 }
 
 fn bench_config(a: &BenchArgs) -> crate::bench::harness::BenchConfig {
@@ -237,7 +240,7 @@ pub fn dispatch(command: Command) -> Result<()> {
     }
     match command {
         Command::Flow(a) => {
-            crate::flow::run(&flow_config(&a), &mut print)?;
+            crate::flow::run(&flow_config(&a)?, &mut print)?;
             Ok(())
         }
         Command::Bench(a) => {
@@ -561,7 +564,12 @@ mod tests {
     /// the report shows (and the stage key hashes) is the job itself.
     #[test]
     fn a_jobs_command_line_parses_back_to_the_same_job() {
-        for quick in [false, true] {
+        for (quick, arch) in [
+            (false, None),
+            (true, None),
+            (false, Some("c8,p2,d16")),
+            (true, Some("conv")),
+        ] {
             let cfg = FlowConfig {
                 data: DataSource {
                     dataset: "some dir/with 'quotes'".into(),
@@ -570,10 +578,15 @@ mod tests {
                 output: "run dir".into(),
                 quick,
                 max_drop: 0.5,
-                target_cycles: None,
+                target_cycles: arch.map(|_| 9000),
                 synth_target: synth::Target::Ice40,
                 seed: 7,
-                hidden: vec![64, 32],
+                hidden: if arch.is_some() {
+                    TrainJob::new(DataSource::named("x"), "x".into()).hidden
+                } else {
+                    vec![64, 32]
+                },
+                arch: arch.map(|a| a.parse().unwrap()),
                 validation: Some(1000),
             };
             for st in crate::flow::stages(&cfg) {

@@ -126,6 +126,10 @@ pub struct FlowArgs {
     /// Hidden layer widths of the baseline, input side first.
     #[arg(long, value_delimiter = ',', default_value = "256,256,256")]
     pub hidden: Vec<usize>,
+    /// The baseline's hidden layers instead of --hidden, in `cbnn train --arch` notation
+    /// (`conv` for the default convnet).
+    #[arg(long, value_name = "SPEC", conflicts_with = "hidden")]
+    pub arch: Option<String>,
     /// Validation images: the last N of the official training set (decisions use these)
     /// [default: a tenth of the training set, at most 5000].
     #[arg(long, value_name = "N")]
@@ -286,6 +290,11 @@ pub struct PruneArgs {
     /// Largest validation accuracy loss accepted, in percentage points.
     #[arg(long, default_value_t = 1.0, value_name = "PP")]
     pub max_drop: f64,
+    /// Standard errors of a candidate's measured validation drop added to it before it is
+    /// compared with --max-drop, so that a candidate at the edge of the budget is not accepted
+    /// by the luck of the validation sample (0: the drop as measured).
+    #[arg(long, default_value_t = 1.0, value_name = "SE")]
+    pub noise_margin: f64,
     /// Training epochs per candidate (the search's budget: candidates x epochs) [default: 30
     /// for a perceptron, 10 for a network with convolutions]
     #[arg(long)]

@@ -26,6 +26,7 @@ use crate::jobs::synth::SynthJob;
 use crate::jobs::train::TrainJob;
 use crate::jobs::{DataSource, Job, Outcome};
 use crate::synth::Target;
+use crate::train::arch::Arch;
 use crate::util::atomic;
 use crate::util::hash::{fnv, FNV_START};
 use crate::util::output::Plan;
@@ -47,17 +48,46 @@ pub struct FlowConfig {
     pub synth_target: Target,
     /// Random seed for training and pruning.
     pub seed: u64,
-    /// Hidden layer widths of the baseline.
+    /// Hidden layer widths of the baseline (a perceptron, when `arch` is not given).
     pub hidden: Vec<usize>,
+    /// The baseline's hidden layers in the architecture notation.
+    pub arch: Option<Arch>,
     /// Validation images [default: [`crate::data::default_validation`]].
     pub validation: Option<usize>,
 }
 
+/// Cycles per image per input pixel both accelerators of a convolutional flow are folded for
+/// by default (50176 for 28 x 28 images; twice that with --quick): a convolution's sliding
+/// window alone needs about two cycles a pixel, and at this target the MNIST preset's
+/// baseline needs some 800 XNOR-popcount bits a cycle (docs/hardware.md).
+pub const CONV_CYCLES_PER_PIXEL: usize = 64;
+
 impl FlowConfig {
-    /// The cycles per image both accelerators are folded for.
+    /// The cycles per image both accelerators are folded for (a convolutional flow's default
+    /// is set by [`FlowConfig::resolved`] from the image size).
     pub fn cycles(&self) -> usize {
         self.target_cycles
             .unwrap_or(if self.quick { 2048 } else { 256 })
+    }
+
+    /// Whether the baseline has convolutions or pools.
+    pub fn convolutional(&self) -> bool {
+        self.arch
+            .as_ref()
+            .is_some_and(|a| a.dense_widths().is_none())
+    }
+
+    /// The configuration with a convolutional flow's default cycle target made explicit
+    /// ([`CONV_CYCLES_PER_PIXEL`] per pixel of the dataset's images, twice that with --quick).
+    pub fn resolved(&self) -> Result<FlowConfig> {
+        let mut cfg = self.clone();
+        if cfg.target_cycles.is_none() && cfg.convolutional() {
+            let ds = cfg.data.open()?;
+            let pixels = ds.train.images.height * ds.train.images.width;
+            let per_pixel = CONV_CYCLES_PER_PIXEL * if cfg.quick { 2 } else { 1 };
+            cfg.target_cycles = Some(per_pixel * pixels);
+        }
+        Ok(cfg)
     }
 
     /// The files the flow writes into and reads.
@@ -228,15 +258,19 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
         name: name.to_string(),
         job,
     };
+    // The quick flow of a convnet trains on fewer images for fewer epochs: each of its
+    // epochs costs some 20 times a perceptron's.
+    let conv = cfg.convolutional();
     let train = TrainJob {
         hidden: cfg.hidden.clone(),
+        arch: cfg.arch.clone(),
         seed: cfg.seed,
         validation: cfg.validation,
         json: Some(f("train.json")),
-        epochs: if cfg.quick {
-            6
-        } else {
-            TrainJob::new(cfg.data.clone(), base.clone()).epochs
+        epochs: match (cfg.quick, conv) {
+            (false, _) => TrainJob::new(cfg.data.clone(), base.clone()).epochs,
+            (true, false) => 6,
+            (true, true) => 4,
         },
         limit: cfg.quick.then_some(12000),
         ..TrainJob::new(cfg.data.clone(), base.clone())
@@ -256,8 +290,8 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
         max_drop: cfg.max_drop,
         report: Some(f("prune.json")),
         validation: cfg.validation,
-        epochs: cfg.quick.then_some(6),
-        limit: cfg.quick.then_some(12000),
+        epochs: cfg.quick.then_some(if conv { 3 } else { 6 }),
+        limit: cfg.quick.then_some(if conv { 6000 } else { 12000 }),
         ..PruneJob::new(base.clone(), cfg.data.clone(), compact.clone())
     };
     let mut out = vec![
@@ -280,7 +314,11 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
         out.push(stage(
             &format!("sim-{label}"),
             Job::Sim(SimJob {
-                count: Some(if cfg.quick { 500 } else { 10000 }),
+                count: Some(match (cfg.quick, conv) {
+                    (false, _) => 10000,
+                    (true, false) => 500,
+                    (true, true) => 200,
+                }),
                 stall_seed: Some(1),
                 json: Some(f(&format!("sim-{label}.json"))),
                 ..SimJob::new(dir.clone(), cfg.data.clone())
@@ -301,6 +339,7 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
 /// Runs the flow; `on` gets the outcome of every stage that runs (reused stages have none).
 pub fn run(cfg: &FlowConfig, on: &mut dyn FnMut(&Outcome)) -> Result<report::FlowReport> {
     cfg.plan().check()?;
+    let cfg = &cfg.resolved()?;
     let run = &cfg.output;
     std::fs::create_dir_all(run.join("stages")).map_err(|e| Error::io(run, e))?;
     let _lock = lock_run_dir(run)?;

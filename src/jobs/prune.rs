@@ -19,6 +19,8 @@ pub struct PruneJob {
     pub data: DataSource,
     /// Largest validation accuracy loss accepted, in percentage points.
     pub max_drop: f64,
+    /// Standard errors of the measured drop added to it [default: [`DEFAULT_NOISE_MARGIN`]].
+    pub noise_margin: f64,
     /// Training epochs per candidate [default: [`default_epochs`] of the baseline].
     pub epochs: Option<usize>,
     /// Train candidates on only the first N training images.
@@ -33,6 +35,8 @@ pub struct PruneJob {
 
 /// Accuracy budget by default, percentage points.
 pub const DEFAULT_MAX_DROP: f64 = 1.0;
+/// Standard errors of a candidate's validation drop added to it by default.
+pub const DEFAULT_NOISE_MARGIN: f64 = 1.0;
 /// Epochs per perceptron candidate by default.
 pub const DEFAULT_EPOCHS: usize = 30;
 /// Epochs per candidate by default for networks with convolutions or pooling: each of their
@@ -69,6 +73,7 @@ impl PruneJob {
             model,
             data,
             max_drop: DEFAULT_MAX_DROP,
+            noise_margin: DEFAULT_NOISE_MARGIN,
             epochs: None,
             limit: None,
             validation: None,
@@ -84,6 +89,9 @@ impl PruneJob {
         a.opt_path("--report", self.report.as_deref());
         if self.max_drop != DEFAULT_MAX_DROP {
             a.flag("--max-drop", self.max_drop);
+        }
+        if self.noise_margin != DEFAULT_NOISE_MARGIN {
+            a.flag("--noise-margin", self.noise_margin);
         }
         a.opt("--epochs", self.epochs);
         a.opt("--limit", self.limit);
@@ -105,6 +113,7 @@ impl PruneJob {
         let base = model::load(&self.model)?;
         let cfg = PruneConfig {
             max_drop_pp: self.max_drop,
+            noise_margin: self.noise_margin,
             epochs: self.epochs.unwrap_or_else(|| default_epochs(&base)),
             ..PruneConfig::default()
         };
@@ -118,16 +127,24 @@ impl PruneJob {
             train: baseline_settings(&base, &self.model)?,
         };
         errln!(
-            "pruning {} ({} bits) on {}: budget {} pp of validation accuracy, {} epochs per candidate",
+            "pruning {} ({} bits) on {}: budget {} pp of validation accuracy (measured drop + {} standard errors), {} epochs per candidate",
             self.model.display(),
             base.size_bits(),
             self.data.dataset,
             self.max_drop,
+            self.noise_margin,
             cfg.epochs
         );
+        let mut base_val = f64::NAN;
         let mut n = 0;
         let (chosen, report) = prune::prune(&base, &ctx, &cfg, &mut |e| match e {
-            Event::Ranked(r) => errln!("sensitivity ranks the planes {r:?} (most important first)"),
+            Event::Ranked {
+                baseline_val,
+                ranking,
+            } => {
+                base_val = baseline_val;
+                errln!("sensitivity ranks the planes {ranking:?} (most important first)")
+            }
             Event::Start { planes, arch } => {
                 n += 1;
                 match arch.dense_widths() {
@@ -136,9 +153,11 @@ impl PruneJob {
                 }
             }
             Event::Done(c) => errln!(
-                "candidate {n}: {} bits, validation {:.2}%, {:.1}s -> {}",
+                "candidate {n}: {} bits, validation {:.2}% (drop {:.2} ± {:.2} pp), {:.1}s -> {}",
                 c.summary.size_bits,
                 100.0 * c.summary.val_accuracy,
+                100.0 * (base_val - c.summary.val_accuracy),
+                100.0 * c.drop_se,
                 c.seconds,
                 if c.accepted { "accepted" } else { "rejected" }
             ),

@@ -176,13 +176,13 @@ impl RtlJob {
             pixels_per_beat,
             clock_mhz: self.clock_mhz,
         };
-        let estimate = synth::estimate::for_model(&m, &cfg.fold);
-        let manifest = crate::util::atomic::write_dir_atomic(&self.output, |dir| {
+        let (manifest, estimate) = crate::util::atomic::write_dir_atomic(&self.output, |dir| {
             let mut manifest = rtlgen::generate(&m, &self.model, &cfg, dir)?;
             manifest.constraints = synth::constraints::write(dir, &manifest)?;
+            let estimate = synth::estimate::for_manifest(&m, &manifest);
             crate::util::atomic::write_json(&dir.join("estimate.json"), &estimate)?;
             rtlgen::write_manifest(dir, &mut manifest)?;
-            Ok(manifest)
+            Ok((manifest, estimate))
         })?;
         Ok(RtlOutcome {
             manifest,

@@ -299,9 +299,11 @@ impl Hardware for Conv {
     }
 
     fn estimate(&self, input: Shape, f: LayerFold) -> LayerEstimate {
-        let mut e = crate::synth::estimate::layer(&self.unit(), f, false);
-        e.ffs += crate::synth::estimate::window_ffs(input, self.kernel, self.pad());
-        e
+        use crate::synth::estimate;
+        estimate::merged(
+            estimate::layer(&self.unit(), f, false),
+            &estimate::window(input, self.kernel, self.pad()),
+        )
     }
 
     fn images(&self, f: LayerFold) -> Vec<MemoryImage> {

@@ -41,6 +41,16 @@ struct Coefficients {
     layer: f64,
     /// Once (argmax, output slice, glue), per class score bit.
     output: f64,
+    /// Per LUT used as a shift register (SRL) in a line buffer or a pool's row queue.
+    shift_reg: f64,
+    /// Per LUT used as distributed RAM by a FIFO (or per four bits of a FIFO in flip-flops).
+    lutram: f64,
+    /// Per pixel bit (channel) of a sliding-window unit.
+    window: f64,
+    /// Per channel of a max-pool.
+    pool: f64,
+    /// Per streaming core (sliding window, pool, FIFO, split): its counters and handshake.
+    stream: f64,
 }
 
 /// Fitted on 23 designs (`scripts/calibrate_estimate.py`, docs/hardware.md) from 700 to
@@ -57,6 +67,11 @@ const XILINX: Coefficients = Coefficients {
     unpack: 0.0,
     layer: 0.0,
     output: 0.185,
+    shift_reg: 1.0,
+    lutram: 1.0,
+    window: 1.0,
+    pool: 3.0,
+    stream: 20.0,
 };
 
 /// Estimated resources of one layer.
@@ -95,6 +110,21 @@ pub struct Terms {
     pub unpack: f64,
     /// Output score bits.
     pub output: f64,
+    /// LUTs used as shift registers (line buffers, pool row queues).
+    #[serde(default)]
+    pub shift_reg: f64,
+    /// LUTs used as distributed RAM by the FIFOs.
+    #[serde(default)]
+    pub lutram: f64,
+    /// Sliding-window channels.
+    #[serde(default)]
+    pub window: f64,
+    /// Max-pool channels.
+    #[serde(default)]
+    pub pool: f64,
+    /// Streaming cores.
+    #[serde(default)]
+    pub stream: f64,
 }
 
 impl Terms {
@@ -108,6 +138,11 @@ impl Terms {
             + self.rom * c.rom
             + self.unpack * c.unpack
             + self.output * c.output
+            + self.shift_reg * c.shift_reg
+            + self.lutram * c.lutram
+            + self.window * c.window
+            + self.pool * c.pool
+            + self.stream * c.stream
     }
 
     fn add(&mut self, o: &Terms) {
@@ -120,6 +155,11 @@ impl Terms {
         self.rom += o.rom;
         self.unpack += o.unpack;
         self.output += o.output;
+        self.shift_reg += o.shift_reg;
+        self.lutram += o.lutram;
+        self.window += o.window;
+        self.pool += o.pool;
+        self.stream += o.stream;
     }
 }
 
@@ -275,48 +315,182 @@ pub fn gathered(mut e: LayerEstimate, input: Shape) -> LayerEstimate {
     e
 }
 
-/// Flip-flops of a sliding-window unit over `input` (`cbnn_swu.v`): the line buffers (`k - 1`
-/// rows of the padded image plus `k - 1` positions), the window register and the counters. Its
-/// LUTs (counters and comparisons, a few dozen) are not in the model yet: the resource model
-/// has not been fitted on convolutional designs.
-pub fn window_ffs(input: Shape, kernel: usize, pad: usize) -> u64 {
+/// LUTs Yosys's `synth_xilinx` makes of a chain of `len` flip-flops with no tap inside: none
+/// below 3 (they stay flip-flops), else one shift-register primitive (`SRL16E`, `SRLC32E`)
+/// per 32 positions.
+fn srl_luts(len: usize) -> usize {
+    if len < 3 {
+        0
+    } else {
+        len.div_ceil(32)
+    }
+}
+
+/// A sliding-window unit over `input` (`cbnn_swu.v`): the line buffers (`k - 1` rows of the
+/// padded image plus `k - 1` positions) of which the stretch between the last tap of a row
+/// and the first of the next becomes shift-register LUTs, the window taps and the window
+/// register in flip-flops, and the counters.
+pub fn window(input: Shape, kernel: usize, pad: usize) -> LayerEstimate {
     let (hp, wp) = (input.height + 2 * pad, input.width + 2 * pad);
+    let c = input.channels;
     let held = (kernel - 1) * wp + kernel - 1;
-    ((held + kernel * kernel) * input.channels + bits_for(hp) + bits_for(wp) + 1) as u64
+    let stretch = wp + 1 - kernel;
+    let srl = if kernel > 1 {
+        (kernel - 1) * srl_luts(stretch) * c
+    } else {
+        0
+    };
+    let held_ffs = if srl > 0 {
+        (kernel * kernel - kernel) * c
+    } else {
+        held * c
+    };
+    estimate_of(
+        Terms {
+            shift_reg: srl as f64,
+            window: c as f64,
+            stream: 1.0,
+            ..Terms::default()
+        },
+        (held_ffs + kernel * kernel * c + bits_for(hp) + bits_for(wp) + 1) as u64,
+    )
 }
 
 /// A streaming max-pool over `input` (`cbnn_pool.v`): the queue of a row of windows' partial
-/// results, the row's partial result, the output register and the counters (flip-flops only,
-/// as for [`window_ffs`]).
+/// results (shift-register LUTs once it is 3 windows long), the row's partial result and the
+/// output register, the counters.
 pub fn pool(input: Shape, size: usize) -> LayerEstimate {
     let c = input.channels;
-    LayerEstimate {
-        ffs: ((input.width / size + 2) * c
+    let queue = input.width / size;
+    let srl = srl_luts(queue) * c;
+    let queue_ffs = if srl > 0 { 0 } else { queue * c };
+    estimate_of(
+        Terms {
+            shift_reg: srl as f64,
+            pool: c as f64,
+            stream: 1.0,
+            ..Terms::default()
+        },
+        (queue_ffs
+            + 2 * c
             + bits_for(input.height)
             + bits_for(input.width)
             + 2 * bits_for(size)
             + 1) as u64,
+    )
+}
+
+/// A FIFO of `depth` beats of `width` bits (`cbnn_fifo.v`): distributed RAM (`RAM32M`, six
+/// bits of 32 words in four LUTs; `RAM64M`, three bits of 64 words, in banks of 64 words)
+/// unless it holds at most 16 bits in fewer than 8 words, where it stays flip-flops and a read
+/// multiplexer (four bits a LUT).
+pub fn fifo(width: usize, depth: usize) -> LayerEstimate {
+    let in_ram = width * depth > 16 || depth >= 8;
+    let (luts, ffs) = if !in_ram {
+        ((width * depth).div_ceil(4), width * depth)
+    } else if depth <= 32 {
+        (4 * width.div_ceil(6), 0)
+    } else {
+        (4 * width.div_ceil(3) * depth.div_ceil(64), 0)
+    };
+    let aw = bits_for(depth.max(2) - 1);
+    estimate_of(
+        Terms {
+            lutram: luts as f64,
+            stream: 1.0,
+            ..Terms::default()
+        },
+        (ffs + 2 * aw + bits_for(depth)) as u64,
+    )
+}
+
+/// The splitter of a multi-pixel input beat into pixels (`cbnn_split.v`): the beat register
+/// and the counters.
+pub fn split(pixels_per_beat: usize, pixel_bits: usize, pixels: usize) -> LayerEstimate {
+    estimate_of(
+        Terms {
+            stream: 1.0,
+            ..Terms::default()
+        },
+        (pixels_per_beat * pixel_bits + bits_for(pixels_per_beat) + bits_for(pixels) + 1) as u64,
+    )
+}
+
+fn estimate_of(terms: Terms, ffs: u64) -> LayerEstimate {
+    LayerEstimate {
+        luts: terms.luts(&XILINX),
+        terms,
+        ffs,
         ..LayerEstimate::default()
     }
 }
 
-/// Estimate for a model under a folding: every layer's own estimate (its kind's, given the
-/// stream it receives), plus the input unpacker (when the first layer takes a vector) and the
-/// output stage.
+/// Adds `o` (a core in front of a unit or beside it) to `e`.
+pub fn merged(mut e: LayerEstimate, o: &LayerEstimate) -> LayerEstimate {
+    e.terms.add(&o.terms);
+    e.luts = e.terms.luts(&XILINX);
+    e.ffs += o.ffs;
+    e.ramb18 += o.ramb18;
+    e.ramb36 += o.ramb36;
+    e
+}
+
+/// Estimate for a model under a folding, without the FIFOs between layers and the input
+/// splitter (what the automatic folding compares: they do not depend on the folding much, and
+/// the FIFO depths take the cycle model to find): [`for_design`] with neither.
 pub fn for_model(model: &crate::model::IntModel, fold: &[LayerFold]) -> Estimate {
-    let layers: Vec<LayerEstimate> = model
+    for_design(model, fold, 1, &[])
+}
+
+/// Estimate for the design `manifest` describes (its folding, input beat and FIFO depths).
+pub fn for_manifest(
+    model: &crate::model::IntModel,
+    manifest: &crate::rtlgen::Manifest,
+) -> Estimate {
+    let fold = manifest.folding();
+    let fifos: Vec<usize> = manifest
         .layers
         .iter()
-        .zip(fold)
-        .zip(crate::rtlgen::layer_inputs(model))
-        .map(|((l, &f), input)| l.hardware().estimate(input, f))
+        .map(|l| l.fifo_depth.unwrap_or(0))
         .collect();
+    for_design(model, &fold, manifest.input.pixels_per_beat, &fifos)
+}
+
+/// Estimate for a design: every layer's own estimate (its kind's, given the stream it
+/// receives) with the FIFO of `fifos[i]` beats in front of layer `i` (0 or missing: none), the
+/// input splitter of a pixel stream of `pixels_per_beat` pixels a beat, or the input unpacker
+/// (when the first layer takes a vector), and the output stage.
+pub fn for_design(
+    model: &crate::model::IntModel,
+    fold: &[LayerFold],
+    pixels_per_beat: usize,
+    fifos: &[usize],
+) -> Estimate {
+    let inputs = crate::rtlgen::layer_inputs(model);
+    let mut width = model.input_values().channels;
+    let mut layers: Vec<LayerEstimate> = Vec::new();
+    for (i, ((l, &f), &input)) in model.layers.iter().zip(fold).zip(&inputs).enumerate() {
+        let hw = l.hardware();
+        let mut e = hw.estimate(input, f);
+        if let Some(&depth) = fifos.get(i).filter(|&&d| d > 0) {
+            e = merged(e, &fifo(width, depth));
+        }
+        width = hw.output_width(input);
+        layers.push(e);
+    }
+    let streams = crate::rtlgen::streams_in(model);
+    if streams && pixels_per_beat > 1 {
+        if let Some(first) = layers.first_mut() {
+            let s = split(
+                pixels_per_beat,
+                model.input_values().channels,
+                model.input.pixels(),
+            );
+            *first = merged(first.clone(), &s);
+        }
+    }
     let out = crate::rtlgen::output_packing(model);
-    let features = if crate::rtlgen::streams_in(model) {
-        0
-    } else {
-        model.features()
-    };
+    let features = if streams { 0 } else { model.features() };
     let score_bits = out.classes * out.score_bits;
     let mut terms = Terms {
         unpack: features as f64,
