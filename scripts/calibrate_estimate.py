@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Fits the LUT coefficients of the resource model (src/synth/estimate.rs) to Yosys.
 
-Usage: python3 scripts/calibrate_estimate.py [--fit TERM,TERM...] DESIGN_DIR...
+Usage: python3 scripts/calibrate_estimate.py [--fit TERM,TERM... | --check] DESIGN_DIR...
 With --fit only the terms named are fitted and the others keep the coefficients of
-src/synth/estimate.rs (the streaming cores' terms are fitted on convolutional designs this way,
-scripts/calibrate_conv.sh). Each DESIGN_DIR was written by `cbnn rtl` (it holds estimate.json) and synthesized with
+src/synth/estimate.rs; with --check nothing is fitted and each design's error under those
+coefficients is printed (scripts/calibrate_conv.sh). Each DESIGN_DIR was written by `cbnn rtl` (it holds estimate.json) and synthesized with
 `cbnn synth DESIGN_DIR --target xilinx --json DESIGN_DIR.synth.json`. Prints the coefficients
 that minimise the squared relative error (non-negative: a negative one is fixed at zero and the
 rest refitted), and each design's error under them.
@@ -62,7 +62,10 @@ def main():
     if args and args[0] == "--fit":
         only = args[1].split(",")
         args = args[2:]
-    fixed = current_coefficients() if only else {}
+    elif args and args[0] == "--check":
+        only = []
+        args = args[1:]
+    fixed = current_coefficients() if only is not None else {}
     rows = []
     for d in args:
         d = d.rstrip("/")
@@ -70,9 +73,9 @@ def main():
         luts = json.load(open(f"{d}.synth.json"))["luts"]
         rows.append(({t: terms.get(t, 0.0) for t in TERMS}, float(luts), d))
     active = [t for t in TERMS if any(x[t] for x, _, _ in rows) and (only is None or t in only)]
-    while True:
+    coef = dict(fixed)
+    while active:
         coef = dict(fixed)
-        coef.update({t: 0.0 for t in active})
         coef.update(fit([(x, y) for x, y, _ in rows], active, fixed))
         neg = [t for t in active if coef[t] < 0]
         if not neg:
@@ -82,9 +85,12 @@ def main():
         fixed[worst] = 0.0
     for t in TERMS:
         print(f"{t:10} {coef.get(t, 0.0):.3f}")
+    worst = 0.0
     for x, y, d in rows:
         pred = sum(coef.get(t, 0.0) * x[t] for t in TERMS)
+        worst = max(worst, abs(pred - y) / y)
         print(f"{d:30} Yosys {y:8.0f} model {pred:8.0f} {100 * (pred - y) / y:+6.1f} %")
+    print(f"worst error {100 * worst:.1f} % over {len(rows)} designs")
 
 
 if __name__ == "__main__":

@@ -210,7 +210,7 @@ fn resource_estimate_is_within_tolerance_of_yosys() {
     let mut worst: f64 = 0.0;
     for (i, (model, fold, ppb)) in cases.iter().enumerate() {
         let (dir, m) = design(model, fold, *ppb, &format!("synth-est{i}"));
-        let est = estimate::for_model(model, fold);
+        let est = estimate::for_manifest(model, &m);
         let rep = synth::synthesize(&dir, &m, Target::Xilinx).unwrap();
         let luts = rep.resources.luts as f64;
         let err = (est.luts as f64 - luts) / luts;
@@ -222,6 +222,101 @@ fn resource_estimate_is_within_tolerance_of_yosys() {
             est.bram_bits,
             rep.resources.bram_bits,
             rep.resources.bram_blocks
+        );
+        assert_eq!(est.bram_bits, rep.resources.bram_bits, "{report}");
+    }
+    eprintln!("{report}");
+    assert!(
+        worst <= estimate::LUT_TOLERANCE,
+        "worst {:.1} %:\n{report}",
+        100.0 * worst
+    );
+}
+
+/// The same on convolutional pipelines it was not fitted on (sliding windows, pools, FIFOs
+/// and the input splitter included), from the design's own manifest (FIFO depths).
+#[test]
+fn resource_estimate_holds_on_conv_pipelines() {
+    let cases: Vec<(cbnn::model::IntModel, Vec<LayerFold>, usize)> = vec![
+        (
+            random_conv_model(
+                31,
+                (12, 12),
+                &[7, 6, 5],
+                &[Op::Conv(10, 3, true), Op::Pool(2), Op::Dense(20)],
+                10,
+            ),
+            vec![
+                LayerFold::new(5, 27),
+                LayerFold::new(1, 1),
+                LayerFold::new(4, 90),
+                LayerFold::new(10, 20),
+            ],
+            1,
+        ),
+        (
+            random_conv_model(
+                32,
+                (14, 14),
+                &[7, 6],
+                &[
+                    Op::Conv(8, 5, true),
+                    Op::Pool(2),
+                    Op::Conv(12, 3, false),
+                    Op::Pool(5),
+                    Op::Dense(16),
+                ],
+                6,
+            ),
+            vec![
+                LayerFold::new(4, 25),
+                LayerFold::new(1, 1),
+                LayerFold::new(6, 24),
+                LayerFold::new(1, 1),
+                LayerFold::new(4, 12),
+                LayerFold::new(6, 16),
+            ],
+            2,
+        ),
+        (
+            random_conv_model(
+                33,
+                (16, 16),
+                &[7],
+                &[
+                    Op::Conv(16, 3, false),
+                    Op::Conv(16, 3, false),
+                    Op::Pool(3),
+                    Op::Dense(12),
+                ],
+                4,
+            ),
+            vec![
+                LayerFold::new(16, 9),
+                LayerFold::new(8, 48),
+                LayerFold::new(1, 1),
+                LayerFold::new(3, 64),
+                LayerFold::new(4, 12),
+            ],
+            1,
+        ),
+    ];
+    let mut report = String::new();
+    let mut worst: f64 = 0.0;
+    for (i, (model, fold, ppb)) in cases.iter().enumerate() {
+        let (dir, m) = design(model, fold, *ppb, &format!("synth-conv-est{i}"));
+        let est = estimate::for_manifest(model, &m);
+        assert!(est.terms.window > 0.0 && est.terms.pool > 0.0, "{est:?}");
+        let rep = synth::synthesize(&dir, &m, Target::Xilinx).unwrap();
+        let luts = rep.resources.luts as f64;
+        let err = (est.luts as f64 - luts) / luts;
+        worst = worst.max(err.abs());
+        report += &format!(
+            "conv case {i}: estimate {} LUTs, Yosys {luts} ({:+.1} %); block RAM bits {} vs {}\n",
+            est.luts,
+            100.0 * err,
+            est.bram_bits,
+            rep.resources.bram_bits
         );
         assert_eq!(est.bram_bits, rep.resources.bram_bits, "{report}");
     }

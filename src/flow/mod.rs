@@ -258,8 +258,8 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
         name: name.to_string(),
         job,
     };
-    // The quick flow of a convnet trains on fewer images for fewer epochs: each of its
-    // epochs costs some 20 times a perceptron's.
+    // The quick flow of a convnet trains on fewer images for fewer epochs (each of its epochs
+    // costs some 20 times a perceptron's); the baseline and the candidates alike.
     let conv = cfg.convolutional();
     let train = TrainJob {
         hidden: cfg.hidden.clone(),
@@ -270,9 +270,9 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
         epochs: match (cfg.quick, conv) {
             (false, _) => TrainJob::new(cfg.data.clone(), base.clone()).epochs,
             (true, false) => 6,
-            (true, true) => 4,
+            (true, true) => 3,
         },
-        limit: cfg.quick.then_some(12000),
+        limit: cfg.quick.then_some(if conv { 6000 } else { 12000 }),
         ..TrainJob::new(cfg.data.clone(), base.clone())
     };
     let sensitivity = SensitivityJob {
