@@ -3,7 +3,7 @@
 # and with three stall seeds, and prints one line per run. Used for docs/hardware.md and
 # docs/benchmarks.md.
 # Usage: bash scripts/cosim.sh MODEL.json DATASET OUT_DIR FOLD [FOLD ...]
-#   FOLD is a --fold spec, or "default".
+#   FOLD is a --fold spec, "default", or "auto:N" (--fold auto --target-cycles N).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cbnn=${CBNN:-./target/release/cbnn}
@@ -14,6 +14,8 @@ for fold in "$@"; do
   dir="$out/fold$i"
   if [ "$fold" = default ]; then
     $cbnn rtl "$model" -o "$dir" >/dev/null
+  elif [ "${fold%%:*}" = auto ]; then
+    $cbnn rtl "$model" -o "$dir" --fold auto --target-cycles "${fold#auto:}" >/dev/null
   else
     $cbnn rtl "$model" -o "$dir" --fold "$fold" >/dev/null
   fi

@@ -620,3 +620,23 @@ fn predictions_can_carry_every_class_score() {
     }
     assert_eq!(rows, 100);
 }
+
+#[test]
+fn a_negative_noise_margin_is_refused() {
+    let (dir, data, model) = setup("rob-margin");
+    let out = cbnn(&[
+        "prune",
+        &model,
+        "--dataset",
+        &data,
+        "--noise-margin=-1",
+        "-o",
+        dir.join("c.json").to_str().unwrap(),
+    ]);
+    assert_fails(
+        &out,
+        2,
+        "--noise-margin must be a number of standard errors, 0 or more",
+    );
+    assert!(!dir.join("c.json").exists());
+}

@@ -117,6 +117,7 @@ impl PruneJob {
             epochs: self.epochs.unwrap_or_else(|| default_epochs(&base)),
             ..PruneConfig::default()
         };
+        cfg.check()?;
         let ds = self.data.open()?;
         check_compatible(&base, &self.model, &ds)?;
         let split = ds.split(self.validation, self.limit)?;

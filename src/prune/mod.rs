@@ -76,6 +76,28 @@ impl Default for PruneConfig {
     }
 }
 
+impl PruneConfig {
+    /// Refuses settings the search cannot run with.
+    pub fn check(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(invalid!(Setting::Epochs, " must be at least 1"));
+        }
+        if !self.max_drop_pp.is_finite() || self.max_drop_pp < 0.0 {
+            return Err(invalid!(
+                Setting::MaxDrop,
+                " must be a number of percentage points, 0 or more"
+            ));
+        }
+        if !self.noise_margin.is_finite() || self.noise_margin < 0.0 {
+            return Err(invalid!(
+                Setting::NoiseMargin,
+                " must be a number of standard errors, 0 or more"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One model's numbers, as the report lists them.
 #[derive(Clone, Debug, Serialize, PartialEq, Deserialize)]
 pub struct Summary {
@@ -219,21 +241,7 @@ pub fn prune(
     cfg: &PruneConfig,
     on: &mut dyn FnMut(Event),
 ) -> Result<(IntModel, PruneReport)> {
-    if cfg.epochs == 0 {
-        return Err(invalid!(Setting::Epochs, " must be at least 1"));
-    }
-    if !cfg.max_drop_pp.is_finite() || cfg.max_drop_pp < 0.0 {
-        return Err(invalid!(
-            Setting::MaxDrop,
-            " must be a number of percentage points, 0 or more"
-        ));
-    }
-    if !cfg.noise_margin.is_finite() || cfg.noise_margin < 0.0 {
-        return Err(invalid!(
-            Setting::NoiseMargin,
-            " must be a number of standard errors, 0 or more"
-        ));
-    }
+    cfg.check()?;
     let start = Instant::now();
     let base = summary(
         baseline,
