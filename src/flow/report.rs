@@ -280,11 +280,11 @@ pub fn markdown(r: &FlowReport) -> String {
     if r.quick {
         let _ = writeln!(
             m,
-            "The quick flow trains the baseline and every pruning candidate for 6 epochs on 12000 \
-             images. The full flow (the same command without `--quick`: 20 epochs on the whole \
-             training set, 30 per candidate, 10000 simulated images, 256 cycles per image) \
-             lets the search go further: it gave a compact model 9.6x smaller on MNIST and \
-             5.16x on Fashion-MNIST, each within 1 point of test accuracy (docs/results.md).\n"
+            "The quick flow trains the baseline and every pruning candidate for a few epochs on \
+             a subset of the training set, and simulates a subset of the test set (`cbnn flow \
+             --help`). The full flow (the same command without `--quick`: the whole training \
+             set, 10000 simulated images, a faster folding) lets the search go further; \
+             docs/results.md gives full searches on MNIST and Fashion-MNIST.\n"
         );
     }
     let _ = writeln!(m, "## Models\n");
