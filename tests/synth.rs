@@ -206,31 +206,7 @@ fn resource_estimate_is_within_tolerance_of_yosys() {
             5,
         ),
     ];
-    let mut report = String::new();
-    let mut worst: f64 = 0.0;
-    for (i, (model, fold, ppb)) in cases.iter().enumerate() {
-        let (dir, m) = design(model, fold, *ppb, &format!("synth-est{i}"));
-        let est = estimate::for_manifest(model, &m);
-        let rep = synth::synthesize(&dir, &m, Target::Xilinx).unwrap();
-        let luts = rep.resources.luts as f64;
-        let err = (est.luts as f64 - luts) / luts;
-        worst = worst.max(err.abs());
-        report += &format!(
-            "case {i}: estimate {} LUTs, Yosys {luts} ({:+.1} %); block RAM bits {} vs {} {:?}\n",
-            est.luts,
-            100.0 * err,
-            est.bram_bits,
-            rep.resources.bram_bits,
-            rep.resources.bram_blocks
-        );
-        assert_eq!(est.bram_bits, rep.resources.bram_bits, "{report}");
-    }
-    eprintln!("{report}");
-    assert!(
-        worst <= estimate::LUT_TOLERANCE,
-        "worst {:.1} %:\n{report}",
-        100.0 * worst
-    );
+    estimates_hold_against_yosys(&cases, "synth-est");
 }
 
 /// The same on convolutional pipelines it was not fitted on (sliding windows, pools, FIFOs
@@ -301,24 +277,38 @@ fn resource_estimate_holds_on_conv_pipelines() {
             1,
         ),
     ];
+    for est in estimates_hold_against_yosys(&cases, "synth-conv-est") {
+        assert!(est.terms.window > 0.0 && est.terms.pool > 0.0, "{est:?}");
+    }
+}
+
+/// Synthesizes each case (model, folding, pixels per beat) with Yosys (xilinx) and holds the
+/// resource model of its design within [`estimate::LUT_TOLERANCE`] of the LUTs and equal in
+/// block RAM bits; returns the estimates.
+fn estimates_hold_against_yosys(
+    cases: &[(cbnn::model::IntModel, Vec<LayerFold>, usize)],
+    name: &str,
+) -> Vec<estimate::Estimate> {
     let mut report = String::new();
     let mut worst: f64 = 0.0;
+    let mut estimates = Vec::new();
     for (i, (model, fold, ppb)) in cases.iter().enumerate() {
-        let (dir, m) = design(model, fold, *ppb, &format!("synth-conv-est{i}"));
+        let (dir, m) = design(model, fold, *ppb, &format!("{name}{i}"));
         let est = estimate::for_manifest(model, &m);
-        assert!(est.terms.window > 0.0 && est.terms.pool > 0.0, "{est:?}");
         let rep = synth::synthesize(&dir, &m, Target::Xilinx).unwrap();
         let luts = rep.resources.luts as f64;
         let err = (est.luts as f64 - luts) / luts;
         worst = worst.max(err.abs());
         report += &format!(
-            "conv case {i}: estimate {} LUTs, Yosys {luts} ({:+.1} %); block RAM bits {} vs {}\n",
+            "{name} case {i}: estimate {} LUTs, Yosys {luts} ({:+.1} %); block RAM bits {} vs {} {:?}\n",
             est.luts,
             100.0 * err,
             est.bram_bits,
-            rep.resources.bram_bits
+            rep.resources.bram_bits,
+            rep.resources.bram_blocks
         );
         assert_eq!(est.bram_bits, rep.resources.bram_bits, "{report}");
+        estimates.push(est);
     }
     eprintln!("{report}");
     assert!(
@@ -326,6 +316,7 @@ fn resource_estimate_holds_on_conv_pipelines() {
         "worst {:.1} %:\n{report}",
         100.0 * worst
     );
+    estimates
 }
 
 /// `--fold auto --target-cycles N` meets N in the manifest (the cycle model) and in simulation.
