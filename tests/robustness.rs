@@ -640,3 +640,55 @@ fn a_negative_noise_margin_is_refused() {
     );
     assert!(!dir.join("c.json").exists());
 }
+
+/// A logic-mapped model (`lut` layers and the group sum) over the fixture's 8x8 images.
+fn write_lut_model(path: &Path) {
+    use cbnn::bitslice::PlaneSet;
+    use cbnn::layers::{GroupSum, Layer, Lut};
+    use cbnn::model::{InputShape, IntModel, Provenance};
+    let features = 64 * 2;
+    let first = Lut {
+        fan_in: 6,
+        connections: (0..40 * 6).map(|i| (i * 37 % features) as u32).collect(),
+        tables: (0..40u64)
+            .map(|j| j.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect(),
+    };
+    let model = IntModel {
+        input: InputShape {
+            height: 8,
+            width: 8,
+            channels: 1,
+        },
+        planes: PlaneSet::new(&[7, 6]).unwrap(),
+        layers: vec![Layer::Lut(first), Layer::GroupSum(GroupSum { classes: 10 })],
+        provenance: Provenance::default(),
+    };
+    cbnn::model::save(&model, path).unwrap();
+}
+
+#[test]
+fn a_logic_mapped_model_is_evaluated_and_what_cannot_take_it_yet_says_so() {
+    let (dir, data, _) = setup("rob-lut");
+    let model = dir.join("lut.json");
+    write_lut_model(&model);
+    let m = model.to_str().unwrap();
+    cbnn_ok(&["eval", m, "--dataset", &data]);
+    let out = cbnn(&["rtl", m, "-o", dir.join("rtl").to_str().unwrap()]);
+    assert_fails(&out, 2, "have no accelerator core yet");
+    assert!(!dir.join("rtl").exists());
+    let out = cbnn(&[
+        "prune",
+        m,
+        "--dataset",
+        &data,
+        "-o",
+        dir.join("c.json").to_str().unwrap(),
+    ]);
+    assert_fails(
+        &out,
+        2,
+        "its layers cannot be retrained, so it cannot be pruned",
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("sensitivity"));
+}

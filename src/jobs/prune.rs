@@ -111,6 +111,14 @@ impl PruneJob {
 
     pub(super) fn run(&self) -> Result<PruneOutcome> {
         let base = model::load(&self.model)?;
+        // Every candidate is a retraining of the baseline's architecture: one the trainer
+        // cannot build is refused before any work.
+        if let Err(e) = base.arch().parse::<crate::train::arch::Arch>() {
+            return Err(Error::usage(format!(
+                "{}: its layers cannot be retrained, so it cannot be pruned ({e})",
+                self.model.display()
+            )));
+        }
         let cfg = PruneConfig {
             max_drop_pp: self.max_drop,
             noise_margin: self.noise_margin,

@@ -18,6 +18,8 @@
 
 mod conv;
 mod dense;
+mod group_sum;
+mod lut;
 pub mod mvtu;
 mod pool;
 mod scores;
@@ -26,6 +28,8 @@ pub use conv::{
     conv_notation, conv_output, pad_for, window_rows, window_source, Conv, Padding, WindowRow,
 };
 pub use dense::Dense;
+pub use group_sum::GroupSum;
+pub use lut::{Lut, MAX_FAN_IN};
 pub use pool::{pool_output, MaxPool};
 pub use scores::Scores;
 
@@ -258,6 +262,10 @@ pub enum Layer {
     MaxPool(MaxPool),
     /// The output layer: binary dense, class scores are its popcounts.
     Scores(Scores),
+    /// Sparse truth-table neurons (logic-mapped networks).
+    Lut(Lut),
+    /// The output layer of a logic-mapped network: class scores are `+1` counts of groups.
+    GroupSum(GroupSum),
 }
 
 impl Layer {
@@ -268,6 +276,8 @@ impl Layer {
             Layer::Conv(l) => l,
             Layer::MaxPool(l) => l,
             Layer::Scores(l) => l,
+            Layer::Lut(l) => l,
+            Layer::GroupSum(l) => l,
         }
     }
 
@@ -278,6 +288,8 @@ impl Layer {
             Layer::Conv(l) => l,
             Layer::MaxPool(l) => l,
             Layer::Scores(l) => l,
+            Layer::Lut(l) => l,
+            Layer::GroupSum(l) => l,
         }
     }
 
@@ -491,6 +503,26 @@ pub(crate) mod tests {
         model
     }
 
+    fn random_bits(rng: &mut Rng, n: usize) -> Vec<bool> {
+        (0..n).map(|_| rng.next_u64() & 1 == 1).collect()
+    }
+
+    /// ±1 values as integers.
+    fn ints(x: &[bool]) -> Vec<i32> {
+        x.iter().map(|&b| if b { 1 } else { -1 }).collect()
+    }
+
+    /// ±1 values packed, bit `i` of word `i / 64` for value `i`.
+    fn pack(x: &[bool]) -> Vec<u64> {
+        let mut packed = vec![0u64; crate::bitslice::words_for(x.len())];
+        for (i, &b) in x.iter().enumerate() {
+            if b {
+                packed[i / 64] |= 1 << (i % 64);
+            }
+        }
+        packed
+    }
+
     /// The convolution of the documentation, written out on ±1 integers: `x[y][x][c]`, `-1`
     /// outside the image, window order `(dy, dx, c)`.
     fn naive_conv(c: &Conv, s: Shape, x: &[i32]) -> Vec<i32> {
@@ -598,11 +630,9 @@ pub(crate) mod tests {
             let model = random_model(&mut rng, input, planes, spec, 4);
             let shapes = model.shapes();
             for _ in 0..20 {
-                let x: Vec<bool> = (0..model.features())
-                    .map(|_| rng.next_u64() & 1 == 1)
-                    .collect();
+                let x = random_bits(&mut rng, model.features());
                 // Layer by layer against the integers.
-                let mut v: Vec<i32> = x.iter().map(|&b| if b { 1 } else { -1 }).collect();
+                let mut v = ints(&x);
                 let mut bits = x.clone();
                 for (l, &s) in model.layers.iter().zip(&shapes) {
                     let expect = match l {
@@ -614,24 +644,162 @@ pub(crate) mod tests {
                         break;
                     };
                     if let Some(e) = expect {
-                        let got_i: Vec<i32> = got.iter().map(|&b| if b { 1 } else { -1 }).collect();
+                        let got_i = ints(&got);
                         assert_eq!(got_i, e, "{spec:?}: {}", l.semantics().kind());
                     }
-                    v = got.iter().map(|&b| if b { 1 } else { -1 }).collect();
+                    v = ints(&got);
                     bits = got;
                 }
                 // The packed executor against the definition.
-                let mut packed = vec![0u64; crate::bitslice::words_for(x.len())];
-                for (i, &b) in x.iter().enumerate() {
-                    if b {
-                        packed[i / 64] |= 1 << (i % 64);
-                    }
-                }
+                let packed = pack(&x);
                 assert_eq!(
                     Executor::new(&model).predict(&packed),
                     predict_by_definition(&model, &x),
                     "{spec:?}"
                 );
+            }
+        }
+    }
+
+    /// A random logic-mapped model: `lut` layers of these `(neurons, fan_in)`, the last of
+    /// `classes * group` neurons, then the group sum.
+    pub(crate) fn random_lut_model(
+        rng: &mut Rng,
+        input: InputShape,
+        planes: &[u8],
+        layers: &[(usize, usize)],
+        classes: usize,
+    ) -> IntModel {
+        let planes = PlaneSet::new(planes).unwrap();
+        let mut n = input.pixels() * planes.len();
+        let mut out = Vec::new();
+        for &(m, f) in layers {
+            let connections = (0..m * f).map(|_| rng.below(n) as u32).collect();
+            let mask = if f == 6 {
+                u64::MAX
+            } else {
+                (1u64 << (1 << f)) - 1
+            };
+            let tables = (0..m).map(|_| rng.next_u64() & mask).collect();
+            out.push(Layer::Lut(Lut {
+                fan_in: f,
+                connections,
+                tables,
+            }));
+            n = m;
+        }
+        out.push(Layer::GroupSum(GroupSum { classes }));
+        let model = IntModel {
+            input,
+            layers: out,
+            planes,
+            provenance: Provenance::default(),
+        };
+        model.validate(std::path::Path::new("random")).unwrap();
+        model
+    }
+
+    /// A sparse neuron on ±1 integers: input `i` is `x[src_i]`, the address has bit `i` set
+    /// where it is `+1`.
+    fn naive_lut(l: &Lut, x: &[i32]) -> Vec<i32> {
+        (0..l.tables.len())
+            .map(|j| {
+                let mut a = 0;
+                for i in 0..l.fan_in {
+                    if x[l.connections[j * l.fan_in + i] as usize] == 1 {
+                        a += 1 << i;
+                    }
+                }
+                if l.tables[j] >> a & 1 == 1 {
+                    1
+                } else {
+                    -1
+                }
+            })
+            .collect()
+    }
+
+    /// Logic-mapped layers against their definition written out on ±1 integers (a group's
+    /// score is its sum of `(x + 1) / 2`), and the packed executor and the fast engine against
+    /// the definition, on every fan-in and group sizes that cross words.
+    #[test]
+    fn lut_and_group_sum_match_the_definition() {
+        let mut rng = Rng::new(41, 0);
+        type Case<'a> = (&'a [(usize, usize)], usize, &'a [u8]);
+        let cases: [Case; 4] = [
+            (&[(30, 6)], 3, &[7]),
+            (&[(77, 3), (40, 5)], 4, &[7, 6, 5]),
+            (&[(13, 1), (26, 2)], 2, &[7, 6, 5, 4, 3, 2, 1, 0]),
+            (&[(200, 4), (650, 6)], 10, &[6, 3]),
+        ];
+        let input = InputShape {
+            height: 5,
+            width: 7,
+            channels: 1,
+        };
+        for (layers, classes, planes) in cases {
+            let model = random_lut_model(&mut rng, input, planes, layers, classes);
+            let shapes = model.shapes();
+            let fast = crate::reference::fast_layers::Layers::new(&model);
+            for _ in 0..30 {
+                let x = random_bits(&mut rng, model.features());
+                let mut v = ints(&x);
+                let mut bits = x.clone();
+                for (l, &s) in model.layers.iter().zip(&shapes) {
+                    match (l, l.semantics().by_definition(s, &bits)) {
+                        (Layer::Lut(t), Values::Bits(got)) => {
+                            let got_i = ints(&got);
+                            assert_eq!(got_i, naive_lut(t, &v), "{layers:?}");
+                            v = got_i;
+                            bits = got;
+                        }
+                        (Layer::GroupSum(g), Values::Scores(got)) => {
+                            let size = v.len() / g.classes;
+                            let expect: Vec<u32> = v
+                                .chunks(size)
+                                .map(|c| c.iter().map(|&x| ((x + 1) / 2) as u32).sum())
+                                .collect();
+                            assert_eq!(got, expect, "{layers:?}");
+                        }
+                        _ => unreachable!(),
+                    }
+                }
+                let packed = pack(&x);
+                let by_def = predict_by_definition(&model, &x);
+                assert_eq!(Executor::new(&model).predict(&packed), by_def);
+                let one = crate::bitslice::Sliced {
+                    features: x.len(),
+                    words: packed.len(),
+                    bits: packed,
+                };
+                assert_eq!(fast.classify_sliced(&one), vec![by_def.class]);
+            }
+        }
+    }
+
+    /// A sparse threshold neuron's table gives, at every address, the threshold of its ±1
+    /// dot product.
+    #[test]
+    fn threshold_neurons_become_their_tables() {
+        let mut rng = Rng::new(42, 0);
+        for f in 1..=MAX_FAN_IN {
+            for _ in 0..20 {
+                let w: Vec<bool> = (0..f).map(|_| rng.next_u64() & 1 == 1).collect();
+                let t = rng.below(f + 2) as u32;
+                let table = Lut::from_threshold(&w, t);
+                for a in 0..1u64 << f {
+                    let dot: i64 = (0..f)
+                        .map(|i| {
+                            let x = if a >> i & 1 == 1 { 1 } else { -1 };
+                            x * if w[i] { 1 } else { -1 }
+                        })
+                        .sum();
+                    let fires = (dot + f as i64) / 2 >= t as i64;
+                    assert_eq!(table >> a & 1 == 1, fires, "f {f} w {w:?} t {t} a {a}");
+                }
+                if f < MAX_FAN_IN {
+                    assert_eq!(table >> (1 << f), 0, "bits past the table");
+                }
             }
         }
     }

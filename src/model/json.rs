@@ -11,13 +11,15 @@ use serde::{Deserialize, Serialize};
 use super::{BinaryMatrix, Dense, InputShape, IntModel, Layer, Provenance, Scores, Shape};
 use crate::bitslice::PlaneSet;
 use crate::error::{Error, Result};
-use crate::layers::{Conv, MaxPool, Padding};
+use crate::layers::{Conv, GroupSum, Lut, MaxPool, Padding, MAX_FAN_IN};
 use crate::util::atomic;
 
 /// Value of the `format` field.
 pub const FORMAT: &str = "cbnn-model";
-/// Version of the format this build writes.
-pub const VERSION: u32 = 2;
+/// Newest version of the format this build reads and writes. A model is written with the
+/// oldest version that can hold it: 2 for dense, convolution and pool layers, 3 when it has
+/// logic-mapped layers (`lut`, `group_sum`).
+pub const VERSION: u32 = 3;
 /// Oldest version this build reads (version 1: dense threshold layers and the output layer,
 /// without shapes).
 pub const OLDEST_VERSION: u32 = 1;
@@ -65,6 +67,15 @@ struct LayerFile {
     weights: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     thresholds: Option<Vec<u32>>,
+    /// Lut: inputs each neuron reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fan_in: Option<usize>,
+    /// Lut: per neuron, the indices of the received values it reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connections: Option<Vec<Vec<u32>>>,
+    /// Lut: per neuron, its truth table in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tables: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Eq, Clone, Copy, Default, Debug)]
@@ -75,6 +86,8 @@ enum LayerKind {
     Output,
     Conv,
     Maxpool,
+    Lut,
+    GroupSum,
 }
 
 impl LayerKind {
@@ -84,8 +97,30 @@ impl LayerKind {
             LayerKind::Output => "output",
             LayerKind::Conv => "conv",
             LayerKind::Maxpool => "maxpool",
+            LayerKind::Lut => "lut",
+            LayerKind::GroupSum => "group_sum",
         }
     }
+
+    /// The oldest format version that has the kind.
+    fn since(self) -> u32 {
+        match self {
+            LayerKind::Threshold | LayerKind::Output => 1,
+            LayerKind::Conv | LayerKind::Maxpool => 2,
+            LayerKind::Lut | LayerKind::GroupSum => 3,
+        }
+    }
+}
+
+/// Hex digits of a truth table of `2^fan_in` bits.
+fn table_digits(fan_in: usize) -> usize {
+    (1usize << fan_in).div_ceil(4)
+}
+
+/// A truth table as hex: the table read as a `2^fan_in`-bit number, most significant digit
+/// first (entry `a` is bit `a` of the number).
+fn table_to_hex(table: u64, fan_in: usize) -> String {
+    format!("{table:0w$x}", w = table_digits(fan_in))
 }
 
 fn matrix_to_hex(m: &BinaryMatrix) -> Vec<String> {
@@ -188,12 +223,47 @@ pub fn to_json(model: &IntModel) -> String {
                     ..LayerFile::default()
                 },
                 Layer::Scores(l) => matrix(LayerKind::Output, &l.weights, None),
+                Layer::Lut(l) => LayerFile {
+                    kind: LayerKind::Lut,
+                    input: Some(io[0]),
+                    output: Some(io[1]),
+                    inputs: Some(io[0].len()),
+                    outputs: Some(l.neurons()),
+                    fan_in: Some(l.fan_in),
+                    connections: Some(
+                        l.connections
+                            .chunks(l.fan_in)
+                            .map(<[u32]>::to_vec)
+                            .collect(),
+                    ),
+                    tables: Some(
+                        l.tables
+                            .iter()
+                            .map(|&t| table_to_hex(t, l.fan_in))
+                            .collect(),
+                    ),
+                    ..LayerFile::default()
+                },
+                Layer::GroupSum(l) => LayerFile {
+                    kind: LayerKind::GroupSum,
+                    input: Some(io[0]),
+                    output: Some(io[1]),
+                    inputs: Some(io[0].len()),
+                    outputs: Some(l.classes),
+                    ..LayerFile::default()
+                },
             }
         })
         .collect();
+    let version = layers
+        .iter()
+        .map(|l| l.kind.since())
+        .max()
+        .unwrap_or(1)
+        .max(2);
     let file = ModelFile {
         format: FORMAT.into(),
-        version: VERSION,
+        version,
         input: model.input,
         planes: model.planes.planes().to_vec(),
         features: model.features(),
@@ -265,10 +335,10 @@ pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
     let Some(last) = file.layers.last() else {
         return Err(Error::bad_file(path, "model has no layers"));
     };
-    if last.kind != LayerKind::Output {
+    if !matches!(last.kind, LayerKind::Output | LayerKind::GroupSum) {
         return Err(Error::bad_file(
             path,
-            "the last layer must be of kind \"output\"",
+            "the last layer must be of kind \"output\" (or \"group_sum\")",
         ));
     }
     // Walk the layer chain: each layer's declared sizes are checked against the shape it
@@ -313,18 +383,17 @@ pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
                 Ok(())
             }
         };
-        if file.version < 2 {
-            if matches!(l.kind, LayerKind::Conv | LayerKind::Maxpool) {
-                return Err(bad(format!(
-                    "kind \"{}\" needs model format version 2",
-                    l.kind.name()
-                )));
-            }
-            if l.input.is_some() || l.output.is_some() {
-                return Err(bad(
-                    "\"input\" and \"output\" shapes need model format version 2".into(),
-                ));
-            }
+        if file.version < l.kind.since() {
+            return Err(bad(format!(
+                "kind \"{}\" needs model format version {}",
+                l.kind.name(),
+                l.kind.since()
+            )));
+        }
+        if file.version < 2 && (l.input.is_some() || l.output.is_some()) {
+            return Err(bad(
+                "\"input\" and \"output\" shapes need model format version 2".into(),
+            ));
         }
         if let Some(declared) = l.input {
             if declared != shape {
@@ -336,7 +405,35 @@ pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
         refuse("kernel", l.kernel.is_some() && l.kind != LayerKind::Conv)?;
         refuse("padding", l.padding.is_some() && l.kind != LayerKind::Conv)?;
         refuse("pool", l.pool.is_some() && l.kind != LayerKind::Maxpool)?;
-        let layer = if l.kind == LayerKind::Maxpool {
+        refuse("fan_in", l.fan_in.is_some() && l.kind != LayerKind::Lut)?;
+        refuse(
+            "connections",
+            l.connections.is_some() && l.kind != LayerKind::Lut,
+        )?;
+        refuse("tables", l.tables.is_some() && l.kind != LayerKind::Lut)?;
+        let layer = if matches!(l.kind, LayerKind::Lut | LayerKind::GroupSum) {
+            refuse("weights", l.weights.is_some())?;
+            refuse("thresholds", l.thresholds.is_some())?;
+            let inputs = l.inputs.ok_or_else(|| field("inputs"))?;
+            let outputs = l.outputs.ok_or_else(|| field("outputs"))?;
+            if inputs != shape.len() {
+                return Err(bad(format!(
+                    "has {inputs} inputs but receives {}",
+                    shape.len()
+                )));
+            }
+            if outputs == 0 || outputs > super::MAX_LAYER_INPUTS {
+                return Err(bad(format!(
+                    "has {outputs} outputs; between 1 and {} are possible",
+                    super::MAX_LAYER_INPUTS
+                )));
+            }
+            if l.kind == LayerKind::GroupSum {
+                Layer::GroupSum(GroupSum { classes: outputs })
+            } else {
+                lut_from_file(l, outputs).map_err(bad)?
+            }
+        } else if l.kind == LayerKind::Maxpool {
             refuse("weights", l.weights.is_some())?;
             refuse("thresholds", l.thresholds.is_some())?;
             refuse("inputs", l.inputs.is_some())?;
@@ -474,6 +571,53 @@ pub fn from_json(path: &Path, text: &str) -> Result<IntModel> {
     Ok(model)
 }
 
+/// The `lut` layer of `l`, which declares `neurons` outputs.
+fn lut_from_file(l: &LayerFile, neurons: usize) -> std::result::Result<Layer, String> {
+    let need = |name: &str| format!("a lut layer needs \"{name}\"");
+    let fan_in = l.fan_in.ok_or_else(|| need("fan_in"))?;
+    if fan_in == 0 || fan_in > MAX_FAN_IN {
+        return Err(format!(
+            "has fan-in {fan_in}; between 1 and {MAX_FAN_IN} are possible"
+        ));
+    }
+    let conns = l
+        .connections
+        .as_deref()
+        .ok_or_else(|| need("connections"))?;
+    let tables = l.tables.as_deref().ok_or_else(|| need("tables"))?;
+    for (name, n) in [("connections", conns.len()), ("tables", tables.len())] {
+        if n != neurons {
+            return Err(format!("has {n} {name} for {neurons} neurons"));
+        }
+    }
+    if let Some(j) = conns.iter().position(|c| c.len() != fan_in) {
+        return Err(format!(
+            "neuron {j} has {} connections; its fan-in is {fan_in}",
+            conns[j].len()
+        ));
+    }
+    let digits = table_digits(fan_in);
+    let tables = tables
+        .iter()
+        .enumerate()
+        .map(|(j, hex)| {
+            let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+            if hex.len() != digits || !hex.bytes().all(lower_hex) {
+                return Err(format!(
+                    "neuron {j}'s table must be {digits} hex digits, not \"{}\"",
+                    hex.chars().take(20).collect::<String>()
+                ));
+            }
+            u64::from_str_radix(hex, 16).map_err(|e| format!("neuron {j}'s table: {e}"))
+        })
+        .collect::<std::result::Result<Vec<u64>, String>>()?;
+    Ok(Layer::Lut(Lut {
+        fan_in,
+        connections: conns.concat(),
+        tables,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +645,88 @@ mod tests {
         from_json(Path::new("m.json"), text)
             .unwrap_err()
             .to_string()
+    }
+
+    fn lut_model() -> IntModel {
+        let mut rng = Rng::new(35, 0);
+        let input = InputShape {
+            height: 6,
+            width: 5,
+            channels: 1,
+        };
+        crate::layers::tests::random_lut_model(&mut rng, input, &[7, 5], &[(17, 6), (12, 2)], 3)
+    }
+
+    /// A logic-mapped model round-trips through its file (written as version 3, the oldest
+    /// that has its kinds; models without them stay version 2), and malformed `lut` and
+    /// `group_sum` layers get one sentence naming the file, the layer and the field.
+    #[test]
+    fn lut_models_round_trip_and_malformed_ones_are_named() {
+        let m = lut_model();
+        let text = to_json(&m);
+        assert_eq!(from_json(Path::new("m.json"), &text).unwrap(), m);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["version"], 3);
+        assert_eq!(v["layers"][1]["tables"][0].as_str().unwrap().len(), 1);
+        assert_eq!(v["layers"][0]["tables"][0].as_str().unwrap().len(), 16);
+        let conv: serde_json::Value = serde_json::from_str(&conv_model_text()).unwrap();
+        assert_eq!(conv["version"], 2);
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Edit, &str)> =
+            vec![
+            (
+                Box::new(|v| v["version"] = 2.into()),
+                "m.json: layer 0: kind \"lut\" needs model format version 3",
+            ),
+            (
+                Box::new(|v| v["layers"][0]["fan_in"] = 7.into()),
+                "m.json: layer 0: has fan-in 7; between 1 and 6 are possible",
+            ),
+            (
+                Box::new(|v| v["layers"][0]["connections"][2][1] = 60.into()),
+                "m.json: layer 0 neuron 2 reads input 60, but it receives 60 values",
+            ),
+            (
+                Box::new(|v| {
+                    v["layers"][0]["connections"][4].as_array_mut().unwrap().pop();
+                }),
+                "m.json: layer 0: neuron 4 has 5 connections; its fan-in is 6",
+            ),
+            (
+                Box::new(|v| v["layers"][1]["tables"][3] = "A".into()),
+                "m.json: layer 1: neuron 3's table must be 1 hex digits, not \"A\"",
+            ),
+            (
+                Box::new(|v| {
+                    v["layers"][1]["tables"].as_array_mut().unwrap().pop();
+                }),
+                "m.json: layer 1: has 11 tables for 12 neurons",
+            ),
+            (
+                Box::new(|v| v["layers"][0]["weights"] = serde_json::json!(["00"])),
+                "m.json: layer 0: a lut layer has no \"weights\"",
+            ),
+            (
+                Box::new(|v| v["layers"][2]["outputs"] = 5.into()),
+                "m.json: output layer receives 12 values, which do not split into 5 equal groups",
+            ),
+            (
+                Box::new(|v| {
+                    v["layers"][1]["connections"] = serde_json::json!([[0, 1]]);
+                }),
+                "m.json: layer 1: has 1 connections for 12 neurons",
+            ),
+            (
+                Box::new(|v| {
+                    v["layers"][2]["fan_in"] = 2.into();
+                }),
+                "m.json: layer 2: a group_sum layer has no \"fan_in\"",
+            ),
+        ];
+        for (i, (f, want)) in cases.iter().enumerate() {
+            let got = error(&edit(&text, f));
+            assert!(got.starts_with(want), "case {i}: {got}");
+        }
     }
 
     /// A version-1 file (no shapes, dense layers only) loads as the same model.

@@ -39,6 +39,12 @@ enum Step {
     },
     Dense(Rows),
     Scores(Rows),
+    /// A kind without a step of its own here (logic-mapped layers: a table lookup per neuron
+    /// is already as fast as the executor makes it), run by its reference execution.
+    Reference {
+        layer: Layer,
+        input: Shape,
+    },
 }
 
 /// A model with any layer kinds, prepared for fast execution.
@@ -181,6 +187,13 @@ impl Layers {
                     count_layer(rows, &s.acts, &mut s.scores);
                     return super::argmax(&s.scores);
                 }
+                Step::Reference { layer, input } => {
+                    let l = layer.semantics();
+                    l.execute(*input, &s.acts, &mut s.scores, &mut s.next);
+                    if l.produces() == crate::layers::Produces::Scores {
+                        return super::argmax(&s.scores);
+                    }
+                }
             }
             std::mem::swap(&mut s.acts, &mut s.next);
         }
@@ -211,6 +224,10 @@ fn prepare(l: &Layer, input: Shape, output: Shape) -> Step {
         },
         Layer::Dense(d) => Step::Dense(Rows::from_matrix(&d.weights, &d.thresholds)),
         Layer::Scores(s) => Step::Scores(Rows::from_matrix(&s.weights, &[])),
+        Layer::Lut(_) | Layer::GroupSum(_) => Step::Reference {
+            layer: l.clone(),
+            input,
+        },
     }
 }
 

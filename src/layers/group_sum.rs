@@ -1,0 +1,124 @@
+//! The group-sum output layer (`group_sum`): the `N` values it receives fall into one group of
+//! `N / classes` consecutive values per class, and a class's score is the number of `+1` in
+//! its group; the predicted class is the argmax, ties to the lowest class. It has no weights:
+//! it is how a logic-mapped network (layers of kind `lut`) turns its last layer's bits into
+//! class scores.
+
+use super::lut::NO_CORE;
+use super::{Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
+use crate::rtlgen::bits_for;
+use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::synth::estimate::LayerEstimate;
+
+/// Class scores as the `+1` counts of equal groups of the received values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSum {
+    /// Classes (groups).
+    pub classes: usize,
+}
+
+impl GroupSum {
+    /// Values of one group when the layer receives `n`.
+    pub fn group(&self, n: usize) -> usize {
+        n / self.classes
+    }
+
+    /// Bits of one class score when the layer receives `n` values (scores range over
+    /// `0..=n / classes`).
+    pub fn score_bits(&self, n: usize) -> usize {
+        bits_for(self.group(n))
+    }
+}
+
+impl Semantics for GroupSum {
+    fn kind(&self) -> &'static str {
+        "group_sum"
+    }
+
+    fn produces(&self) -> Produces {
+        Produces::Scores
+    }
+
+    fn notation(&self) -> String {
+        format!("sum{}", self.classes)
+    }
+
+    fn output_shape(&self, _input: Shape) -> Shape {
+        Shape::flat(self.classes)
+    }
+
+    fn check(&self, input: Shape) -> Result<(), String> {
+        if self.classes < 2 {
+            return Err(format!("has {} classes; at least 2 needed", self.classes));
+        }
+        let n = input.len();
+        if n < self.classes || !n.is_multiple_of(self.classes) {
+            return Err(format!(
+                "receives {n} values, which do not split into {} equal groups",
+                self.classes
+            ));
+        }
+        Ok(())
+    }
+
+    fn size_bits(&self) -> u64 {
+        0
+    }
+
+    fn weight_bits(&self) -> u64 {
+        0
+    }
+
+    fn execute(&self, shape: Shape, input: &[u64], counts: &mut Vec<u32>, _out: &mut Vec<u64>) {
+        let g = self.group(shape.len());
+        counts.clear();
+        counts.extend((0..self.classes).map(|c| {
+            let mut n = 0;
+            let (mut at, end) = (c * g, (c + 1) * g);
+            while at < end {
+                let take = (end - at).min(64 - at % 64);
+                n += super::bits_at(input, at, take).count_ones();
+                at += take;
+            }
+            n
+        }));
+    }
+
+    fn by_definition(&self, shape: Shape, input: &[bool]) -> Values {
+        let g = self.group(shape.len());
+        Values::Scores(
+            (0..self.classes)
+                .map(|c| input[c * g..(c + 1) * g].iter().filter(|&&b| b).count() as u32)
+                .collect(),
+        )
+    }
+}
+
+impl Hardware for GroupSum {
+    fn supported(&self) -> Result<(), String> {
+        Err(NO_CORE.into())
+    }
+
+    fn unit(&self) -> LayerShape {
+        LayerShape {
+            inputs: 1,
+            outputs: self.classes,
+        }
+    }
+
+    fn estimate(&self, _input: Shape, _f: LayerFold) -> LayerEstimate {
+        LayerEstimate::default()
+    }
+
+    fn images(&self, _f: LayerFold) -> Vec<MemoryImage> {
+        Vec::new()
+    }
+
+    fn output_width(&self, input: Shape) -> usize {
+        self.classes * self.score_bits(input.len())
+    }
+
+    fn instantiate(&self, _site: &Site) -> String {
+        unreachable!("{NO_CORE}")
+    }
+}
