@@ -10,6 +10,7 @@
 // schedules are the ones of src/reference/cycle.rs (Schedule), bit for bit.
 //
 // usage: Vsim INPUT.bin OUTPUT.txt (free|SEED) MAX_CYCLES [TRACE.vcd]
+// (TRACE.vcd only for a simulator built with --trace, which defines VM_TRACE)
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -18,7 +19,9 @@
 
 #include "Vcbnn_top.h"
 #include "verilated.h"
+#if VM_TRACE
 #include "verilated_vcd_c.h"
+#endif
 
 static uint64_t mix(uint64_t z) {
     z += 0x9E3779B97F4A7C15ULL;
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
 
     VerilatedContext* ctx = new VerilatedContext;
     Vcbnn_top* top = new Vcbnn_top{ctx};
+#if VM_TRACE
     VerilatedVcdC* tfp = nullptr;
     if (argc > 5) {
         ctx->traceEverOn(true);
@@ -78,6 +82,11 @@ int main(int argc, char** argv) {
         top->trace(tfp, 99);
         tfp->open(argv[5]);
     }
+#else
+    // Built without tracing (cbnn builds a tracing simulator for runs that dump a VCD).
+    if (argc > 5) { fprintf(stderr, "harness: built without VCD tracing\n"); return 2; }
+    struct NoTrace { void dump(uint64_t) {} void close() {} }* tfp = nullptr;
+#endif
     std::vector<uint32_t> obuf(out_words + 2);
     uint64_t now = 0;  // trace time: 2 units a cycle
     top->ap_clk = 0; top->ap_rst_n = 0; top->s_axis_tvalid = 0; top->m_axis_tready = 0;

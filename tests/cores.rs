@@ -30,7 +30,7 @@ fn build(dir: &Path, iw: usize, ow: usize, body: &str) -> std::path::PathBuf {
     let top = format!("`default_nettype none\nmodule cbnn_top ({ports});\n{body}\nendmodule\n`default_nettype wire\n");
     std::fs::write(dir.join("cbnn_top.v"), top).unwrap();
     files.push("cbnn_top.v".into());
-    cosim::build(dir, &files).unwrap().0
+    cosim::build(dir, &files, false).unwrap().0
 }
 
 /// Random input words: `n` beats of `bits` bits.

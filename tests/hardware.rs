@@ -190,7 +190,7 @@ fn randomized_cosimulation_sweep() {
         if case < 2 {
             assert!(manifest.layers.iter().any(|l| l.weights_in_logic));
         }
-        let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
+        let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
         // The manifest (whose folding the co-simulation's cycle model uses) says what was asked.
         assert_eq!(manifest.folding(), fold);
         let images = random_images(case, 60, pixels);
@@ -249,7 +249,7 @@ fn randomized_conv_cosimulation_sweep() {
         let ppb = 1 + (case as usize + 1) % 4;
         let dir = temp_dir(&format!("conv-sweep{case}"));
         let manifest = generate(&model, fold.clone(), ppb, &dir);
-        let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
+        let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
         let timing = rtlgen::timing(&model, &fold, ppb);
         assert_eq!(
             manifest.initiation_interval,
@@ -313,7 +313,7 @@ fn fifo_depths_from_the_cycle_model_restore_the_interval() {
     let dir = temp_dir("fifo-sized");
     let manifest = generate(&model, fold.clone(), 1, &dir);
     assert_eq!(manifest.initiation_interval, ample);
-    let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
+    let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
     let images = cbnn::data::Images {
         height: 10,
         width: 10,
@@ -532,7 +532,7 @@ fn a_corrupted_memory_image_is_reported_as_a_mismatch() {
     let fold = vec![LayerFold::new(4, 5), LayerFold::new(2, 12)];
     let dir = temp_dir("corrupt");
     let manifest = generate(&model, fold.clone(), 3, &dir);
-    let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
+    let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
     let images = random_images(7, 40, 6);
     let run = || cosimulate(&exe, &dir, &model, &manifest, &images, Schedule::FREE);
     assert_eq!(run().unwrap().matched, 40);
@@ -623,7 +623,7 @@ fn a_hung_design_times_out() {
     );
     assert_ne!(hung, skid, "the output slice changed; update this test");
     std::fs::write(dir.join("cbnn_skid.v"), hung).unwrap();
-    let (exe, _) = cosim::build(&dir, &manifest.files).unwrap();
+    let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
     let images = random_images(9, 20, 6);
     let start = std::time::Instant::now();
     let err = cosimulate(&exe, &dir, &model, &manifest, &images, Schedule::FREE)

@@ -347,7 +347,7 @@ fn automatic_folding_meets_the_target_in_the_cycle_model_and_in_simulation() {
         for l in &m.layers {
             assert!(l.cycles_per_image <= target, "target {target}: {l:?}");
         }
-        let (exe, _) = cosim::build(&d, &m.files).unwrap();
+        let (exe, _) = cosim::build(&d, &m.files, false).unwrap();
         let images = random_images(target as u64, 40, 30);
         let rep = cosimulate(&exe, &d, &model, &m, &images, Schedule::FREE).unwrap();
         assert_eq!(rep.matched, 40);

@@ -88,12 +88,26 @@ fn cache_root() -> PathBuf {
         .join("verilator")
 }
 
-/// Builds (or finds in the cache) the simulator of the design in `dir`. Returns the executable
-/// and the seconds spent building.
-pub fn build(dir: &Path, files: &[String]) -> Result<(PathBuf, f64)> {
+/// What a simulator is built with: the C++ optimization level and, for runs that dump a VCD,
+/// tracing. Tracing costs time on every cycle, so it is compiled in only when asked for; `-O2`
+/// simulated a conv design 1.7 times as fast as `-O1` with tracing (docs/benchmarks.md).
+fn build_flags(trace: bool) -> Vec<&'static str> {
+    let mut v = vec!["-CFLAGS", "-O2", "-MAKEFLAGS", "OPT_FAST=-O2"];
+    if trace {
+        v.push("--trace");
+    }
+    v
+}
+
+/// Builds (or finds in the cache) the simulator of the design in `dir`, with VCD tracing when
+/// `trace`. Returns the executable and the seconds spent building.
+pub fn build(dir: &Path, files: &[String], trace: bool) -> Result<(PathBuf, f64)> {
     let version = verilator_version()?;
     let mut h = fnv(FNV_START, version.as_bytes());
     h = fnv(h, HARNESS.as_bytes());
+    for flag in build_flags(trace) {
+        h = fnv(h, flag.as_bytes());
+    }
     let mut sources = Vec::new();
     for f in files {
         let path = dir.join(f);
@@ -113,7 +127,7 @@ pub fn build(dir: &Path, files: &[String]) -> Result<(PathBuf, f64)> {
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     let harness = work.join("harness.cpp");
     std::fs::write(&harness, HARNESS).map_err(|e| Error::io(&harness, e))?;
-    let built = build_in(&work, &sources, &harness);
+    let built = build_in(&work, &sources, &harness, trace);
     if built.is_err() {
         let _ = std::fs::remove_dir_all(&work);
     }
@@ -145,21 +159,13 @@ fn remove_stale_builds(cache: &Path) {
 }
 
 /// Runs Verilator in `work` (guarded: a killed cbnn leaves no compiler behind).
-fn build_in(work: &Path, sources: &[PathBuf], harness: &Path) -> Result<()> {
+fn build_in(work: &Path, sources: &[PathBuf], harness: &Path, trace: bool) -> Result<()> {
     let out = crate::util::process::output(
         Command::new("verilator")
-            .args([
-                "--cc",
-                "--exe",
-                "--build",
-                "--trace",
-                "-j",
-                "2",
-                "-Wno-fatal",
-            ])
+            .args(["--cc", "--exe", "--build", "-j", "2", "-Wno-fatal"])
             .args(["--top-module", crate::rtlgen::TOP, "-o", "Vsim", "--Mdir"])
             .arg(work.join("obj"))
-            .args(["-CFLAGS", "-O1", "-MAKEFLAGS", "OPT_FAST=-O1"])
+            .args(build_flags(trace))
             .args(sources)
             .arg(harness),
         Some(work),

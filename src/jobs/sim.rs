@@ -80,7 +80,7 @@ impl SimJob {
             "building {} with Verilator (cached after the first time) ...",
             self.dir.display()
         );
-        let (exe, build_seconds) = cosim::build(&self.dir, &manifest.files)?;
+        let (exe, build_seconds) = cosim::build(&self.dir, &manifest.files, self.vcd.is_some())?;
         errln!(
             "simulating {count} images ({}) ...",
             self.stall_seed
