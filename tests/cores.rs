@@ -20,7 +20,11 @@ const PORTS: &str = "input wire ap_clk, input wire ap_rst_n,
 /// Writes the cores and a `cbnn_top` wrapper with `body` into `dir`; builds it.
 fn build(dir: &Path, iw: usize, ow: usize, body: &str) -> std::path::PathBuf {
     let mut files = Vec::new();
-    for (name, text) in rtlgen::CORES.iter().chain(&rtlgen::CONV_CORES) {
+    for (name, text) in rtlgen::CORES
+        .iter()
+        .chain(&rtlgen::CONV_CORES)
+        .chain(&rtlgen::LUT_CORES)
+    {
         std::fs::write(dir.join(name), text).unwrap();
         files.push(name.to_string());
     }
@@ -191,6 +195,74 @@ fn threshold_unit_matches_the_definition_under_any_folding() {
                         matches >= tj,
                         "N {n} M {m} PE {pe} SIMD {simd} PIPE {pipe}: vector {img}, neuron {j}"
                     );
+                }
+            }
+        }
+    }
+}
+
+/// A layer of sparse truth-table neurons between two pipeline stages, in front of the output
+/// register slice, all enabled by the slice's ready: every neuron's bit against its table at
+/// the address its inputs spell, one beat a cycle free-running (latency three: two stages and
+/// the slice), every beat in order under stalls.
+#[test]
+fn truth_table_layer_looks_up_every_neuron_one_beat_a_cycle() {
+    let mut rng = Rng::new(4, 0);
+    for (n, m, f) in [(1usize, 3usize, 1usize), (37, 20, 6), (130, 70, 4)] {
+        let aw = (usize::BITS - (n.max(2) - 1).leading_zeros()) as usize;
+        let conn: Vec<usize> = (0..m * f).map(|_| rng.below(n)).collect();
+        let tables: Vec<u64> = (0..m)
+            .map(|_| {
+                rng.next_u64()
+                    & if f == 6 {
+                        u64::MAX
+                    } else {
+                        (1 << (1 << f)) - 1
+                    }
+            })
+            .collect();
+        // Verilog literals, most significant element first.
+        let conn_lit: String = conn.iter().rev().map(|c| format!("{c:0aw$b}")).collect();
+        let tab_lit: String = tables
+            .iter()
+            .rev()
+            .map(|t| format!("{t:0w$b}", w = 1 << f))
+            .collect();
+        let dir = temp_dir(&format!("core-lut{n}-{m}-{f}"));
+        let exe = build(&dir, n, m, &format!(
+            "    wire en;
+    wire [{n1}:0] x;
+    wire x_valid;
+    wire [{m1}:0] y;
+    wire [{m1}:0] q;
+    wire q_valid;
+                 cbnn_pipe #(.W({n})) u_in (.clk(ap_clk), .rst_n(ap_rst_n), .en(en), .d(s_axis_tdata), .d_valid(s_axis_tvalid), .q(x), .q_valid(x_valid));
+                 cbnn_lut #(.N({n}), .M({m}), .F({f}), .AW({aw}), .CONN({cw}'b{conn_lit}), .TABLES({tw}'b{tab_lit})) u_lut (.x(x), .y(y));
+                 cbnn_pipe #(.W({m})) u_out (.clk(ap_clk), .rst_n(ap_rst_n), .en(en), .d(y), .d_valid(x_valid), .q(q), .q_valid(q_valid));
+                 cbnn_skid #(.W({m})) u_skid (.clk(ap_clk), .rst_n(ap_rst_n), .s_axis_tdata(q), .s_axis_tvalid(q_valid), .s_axis_tready(en),
+                     .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));
+    assign s_axis_tready = en;",
+            n1 = n - 1,
+            m1 = m - 1,
+            cw = m * f * aw,
+            tw = m << f,
+        ));
+        let beats = random_beats(&mut rng, 200, n);
+        for schedule in SCHEDULES {
+            let trace = run(&exe, &dir, &beats, (1, 1), (n, m), schedule);
+            for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
+                for j in 0..m {
+                    let a: usize = (0..f)
+                        .map(|k| usize::from(get(&beats[i], conn[j * f + k])) << k)
+                        .sum();
+                    assert_eq!(
+                        get(words, j),
+                        tables[j] >> a & 1 == 1,
+                        "N {n} M {m} F {f}: beat {i}, neuron {j}, {schedule:?}"
+                    );
+                }
+                if schedule.stall_seed.is_none() {
+                    assert_eq!(*cycle, i as u64 + 3, "one beat a cycle, latency 3");
                 }
             }
         }
@@ -601,7 +673,11 @@ fn sliding_window_unit_and_threshold_unit_compute_a_convolution() {
 #[test]
 fn cores_check_their_parameters_at_elaboration() {
     let dir = temp_dir("core-params");
-    for (name, text) in rtlgen::CORES.iter().chain(&rtlgen::CONV_CORES) {
+    for (name, text) in rtlgen::CORES
+        .iter()
+        .chain(&rtlgen::CONV_CORES)
+        .chain(&rtlgen::LUT_CORES)
+    {
         std::fs::write(dir.join(name), text).unwrap();
     }
     let cases = [
@@ -658,6 +734,18 @@ fn cores_check_their_parameters_at_elaboration() {
             "H(4), .W(4), .K(5), .PAD(0)",
             "valid_k_must_fit_the_image",
         ),
+        ("cbnn_pipe", "W(0)", "w_must_be_at_least_1"),
+        ("cbnn_lut", "N(8), .M(2), .F(7)", "f_must_be_1_to_6"),
+        (
+            "cbnn_lut",
+            "N(9), .M(2), .F(2), .AW(3)",
+            "aw_too_narrow_for_n",
+        ),
+        (
+            "cbnn_lut",
+            "N(5), .M(1), .F(2), .AW(3), .CONN(6'o64)",
+            "conn_must_be_below_n",
+        ),
     ];
     let elaborate = |module: &str, params: &str| -> (bool, String, bool, String) {
         let _ = module;
@@ -666,6 +754,7 @@ fn cores_check_their_parameters_at_elaboration() {
         let mut files: Vec<String> = rtlgen::CORES
             .iter()
             .chain(&rtlgen::CONV_CORES)
+            .chain(&rtlgen::LUT_CORES)
             .map(|(n, _)| n.to_string())
             .collect();
         files.push("t.v".into());

@@ -385,3 +385,47 @@ fn automatic_folding_meets_the_target_in_the_cycle_model_and_in_simulation() {
         "--target-cycles 1",
     );
 }
+
+/// A truth-table neuron of six inputs is one LUT6 for Yosys's Xilinx flow (and one of fewer
+/// inputs is one smaller LUT): what makes a logic-mapped layer cost a LUT a neuron.
+#[test]
+fn yosys_maps_a_six_input_truth_table_neuron_to_one_lut6() {
+    let dir = temp_dir("synth-lut6");
+    std::fs::write(dir.join("cbnn_lut.v"), rtlgen::LUT_CORES[0].1).unwrap();
+    // Three neurons over 10 inputs: two of fan-in 6 whose tables depend on every input, and
+    // one (neuron 0, `ff00ff00f0f0f0f0`) whose table depends on address bits 2, 3 and 5 only.
+    std::fs::write(
+        dir.join("t.v"),
+        "module t(input wire [9:0] x, output wire [2:0] y);\n  cbnn_lut #(.N(10), .M(3), .F(6), .AW(4),\n    .CONN(72'h987654_012345_234567),\n    .TABLES(192'h0123456789abcdef_fedcba9876543210_ff00ff00f0f0f0f0)) u (.x(x), .y(y));\nendmodule\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new("yosys")
+        .current_dir(&dir)
+        .args([
+            "-p",
+            "read_verilog cbnn_lut.v t.v; synth_xilinx -top t; stat",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stdout);
+    let count = |cell: &str| -> usize {
+        log.lines()
+            .rev()
+            .find(|l| l.split_whitespace().next() == Some(cell))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(count("LUT6"), 2, "{log}");
+    assert_eq!(
+        count("LUT4"),
+        1,
+        "the third neuron reads four of its inputs: {log}"
+    );
+    let luts: usize = (1..=6).map(|k| count(&format!("LUT{k}"))).sum();
+    assert_eq!(luts, 3, "one LUT a neuron: {log}");
+}

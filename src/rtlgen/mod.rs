@@ -39,6 +39,12 @@ pub const CONV_CORES: [(&str, &str); 4] = [
     ("cbnn_fifo.v", include_str!("../../rtl/cbnn_fifo.v")),
 ];
 
+/// The cores of logic-mapped designs (layers of kind `lut`).
+pub const LUT_CORES: [(&str, &str); 2] = [
+    ("cbnn_lut.v", include_str!("../../rtl/cbnn_lut.v")),
+    ("cbnn_pipe.v", include_str!("../../rtl/cbnn_pipe.v")),
+];
+
 /// The copy of the model kept in every design directory (the simulator checks against it).
 pub const MODEL_FILE: &str = "model.json";
 
