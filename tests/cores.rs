@@ -204,7 +204,8 @@ fn threshold_unit_matches_the_definition_under_any_folding() {
 /// A layer of sparse truth-table neurons between two pipeline stages, in front of the output
 /// register slice, all enabled by the slice's ready: every neuron's bit against its table at
 /// the address its inputs spell, one beat a cycle free-running (latency three: two stages and
-/// the slice), every beat in order under stalls.
+/// the slice), every beat in order and at the cycle the pipeline's cycle model predicts under
+/// stalls.
 #[test]
 fn truth_table_layer_looks_up_every_neuron_one_beat_a_cycle() {
     let mut rng = Rng::new(4, 0);
@@ -250,7 +251,20 @@ fn truth_table_layer_looks_up_every_neuron_one_beat_a_cycle() {
         let beats = random_beats(&mut rng, 200, n);
         for schedule in SCHEDULES {
             let trace = run(&exe, &dir, &beats, (1, 1), (n, m), schedule);
+            let mut pipe = cbnn::reference::stream::Pipeline::new(2);
+            let predicted = cbnn::reference::stream::output_cycles(
+                &mut [&mut pipe],
+                200,
+                200,
+                schedule,
+                1 << 20,
+            )
+            .unwrap();
             for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
+                assert_eq!(
+                    *cycle, predicted[i],
+                    "N {n} M {m} F {f}, {schedule:?}: cycle of beat {i}"
+                );
                 for j in 0..m {
                     let a: usize = (0..f)
                         .map(|k| usize::from(get(&beats[i], conn[j * f + k])) << k)

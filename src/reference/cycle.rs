@@ -58,6 +58,12 @@ pub enum StageTiming {
     },
     /// The output register slice (`rtl/cbnn_skid.v`).
     Skid,
+    /// A logic-mapped pipeline of `stages` clock-enabled register stages and its output
+    /// register slice (`rtl/cbnn_pipe.v`, `rtl/cbnn_skid.v`).
+    Pipeline {
+        /// Register stages in front of the slice.
+        stages: usize,
+    },
 }
 
 impl StageTiming {
@@ -79,6 +85,7 @@ impl StageTiming {
             StageTiming::Fifo { depth } => Box::new(Fifo::new(depth)),
             StageTiming::Split { per_beat, pixels } => Box::new(Split::new(per_beat, pixels)),
             StageTiming::Skid => Box::new(Skid::default()),
+            StageTiming::Pipeline { stages } => Box::new(Pipeline::new(stages)),
         }
     }
 }
@@ -103,7 +110,9 @@ impl Timing {
     }
 }
 
-use super::stream::{self, Fifo, MaxPool, Mvtu, Skid, SlidingWindow, Split, Stage, Unpack};
+use super::stream::{
+    self, Fifo, MaxPool, Mvtu, Pipeline, Skid, SlidingWindow, Split, Stage, Unpack,
+};
 
 /// Who drives the stream handshakes: free-running, or randomly stalled from a seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

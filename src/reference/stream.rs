@@ -305,6 +305,48 @@ impl Stage for Skid {
     }
 }
 
+/// A logic-mapped pipeline: `stages` register stages (`rtl/cbnn_pipe.v`) with the
+/// combinational layers between them, then the output register slice, every stage enabled by
+/// the slice's registered ready. It takes a beat whenever the slice has room, moves as a whole
+/// (bubbles included) or not at all, and so hands on one beat a cycle `stages + 1` cycles
+/// after it took it, free-running.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    valid: Vec<bool>,
+    skid: Skid,
+}
+
+impl Pipeline {
+    /// A pipeline of `stages` register stages, at least 1, in front of its register slice.
+    pub fn new(stages: usize) -> Self {
+        assert!(stages >= 1, "a pipeline has at least its input register");
+        Pipeline {
+            valid: vec![false; stages],
+            skid: Skid::default(),
+        }
+    }
+}
+
+impl Stage for Pipeline {
+    fn ready(&self) -> bool {
+        self.skid.ready()
+    }
+
+    fn valid(&self) -> bool {
+        self.skid.valid()
+    }
+
+    fn clock(&mut self, in_valid: bool, out_ready: bool) {
+        let enabled = self.skid.ready();
+        let last = self.valid[self.valid.len() - 1];
+        self.skid.clock(last, out_ready);
+        if enabled {
+            self.valid.rotate_right(1);
+            self.valid[0] = in_valid;
+        }
+    }
+}
+
 /// The input splitter (`rtl/cbnn_split.v`): holds one beat of `per_beat` pixels and hands on
 /// its pixels one a cycle (the padding of an image's last beat dropped), taking the next beat
 /// the cycle after its last pixel has left.
