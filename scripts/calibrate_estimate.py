@@ -16,7 +16,7 @@ import sys
 
 # The unpacker is a shift register (flip-flops only), so its term is not fitted.
 TERMS = ["popcount", "popcount_const", "accumulate", "chunk_mux", "result", "rom", "layer", "output",
-         "shift_reg", "lutram", "window", "pool", "stream"]
+         "shift_reg", "lutram", "window", "pool", "stream", "tables"]
 
 
 def current_coefficients():

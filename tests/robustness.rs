@@ -674,9 +674,14 @@ fn a_logic_mapped_model_is_evaluated_and_what_cannot_take_it_yet_says_so() {
     write_lut_model(&model);
     let m = model.to_str().unwrap();
     cbnn_ok(&["eval", m, "--dataset", &data]);
-    let out = cbnn(&["rtl", m, "-o", dir.join("rtl").to_str().unwrap()]);
-    assert_fails(&out, 2, "have no accelerator core yet");
-    assert!(!dir.join("rtl").exists());
+    let rtl = dir.join("rtl");
+    let out = cbnn(&["rtl", m, "-o", rtl.to_str().unwrap(), "--fold", "L0:8,6"]);
+    assert_fails(
+        &out,
+        2,
+        "is logic-mapped: it has only the fully parallel folding",
+    );
+    assert!(!rtl.exists());
     let out = cbnn(&[
         "prune",
         m,

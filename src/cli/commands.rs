@@ -456,13 +456,22 @@ fn print_rtl(r: &RtlOutcome) {
         manifest.written.len(),
         manifest.written.join(" ")
     );
-    outln!(
-        "ports       s_axis_tdata {} bits ({} pixels x {} planes), m_axis_tdata {} bits",
-        manifest.input.bits_per_beat,
-        manifest.input.pixels_per_beat,
-        manifest.input.planes.len(),
-        manifest.output.width
-    );
+    match &manifest.input.reads {
+        Some(reads) => outln!(
+            "ports       s_axis_tdata {} bits (the {} of {} input bits the first layer reads), m_axis_tdata {} bits",
+            manifest.input.bits_per_beat,
+            reads.len(),
+            manifest.input.features,
+            manifest.output.width
+        ),
+        None => outln!(
+            "ports       s_axis_tdata {} bits ({} pixels x {} planes), m_axis_tdata {} bits",
+            manifest.input.bits_per_beat,
+            manifest.input.pixels_per_beat,
+            manifest.input.planes.len(),
+            manifest.output.width
+        ),
+    }
     for l in &manifest.layers {
         outln!(
             "{:<4}        {:>5} -> {:<4} PE {:<4} SIMD {:<5} PIPE {} {:>6} cycles/image",

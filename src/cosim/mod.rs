@@ -220,6 +220,8 @@ pub struct Job<'a> {
     pub output: &'a OutputPacking,
     /// Bits per input beat.
     pub bits_per_beat: usize,
+    /// Logic-mapped designs: the features the port carries (design.json's `input.reads`).
+    pub reads: Option<&'a [u32]>,
     /// Images and their labels.
     pub images: &'a Images,
     /// Labels.
@@ -411,12 +413,14 @@ fn run_with_progress(mut cmd: Command, log: &Path, images: usize) -> Result<std:
     output.map_err(|e| Error::io(&exe, e))
 }
 
-/// The input words of `images`: each image's features cut into beats of `bits_per_beat` bits.
+/// The input words of `images`: each image's features cut into beats of `bits_per_beat` bits,
+/// or, for a logic-mapped design, one beat of the features `reads` lists.
 pub fn input_words(
     model: &IntModel,
     images: &Images,
     beats: usize,
     bits_per_beat: usize,
+    reads: Option<&[u32]>,
 ) -> Vec<u32> {
     let features = bitslice::slice(images, &model.planes);
     let in_words = bits_per_beat.div_ceil(32);
@@ -426,7 +430,7 @@ pub fn input_words(
         for b in 0..beats {
             let mut words = vec![0u32; in_words];
             for j in 0..bits_per_beat {
-                let f = b * bits_per_beat + j;
+                let f = reads.map_or(b * bits_per_beat + j, |r| r[j] as usize);
                 if f < features.features && bitslice::get(row, f) {
                     words[j / 32] |= 1 << (j % 32);
                 }
@@ -450,7 +454,13 @@ pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
     let max_cycles = expected_cycles.last().copied().unwrap_or(0)
         + 10 * cycle::latency_and_interval(job.timing).0
         + 1000;
-    let data = input_words(model, job.images, job.timing.beats, job.bits_per_beat);
+    let data = input_words(
+        model,
+        job.images,
+        job.timing.beats,
+        job.bits_per_beat,
+        job.reads,
+    );
     let trace = simulate(
         exe,
         &Stimulus {

@@ -93,6 +93,7 @@ impl SimJob {
             timing: &timing,
             output: &manifest.output,
             bits_per_beat: manifest.input.bits_per_beat,
+            reads: manifest.input.reads.as_deref(),
             images: &test.images,
             labels: &test.labels,
             schedule: Schedule {

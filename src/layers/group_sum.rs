@@ -4,11 +4,10 @@
 //! it is how a logic-mapped network (layers of kind `lut`) turns its last layer's bits into
 //! class scores.
 
-use super::lut::NO_CORE;
 use super::{Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
 use crate::rtlgen::bits_for;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
-use crate::synth::estimate::LayerEstimate;
+use crate::synth::estimate::{self, LayerEstimate};
 
 /// Class scores as the `+1` counts of equal groups of the received values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,8 +94,8 @@ impl Semantics for GroupSum {
 }
 
 impl Hardware for GroupSum {
-    fn supported(&self) -> Result<(), String> {
-        Err(NO_CORE.into())
+    fn logic_mapped(&self) -> bool {
+        true
     }
 
     fn unit(&self) -> LayerShape {
@@ -106,8 +105,8 @@ impl Hardware for GroupSum {
         }
     }
 
-    fn estimate(&self, _input: Shape, _f: LayerFold) -> LayerEstimate {
-        LayerEstimate::default()
+    fn estimate(&self, input: Shape, _f: LayerFold) -> LayerEstimate {
+        estimate::group_sums(input.len())
     }
 
     fn images(&self, _f: LayerFold) -> Vec<MemoryImage> {
@@ -118,7 +117,28 @@ impl Hardware for GroupSum {
         self.classes * self.score_bits(input.len())
     }
 
-    fn instantiate(&self, _site: &Site) -> String {
-        unreachable!("{NO_CORE}")
+    fn instantiate(&self, site: &Site) -> String {
+        use std::fmt::Write;
+        let n = site.input_shape.len();
+        let (g, sb) = (self.group(n), self.score_bits(n));
+        let input = &site.input;
+        let mut v = format!(
+            "    // {}: class c's score is the number of +1 among inputs [c * {g} +: {g}]\n    \
+             wire [{}:0] scores;\n    wire scores_valid = {input}_valid;\n",
+            site.name,
+            self.classes * sb - 1
+        );
+        for c in 0..self.classes {
+            let _ = writeln!(
+                v,
+                "    cbnn_popcount #(.W({g}), .OW({sb})) u_sum{c} (.clk(ap_clk), .en(1'b1), \
+                 .in({input}[{}:{}]), .count(scores[{}:{}]));",
+                (c + 1) * g - 1,
+                c * g,
+                (c + 1) * sb - 1,
+                c * sb
+            );
+        }
+        v
     }
 }

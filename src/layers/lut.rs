@@ -6,7 +6,7 @@
 
 use super::{Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
 use crate::rtlgen::fold::{LayerFold, LayerShape};
-use crate::synth::estimate::LayerEstimate;
+use crate::synth::estimate::{self, LayerEstimate};
 
 /// The most inputs a neuron of a `lut` layer reads.
 pub const MAX_FAN_IN: usize = 6;
@@ -163,13 +163,33 @@ impl Semantics for Lut {
     }
 }
 
-/// Why a logic-mapped layer has no core in the generated pipeline yet.
-pub(crate) const NO_CORE: &str = "logic-mapped layers (kinds \"lut\" and \"group_sum\") have no \
-                                  accelerator core yet; `cbnn eval` runs them";
+impl Lut {
+    /// The received values some neuron reads, in increasing order: for a first layer, the
+    /// input bits (pixel x plane) the accelerator's port carries.
+    pub fn reads(&self) -> Vec<u32> {
+        let mut v = self.connections.clone();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The same layer reading `reads[k]` as input `k` (its connections renumbered into the
+    /// list [`Lut::reads`] gives).
+    pub fn on_reads(&self, reads: &[u32]) -> Lut {
+        Lut {
+            connections: self
+                .connections
+                .iter()
+                .map(|c| reads.binary_search(c).expect("a read input") as u32)
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
 
 impl Hardware for Lut {
-    fn supported(&self) -> Result<(), String> {
-        Err(NO_CORE.into())
+    fn logic_mapped(&self) -> bool {
+        true
     }
 
     fn unit(&self) -> LayerShape {
@@ -180,7 +200,7 @@ impl Hardware for Lut {
     }
 
     fn estimate(&self, _input: Shape, _f: LayerFold) -> LayerEstimate {
-        LayerEstimate::default()
+        estimate::tables(self.neurons(), self.fan_in)
     }
 
     fn images(&self, _f: LayerFold) -> Vec<MemoryImage> {
@@ -191,7 +211,32 @@ impl Hardware for Lut {
         self.neurons()
     }
 
-    fn instantiate(&self, _site: &Site) -> String {
-        unreachable!("{NO_CORE}")
+    fn instantiate(&self, site: &Site) -> String {
+        let (n, m, f) = (site.input_shape.len(), self.neurons(), self.fan_in);
+        let aw = crate::rtlgen::bits_for(n - 1);
+        let conn: Vec<bool> = self
+            .connections
+            .iter()
+            .flat_map(|&c| (0..aw).map(move |b| (c >> b) & 1 == 1))
+            .collect();
+        let tables: Vec<bool> = self
+            .tables
+            .iter()
+            .flat_map(|&t| (0..1usize << f).map(move |a| (t >> a) & 1 == 1))
+            .collect();
+        let (name, lower) = (&site.name, site.name.to_lowercase());
+        let (input, output) = (&site.input, &site.output);
+        format!(
+            "    // {name}: {m} truth-table neurons of fan-in {f} over {n} inputs, then a register stage\n    \
+             wire [{m1}:0] {lower}_y;\n    \
+             cbnn_lut #(.N({n}), .M({m}), .F({f}), .AW({aw}),\n        .CONN({c}),\n        .TABLES({t}))\n        \
+             u_{lower} (.x({input}), .y({lower}_y));\n    \
+             wire [{m1}:0] {output};\n    wire {output}_valid;\n    \
+             cbnn_pipe #(.W({m})) u_{lower}_reg (.clk(ap_clk), .rst_n(ap_rst_n), .en(scores_ready),\n        \
+             .d({lower}_y), .d_valid({input}_valid), .q({output}), .q_valid({output}_valid));\n",
+            m1 = m - 1,
+            c = super::verilog_bits(&conn),
+            t = super::verilog_bits(&tables),
+        )
     }
 }

@@ -130,6 +130,27 @@ pub trait Hardware {
         Ok(())
     }
 
+    /// Whether the layer is logic-mapped (`lut`, `group_sum`): fully unrolled between the
+    /// clock-enabled register stages of a logic-mapped design, which takes one image a cycle,
+    /// rather than a folded unit. A design is logic-mapped when all its layers are.
+    fn logic_mapped(&self) -> bool {
+        false
+    }
+
+    /// Its folding when none is given: `PE = min(neurons, 16)`, `SIMD = min(inputs, 64)`; a
+    /// logic-mapped layer's only one, fully parallel.
+    fn default_fold(&self, pipe: usize) -> LayerFold {
+        let s = self.unit();
+        if self.logic_mapped() {
+            return LayerFold::new(s.outputs, s.inputs);
+        }
+        LayerFold {
+            pe: s.outputs.min(16),
+            simd: s.inputs.min(64),
+            pipe,
+        }
+    }
+
     /// The matrix its folded unit computes (inputs per neuron, neurons): the space its folding
     /// (`PE` neurons in parallel, `SIMD` inputs per neuron per cycle) ranges over.
     fn unit(&self) -> LayerShape;
@@ -137,6 +158,9 @@ pub trait Hardware {
     /// Checks a folding; the message names what is wrong.
     fn check_fold(&self, f: LayerFold) -> Result<(), String> {
         let s = self.unit();
+        if self.logic_mapped() {
+            return check_unrolled(s, f);
+        }
         if f.pe == 0 || f.pe > s.outputs {
             return Err(format!(
                 "PE {} must be between 1 and its {} neurons",
@@ -152,8 +176,12 @@ pub trait Hardware {
         Ok(())
     }
 
-    /// Compute cycles per image under `f` (the cycle model adds one hand-over cycle).
+    /// Compute cycles per image under `f` (the cycle model adds one hand-over cycle); none for
+    /// a logic-mapped layer.
     fn steps(&self, f: LayerFold) -> usize {
+        if self.logic_mapped() {
+            return 0;
+        }
         self.unit().steps(f)
     }
 
@@ -166,6 +194,9 @@ pub trait Hardware {
     /// Cycles per image its slowest core needs, free-running, when it receives `input`: the
     /// unit's steps and its hand-over cycle, or the gathering of a stream of pixels.
     fn cycles_per_image(&self, input: Shape, f: LayerFold) -> usize {
+        if self.logic_mapped() {
+            return 1;
+        }
         let pixels = input.height * input.width;
         let gather = if pixels > 1 { pixels + 1 } else { 0 };
         (self.steps(f) + 1).max(gather)
@@ -175,6 +206,10 @@ pub trait Hardware {
     /// (`input.channels` bits) a beat: a unit over the whole vector, gathered first when it
     /// comes as more than one pixel.
     fn stages(&self, input: Shape, f: LayerFold) -> Vec<StageTiming> {
+        if self.logic_mapped() {
+            // Its register stage is one of the design's pipeline (`rtlgen::timing_with`).
+            return Vec::new();
+        }
         let pixels = input.height * input.width;
         let mut v = Vec::new();
         if pixels > 1 {
@@ -240,6 +275,33 @@ pub struct Site<'a> {
     pub in_logic: bool,
     /// Its memory images, for constants in logic.
     pub constants: &'a [MemoryImage],
+}
+
+/// The checks of a logic-mapped layer's folding: it has only the fully parallel one.
+fn check_unrolled(unit: LayerShape, f: LayerFold) -> Result<(), String> {
+    if f.pe != unit.outputs || f.simd != unit.inputs || f.pipe != 0 {
+        return Err(format!(
+            "is logic-mapped: it has only the fully parallel folding (PE {}, SIMD {}, PIPE 0)",
+            unit.outputs, unit.inputs
+        ));
+    }
+    Ok(())
+}
+
+/// A bit vector as a Verilog literal: `N'h...`, element 0 in the least significant bit.
+pub(crate) fn verilog_bits(bits: &[bool]) -> String {
+    let digits: String = bits
+        .chunks(4)
+        .rev()
+        .map(|c| {
+            let v = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |v, (i, &b)| v | (u32::from(b) << i));
+            char::from_digit(v, 16).expect("a nibble")
+        })
+        .collect();
+    format!("{}'h{digits}", bits.len())
 }
 
 /// The result of [`Semantics::by_definition`].

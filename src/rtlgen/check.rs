@@ -27,7 +27,20 @@ impl Manifest {
                 format!("has {} planes; 1 to 8 are possible", i.planes.len()),
             );
         }
-        if i.pixels_per_beat.checked_mul(i.planes.len()) != Some(i.bits_per_beat) {
+        if let Some(reads) = &i.reads {
+            if reads.len() != i.bits_per_beat
+                || reads.windows(2).any(|w| w[0] >= w[1])
+                || reads.last().is_some_and(|&r| r as usize >= i.features)
+            {
+                return bad(
+                    "input.reads",
+                    format!(
+                        "must be {} increasing features below {}",
+                        i.bits_per_beat, i.features
+                    ),
+                );
+            }
+        } else if i.pixels_per_beat.checked_mul(i.planes.len()) != Some(i.bits_per_beat) {
             return bad(
                 "input.bits_per_beat",
                 format!(
@@ -153,6 +166,12 @@ impl Manifest {
                     "is {}, more than the image's pixels",
                     self.input.pixels_per_beat
                 ),
+            );
+        }
+        if self.input.reads != super::input_reads(model) {
+            return bad(
+                "input.reads",
+                "are not the features the first layer reads".into(),
             );
         }
         if self.output != output_packing(model) {

@@ -60,17 +60,14 @@ pub fn shapes(model: &IntModel) -> Vec<LayerShape> {
     model.layers.iter().map(|l| l.hardware().unit()).collect()
 }
 
-/// The default folding: `SIMD = min(inputs, 64)`, `PE = min(outputs, 16)` for every layer,
-/// with `pipe` popcount register stages. For the 8-plane 256,256,256 MNIST model that is 1568
+/// The default folding: each layer's own (`SIMD = min(inputs, 64)`, `PE = min(outputs, 16)`,
+/// with `pipe` popcount register stages; the only folding of a logic-mapped layer). For the 8-plane 256,256,256 MNIST model that is 1568
 /// cycles per image in the first layer.
 pub fn default_folding(model: &IntModel, pipe: usize) -> Vec<LayerFold> {
-    shapes(model)
+    model
+        .layers
         .iter()
-        .map(|s| LayerFold {
-            pe: s.outputs.min(16),
-            simd: s.inputs.min(64),
-            pipe,
-        })
+        .map(|l| l.hardware().default_fold(pipe))
         .collect()
 }
 

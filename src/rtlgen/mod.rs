@@ -230,6 +230,10 @@ pub struct InputPacking {
     pub features: usize,
     /// In words.
     pub order: String,
+    /// Logic-mapped designs: the features the port carries, bit `j` being feature `reads[j]`
+    /// (the input bits the first layer reads; every other bit of the image is pruned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads: Option<Vec<u32>>,
 }
 
 /// Output packing.
@@ -284,6 +288,19 @@ pub fn timing_with(
     pixels_per_beat: usize,
     fifos: &[usize],
 ) -> Timing {
+    if logic_mapped(model) {
+        // One beat an image; an input register and one register stage behind every layer that
+        // hands on bits, all enabled by the output slice.
+        let registers = 1 + model
+            .layers
+            .iter()
+            .filter(|l| l.semantics().produces() == crate::layers::Produces::Bits)
+            .count();
+        return Timing {
+            beats: 1,
+            stages: vec![cycle::StageTiming::Pipeline { stages: registers }],
+        };
+    }
     let beats = model.input.pixels().div_ceil(pixels_per_beat);
     let mut stages = Vec::new();
     if !streams_in(model) {
@@ -351,6 +368,22 @@ pub fn fifo_depths(model: &IntModel, fold: &[LayerFold], pixels_per_beat: usize)
     depths
 }
 
+/// Whether the design of `model` is logic-mapped: every layer is ([`crate::layers::Hardware::logic_mapped`]):
+/// one image a cycle through clock-enabled register stages, its port carrying only the input
+/// bits the first layer reads.
+pub fn logic_mapped(model: &IntModel) -> bool {
+    model.layers.iter().all(|l| l.hardware().logic_mapped())
+}
+
+/// The features a logic-mapped design's input port carries, in port bit order: those its
+/// first layer reads (`None` for other designs).
+pub fn input_reads(model: &IntModel) -> Option<Vec<u32>> {
+    match model.layers.first() {
+        Some(crate::layers::Layer::Lut(l)) if logic_mapped(model) => Some(l.reads()),
+        _ => None,
+    }
+}
+
 /// Whether the first layer reads the input beats as a stream of pixels (a convolution or a
 /// pool: one pixel a beat) rather than one vector that the top level gathers from them.
 pub fn streams_in(model: &IntModel) -> bool {
@@ -362,7 +395,9 @@ pub fn streams_in(model: &IntModel) -> bool {
 pub fn layer_inputs(model: &IntModel) -> Vec<crate::layers::Shape> {
     let mut shapes = model.shapes();
     shapes.truncate(model.layers.len());
-    if !streams_in(model) {
+    if let Some(reads) = input_reads(model) {
+        shapes[0] = crate::layers::Shape::flat(reads.len());
+    } else if !streams_in(model) {
         shapes[0] = crate::layers::Shape::flat(model.features());
     }
     shapes
@@ -376,11 +411,14 @@ pub fn output_packing(model: &IntModel) -> OutputPacking {
     } else {
         1
     };
+    // The last layer gives the scores: its output stream is the scores, `score_bits` each.
     let score_bits = model
         .layers
-        .iter()
-        .find_map(crate::layers::Layer::as_scores)
-        .map_or(1, crate::layers::Scores::score_bits);
+        .last()
+        .zip(layer_inputs(model).last())
+        .map_or(1, |(l, &input)| {
+            l.hardware().output_width(input) / classes.max(1)
+        });
     let raw = class_bits + classes * score_bits;
     OutputPacking {
         width: raw.div_ceil(8) * 8,
@@ -391,8 +429,21 @@ pub fn output_packing(model: &IntModel) -> OutputPacking {
     }
 }
 
-/// Checks that every layer of `model` has an accelerator core (`model_path` names it).
+/// Checks that every layer of `model` has an accelerator core (`model_path` names it), and
+/// that logic-mapped layers are not mixed with folded ones.
 pub fn check_supported(model: &IntModel, model_path: &Path) -> Result<()> {
+    let logic = model
+        .layers
+        .iter()
+        .filter(|l| l.hardware().logic_mapped())
+        .count();
+    if logic > 0 && logic < model.layers.len() {
+        return Err(Error::usage(format!(
+            "{}: a design is either logic-mapped (kinds \"lut\" and \"group_sum\" only) or \
+             folded; this model mixes them",
+            model_path.display()
+        )));
+    }
     for (i, l) in model.layers.iter().enumerate() {
         if let Err(why) = l.hardware().supported() {
             return Err(Error::usage(format!(
@@ -415,6 +466,22 @@ pub fn generate(
     check_supported(model, model_path)?;
     fold::validate(&cfg.fold, model)?;
     let pixels = model.input.pixels();
+    let reads = input_reads(model);
+    // A logic-mapped design takes an image a beat, its port carrying the bits its first layer
+    // reads; its layers are instantiated with the first one renumbered onto that port.
+    let pixels_per_beat = if reads.is_some() {
+        pixels
+    } else {
+        cfg.pixels_per_beat
+    };
+    let instantiated = match (&reads, model.layers.first()) {
+        (Some(r), Some(crate::layers::Layer::Lut(first))) => {
+            let mut m = model.clone();
+            m.layers[0] = crate::layers::Layer::Lut(first.on_reads(r));
+            m
+        }
+        _ => model.clone(),
+    };
     if !(cfg.clock_mhz >= 1.0 && cfg.clock_mhz <= 2000.0) {
         return Err(invalid!(
             Setting::ClockMhz,
@@ -422,7 +489,7 @@ pub fn generate(
             cfg.clock_mhz
         ));
     }
-    if cfg.pixels_per_beat == 0 || cfg.pixels_per_beat > pixels {
+    if reads.is_none() && (cfg.pixels_per_beat == 0 || cfg.pixels_per_beat > pixels) {
         return Err(invalid!(
             Setting::PixelsPerBeat,
             " {} must be between 1 and the image's {pixels} pixels",
@@ -430,11 +497,13 @@ pub fn generate(
         ));
     }
     let k = model.planes.len();
-    let fifos = fifo_depths(model, &cfg.fold, cfg.pixels_per_beat);
-    let timing = timing_with(model, &cfg.fold, cfg.pixels_per_beat, &fifos);
+    let fifos = fifo_depths(model, &cfg.fold, pixels_per_beat);
+    let timing = timing_with(model, &cfg.fold, pixels_per_beat, &fifos);
     let (latency, interval) = cycle::latency_and_interval(&timing);
     let out = output_packing(model);
-    let in_width = cfg.pixels_per_beat * model.input_values().channels;
+    let in_width = reads
+        .as_ref()
+        .map_or(pixels_per_beat * model.input_values().channels, Vec::len);
     let inputs = layer_inputs(model);
     // Convolutional designs: their cores are copied and design.json records their streams.
     let any_stream = model.layers.iter().any(|l| l.hardware().streams());
@@ -443,7 +512,13 @@ pub fn generate(
     let mut instances = Vec::new();
     let mut input = "v0".to_string();
     let mut width = in_width;
-    for (i, ((layer, &f), &shape)) in model.layers.iter().zip(&cfg.fold).zip(&inputs).enumerate() {
+    for (i, ((layer, &f), &shape)) in instantiated
+        .layers
+        .iter()
+        .zip(&cfg.fold)
+        .zip(&inputs)
+        .enumerate()
+    {
         let hw = layer.hardware();
         if fifos[i] > 0 {
             let q = format!("l{i}_in");
@@ -511,8 +586,14 @@ pub fn generate(
     let top_text = top::render(model, &instances, in_width, &out);
     write_atomic(&dir.join(format!("{TOP}.v")), top_text.as_bytes())?;
     let mut files: Vec<String> = Vec::new();
-    let conv_cores: &[(&str, &str)] = if any_stream { &CONV_CORES } else { &[] };
-    for (name, text) in CORES.iter().chain(conv_cores) {
+    let extra_cores: &[(&str, &str)] = if any_stream {
+        &CONV_CORES
+    } else if reads.is_some() {
+        &LUT_CORES
+    } else {
+        &[]
+    };
+    for (name, text) in CORES.iter().chain(extra_cores) {
         write_atomic(&dir.join(name), text.as_bytes())?;
         files.push(name.to_string());
     }
@@ -536,10 +617,15 @@ pub fn generate(
         ],
         input: InputPacking {
             planes: model.planes.planes().to_vec(),
-            pixels_per_beat: cfg.pixels_per_beat,
+            pixels_per_beat,
             bits_per_beat: in_width,
             features: pixels * k,
-            order: "beat b bit j = feature b * bits_per_beat + j (feature p * K + j = plane planes[j] of pixel p); the last beat is zero-padded".into(),
+            order: if reads.is_some() {
+                "one beat an image: bit j = feature reads[j] (feature p * K + j = plane planes[j] of pixel p)".into()
+            } else {
+                "beat b bit j = feature b * bits_per_beat + j (feature p * K + j = plane planes[j] of pixel p); the last beat is zero-padded".into()
+            },
+            reads: reads.clone(),
         },
         output: out,
         layers,

@@ -61,7 +61,18 @@ pub fn render(
     let _ = writeln!(v, "    output wire m_axis_tvalid,");
     let _ = writeln!(v, "    input  wire m_axis_tready");
     let _ = writeln!(v, ");");
-    if streams && in_width == n0 / model.input.pixels() {
+    if super::logic_mapped(model) {
+        // The input register of a logic-mapped pipeline: every register stage moves while the
+        // output slice has room (its registered ready), so the port's ready is that ready.
+        let _ = writeln!(v, "    wire scores_ready;");
+        let _ = writeln!(v, "    wire [{}:0] v0;", in_width - 1);
+        let _ = writeln!(v, "    wire v0_valid;");
+        let _ = writeln!(
+            v,
+            "    cbnn_pipe #(.W({in_width})) u_in (.clk(ap_clk), .rst_n(ap_rst_n), .en(scores_ready),\n        .d(s_axis_tdata), .d_valid(s_axis_tvalid), .q(v0), .q_valid(v0_valid));"
+        );
+        let _ = writeln!(v, "    assign s_axis_tready = scores_ready;");
+    } else if streams && in_width == n0 / model.input.pixels() {
         // The first layer reads the pixels as they come, one a beat.
         let _ = writeln!(v, "    wire [{}:0] v0 = s_axis_tdata;", in_width - 1);
         let _ = writeln!(v, "    wire v0_valid = s_axis_tvalid;");

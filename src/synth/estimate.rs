@@ -51,6 +51,8 @@ struct Coefficients {
     pool: f64,
     /// Per streaming core (sliding window, pool, FIFO, split): its counters and handshake.
     stream: f64,
+    /// Per truth-table neuron of at most six inputs: one LUT.
+    tables: f64,
 }
 
 /// Fitted on 23 designs (`scripts/calibrate_estimate.py`, docs/hardware.md) from 700 to
@@ -79,7 +81,39 @@ const XILINX: Coefficients = Coefficients {
     window: 1.0,
     pool: 3.0,
     stream: 20.0,
+    tables: 1.0,
 };
+
+/// A layer of `neurons` truth-table neurons of `fan_in <= 6` inputs: a LUT each (what a
+/// neuron is, `tests/synth.rs::yosys_maps_a_six_input_truth_table_neuron_to_one_lut6`), and
+/// its register stage.
+pub fn tables(neurons: usize, fan_in: usize) -> LayerEstimate {
+    debug_assert!(fan_in <= 6);
+    let terms = Terms {
+        tables: neurons as f64,
+        ..Terms::default()
+    };
+    LayerEstimate {
+        luts: terms.luts(&XILINX),
+        terms,
+        ffs: neurons as u64,
+        ..LayerEstimate::default()
+    }
+}
+
+/// The group sums of a logic-mapped design over `bits` values: popcount trees of constant-free
+/// inputs.
+pub fn group_sums(bits: usize) -> LayerEstimate {
+    let terms = Terms {
+        popcount_const: bits as f64,
+        ..Terms::default()
+    };
+    LayerEstimate {
+        luts: terms.luts(&XILINX),
+        terms,
+        ..LayerEstimate::default()
+    }
+}
 
 /// Estimated resources of one layer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -132,6 +166,9 @@ pub struct Terms {
     /// Streaming cores.
     #[serde(default)]
     pub stream: f64,
+    /// Truth-table neurons of at most six inputs (one LUT each).
+    #[serde(default)]
+    pub tables: f64,
 }
 
 impl Terms {
@@ -150,6 +187,7 @@ impl Terms {
             + self.window * c.window
             + self.pool * c.pool
             + self.stream * c.stream
+            + self.tables * c.tables
     }
 
     fn add(&mut self, o: &Terms) {
@@ -167,6 +205,7 @@ impl Terms {
         self.window += o.window;
         self.pool += o.pool;
         self.stream += o.stream;
+        self.tables += o.tables;
     }
 }
 
@@ -497,7 +536,11 @@ pub fn for_design(
         }
     }
     let out = crate::rtlgen::output_packing(model);
-    let features = if streams { 0 } else { model.features() };
+    let features = match crate::rtlgen::input_reads(model) {
+        Some(reads) => reads.len(),
+        None if streams => 0,
+        None => model.features(),
+    };
     let score_bits = out.classes * out.score_bits;
     let mut terms = Terms {
         unpack: features as f64,

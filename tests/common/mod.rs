@@ -342,10 +342,54 @@ pub fn cosimulate(
         timing: &timing,
         output: &manifest.output,
         bits_per_beat: manifest.input.bits_per_beat,
+        reads: manifest.input.reads.as_deref(),
         images,
         labels: &labels,
         schedule,
         vcd: None,
     };
     cbnn::cosim::run(exe, &job)
+}
+
+/// A random logic-mapped model of `height x width` images: `lut` layers of these
+/// `(neurons, fan_in)`, the last of a multiple of `classes` neurons, then the group sum.
+pub fn random_lut_model(
+    seed: u64,
+    (height, width): (usize, usize),
+    planes: &[u8],
+    layers: &[(usize, usize)],
+    classes: usize,
+) -> cbnn::model::IntModel {
+    use cbnn::layers::{GroupSum, Layer, Lut};
+    use cbnn::model::{InputShape, IntModel};
+    let mut rng = cbnn::util::rng::Rng::new(seed, 4);
+    let planes = cbnn::bitslice::PlaneSet::new(planes).unwrap();
+    let mut n = height * width * planes.len();
+    let mut out = Vec::new();
+    for &(m, f) in layers {
+        let mask = if f == 6 {
+            u64::MAX
+        } else {
+            (1u64 << (1 << f)) - 1
+        };
+        out.push(Layer::Lut(Lut {
+            fan_in: f,
+            connections: (0..m * f).map(|_| rng.below(n) as u32).collect(),
+            tables: (0..m).map(|_| rng.next_u64() & mask).collect(),
+        }));
+        n = m;
+    }
+    out.push(Layer::GroupSum(GroupSum { classes }));
+    let model = IntModel {
+        input: InputShape {
+            height,
+            width,
+            channels: 1,
+        },
+        planes,
+        layers: out,
+        provenance: Default::default(),
+    };
+    model.validate(Path::new("random")).unwrap();
+    model
 }
