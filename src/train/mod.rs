@@ -14,6 +14,7 @@ mod channel_norm;
 pub mod conv;
 pub mod export;
 pub mod first_layer;
+pub mod lut;
 pub mod net;
 
 use std::time::Instant;
