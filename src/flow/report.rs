@@ -23,6 +23,10 @@ pub struct ModelRow {
     pub planes: Vec<u64>,
     /// Hidden widths.
     pub hidden: Vec<u64>,
+    /// The hidden layers in the architecture notation (`c16k5,p2,d64`; `d256,d256` for a
+    /// perceptron).
+    #[serde(default)]
+    pub arch: String,
     /// Size in bits.
     pub size_bits: u64,
     /// Validation accuracy, percent.
@@ -153,10 +157,21 @@ struct EstimateOutput {
     luts: u64,
 }
 
+/// A model's hidden layers as the tables show them: the widths of a perceptron, the
+/// architecture notation of anything else.
+fn layers_cell(x: &ModelRow) -> String {
+    if x.arch.is_empty() || crate::train::arch::is_perceptron(&x.arch) {
+        format!("{:?}", x.hidden)
+    } else {
+        format!("`{}`", x.arch)
+    }
+}
+
 fn model_row(v: &crate::prune::Summary) -> ModelRow {
     ModelRow {
         planes: v.planes.iter().map(|&p| p as u64).collect(),
         hidden: v.hidden.iter().map(|&h| h as u64).collect(),
+        arch: v.arch.clone(),
         size_bits: v.size_bits,
         val_accuracy: r2(100.0 * v.val_accuracy),
         test_accuracy: Some(r2(100.0 * v.test_accuracy)),
@@ -296,9 +311,9 @@ pub fn markdown(r: &FlowReport) -> String {
     for (name, x) in [("baseline", &r.baseline), ("compact", &r.compact)] {
         let _ = writeln!(
             m,
-            "| {name} | {:?} | {:?} | {} | {} | {} |",
+            "| {name} | {:?} | {} | {} | {} | {} |",
             x.planes,
-            x.hidden,
+            layers_cell(x),
             x.size_bits,
             x.val_accuracy,
             fmt_opt(&x.test_accuracy)
@@ -329,10 +344,10 @@ pub fn markdown(r: &FlowReport) -> String {
     for c in &r.candidates {
         let _ = writeln!(
             m,
-            "| {} | {:?} | {:?} | {} | {} | {} | {} | {} |",
+            "| {} | {:?} | {} | {} | {} | {} | {} | {} |",
             c.phase,
             c.model.planes,
-            c.model.hidden,
+            layers_cell(&c.model),
             c.model.size_bits,
             c.model.val_accuracy,
             fmt_opt(&c.model.test_accuracy),
