@@ -260,20 +260,6 @@ pub struct Fit {
     pub seed: u64,
 }
 
-/// ±1 features of packed rows, `rows.len() x p`, into `x`.
-pub fn unpack_signs(rows: &[&[u64]], p: usize, x: &mut Vec<f32>) {
-    x.clear();
-    for r in rows {
-        x.extend((0..p).map(|i| {
-            if (r[i / 64] >> (i % 64)) & 1 == 1 {
-                1.0
-            } else {
-                -1.0
-            }
-        }));
-    }
-}
-
 /// Trains `g` on packed feature rows and labels; `epoch_done(epoch, mean loss, g)` after each
 /// epoch.
 pub fn fit(
@@ -299,7 +285,7 @@ pub fn fit(
         for chunk in order.chunks(cfg.batch) {
             let batch: Vec<&[u64]> = chunk.iter().map(|&i| rows[i]).collect();
             let y: Vec<u8> = chunk.iter().map(|&i| labels[i]).collect();
-            unpack_signs(&batch, g.inputs, &mut x);
+            super::conv::unpack(&batch, g.inputs, &mut x);
             g.forward(&x, chunk.len(), &mut ws);
             total += g.loss(&ws, &y) * chunk.len() as f32;
             n += chunk.len();
