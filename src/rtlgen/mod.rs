@@ -478,9 +478,9 @@ pub fn generate(
         (Some(r), Some(crate::layers::Layer::Lut(first))) => {
             let mut m = model.clone();
             m.layers[0] = crate::layers::Layer::Lut(first.on_reads(r));
-            m
+            std::borrow::Cow::Owned(m)
         }
-        _ => model.clone(),
+        _ => std::borrow::Cow::Borrowed(model),
     };
     if !(cfg.clock_mhz >= 1.0 && cfg.clock_mhz <= 2000.0) {
         return Err(invalid!(
