@@ -189,13 +189,16 @@ pub struct TrainArgs {
     pub hidden: Vec<usize>,
     /// The hidden layers instead of --hidden, input side first: cN (binary 3x3 convolution of
     /// N channels, "same" padding; cNkK for a KxK kernel, a trailing v for "valid"), pP (PxP
-    /// max-pool), dN (dense); `conv` is the default convnet (c64k5,p2,c128k5,p2,d256), `mlp` the
-    /// default perceptron.
+    /// max-pool), dN (dense), or alone lNfF (N truth-table neurons of F <= 6 inputs, one LUT
+    /// each, in one group a class); `conv` is the default convnet (c64k5,p2,c128k5,p2,d256),
+    /// `mlp` the default perceptron, `lut` the default logic-mapped network (l1000f6).
     #[arg(long, value_name = "SPEC", conflicts_with = "hidden")]
     pub arch: Option<String>,
-    /// Kept bit planes, most significant first (7 = MSB).
-    #[arg(long, value_delimiter = ',', default_value = "7,6,5,4,3,2,1,0")]
-    pub planes: Vec<u8>,
+    /// Kept bit planes, most significant first (7 = MSB) [default: all eight; a logic-mapped
+    /// network: the most significant plane set on 1 % to 99 % of the training pixels, 7 on
+    /// MNIST].
+    #[arg(long, value_delimiter = ',')]
+    pub planes: Option<Vec<u8>>,
     /// Training epochs.
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
@@ -213,7 +216,7 @@ pub struct TrainArgs {
     pub seed: u64,
     /// Augmentation: shift each training image by up to N pixels in each direction, anew
     /// every time it is used (0 = off) [default: one pixel per 28 of the image's shorter side:
-    /// 1 for 28x28, 0 below 28].
+    /// 1 for 28x28, 0 below 28; 0 for a logic-mapped network].
     #[arg(long, value_name = "N")]
     pub augment: Option<usize>,
     /// Train on only the first N training images (fast runs and tests).

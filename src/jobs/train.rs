@@ -26,8 +26,9 @@ pub struct TrainJob {
     pub hidden: Vec<usize>,
     /// The hidden layers in the architecture notation ([`crate::train::arch`]).
     pub arch: Option<Arch>,
-    /// Kept bit planes, most significant first.
-    pub planes: Vec<u8>,
+    /// Kept bit planes, most significant first [default: all eight; for a logic-mapped
+    /// network [`train::default_lut_plane`] of the training images].
+    pub planes: Option<Vec<u8>>,
     /// Training epochs.
     pub epochs: usize,
     /// Batch size.
@@ -60,7 +61,7 @@ impl TrainJob {
             data,
             hidden: d.hidden,
             arch: None,
-            planes: vec![7, 6, 5, 4, 3, 2, 1, 0],
+            planes: None,
             epochs: d.epochs,
             batch: d.batch,
             lr: None,
@@ -85,8 +86,8 @@ impl TrainJob {
             a.list("--hidden", &self.hidden);
         }
         a.opt("--arch", self.arch.as_ref());
-        if self.planes != d.planes {
-            a.list("--planes", &self.planes);
+        if let Some(p) = &self.planes {
+            a.list("--planes", p);
         }
         if self.epochs != d.epochs {
             a.flag("--epochs", self.epochs);
@@ -124,7 +125,13 @@ impl TrainJob {
     }
 
     fn run_binary(&self) -> Result<TrainReport> {
-        let planes = PlaneSet::new(&self.planes)?;
+        let logic_mapped = self
+            .arch
+            .as_ref()
+            .is_some_and(|a| a.logic_mapped().is_some());
+        if let Some(p) = &self.planes {
+            PlaneSet::new(p)?;
+        }
         let cfg = TrainConfig {
             hidden: self.hidden.clone(),
             arch: self.arch.clone(),
@@ -138,13 +145,20 @@ impl TrainJob {
         };
         train::validate_config(&cfg)?;
         let ds = self.data.open()?;
+        // A logic-mapped neuron reads fixed pixels: shifted images teach it nothing it can use.
         let cfg = TrainConfig {
-            augment: self
-                .augment
-                .unwrap_or_else(|| train::default_augment(&input_shape(&ds))),
+            augment: self.augment.unwrap_or_else(|| match logic_mapped {
+                true => 0,
+                false => train::default_augment(&input_shape(&ds)),
+            }),
             ..cfg
         };
         let split = ds.split(self.validation, self.limit)?;
+        let planes = PlaneSet::new(&match (&self.planes, logic_mapped) {
+            (Some(p), _) => p.clone(),
+            (None, true) => vec![train::default_lut_plane(&split.train.images)],
+            (None, false) => vec![7, 6, 5, 4, 3, 2, 1, 0],
+        })?;
         let meta = DataMeta {
             dataset: self.data.dataset.clone(),
             input: input_shape(&ds),
@@ -153,6 +167,7 @@ impl TrainJob {
         };
         let features = meta.input.pixels() * planes.len();
         match &cfg.arch {
+            Some(a) if logic_mapped => train::check_lut_size(&meta, a)?,
             Some(a) if a.is_conv() => train::check_conv_size(&meta, a, cfg.batch)?,
             Some(a) => {
                 train::check_size(features, &a.dense_widths().unwrap_or_default(), ds.classes)?
@@ -244,6 +259,16 @@ impl TrainJob {
     }
 
     fn run_float(&self) -> Result<FloatTrainReport> {
+        if self
+            .arch
+            .as_ref()
+            .is_some_and(|a| a.logic_mapped().is_some())
+        {
+            return Err(Error::usage(
+                "--float trains the full-precision counterpart of a perceptron or a convnet; a \
+                 logic-mapped network (--arch lNfF) has none",
+            ));
+        }
         let conv = self.arch.clone().filter(|a| a.is_conv());
         let hidden = match (&self.arch, &conv) {
             (None, _) => self.hidden.clone(),

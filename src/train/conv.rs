@@ -225,6 +225,9 @@ impl ConvNet {
                     w: Param::glorot(n, shape.len(), &mut rng),
                     bn: BatchNorm::new(n),
                 },
+                Op::Lut { .. } => {
+                    unreachable!("a logic-mapped layer stands alone and has its own graph")
+                }
             };
             shape = layer.output();
             layers.push(layer);

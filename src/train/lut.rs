@@ -244,6 +244,88 @@ impl LutGraph {
     }
 }
 
+/// The temperature of the group sums for groups of `group` neurons: `(1 / 0.3) *
+/// (group / 100)^0.57`, 3.33 for the 100 neurons a class of 1000 neurons and 10 classes. Larger
+/// groups give larger sums and need a higher temperature for the same softmax.
+pub fn temperature(group: usize) -> f32 {
+    (1.0 / 0.3) * (group as f32 / 100.0).powf(0.57)
+}
+
+impl LutGraph {
+    /// The class of each packed feature row: the argmax of its group sums, ties to the
+    /// lowest class.
+    pub fn predict(&self, rows: &[&[u64]]) -> Vec<usize> {
+        use rayon::prelude::*;
+        rows.par_chunks(256)
+            .flat_map_iter(|chunk| {
+                let (mut ws, mut x) = (Workspace::default(), Vec::new());
+                super::conv::unpack(chunk, self.inputs, &mut x);
+                let sums = self.forward(&x, chunk.len(), &mut ws);
+                let c = self.classes;
+                (0..chunk.len())
+                    .map(|i| argmax(&sums[i * c..(i + 1) * c]))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// The first index of the largest value.
+fn argmax(v: &[u32]) -> usize {
+    let mut best = 0;
+    for (k, &s) in v.iter().enumerate() {
+        if s > v[best] {
+            best = k;
+        }
+    }
+    best
+}
+
+impl super::Graph for LutGraph {
+    type Ws = (Workspace, Vec<f32>);
+
+    fn step(
+        &mut self,
+        rows: &[&[u64]],
+        labels: &[u8],
+        lr: f32,
+        adam: &mut super::adam::Adam,
+        (ws, x): &mut Self::Ws,
+    ) -> (f64, usize) {
+        super::conv::unpack(rows, self.inputs, x);
+        let sums = self.forward(x, rows.len(), ws);
+        let loss = self.loss(ws, labels);
+        let c = self.classes;
+        let correct = labels
+            .iter()
+            .enumerate()
+            .filter(|&(i, &y)| argmax(&sums[i * c..(i + 1) * c]) == y as usize)
+            .count();
+        if loss.is_finite() {
+            self.backward(x, labels, ws);
+            adam.step_params(vec![&mut self.mapping, &mut self.tables], lr);
+        }
+        (f64::from(loss), correct)
+    }
+
+    fn export(&self, meta: &super::DataMeta) -> crate::model::IntModel {
+        let (lut, sum) = LutGraph::export(self);
+        crate::model::IntModel {
+            input: meta.input,
+            planes: meta.planes.clone(),
+            layers: vec![
+                crate::layers::Layer::Lut(lut),
+                crate::layers::Layer::GroupSum(sum),
+            ],
+            provenance: crate::model::Provenance::default(),
+        }
+    }
+
+    fn network(self) -> super::Network {
+        super::Network::Lut(self)
+    }
+}
+
 /// Settings of [`fit`].
 #[derive(Clone, Debug)]
 pub struct Fit {

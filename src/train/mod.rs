@@ -126,6 +126,8 @@ pub enum Network {
     Mlp(Net),
     /// The convolutional graph.
     Conv(ConvNet),
+    /// The logic-mapped graph.
+    Lut(lut::LutGraph),
 }
 
 /// The result of a training run.
@@ -268,6 +270,11 @@ pub fn train(
 ) -> Result<Trained> {
     validate(cfg, meta, train)?;
     let features = train.x.features;
+    if let Some((neurons, fan_in)) = cfg.arch.as_ref().and_then(arch::Arch::logic_mapped) {
+        let tau = lut::temperature(neurons / meta.classes);
+        let graph = lut::LutGraph::new(features, neurons, fan_in, meta.classes, tau, cfg.seed);
+        return epochs(graph, cfg, meta, train, val);
+    }
     match cfg.arch.as_ref().filter(|a| a.is_conv()) {
         Some(arch) => {
             let input = crate::layers::Shape {
@@ -492,6 +499,21 @@ pub fn default_augment(input: &crate::model::InputShape) -> usize {
     input.height.min(input.width) / 28
 }
 
+/// The plane a logic-mapped network keeps when none is asked for: the most significant plane
+/// that is set on at least 1 % and at most 99 % of the pixels of `images` (plane 7, "pixel >=
+/// 128", on MNIST and Fashion-MNIST; a lower one on dark images, where plane 7 is always
+/// clear), plane 7 when none is.
+pub fn default_lut_plane(images: &crate::data::Images) -> u8 {
+    let n = images.pixels.len().max(1) as f64;
+    (0..8u8)
+        .rev()
+        .find(|&k| {
+            let set = images.pixels.iter().filter(|&&p| (p >> k) & 1 == 1).count() as f64 / n;
+            (0.01..=0.99).contains(&set)
+        })
+        .unwrap_or(7)
+}
+
 /// Widest hidden layer `train` builds.
 pub const MAX_WIDTH: usize = 1 << 16;
 /// Most epochs one training run may take.
@@ -515,6 +537,42 @@ pub fn check_size(features: usize, hidden: &[usize], classes: usize) -> Result<(
             "a network of {features} inputs, hidden widths {hidden:?} and {classes} classes has \
              {total} weights, more than the {MAX_PARAMETERS} training may hold in memory"
         )));
+    }
+    Ok(())
+}
+
+/// Checks that a logic-mapped architecture suits the data of `meta`: its neurons split into
+/// one equal group per class, a neuron's inputs are at most the features, and the mapping
+/// scores (a float per neuron input and feature) fit in memory.
+pub fn check_lut_size(meta: &DataMeta, arch: &arch::Arch) -> Result<()> {
+    let Some((neurons, fan_in)) = arch.logic_mapped() else {
+        return Ok(());
+    };
+    let features = meta.input.pixels() * meta.planes.len();
+    if !neurons.is_multiple_of(meta.classes) {
+        return Err(invalid!(
+            Setting::Arch,
+            " {arch}: {neurons} neurons do not split into {} equal groups, one a class; use a \
+             multiple of {}",
+            meta.classes,
+            meta.classes
+        ));
+    }
+    if fan_in > features {
+        return Err(invalid!(
+            Setting::Arch,
+            " {arch}: a neuron of {fan_in} inputs needs at least {fan_in} features; the images \
+             give {features}"
+        ));
+    }
+    let weights = (neurons as u64 * fan_in as u64).saturating_mul(features as u64);
+    if weights > MAX_PARAMETERS {
+        return Err(invalid!(
+            Setting::Arch,
+            " {arch}: {weights} mapping scores ({neurons} x {fan_in} inputs x {features} \
+             features) are more than the {MAX_PARAMETERS} training may hold in memory; keep \
+             fewer planes"
+        ));
     }
     Ok(())
 }
@@ -586,6 +644,8 @@ pub fn check_conv_fits(
                 weights = weights.saturating_add((s.len() as u64).saturating_mul(n as u64));
                 floats = floats.saturating_add(4 * n as u64);
             }
+            // Alone in its architecture, checked by `check_lut_size`.
+            arch::Op::Lut { .. } => {}
         }
     }
     weights = weights.saturating_add((shape.len() as u64).saturating_mul(classes as u64));
@@ -610,6 +670,7 @@ pub fn check_conv_fits(
 fn validate(cfg: &TrainConfig, meta: &DataMeta, train: &SlicedSet) -> Result<()> {
     validate_config(cfg)?;
     match cfg.arch.as_ref() {
+        Some(a) if a.logic_mapped().is_some() => check_lut_size(meta, a)?,
         Some(a) if a.is_conv() => check_conv_size(meta, a, cfg.batch)?,
         Some(a) => check_size(
             meta.input.pixels() * meta.planes.len(),
@@ -672,6 +733,10 @@ pub fn predictions(net: &Network, data: &Sliced) -> Vec<usize> {
         Network::Conv(net) => {
             let rows: Vec<&[u64]> = (0..data.count()).map(|i| data.row(i)).collect();
             net.predict(&rows)
+        }
+        Network::Lut(g) => {
+            let rows: Vec<&[u64]> = (0..data.count()).map(|i| data.row(i)).collect();
+            g.predict(&rows)
         }
     }
 }

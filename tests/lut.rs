@@ -1,0 +1,169 @@
+//! Logic-mapped networks end to end on a fixture: `train --arch lNfF`, the export check, the
+//! default plane, `eval`, `rtl` and `sim`, determinism and the errors of the flags.
+
+mod common;
+
+use common::*;
+
+/// A logic-mapped network trains on a small synthetic dataset, keeps one plane by default,
+/// its export check holds, and its one-image-a-clock accelerator co-simulates exactly,
+/// free-running and stalled, reading only the input bits its neurons read.
+#[test]
+fn a_logic_mapped_network_trains_and_its_accelerator_cosimulates() {
+    let dir = temp_dir("lut-fixture");
+    write_fixture_dataset(&dir, 1300, 200, 12, false);
+    let model = dir.join("lut.json");
+    let json = dir.join("train.json");
+    let out = cbnn_ok(&[
+        "train",
+        "--dataset",
+        dir.to_str().unwrap(),
+        "--arch",
+        "l60f5",
+        "--epochs",
+        "6",
+        "--validation",
+        "300",
+        "-o",
+        model.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("layers       144 -> l60f5 -> 10"),
+        "{stdout}"
+    );
+    let report = json_file(&json);
+    assert_eq!(report["arch"], "l60f5");
+    assert_eq!(report["planes"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        report["export_check"]["agree"],
+        report["export_check"]["images"]
+    );
+    // Ten classes: chance is 10 %.
+    assert!(report["test_accuracy"].as_f64().unwrap() > 0.3, "{report}");
+    let text = std::fs::read_to_string(&model).unwrap();
+    assert!(text.contains("\"kind\": \"lut\"") && text.contains("\"kind\": \"group_sum\""));
+    let eval = cbnn_ok(&[
+        "eval",
+        model.to_str().unwrap(),
+        "--dataset",
+        dir.to_str().unwrap(),
+    ]);
+    let accuracy = format!(
+        "accuracy {:.2}%",
+        100.0 * report["test_accuracy"].as_f64().unwrap()
+    );
+    assert!(String::from_utf8_lossy(&eval.stdout).contains(&accuracy));
+
+    let design = dir.join("design");
+    cbnn_ok(&[
+        "rtl",
+        model.to_str().unwrap(),
+        "-o",
+        design.to_str().unwrap(),
+    ]);
+    let manifest = json_file(&design.join("design.json"));
+    assert_eq!(manifest["initiation_interval"], 1, "{manifest}");
+    let reads = manifest["input"]["reads"].as_array().unwrap().len();
+    assert!(reads > 0 && reads <= 144, "{manifest}");
+    assert_eq!(manifest["input"]["bits_per_beat"], reads, "{manifest}");
+    for stall in [None, Some("3")] {
+        let mut args = vec![
+            "sim",
+            design.to_str().unwrap(),
+            "--dataset",
+            dir.to_str().unwrap(),
+        ];
+        if let Some(s) = stall {
+            args.extend(["--stall-seed", s]);
+        }
+        let out = cbnn_ok(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout
+                .contains("200 of 200 output beats match the reference model and the cycle model"),
+            "{stdout}"
+        );
+        assert!(stdout.contains(&accuracy), "{stdout}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Logic-mapped training is deterministic for a seed, whatever the thread count, and a plane
+/// asked for is the plane kept.
+#[test]
+fn logic_mapped_training_gives_the_same_model_on_one_thread_and_on_four() {
+    let dir = temp_dir("lut-threads");
+    write_fixture_dataset(&dir, 600, 50, 10, false);
+    let run = |threads: &str, out: &std::path::Path| {
+        cbnn_ok(&[
+            "--threads",
+            threads,
+            "train",
+            "--json",
+            out.with_extension("train.json").to_str().unwrap(),
+            "--dataset",
+            dir.to_str().unwrap(),
+            "--arch",
+            "l20f6",
+            "--planes",
+            "7,5",
+            "--epochs",
+            "2",
+            "--batch",
+            "32",
+            "--validation",
+            "100",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    run("1", &a);
+    run("4", &b);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let report = json_file(&a.with_extension("train.json"));
+    assert_eq!(report["planes"], serde_json::json!([7, 5]));
+    assert_eq!(report["features"], 200);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What a logic-mapped architecture cannot be is one sentence, exit 2, before any training.
+#[test]
+fn a_bad_logic_mapped_architecture_is_one_sentence() {
+    let dir = temp_dir("lut-errors");
+    write_fixture_dataset(&dir, 100, 20, 8, false);
+    let data = dir.to_str().unwrap();
+    let out = dir.join("m.json");
+    let o = out.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--arch", "l45f6"],
+            "45 neurons do not split into 10 equal groups",
+        ),
+        (vec!["--arch", "l40f7"], "a fan-in of 7 is more than 6"),
+        (vec!["--arch", "d20,l40"], "stands alone"),
+        (
+            vec!["--arch", "lut", "--float"],
+            "a logic-mapped network (--arch lNfF) has none",
+        ),
+        (
+            vec!["--arch", "l10f6", "--planes", "7", "--limit", "50"],
+            "",
+        ),
+    ] {
+        let mut a = vec!["train", "--dataset", data, "-o", o, "--epochs", "1"];
+        a.extend(args.iter().copied());
+        let r = cbnn(&a);
+        if says.is_empty() {
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+            std::fs::remove_file(&out).unwrap();
+        } else {
+            assert_fails(&r, 2, says);
+            assert!(!out.exists());
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
