@@ -53,10 +53,7 @@ fn a_conv_model_trains_evaluates_prunes_and_its_accelerator_cosimulates() {
         "--dataset",
         dir.to_str().unwrap(),
     ]);
-    let accuracy = format!(
-        "accuracy {:.2}%",
-        100.0 * report["test_accuracy"].as_f64().unwrap()
-    );
+    let accuracy = accuracy_line(report["test_accuracy"].as_f64().unwrap());
     assert!(
         String::from_utf8_lossy(&eval.stdout).contains(&accuracy),
         "{}",
@@ -160,22 +157,7 @@ fn a_conv_model_trains_evaluates_prunes_and_its_accelerator_cosimulates() {
         (&wide, None),
         (&wide, Some("9")),
     ] {
-        let mut args = vec![
-            "sim",
-            design.to_str().unwrap(),
-            "--dataset",
-            dir.to_str().unwrap(),
-        ];
-        if let Some(s) = stall {
-            args.extend(["--stall-seed", s]);
-        }
-        let out = cbnn_ok(&args);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            stdout
-                .contains("200 of 200 output beats match the reference model and the cycle model"),
-            "{stdout}"
-        );
+        let stdout = sim_matches(design, &dir, stall, 200);
         if stall.is_none() {
             let ii = json_file(&design.join("design.json"))["initiation_interval"].clone();
             assert!(

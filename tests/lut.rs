@@ -51,10 +51,7 @@ fn a_logic_mapped_network_trains_and_its_accelerator_cosimulates() {
         "--dataset",
         dir.to_str().unwrap(),
     ]);
-    let accuracy = format!(
-        "accuracy {:.2}%",
-        100.0 * report["test_accuracy"].as_f64().unwrap()
-    );
+    let accuracy = accuracy_line(report["test_accuracy"].as_f64().unwrap());
     assert!(String::from_utf8_lossy(&eval.stdout).contains(&accuracy));
 
     let design = dir.join("design");
@@ -70,22 +67,7 @@ fn a_logic_mapped_network_trains_and_its_accelerator_cosimulates() {
     assert!(reads > 0 && reads <= 144, "{manifest}");
     assert_eq!(manifest["input"]["bits_per_beat"], reads, "{manifest}");
     for stall in [None, Some("3")] {
-        let mut args = vec![
-            "sim",
-            design.to_str().unwrap(),
-            "--dataset",
-            dir.to_str().unwrap(),
-        ];
-        if let Some(s) = stall {
-            args.extend(["--stall-seed", s]);
-        }
-        let out = cbnn_ok(&args);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            stdout
-                .contains("200 of 200 output beats match the reference model and the cycle model"),
-            "{stdout}"
-        );
+        let stdout = sim_matches(&design, &dir, stall, 200);
         assert!(stdout.contains(&accuracy), "{stdout}");
     }
     std::fs::remove_dir_all(&dir).unwrap();

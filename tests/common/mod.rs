@@ -393,3 +393,29 @@ pub fn random_lut_model(
     model.validate(Path::new("random")).unwrap();
     model
 }
+
+/// Runs `cbnn sim` on the design in `design` over the test images of `data` (stalled when
+/// `stall` names a seed), checks that all `images` output beats match the reference model and
+/// the cycle model, and returns the standard output.
+pub fn sim_matches(design: &Path, data: &Path, stall: Option<&str>, images: usize) -> String {
+    let mut args = vec![
+        "sim",
+        design.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+    ];
+    if let Some(s) = stall {
+        args.extend(["--stall-seed", s]);
+    }
+    let out = cbnn_ok(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line =
+        format!("{images} of {images} output beats match the reference model and the cycle model");
+    assert!(stdout.contains(&line), "{stdout}");
+    stdout
+}
+
+/// The line `cbnn eval` and `cbnn sim` print for a test accuracy of `accuracy` (a fraction).
+pub fn accuracy_line(accuracy: f64) -> String {
+    format!("accuracy {:.2}%", 100.0 * accuracy)
+}
