@@ -70,6 +70,51 @@ fn a_logic_mapped_network_trains_and_its_accelerator_cosimulates() {
         let stdout = sim_matches(&design, &dir, stall, 200);
         assert!(stdout.contains(&accuracy), "{stdout}");
     }
+
+    // The search shrinks the neurons (in multiples of the classes), then their fan-in, and
+    // says how many input bits each candidate reads.
+    let compact = dir.join("compact.json");
+    let prune_report = dir.join("prune.json");
+    let out = cbnn_ok(&[
+        "prune",
+        model.to_str().unwrap(),
+        "--dataset",
+        dir.to_str().unwrap(),
+        "--validation",
+        "300",
+        "--epochs",
+        "2",
+        "--max-drop",
+        "100",
+        "-o",
+        compact.to_str().unwrap(),
+        "--report",
+        prune_report.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("in bits"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let pr = json_file(&prune_report);
+    assert_eq!(pr["baseline"]["input_bits"], reads, "{pr}");
+    let candidates = pr["candidates"].as_array().unwrap();
+    for phase in ["widths", "fan-in"] {
+        assert!(
+            candidates.iter().any(|c| c["phase"] == phase),
+            "{phase}: {pr}"
+        );
+    }
+    for c in candidates {
+        let arch = c["arch"].as_str().unwrap();
+        let neurons: usize = arch[1..arch.find('f').unwrap()].parse().unwrap();
+        assert_eq!(neurons % 10, 0, "{arch}");
+        assert!(c["input_bits"].as_u64().unwrap() <= 144, "{c}");
+    }
+    assert!(
+        pr["chosen"]["size_bits"].as_u64().unwrap() < pr["baseline"]["size_bits"].as_u64().unwrap(),
+        "{pr}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -641,8 +641,9 @@ fn a_negative_noise_margin_is_refused() {
     assert!(!dir.join("c.json").exists());
 }
 
-/// A logic-mapped model (`lut` layers and the group sum) over the fixture's 8x8 images.
-fn write_lut_model(path: &Path) {
+/// A logic-mapped model (a `lut` layer, a second one when `deep`, and the group sum) over the
+/// fixture's 8x8 images.
+fn write_lut_model(path: &Path, deep: bool) {
     use cbnn::bitslice::PlaneSet;
     use cbnn::layers::{GroupSum, Layer, Lut};
     use cbnn::model::{InputShape, IntModel, Provenance};
@@ -661,7 +662,20 @@ fn write_lut_model(path: &Path) {
             channels: 1,
         },
         planes: PlaneSet::new(&[7, 6]).unwrap(),
-        layers: vec![Layer::Lut(first), Layer::GroupSum(GroupSum { classes: 10 })],
+        layers: if deep {
+            let second = Lut {
+                fan_in: 4,
+                connections: (0..20 * 4).map(|i| (i * 7 % 40) as u32).collect(),
+                tables: (0..20u64).map(|j| j * 2654 % 65536).collect(),
+            };
+            vec![
+                Layer::Lut(first),
+                Layer::Lut(second),
+                Layer::GroupSum(GroupSum { classes: 10 }),
+            ]
+        } else {
+            vec![Layer::Lut(first), Layer::GroupSum(GroupSum { classes: 10 })]
+        },
         provenance: Provenance::default(),
     };
     cbnn::model::save(&model, path).unwrap();
@@ -671,7 +685,7 @@ fn write_lut_model(path: &Path) {
 fn a_logic_mapped_model_is_evaluated_and_what_cannot_take_it_yet_says_so() {
     let (dir, data, _) = setup("rob-lut");
     let model = dir.join("lut.json");
-    write_lut_model(&model);
+    write_lut_model(&model, false);
     let m = model.to_str().unwrap();
     cbnn_ok(&["eval", m, "--dataset", &data]);
     let rtl = dir.join("rtl");
@@ -682,9 +696,12 @@ fn a_logic_mapped_model_is_evaluated_and_what_cannot_take_it_yet_says_so() {
         "is logic-mapped: it has only the fully parallel folding",
     );
     assert!(!rtl.exists());
+    // The trainer builds one logic-mapped layer: a model of two cannot be retrained.
+    let deep = dir.join("deep.json");
+    write_lut_model(&deep, true);
     let out = cbnn(&[
         "prune",
-        m,
+        deep.to_str().unwrap(),
         "--dataset",
         &data,
         "-o",

@@ -6,6 +6,7 @@ use super::{check_compatible, Argv, DataSource};
 use crate::error::{Error, Result, Setting};
 use crate::model::{self, IntModel};
 use crate::prune::{self, Context, Event, PruneConfig, PruneReport};
+use crate::train::arch::Arch;
 use crate::train::{self, TrainConfig};
 use crate::util::atomic;
 use crate::util::output::Plan;
@@ -146,7 +147,8 @@ impl PruneJob {
         );
         let mut base_val = f64::NAN;
         let mut n = 0;
-        let (chosen, report) = prune::prune(&base, &ctx, &cfg, &mut |e| match e {
+        let (chosen, report) = prune::prune(&base, &ctx, &cfg, &mut |e| {
+            match e {
             Event::Ranked {
                 baseline_val,
                 ranking,
@@ -162,14 +164,16 @@ impl PruneJob {
                 }
             }
             Event::Done(c) => errln!(
-                "candidate {n}: {} bits, validation {:.2}% (drop {:.2} ± {:.2} pp), {:.1}s -> {}",
+                "candidate {n}: {} bits, {} input bits, validation {:.2}% (drop {:.2} ± {:.2} pp), {:.1}s -> {}",
                 c.summary.size_bits,
+                c.summary.input_bits,
                 100.0 * c.summary.val_accuracy,
                 100.0 * (base_val - c.summary.val_accuracy),
                 100.0 * c.drop_se,
                 c.seconds,
                 if c.accepted { "accepted" } else { "rejected" }
             ),
+        }
         })?;
         model::save(&chosen, &self.output)?;
         if let Some(path) = &self.report {
@@ -188,7 +192,15 @@ impl PruneJob {
 fn baseline_settings(base: &IntModel, path: &std::path::Path) -> Result<TrainConfig> {
     let hyper = &base.provenance.hyper;
     let cfg: TrainConfig = if hyper.is_null() {
-        TrainConfig::default()
+        // What `cbnn train` would use for the model's layers.
+        let logic_mapped = base
+            .arch()
+            .parse::<Arch>()
+            .is_ok_and(|a| a.logic_mapped().is_some());
+        TrainConfig {
+            augment: if logic_mapped { 0 } else { 1 },
+            ..TrainConfig::default()
+        }
     } else {
         serde_json::from_value(hyper.clone()).map_err(|e| {
             Error::bad_file(

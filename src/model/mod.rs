@@ -193,6 +193,16 @@ impl IntModel {
         self.input.pixels() * self.planes.len()
     }
 
+    /// How many of the [`IntModel::features`] some first-layer neuron reads: all of them but
+    /// for a logic-mapped first layer, whose neurons read a few each (what its accelerator's
+    /// input port carries).
+    pub fn input_bits(&self) -> usize {
+        match self.layers.first() {
+            Some(Layer::Lut(l)) => l.reads().len(),
+            _ => self.features(),
+        }
+    }
+
     /// The shape of the first layer's input: the image with `channels x K` bit channels.
     pub fn input_values(&self) -> Shape {
         Shape {

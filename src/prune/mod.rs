@@ -10,6 +10,10 @@
 //!    decreasing multipliers and retrained, until a candidate falls outside the budget.
 //! 3. **Deeper layers.** Keeping the first hidden layer of the smallest accepted model, the
 //!    layers after it are scaled down further, until a candidate falls outside the budget.
+//!    A logic-mapped model (one `lut` layer) has no deeper layers: its neurons read fewer
+//!    inputs instead (fan-in 5, 4, ... at the smallest accepted model's planes and neurons),
+//!    until a candidate falls outside the budget. Its widths phase keeps the neurons a
+//!    multiple of the classes.
 //!
 //! A candidate no smaller than the smallest accepted one cannot win and is never trained.
 //!
@@ -110,6 +114,10 @@ pub struct Summary {
     pub arch: String,
     /// Weight plus threshold bits.
     pub size_bits: u64,
+    /// Input bits (pixel x plane) some first-layer neuron reads, of `8 x pixels`: the kept
+    /// planes' features, fewer for a logic-mapped model.
+    #[serde(default)]
+    pub input_bits: usize,
     /// Validation accuracy (fraction), reference model.
     pub val_accuracy: f64,
     /// Test accuracy (fraction), reference model; never used to decide.
@@ -199,6 +207,7 @@ fn summary(model: &IntModel, val: f64, test: f64) -> Summary {
         hidden: model.hidden_widths(),
         arch: model.arch(),
         size_bits: model.size_bits(),
+        input_bits: model.input_bits(),
         val_accuracy: val,
         test_accuracy: test,
     }
@@ -297,7 +306,8 @@ pub fn prune(
         };
     let classes = baseline.classes();
     let base_arch: Arch = baseline.arch().parse()?;
-    let scaled = |a: &Arch, m: f64, skip: usize| a.scaled(m, cfg.min_width, skip);
+    let scaled =
+        |a: &Arch, m: f64, skip: usize| a.scaled(m, cfg.min_width, skip).in_groups(classes);
     // The size a candidate will have, known before it is trained.
     let size_of = |planes: &[u8], a: &Arch| {
         let values = crate::layers::Shape {
@@ -368,8 +378,26 @@ pub fn prune(
         }
     }
 
-    // Phase 3: keep the first hidden layer of the best model, shrink the layers after it.
-    if let Some((set, widths)) = best_shape.clone() {
+    // Phase 3, a logic-mapped model: fewer inputs a neuron (half the table each step), on the
+    // best model's planes and neurons.
+    if let Some((_, fan_in)) = base_arch.logic_mapped() {
+        let (set, shape) = best_shape
+            .clone()
+            .unwrap_or_else(|| (msb_order.clone(), base_arch.clone()));
+        for f in (2..fan_in).rev() {
+            let narrower = shape.with_fan_in(f);
+            if size_of(&set, &narrower) >= best_size {
+                continue;
+            }
+            match run(&set, narrower.clone(), "fan-in", 1.0)? {
+                Some((_, size)) => best_size = best_size.min(size),
+                None => break,
+            }
+        }
+    }
+    // Phase 3, otherwise: keep the first hidden layer of the best model, shrink the layers
+    // after it.
+    else if let Some((set, widths)) = best_shape.clone() {
         for &m in &cfg.deep_multipliers {
             let shape = scaled(&widths, m, 1);
             if shape == widths || size_of(&set, &shape) >= best_size {
@@ -501,7 +529,7 @@ pub fn table(r: &PruneReport) -> String {
     let row = |s: &mut String, tag: &str, x: &Summary, extra: &str| {
         let _ = writeln!(
             s,
-            "{:<9} {:<17} {:<15} {:>10} {:>7.2}x {:>7.2}% {:>7.2}% {}",
+            "{:<9} {:<17} {:<15} {:>10} {:>7} {:>7.2}x {:>7.2}% {:>7.2}% {}",
             tag,
             format!("{:?}", x.planes),
             if crate::train::arch::is_perceptron(&x.arch) {
@@ -510,6 +538,7 @@ pub fn table(r: &PruneReport) -> String {
                 x.arch.clone()
             },
             x.size_bits,
+            x.input_bits,
             r.baseline.size_bits as f64 / x.size_bits as f64,
             100.0 * x.val_accuracy,
             100.0 * x.test_accuracy,
@@ -518,8 +547,8 @@ pub fn table(r: &PruneReport) -> String {
     };
     let _ = writeln!(
         s,
-        "{:<9} {:<17} {:<15} {:>10} {:>8} {:>8} {:>8} drop ± se  epochs  seconds  verdict",
-        "", "planes", "widths", "size bits", "smaller", "val", "test"
+        "{:<9} {:<17} {:<15} {:>10} {:>7} {:>8} {:>8} {:>8} drop ± se  epochs  seconds  verdict",
+        "", "planes", "widths", "size bits", "in bits", "smaller", "val", "test"
     );
     row(&mut s, "baseline", &r.baseline, "");
     for c in &r.candidates {

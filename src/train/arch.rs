@@ -160,7 +160,41 @@ impl Arch {
                     },
                     Op::Pool(p) => Op::Pool(p),
                     Op::Dense(n) => Op::Dense(s(n)),
-                    lut @ Op::Lut { .. } => lut,
+                    Op::Lut { neurons, fan_in } => Op::Lut {
+                        neurons: s(neurons),
+                        fan_in,
+                    },
+                })
+                .collect(),
+        )
+    }
+
+    /// The architecture with its logic-mapped layer's neurons rounded to the nearest multiple
+    /// of `classes` (at least `classes`: one equal group a class); any other unchanged.
+    pub fn in_groups(&self, classes: usize) -> Arch {
+        let c = classes.max(1);
+        Arch(
+            self.0
+                .iter()
+                .map(|o| match *o {
+                    Op::Lut { neurons, fan_in } => Op::Lut {
+                        neurons: ((neurons + c / 2) / c).max(1) * c,
+                        fan_in,
+                    },
+                    other => other,
+                })
+                .collect(),
+        )
+    }
+
+    /// The architecture with its logic-mapped layer reading `fan_in` inputs a neuron.
+    pub fn with_fan_in(&self, fan_in: usize) -> Arch {
+        Arch(
+            self.0
+                .iter()
+                .map(|o| match *o {
+                    Op::Lut { neurons, .. } => Op::Lut { neurons, fan_in },
+                    other => other,
                 })
                 .collect(),
         )
@@ -354,6 +388,14 @@ mod tests {
         assert_eq!(lut.logic_mapped(), Some((1000, 6)));
         assert_eq!("l30".parse::<Arch>().unwrap().to_string(), "l30f6");
         assert_eq!("l30f6".parse::<Arch>().unwrap().dense_widths(), None);
+        let half = lut.scaled(0.375, 8, 0);
+        assert_eq!(half.to_string(), "l375f6");
+        assert_eq!(half.in_groups(10).to_string(), "l380f6");
+        assert_eq!(
+            "l4f6".parse::<Arch>().unwrap().in_groups(10).to_string(),
+            "l10f6"
+        );
+        assert_eq!(lut.with_fan_in(4).to_string(), "l1000f4");
         for (bad, says) in [
             ("c32,x3", "'x3' is not a layer"),
             ("c0", "channel count must be"),
