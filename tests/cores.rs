@@ -283,6 +283,68 @@ fn truth_table_layer_looks_up_every_neuron_one_beat_a_cycle() {
     }
 }
 
+/// The popcount core counts every input bit, with adder leaves and with LUT6 table leaves
+/// (widths below, at and above a leaf, not multiples of six), one count a cycle.
+#[test]
+fn popcount_counts_with_adder_and_table_leaves() {
+    let widths = [1usize, 2, 5, 6, 7, 12, 13, 37, 100];
+    let ow = |w: usize| (usize::BITS - w.leading_zeros()) as usize;
+    let n: usize = widths.iter().sum();
+    let m: usize = 2 * widths.iter().map(|&w| ow(w)).sum::<usize>();
+    let mut body = format!(
+        "    wire en;\n    wire [{n1}:0] x;\n    wire x_valid;\n    wire [{m1}:0] y;\n    wire [{m1}:0] q;\n    wire q_valid;\n    \
+         cbnn_pipe #(.W({n})) u_in (.clk(ap_clk), .rst_n(ap_rst_n), .en(en), .d(s_axis_tdata), .d_valid(s_axis_tvalid), .q(x), .q_valid(x_valid));\n",
+        n1 = n - 1,
+        m1 = m - 1
+    );
+    let mut out = 0;
+    for leaf in [1, 6] {
+        let mut at = 0;
+        for &w in &widths {
+            body += &format!(
+                "    cbnn_popcount #(.W({w}), .LEAF({leaf})) u_pop{leaf}_{w} (.clk(ap_clk), .en(1'b1), .in(x[{}:{at}]), .count(y[{}:{out}]));\n",
+                at + w - 1,
+                out + ow(w) - 1
+            );
+            at += w;
+            out += ow(w);
+        }
+    }
+    body += &format!(
+        "    cbnn_pipe #(.W({m})) u_out (.clk(ap_clk), .rst_n(ap_rst_n), .en(en), .d(y), .d_valid(x_valid), .q(q), .q_valid(q_valid));
+    cbnn_skid #(.W({m})) u_skid (.clk(ap_clk), .rst_n(ap_rst_n), .s_axis_tdata(q), .s_axis_tvalid(q_valid), .s_axis_tready(en),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));
+    assign s_axis_tready = en;"
+    );
+    let dir = temp_dir("core-popcount");
+    let exe = build(&dir, n, m, &body);
+    let mut rng = Rng::new(9, 0);
+    let mut beats = random_beats(&mut rng, 300, n);
+    // All ones and all zeros too.
+    beats[0] = (0..n.div_ceil(32)).map(|_| u32::MAX).collect();
+    *beats[0].last_mut().unwrap() &= (1u32 << (n % 32)) - 1;
+    beats[1] = vec![0; n.div_ceil(32)];
+    for schedule in [SCHEDULES[0], SCHEDULES[1]] {
+        let trace = run(&exe, &dir, &beats, (1, 1), (n, m), schedule);
+        assert_eq!(trace.outputs.len(), beats.len());
+        for (i, (_, words)) in trace.outputs.iter().enumerate() {
+            let mut out = 0;
+            for leaf in [1, 6] {
+                let mut at = 0;
+                for &w in &widths {
+                    let want = (at..at + w).filter(|&b| get(&beats[i], b)).count();
+                    let got: usize = (0..ow(w))
+                        .map(|k| usize::from(get(words, out + k)) << k)
+                        .sum();
+                    assert_eq!(got, want, "beat {i}, W {w}, LEAF {leaf}, {schedule:?}");
+                    at += w;
+                    out += ow(w);
+                }
+            }
+        }
+    }
+}
+
 /// The `cbnn-timing` line of a core's header: `key=value` pairs.
 fn timing_line(core: &str) -> std::collections::HashMap<String, String> {
     let text = rtlgen::CORES
@@ -718,6 +780,7 @@ fn cores_check_their_parameters_at_elaboration() {
         ("cbnn_popcount", "W(0)", "w_must_be_at_least_1"),
         ("cbnn_popcount", "W(8), .PIPE(3)", "pipe_must_be_0_or_1"),
         ("cbnn_popcount", "W(8), .OW(3)", "ow_too_narrow_for_w"),
+        ("cbnn_popcount", "W(8), .LEAF(4)", "leaf_must_be_1_or_6"),
         ("cbnn_argmax", "C(1)", "c_must_be_at_least_2"),
         ("cbnn_unpack", "N(8), .IW(0)", "iw_must_be_at_least_1"),
         ("cbnn_rom", "W(8), .D(0)", "d_must_be_at_least_1"),

@@ -131,7 +131,7 @@ impl Hardware for GroupSum {
         for c in 0..self.classes {
             let _ = writeln!(
                 v,
-                "    cbnn_popcount #(.W({g}), .OW({sb})) u_sum{c} (.clk(ap_clk), .en(1'b1), \
+                "    cbnn_popcount #(.W({g}), .OW({sb}), .LEAF(6)) u_sum{c} (.clk(ap_clk), .en(1'b1), \
                  .in({input}[{}:{}]), .count(scores[{}:{}]));",
                 (c + 1) * g - 1,
                 c * g,
