@@ -16,7 +16,8 @@ import sys
 
 # The unpacker is a shift register (flip-flops only), so its term is not fitted.
 TERMS = ["popcount", "popcount_const", "accumulate", "chunk_mux", "result", "rom", "layer", "output",
-         "shift_reg", "lutram", "window", "pool", "stream", "tables"]
+         "shift_reg", "lutram", "window", "pool", "stream", "tables",
+         "group_sum"]
 
 
 def current_coefficients():

@@ -282,6 +282,28 @@ fn resource_estimate_holds_on_conv_pipelines() {
     }
 }
 
+/// The same on logic-mapped designs (truth tables, group sums of about 50 bits a class, the
+/// argmax), which the model counts from the cores' own measurements.
+#[test]
+fn resource_estimate_holds_on_logic_mapped_designs() {
+    let cases: Vec<(cbnn::model::IntModel, Vec<LayerFold>, usize)> = [
+        random_lut_model(41, (12, 12), &[7, 6], &[(300, 6)], 6),
+        random_lut_model(42, (10, 10), &[7], &[(120, 5), (200, 6)], 4),
+    ]
+    .into_iter()
+    .map(|m| {
+        let fold = rtlgen::fold::default_folding(&m, 0);
+        (m, fold, 1)
+    })
+    .collect();
+    for est in estimates_hold_against_yosys(&cases, "synth-lut-est") {
+        assert!(
+            est.terms.tables > 0.0 && est.terms.group_sum > 0.0,
+            "{est:?}"
+        );
+    }
+}
+
 /// Synthesizes each case (model, folding, pixels per beat) with Yosys (xilinx) and holds the
 /// resource model of its design within [`estimate::LUT_TOLERANCE`] of the LUTs and equal in
 /// block RAM bits; returns the estimates.

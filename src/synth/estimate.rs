@@ -53,6 +53,8 @@ struct Coefficients {
     stream: f64,
     /// Per truth-table neuron of at most six inputs: one LUT.
     tables: f64,
+    /// Per input bit of a group sum's popcount (six-bit table leaves, then adders).
+    group_sum: f64,
 }
 
 /// Fitted on 23 designs (`scripts/calibrate_estimate.py`, docs/hardware.md) from 700 to
@@ -82,6 +84,7 @@ const XILINX: Coefficients = Coefficients {
     pool: 3.0,
     stream: 20.0,
     tables: 1.0,
+    group_sum: 1.5,
 };
 
 /// A layer of `neurons` truth-table neurons of `fan_in <= 6` inputs: a LUT each (what a
@@ -101,11 +104,13 @@ pub fn tables(neurons: usize, fan_in: usize) -> LayerEstimate {
     }
 }
 
-/// The group sums of a logic-mapped design over `bits` values: popcount trees of constant-free
-/// inputs.
+/// The group sums of a logic-mapped design over `bits` values: popcount trees with six-bit
+/// table leaves (`cbnn_popcount` with `LEAF = 6`), which Yosys maps to about 1.5 LUTs an input
+/// bit from 50 bits a group up (74 LUTs for 50, 147 for 100, 322 for 200, measured on the core
+/// alone; docs/hardware.md).
 pub fn group_sums(bits: usize) -> LayerEstimate {
     let terms = Terms {
-        popcount_const: bits as f64,
+        group_sum: bits as f64,
         ..Terms::default()
     };
     LayerEstimate {
@@ -169,6 +174,9 @@ pub struct Terms {
     /// Truth-table neurons of at most six inputs (one LUT each).
     #[serde(default)]
     pub tables: f64,
+    /// Input bits of group-sum popcounts.
+    #[serde(default)]
+    pub group_sum: f64,
 }
 
 impl Terms {
@@ -188,6 +196,7 @@ impl Terms {
             + self.pool * c.pool
             + self.stream * c.stream
             + self.tables * c.tables
+            + self.group_sum * c.group_sum
     }
 
     fn add(&mut self, o: &Terms) {
@@ -206,6 +215,7 @@ impl Terms {
         self.pool += o.pool;
         self.stream += o.stream;
         self.tables += o.tables;
+        self.group_sum += o.group_sum;
     }
 }
 
