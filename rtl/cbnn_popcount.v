@@ -51,7 +51,9 @@ module cbnn_popcount #(
                 3'd4, 3'd3, 3'd3, 3'd2, 3'd3, 3'd2, 3'd2, 3'd1, 3'd3, 3'd2, 3'd2, 3'd1, 3'd2, 3'd1, 3'd1, 3'd0
             };
             wire [5:0] index = {{(6 - W){1'b0}}, in};
-            wire [2:0] c6 = POP6[index * 3 +: 3];
+            /* verilator lint_off UNUSED */
+            wire [2:0] c6 = POP6[index * 3 +: 3];  // its top bits are unused below four inputs
+            /* verilator lint_on UNUSED */
             if (OW > 3) begin : g_wide
                 assign tree = {{(OW - 3){1'b0}}, c6};
             end else begin : g_narrow

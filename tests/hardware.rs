@@ -23,6 +23,7 @@ fn generate(
         &RtlConfig {
             fold,
             pixels_per_beat: ppb,
+            bits_per_beat: None,
             clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
         },
         dir,
@@ -280,12 +281,13 @@ fn randomized_conv_cosimulation_sweep() {
 
 /// Random logic-mapped models (random image sizes, planes, one or two `lut` layers of every
 /// fan-in, group sizes that cross words) become designs whose port carries exactly the input
-/// bits the first layer reads, that are lint-clean, take one image a cycle, and co-simulate
-/// with zero mismatches in class, scores and cycle, free-running and stalled.
+/// bits the first layer reads, that are lint-clean, take one image a cycle (or, behind the
+/// deserializer of a narrower port, one every `beats + 1`), and co-simulate with zero
+/// mismatches in class, scores and cycle, free-running and stalled.
 #[test]
 fn randomized_logic_mapped_cosimulation_sweep() {
     let mut rng = cbnn::util::rng::Rng::new(79, 0);
-    for case in 0..3u64 {
+    for case in 0..5u64 {
         let (h, w) = (4 + rng.below(6), 4 + rng.below(6));
         let k = 1 + rng.below(3);
         let planes: Vec<u8> = (0..k as u8).rev().map(|p| p + (8 - k as u8)).collect();
@@ -300,11 +302,31 @@ fn randomized_logic_mapped_cosimulation_sweep() {
         let model = random_lut_model(400 + case, (h, w), &planes, &layers, classes);
         let fold = rtlgen::fold::default_folding(&model, 0);
         let dir = temp_dir(&format!("lut-sweep{case}"));
-        let manifest = generate(&model, fold, 1, &dir);
         let reads = rtlgen::input_reads(&model).unwrap();
+        // Cases 3 and 4: a narrower port, the last beat partly padding.
+        let bits = (case >= 3).then(|| 1 + rng.below(reads.len() - 1));
+        let manifest = rtlgen::generate(
+            &model,
+            Path::new("random.json"),
+            &RtlConfig {
+                fold,
+                pixels_per_beat: 1,
+                bits_per_beat: bits,
+                clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
+            },
+            &dir,
+        )
+        .unwrap();
         assert_eq!(manifest.input.reads.as_ref(), Some(&reads));
-        assert_eq!(manifest.input.bits_per_beat, reads.len());
-        assert_eq!(manifest.initiation_interval, 1);
+        let beats = bits.map_or(1, |b| reads.len().div_ceil(b));
+        assert_eq!(manifest.input.bits_per_beat, bits.unwrap_or(reads.len()));
+        let interval = if beats == 1 { 1 } else { beats as u64 + 1 };
+        assert_eq!(
+            manifest.initiation_interval,
+            interval,
+            "{bits:?} of {}",
+            reads.len()
+        );
         let mut lint = vec!["--lint-only", "-Wall", "--top-module", "cbnn_top"];
         let list = files(&dir);
         lint.extend(list.iter().map(String::as_str));
@@ -323,8 +345,13 @@ fn randomized_logic_mapped_cosimulation_sweep() {
             },
         ] {
             let report = cosimulate(&exe, &dir, &model, &manifest, &images, schedule)
-                .unwrap_or_else(|e| panic!("case {case} ({h}x{w}, {planes:?}, {layers:?}): {e}"));
+                .unwrap_or_else(|e| {
+                    panic!("case {case} ({h}x{w}, {planes:?}, {layers:?}, {bits:?} bits): {e}")
+                });
             assert_eq!(report.matched, 80);
+            if schedule.stall_seed.is_none() {
+                assert_eq!(report.measured_interval, Some(interval), "case {case}");
+            }
         }
     }
 }
@@ -456,7 +483,7 @@ fn real_model_cosimulates_and_the_waveform_shows_the_predicted_handshakes() {
     // Output handshake cycles in the waveform equal the cycle model's prediction.
     let m = cbnn::model::load(&design.join("model.json")).unwrap();
     let manifest = rtlgen::load_manifest(&design).unwrap();
-    let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.pixels_per_beat);
+    let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.per_beat());
     let predicted = cycle::output_cycles(
         &timing,
         300,

@@ -70,6 +70,55 @@ fn a_logic_mapped_network_trains_and_its_accelerator_cosimulates() {
         let stdout = sim_matches(&design, &dir, stall, 200);
         assert!(stdout.contains(&accuracy), "{stdout}");
     }
+    // The narrow port: a deserializer gathers the bits in beats of 16.
+    let narrow = dir.join("narrow");
+    let out = cbnn_ok(&[
+        "rtl",
+        model.to_str().unwrap(),
+        "-o",
+        narrow.to_str().unwrap(),
+        "--bits-per-beat",
+        "16",
+    ]);
+    let beats = reads.div_ceil(16);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "s_axis_tdata 16 bits ({beats} beats an image of the {reads} of 144 input bits"
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let manifest = json_file(&narrow.join("design.json"));
+    assert_eq!(manifest["initiation_interval"], beats + 1, "{manifest}");
+    for stall in [None, Some("4")] {
+        let stdout = sim_matches(&narrow, &dir, stall, 200);
+        assert!(stdout.contains(&accuracy), "{stdout}");
+    }
+    // Pixels a beat are not what a logic-mapped port carries, and bits a beat are not what
+    // any other takes.
+    let out = cbnn(&[
+        "rtl",
+        model.to_str().unwrap(),
+        "-o",
+        dir.join("other").to_str().unwrap(),
+        "--pixels-per-beat",
+        "4",
+    ]);
+    assert_fails(
+        &out,
+        2,
+        "its port carries the input bits its first layer reads",
+    );
+    let out = cbnn(&[
+        "rtl",
+        model.to_str().unwrap(),
+        "-o",
+        dir.join("other").to_str().unwrap(),
+        "--bits-per-beat",
+        "1000",
+    ]);
+    assert_fails(&out, 2, "--bits-per-beat 1000 must be between 1 and the");
+    assert!(!dir.join("other").exists());
 
     // The search shrinks the neurons (in multiples of the classes), then their fan-in, and
     // says how many input bits each candidate reads.

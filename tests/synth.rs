@@ -24,6 +24,7 @@ fn design(
         &RtlConfig {
             fold: fold.to_vec(),
             pixels_per_beat: ppb,
+            bits_per_beat: None,
             clock_mhz: 50.0,
         },
         &dir,

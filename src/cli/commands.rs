@@ -63,6 +63,7 @@ pub fn flag(s: Setting) -> &'static str {
         Pipe => "--pipe",
         TargetCycles => "--target-cycles",
         PixelsPerBeat => "--pixels-per-beat",
+        BitsPerBeat => "--bits-per-beat",
         ClockMhz => "--clock-mhz",
         Count => "--count",
         Mirror => "--mirror",
@@ -197,6 +198,7 @@ fn rtl_job(a: &RtlArgs) -> Result<RtlJob> {
         clock_mhz: a.clock_mhz,
         pipe: a.pipe,
         pixels_per_beat: a.pixels_per_beat,
+        bits_per_beat: a.bits_per_beat,
     })
 }
 
@@ -457,6 +459,14 @@ fn print_rtl(r: &RtlOutcome) {
         manifest.written.join(" ")
     );
     match &manifest.input.reads {
+        Some(reads) if manifest.input.bits_per_beat < reads.len() => outln!(
+            "ports       s_axis_tdata {} bits ({} beats an image of the {} of {} input bits the first layer reads, deserialized), m_axis_tdata {} bits",
+            manifest.input.bits_per_beat,
+            reads.len().div_ceil(manifest.input.bits_per_beat),
+            reads.len(),
+            manifest.input.features,
+            manifest.output.width
+        ),
         Some(reads) => outln!(
             "ports       s_axis_tdata {} bits (the {} of {} input bits the first layer reads), m_axis_tdata {} bits",
             manifest.input.bits_per_beat,

@@ -348,6 +348,11 @@ pub struct RtlArgs {
     /// [default: 8, or the image's pixel count when smaller; 1 for a convolutional network].
     #[arg(long, value_name = "N")]
     pub pixels_per_beat: Option<usize>,
+    /// Input bits per beat of a logic-mapped design: fewer than its first layer reads put a
+    /// deserializer in front (ceil(reads / N) beats an image, for ports that would be too
+    /// wide) [default: all of them, one image a beat].
+    #[arg(long, value_name = "N")]
+    pub bits_per_beat: Option<usize>,
 }
 
 /// `cbnn synth`

@@ -414,7 +414,8 @@ fn run_with_progress(mut cmd: Command, log: &Path, images: usize) -> Result<std:
 }
 
 /// The input words of `images`: each image's features cut into beats of `bits_per_beat` bits,
-/// or, for a logic-mapped design, one beat of the features `reads` lists.
+/// or, for a logic-mapped design, the features `reads` lists cut so (the last beat of an image
+/// zero-padded).
 pub fn input_words(
     model: &IntModel,
     images: &Images,
@@ -430,7 +431,12 @@ pub fn input_words(
         for b in 0..beats {
             let mut words = vec![0u32; in_words];
             for j in 0..bits_per_beat {
-                let f = reads.map_or(b * bits_per_beat + j, |r| r[j] as usize);
+                let at = b * bits_per_beat + j;
+                // A logic-mapped port carries the features `reads` lists, zero-padded.
+                let f = match reads {
+                    Some(r) => r.get(at).map_or(usize::MAX, |&x| x as usize),
+                    None => at,
+                };
                 if f < features.features && bitslice::get(row, f) {
                     words[j / 32] |= 1 << (j % 32);
                 }

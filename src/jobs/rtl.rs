@@ -41,6 +41,9 @@ pub struct RtlJob {
     /// Pixels per input beat [default: 8, or the image's pixels when fewer; grown by
     /// [`Folding::Auto`] when the target needs it].
     pub pixels_per_beat: Option<usize>,
+    /// Input bits per beat of a logic-mapped design [default: every bit its first layer
+    /// reads, one image a beat].
+    pub bits_per_beat: Option<usize>,
 }
 
 /// Clock by default, MHz.
@@ -134,6 +137,7 @@ impl RtlJob {
             clock_mhz: DEFAULT_CLOCK_MHZ,
             pipe: 0,
             pixels_per_beat: None,
+            bits_per_beat: None,
         }
     }
 
@@ -156,6 +160,7 @@ impl RtlJob {
             a.flag("--pipe", self.pipe);
         }
         a.opt("--pixels-per-beat", self.pixels_per_beat);
+        a.opt("--bits-per-beat", self.bits_per_beat);
         a.0
     }
 
@@ -169,11 +174,44 @@ impl RtlJob {
         rtlgen::ownership::check_replaceable(&self.output, &synth::writes_into_design)?;
         let m = model::load(&self.model)?;
         rtlgen::check_supported(&m, &self.model)?;
+        // A logic-mapped port carries the input bits the first layer reads, not pixels.
+        match (
+            rtlgen::logic_mapped(&m),
+            self.pixels_per_beat,
+            self.bits_per_beat,
+        ) {
+            (true, Some(_), _) => {
+                return Err(Error::invalid([
+                    Setting::PixelsPerBeat.into(),
+                    format!(
+                        ": {} is logic-mapped: its port carries the input bits its first layer \
+                         reads, not pixels; narrow it with ",
+                        self.model.display()
+                    )
+                    .into(),
+                    Setting::BitsPerBeat.into(),
+                ]))
+            }
+            (false, _, Some(_)) => {
+                return Err(Error::invalid([
+                    Setting::BitsPerBeat.into(),
+                    format!(
+                        " is for logic-mapped designs; {} takes pixels a beat (",
+                        self.model.display()
+                    )
+                    .into(),
+                    Setting::PixelsPerBeat.into(),
+                    ")".into(),
+                ]))
+            }
+            _ => {}
+        }
         let (fold, pixels_per_beat) =
             choose_folding(&m, &self.fold, self.pipe, self.pixels_per_beat)?;
         let cfg = RtlConfig {
             fold,
             pixels_per_beat,
+            bits_per_beat: self.bits_per_beat,
             clock_mhz: self.clock_mhz,
         };
         let (manifest, estimate) = crate::util::atomic::write_dir_atomic(&self.output, |dir| {

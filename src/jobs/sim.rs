@@ -68,7 +68,7 @@ impl SimJob {
         let m = model::load(&model_path)?;
         manifest.check_model(&m, &self.dir.join("design.json"))?;
         manifest.check_files(&self.dir)?;
-        let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.pixels_per_beat);
+        let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.per_beat());
         let ds = self.data.open()?;
         check_compatible(&m, &model_path, &ds)?;
         let count = self.count.unwrap_or(ds.test.len()).min(ds.test.len());

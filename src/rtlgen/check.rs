@@ -28,15 +28,21 @@ impl Manifest {
             );
         }
         if let Some(reads) = &i.reads {
-            if reads.len() != i.bits_per_beat
-                || reads.windows(2).any(|w| w[0] >= w[1])
+            if reads.windows(2).any(|w| w[0] >= w[1])
                 || reads.last().is_some_and(|&r| r as usize >= i.features)
             {
                 return bad(
                     "input.reads",
+                    format!("must be increasing features below {}", i.features),
+                );
+            }
+            if i.bits_per_beat == 0 || i.bits_per_beat > reads.len() {
+                return bad(
+                    "input.bits_per_beat",
                     format!(
-                        "must be {} increasing features below {}",
-                        i.bits_per_beat, i.features
+                        "is {}; a logic-mapped port carries 1 to the {} bits of input.reads a beat",
+                        i.bits_per_beat,
+                        reads.len()
                     ),
                 );
             }

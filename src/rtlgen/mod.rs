@@ -72,8 +72,12 @@ pub const TOP: &str = "cbnn_top";
 pub struct RtlConfig {
     /// Per-layer folding, hidden layers then the output layer.
     pub fold: Vec<LayerFold>,
-    /// Pixels per input beat.
+    /// Pixels per input beat (designs that are not logic-mapped).
     pub pixels_per_beat: usize,
+    /// Input bits per beat of a logic-mapped design: `None` takes every bit its first layer
+    /// reads in one beat (one image a clock); fewer put a deserializer (`cbnn_unpack`) in
+    /// front, which gathers `ceil(reads / bits)` beats an image.
+    pub bits_per_beat: Option<usize>,
     /// Target clock frequency in MHz (recorded for the constraint files and synthesis).
     pub clock_mhz: f64,
 }
@@ -231,9 +235,21 @@ pub struct InputPacking {
     /// In words.
     pub order: String,
     /// Logic-mapped designs: the features the port carries, bit `j` being feature `reads[j]`
-    /// (the input bits the first layer reads; every other bit of the image is pruned).
+    /// (the input bits the first layer reads; every other bit of the image is pruned), cut
+    /// into beats of `bits_per_beat` bits, the last one zero-padded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reads: Option<Vec<u32>>,
+}
+
+impl InputPacking {
+    /// What a beat carries in the unit [`timing`] counts: pixels, or for a logic-mapped design
+    /// input bits.
+    pub fn per_beat(&self) -> usize {
+        match self.reads {
+            Some(_) => self.bits_per_beat,
+            None => self.pixels_per_beat,
+        }
+    }
 }
 
 /// Output packing.
@@ -271,7 +287,8 @@ pub fn bits_for(max: usize) -> usize {
 
 /// Timing of a model under a folding (the cycle model's input): the top level's unpacker when
 /// the first layer takes a vector, the stages of every layer (its kind's `stages`, given the
-/// stream it receives) and the output register slice.
+/// stream it receives) and the output register slice. `pixels_per_beat` is the input beat's
+/// size: pixels, or for a logic-mapped design input bits ([`InputPacking::per_beat`]).
 pub fn timing(model: &IntModel, fold: &[LayerFold], pixels_per_beat: usize) -> Timing {
     timing_with(
         model,
@@ -289,17 +306,24 @@ pub fn timing_with(
     fifos: &[usize],
 ) -> Timing {
     if logic_mapped(model) {
-        // One beat an image; an input register and one register stage behind every layer that
-        // hands on bits, all enabled by the output slice.
-        let registers = 1 + model
+        // A register stage behind every layer that hands on bits, all enabled by the output
+        // slice, behind an input register (one beat an image) or the deserializer of several
+        // beats, which holds the image's bits for the first layer.
+        let layers = model
             .layers
             .iter()
             .filter(|l| l.semantics().produces() == crate::layers::Produces::Bits)
             .count();
-        return Timing {
-            beats: 1,
-            stages: vec![cycle::StageTiming::Pipeline { stages: registers }],
+        let reads = input_reads(model).map_or(0, |r| r.len());
+        let beats = reads.div_ceil(pixels_per_beat.max(1)).max(1);
+        let stages = match beats {
+            1 => vec![cycle::StageTiming::Pipeline { stages: 1 + layers }],
+            _ => vec![
+                cycle::StageTiming::Unpack { beats },
+                cycle::StageTiming::Pipeline { stages: layers },
+            ],
         };
+        return Timing { beats, stages };
     }
     let beats = model.input.pixels().div_ceil(pixels_per_beat);
     let mut stages = Vec::new();
@@ -489,6 +513,15 @@ pub fn generate(
             cfg.clock_mhz
         ));
     }
+    if let (Some(r), Some(b)) = (&reads, cfg.bits_per_beat) {
+        if b == 0 || b > r.len() {
+            return Err(invalid!(
+                Setting::BitsPerBeat,
+                " {b} must be between 1 and the {} input bits the first layer reads",
+                r.len()
+            ));
+        }
+    }
     if reads.is_none() && (cfg.pixels_per_beat == 0 || cfg.pixels_per_beat > pixels) {
         return Err(invalid!(
             Setting::PixelsPerBeat,
@@ -497,13 +530,19 @@ pub fn generate(
         ));
     }
     let k = model.planes.len();
-    let fifos = fifo_depths(model, &cfg.fold, pixels_per_beat);
-    let timing = timing_with(model, &cfg.fold, pixels_per_beat, &fifos);
+    // What a beat carries, in the unit `timing` counts.
+    let per_beat = match &reads {
+        Some(r) => cfg.bits_per_beat.unwrap_or(r.len()),
+        None => pixels_per_beat,
+    };
+    let fifos = fifo_depths(model, &cfg.fold, per_beat);
+    let timing = timing_with(model, &cfg.fold, per_beat, &fifos);
     let (latency, interval) = cycle::latency_and_interval(&timing);
     let out = output_packing(model);
-    let in_width = reads
-        .as_ref()
-        .map_or(pixels_per_beat * model.input_values().channels, Vec::len);
+    let in_width = match &reads {
+        Some(_) => per_beat,
+        None => pixels_per_beat * model.input_values().channels,
+    };
     let inputs = layer_inputs(model);
     // Convolutional designs: their cores are copied and design.json records their streams.
     let any_stream = model.layers.iter().any(|l| l.hardware().streams());
@@ -511,7 +550,8 @@ pub fn generate(
     let mut layers = Vec::new();
     let mut instances = Vec::new();
     let mut input = "v0".to_string();
-    let mut width = in_width;
+    // The first layer's input: the beat, or the bits a deserializer gathers.
+    let mut width = reads.as_ref().map_or(in_width, Vec::len);
     for (i, ((layer, &f), &shape)) in instantiated
         .layers
         .iter()

@@ -61,7 +61,19 @@ pub fn render(
     let _ = writeln!(v, "    output wire m_axis_tvalid,");
     let _ = writeln!(v, "    input  wire m_axis_tready");
     let _ = writeln!(v, ");");
-    if super::logic_mapped(model) {
+    let reads = super::input_reads(model).map_or(0, |r| r.len());
+    if super::logic_mapped(model) && in_width < reads {
+        // The deserializer of a narrow logic-mapped port: it gathers an image's bits and holds
+        // them for the first layer until the first register stage, enabled by the output
+        // slice's registered ready, takes them.
+        let _ = writeln!(v, "    wire scores_ready;");
+        crate::layers::declare_stream(&mut v, "v0", reads);
+        let _ = writeln!(v, "    assign v0_ready = scores_ready;");
+        let _ = writeln!(
+            v,
+            "    cbnn_unpack #(.N({reads}), .IW({in_width})) u_unpack (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),\n        .m_axis_tdata(v0), .m_axis_tvalid(v0_valid), .m_axis_tready(v0_ready));"
+        );
+    } else if super::logic_mapped(model) {
         // The input register of a logic-mapped pipeline: every register stage moves while the
         // output slice has room (its registered ready), so the port's ready is that ready.
         let _ = writeln!(v, "    wire scores_ready;");
