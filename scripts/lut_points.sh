@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds and synthesizes logic-mapped models and prints the accuracy/LUT table of
+# docs/results.md: per model, the one-image-a-clock design (Yosys xilinx: LUTs, flip-flops;
+# Yosys ice40: LUT4 cells) and, when its LUT4 cells fit an iCE40-HX8K, the design behind a
+# 32-bit deserialized port placed and routed by nextpnr-ice40 (fmax). Peak memory and time of
+# each Yosys run come from /usr/bin/time.
+# Usage: bash scripts/lut_points.sh OUT_DIR LABEL=MODEL.json=DATASET [...]
+#   e.g. bash scripts/lut_points.sh runs/lut-points \
+#          "MNIST l1000f6=runs/mnist/lut.json=../shared/datasets/mnist"
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cbnn=${CBNN:-./target/release/cbnn}
+out="$1"; shift
+mkdir -p "$out"
+timed() { /usr/bin/time -f '%e s %M KB' -o "$1" "${@:2}"; }
+args=()
+for spec in "$@"; do
+  IFS='=' read -r label model data <<< "$spec"
+  dir="$out/$(echo "$label" | tr ' A-Z' '-a-z')"
+  $cbnn rtl "$model" -o "$dir" > "$dir.rtl.txt"
+  timed "$dir.xilinx.time" $cbnn synth "$dir" --target xilinx --json "$dir.xilinx.json" > /dev/null
+  timed "$dir.ice40.time" $cbnn synth "$dir" --target ice40 --json "$dir.ice40.json" > /dev/null
+  $cbnn eval "$model" --dataset "$data" --json "$dir.eval.json" > /dev/null
+  if python3 -c "import json,sys; sys.exit(0 if json.load(open('$dir.ice40.json'))['luts'] <= 7680 else 1)"; then
+    $cbnn rtl "$model" -o "$dir-narrow" --bits-per-beat 32 > "$dir-narrow.rtl.txt"
+    timed "$dir-narrow.ice40.time" $cbnn synth "$dir-narrow" --target ice40 --json "$dir-narrow.ice40.json" > /dev/null
+  fi
+  args+=("$label=$dir")
+done
+python3 scripts/lut_table.py "${args[@]}"

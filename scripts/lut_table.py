@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Prints the Markdown table of logic-mapped designs from the files scripts/lut_points.sh wrote.
+
+Usage: python3 scripts/lut_table.py LABEL=DIR [LABEL=DIR ...]
+"""
+import json
+import pathlib
+import sys
+
+
+def load(path):
+    p = pathlib.Path(path)
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def took(path):
+    p = pathlib.Path(path)
+    if not p.exists():
+        return "-"
+    seconds, _, kb, _ = p.read_text().split()[-4:]
+    return f"{float(seconds):.0f} s, {int(kb) / 1024 / 1024:.1f} GB"
+
+
+print("| design | planes | input bits read | test accuracy | Xilinx LUTs (estimate) | FFs | iCE40 LUT4 | iCE40-HX8K, 32-bit port: LUT4, fmax | Yosys xilinx | Yosys ice40 |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for arg in sys.argv[1:]:
+    label, d = arg.split("=", 1)
+    design = load(f"{d}/design.json")
+    est = load(f"{d}/estimate.json")
+    xil = load(f"{d}.xilinx.json")
+    ice = load(f"{d}.ice40.json")
+    ev = load(f"{d}.eval.json")
+    narrow = load(f"{d}-narrow.ice40.json")
+    reads = len(design["input"]["reads"])
+    if narrow and narrow.get("fmax_mhz"):
+        fit = f"{narrow['luts']} LUT4, {narrow['fmax_mhz']:.0f} MHz"
+    elif narrow:
+        fit = f"{narrow['luts']} LUT4: {narrow['place_and_route']}"
+    else:
+        fit = "does not fit"
+    print(
+        f"| {label} | {design['input']['planes']} | {reads} of {design['input']['features']} | "
+        f"{100 * ev['accuracy']:.2f} % | {xil['luts']} ({est['luts']}) | {xil['ffs']} | "
+        f"{ice['luts']} | {fit} | {took(f'{d}.xilinx.time')} | {took(f'{d}.ice40.time')} |"
+    )
