@@ -2,8 +2,10 @@
 # Builds and synthesizes logic-mapped models and prints the accuracy/LUT table of
 # docs/results.md: per model, the one-image-a-clock design (Yosys xilinx: LUTs, flip-flops;
 # Yosys ice40: LUT4 cells) and, when its LUT4 cells fit an iCE40-HX8K, the design behind a
-# 32-bit deserialized port placed and routed by nextpnr-ice40 (fmax). Peak memory and time of
-# each Yosys run come from /usr/bin/time.
+# 32-bit deserialized port placed and routed by nextpnr-ice40 (fmax); every design co-simulated
+# on the whole test set, free-running and stalled (a mismatch stops the script). Peak memory
+# and time of each Yosys run and of the Verilator build with the first simulation come from
+# /usr/bin/time.
 # Usage: bash scripts/lut_points.sh OUT_DIR LABEL=MODEL.json=DATASET [...]
 #   e.g. bash scripts/lut_points.sh runs/lut-points \
 #          "MNIST l1000f6=runs/mnist/lut.json=../shared/datasets/mnist"
@@ -21,6 +23,9 @@ for spec in "$@"; do
   timed "$dir.xilinx.time" $cbnn synth "$dir" --target xilinx --json "$dir.xilinx.json" > /dev/null
   timed "$dir.ice40.time" $cbnn synth "$dir" --target ice40 --json "$dir.ice40.json" > /dev/null
   $cbnn eval "$model" --dataset "$data" --json "$dir.eval.json" > /dev/null
+  # Every test image, free-running (the first run builds the simulator) and stalled.
+  timed "$dir.sim.time" $cbnn sim "$dir" --dataset "$data" --json "$dir.sim-free.json" > /dev/null
+  $cbnn sim "$dir" --dataset "$data" --stall-seed 1 --json "$dir.sim-stall.json" > /dev/null
   if python3 -c "import json,sys; sys.exit(0 if json.load(open('$dir.ice40.json'))['luts'] <= 7680 else 1)"; then
     $cbnn rtl "$model" -o "$dir-narrow" --bits-per-beat 32 > "$dir-narrow.rtl.txt"
     timed "$dir-narrow.ice40.time" $cbnn synth "$dir-narrow" --target ice40 --json "$dir-narrow.ice40.json" > /dev/null

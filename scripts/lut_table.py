@@ -21,8 +21,8 @@ def took(path):
     return f"{float(seconds):.0f} s, {int(kb) / 1024 / 1024:.1f} GB"
 
 
-print("| design | planes | input bits read | test accuracy | Xilinx LUTs (estimate) | FFs | iCE40 LUT4 | iCE40-HX8K, 32-bit port: LUT4, fmax | Yosys xilinx | Yosys ice40 |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| design | planes | input bits read | test accuracy | Xilinx LUTs (estimate) | FFs | iCE40 LUT4 | iCE40-HX8K, 32-bit port: LUT4, fmax | co-simulated (free, stalled), images/s | Yosys xilinx | Yosys ice40 | Verilator build + 10000 images |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for arg in sys.argv[1:]:
     label, d = arg.split("=", 1)
     design = load(f"{d}/design.json")
@@ -32,6 +32,12 @@ for arg in sys.argv[1:]:
     ev = load(f"{d}.eval.json")
     narrow = load(f"{d}-narrow.ice40.json")
     reads = len(design["input"]["reads"])
+    free = load(f"{d}.sim-free.json")
+    stall = load(f"{d}.sim-stall.json")
+    sim = (
+        f"{free['matched']}/{free['images']}, {stall['matched']}/{stall['images']}, "
+        f"{free['images_per_second'] / 1000:.0f} k"
+    )
     if narrow and narrow.get("fmax_mhz"):
         fit = f"{narrow['luts']} LUT4, {narrow['fmax_mhz']:.0f} MHz"
     elif narrow:
@@ -41,5 +47,6 @@ for arg in sys.argv[1:]:
     print(
         f"| {label} | {design['input']['planes']} | {reads} of {design['input']['features']} | "
         f"{100 * ev['accuracy']:.2f} % | {xil['luts']} ({est['luts']}) | {xil['ffs']} | "
-        f"{ice['luts']} | {fit} | {took(f'{d}.xilinx.time')} | {took(f'{d}.ice40.time')} |"
+        f"{ice['luts']} | {fit} | {sim} | {took(f'{d}.xilinx.time')} | {took(f'{d}.ice40.time')} | "
+        f"{took(f'{d}.sim.time')} |"
     )

@@ -115,6 +115,18 @@ fn generic_and_ice40_flows_run_on_a_small_design() {
     );
     assert!(dir.join("synth_ice40.log").is_file());
     assert!(dir.join("nextpnr_ice40.log").is_file());
+
+    // A clock the design cannot reach is reported, not a failed run.
+    let (fast, mf) = design(&model, &fold, 4, "synth-small-fast");
+    let mut mf = mf;
+    mf.clock_mhz = 2000.0;
+    let r = synth::synthesize(&fast, &mf, Target::Ice40).unwrap();
+    let f = r.fmax_mhz.unwrap();
+    assert!(f < 2000.0, "{r:?}");
+    assert!(
+        r.place_and_route.contains("below the 2000 MHz constraint"),
+        "{r:?}"
+    );
 }
 
 /// A convolutional pipeline (window unit, unit, pool, FIFO, gathered dense layer) goes through
