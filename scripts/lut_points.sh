@@ -23,9 +23,13 @@ for spec in "$@"; do
   timed "$dir.xilinx.time" $cbnn synth "$dir" --target xilinx --json "$dir.xilinx.json" > /dev/null
   timed "$dir.ice40.time" $cbnn synth "$dir" --target ice40 --json "$dir.ice40.json" > /dev/null
   $cbnn eval "$model" --dataset "$data" --json "$dir.eval.json" > /dev/null
-  # Every test image, free-running (the first run builds the simulator) and stalled.
-  timed "$dir.sim.time" $cbnn sim "$dir" --dataset "$data" --json "$dir.sim-free.json" > /dev/null
-  $cbnn sim "$dir" --dataset "$data" --stall-seed 1 --json "$dir.sim-stall.json" > /dev/null
+  # Every test image, free-running and stalled; the simulator cache lives in OUT_DIR, so the
+  # first run builds it and its time and memory are the Verilator build's.
+  rm -rf "$out/sim-cache"
+  XDG_CACHE_HOME="$out/sim-cache" timed "$dir.sim.time" \
+    $cbnn sim "$dir" --dataset "$data" --json "$dir.sim-free.json" > /dev/null
+  XDG_CACHE_HOME="$out/sim-cache" \
+    $cbnn sim "$dir" --dataset "$data" --stall-seed 1 --json "$dir.sim-stall.json" > /dev/null
   if python3 -c "import json,sys; sys.exit(0 if json.load(open('$dir.ice40.json'))['luts'] <= 7680 else 1)"; then
     $cbnn rtl "$model" -o "$dir-narrow" --bits-per-beat 32 > "$dir-narrow.rtl.txt"
     timed "$dir-narrow.ice40.time" $cbnn synth "$dir-narrow" --target ice40 --json "$dir-narrow.ice40.json" > /dev/null
