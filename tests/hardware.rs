@@ -300,7 +300,10 @@ fn randomized_logic_mapped_cosimulation_sweep() {
             layers[0].0 = classes * group;
         }
         let model = random_lut_model(400 + case, (h, w), &planes, &layers, classes);
-        let fold = rtlgen::fold::default_folding(&model, 0);
+        // Odd cases register the group sums (`--pipe 1`).
+        let pipe = (case % 2) as usize;
+        let fold = rtlgen::fold::default_folding(&model, pipe);
+        assert_eq!(fold.last().unwrap().pipe, pipe);
         let dir = temp_dir(&format!("lut-sweep{case}"));
         let reads = rtlgen::input_reads(&model).unwrap();
         // Cases 3 and 4: a narrower port, the last beat partly padding.
@@ -327,6 +330,10 @@ fn randomized_logic_mapped_cosimulation_sweep() {
             "{bits:?} of {}",
             reads.len()
         );
+        // A register stage an input, a lut layer and a registered group sum, then the slice;
+        // a deserializer hands on the cycle after its last beat.
+        let stages = (layers.len() + pipe) as u64 + if beats == 1 { 1 } else { beats as u64 };
+        assert_eq!(manifest.latency, stages + 1, "case {case}");
         let mut lint = vec!["--lint-only", "-Wall", "--top-module", "cbnn_top"];
         let list = files(&dir);
         lint.extend(list.iter().map(String::as_str));

@@ -98,6 +98,30 @@ impl Hardware for GroupSum {
         true
     }
 
+    /// Fully parallel, with `pipe` register stages (0 or 1) behind the popcounts.
+    fn default_fold(&self, pipe: usize) -> LayerFold {
+        let s = self.unit();
+        LayerFold {
+            pe: s.outputs,
+            simd: s.inputs,
+            pipe: pipe.min(1),
+        }
+    }
+
+    /// Fully parallel; `PIPE` 1 registers the scores behind the popcounts (a shorter critical
+    /// path for one more cycle of latency).
+    fn check_fold(&self, f: LayerFold) -> Result<(), String> {
+        let s = self.unit();
+        if f.pe != s.outputs || f.simd != s.inputs || f.pipe > 1 {
+            return Err(format!(
+                "is logic-mapped: it has only the fully parallel folding (PE {}, SIMD {}, PIPE \
+                 0 or 1)",
+                s.outputs, s.inputs
+            ));
+        }
+        Ok(())
+    }
+
     fn unit(&self) -> LayerShape {
         LayerShape {
             inputs: 1,
@@ -105,8 +129,10 @@ impl Hardware for GroupSum {
         }
     }
 
-    fn estimate(&self, input: Shape, _f: LayerFold) -> LayerEstimate {
-        estimate::group_sums(input.len())
+    fn estimate(&self, input: Shape, f: LayerFold) -> LayerEstimate {
+        let mut e = estimate::group_sums(input.len());
+        e.ffs += (f.pipe * self.classes * self.score_bits(input.len())) as u64;
+        e
     }
 
     fn images(&self, _f: LayerFold) -> Vec<MemoryImage> {
@@ -122,17 +148,31 @@ impl Hardware for GroupSum {
         let n = site.input_shape.len();
         let (g, sb) = (self.group(n), self.score_bits(n));
         let input = &site.input;
+        let width = self.classes * sb;
         let mut v = format!(
             "    // {}: class c's score is the number of +1 among inputs [c * {g} +: {g}]\n    \
-             wire [{}:0] scores;\n    wire scores_valid = {input}_valid;\n",
+             wire [{}:0] scores;\n    wire scores_valid;\n",
             site.name,
-            self.classes * sb - 1
+            width - 1
         );
+        // With PIPE 1 the counts are registered, a stage of the pipeline like the others.
+        let sums = if site.fold.pipe == 1 {
+            let _ = writeln!(
+                v,
+                "    wire [{}:0] sums;\n    cbnn_pipe #(.W({width})) u_sums (.clk(ap_clk), .rst_n(ap_rst_n), \
+                 .en(scores_ready),\n        .d(sums), .d_valid({input}_valid), .q(scores), .q_valid(scores_valid));",
+                width - 1
+            );
+            "sums"
+        } else {
+            let _ = writeln!(v, "    assign scores_valid = {input}_valid;");
+            "scores"
+        };
         for c in 0..self.classes {
             let _ = writeln!(
                 v,
                 "    cbnn_popcount #(.W({g}), .OW({sb}), .LEAF(6)) u_sum{c} (.clk(ap_clk), .en(1'b1), \
-                 .in({input}[{}:{}]), .count(scores[{}:{}]));",
+                 .in({input}[{}:{}]), .count({sums}[{}:{}]));",
                 (c + 1) * g - 1,
                 c * g,
                 (c + 1) * sb - 1,

@@ -316,6 +316,8 @@ pub fn timing_with(
             .count();
         let reads = input_reads(model).map_or(0, |r| r.len());
         let beats = reads.div_ceil(pixels_per_beat.max(1)).max(1);
+        // The group sum's registers (`PIPE` 1).
+        let layers = layers + fold.last().map_or(0, |f| f.pipe);
         let stages = match beats {
             1 => vec![cycle::StageTiming::Pipeline { stages: 1 + layers }],
             _ => vec![
