@@ -25,10 +25,11 @@ for spec in "$@"; do
   $cbnn eval "$model" --dataset "$data" --json "$dir.eval.json" > /dev/null
   # Every test image, free-running and stalled; the simulator cache lives in OUT_DIR, so the
   # first run builds it and its time and memory are the Verilator build's.
-  rm -rf "$out/sim-cache"
-  XDG_CACHE_HOME="$out/sim-cache" timed "$dir.sim.time" \
+  cache="$(pwd)/$out/sim-cache"
+  rm -rf "$cache"
+  XDG_CACHE_HOME="$cache" timed "$dir.sim.time" \
     $cbnn sim "$dir" --dataset "$data" --json "$dir.sim-free.json" > /dev/null
-  XDG_CACHE_HOME="$out/sim-cache" \
+  XDG_CACHE_HOME="$cache" \
     $cbnn sim "$dir" --dataset "$data" --stall-seed 1 --json "$dir.sim-stall.json" > /dev/null
   if python3 -c "import json,sys; sys.exit(0 if json.load(open('$dir.ice40.json'))['luts'] <= 7680 else 1)"; then
     $cbnn rtl "$model" -o "$dir-narrow" --bits-per-beat 32 > "$dir-narrow.rtl.txt"

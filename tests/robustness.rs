@@ -714,3 +714,29 @@ fn a_logic_mapped_model_is_evaluated_and_what_cannot_take_it_yet_says_so() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("sensitivity"));
 }
+
+/// A relative `XDG_CACHE_HOME` is ignored, as the XDG specification says: the simulator is
+/// built in the home cache instead of in a directory that moves with every tool that changes
+/// directory (make, which then could not find the harness).
+#[test]
+fn a_relative_cache_directory_is_ignored() {
+    if cbnn::cosim::verilator_version().is_err() {
+        eprintln!("skipped: no verilator");
+        return;
+    }
+    let (dir, data, model) = setup("rob-relcache");
+    let design = dir.join("design");
+    cbnn_ok(&["rtl", &model, "-o", design.to_str().unwrap()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .current_dir(&dir)
+        .args(["sim", "design", "--dataset", &data, "--count", "5"])
+        .env("XDG_CACHE_HOME", "relative-cache")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.join("relative-cache").exists());
+}

@@ -15,8 +15,13 @@ pub const KNOWN: [&str; 2] = ["mnist", "fashion-mnist"];
 
 /// The user cache directory for datasets.
 pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(x).join("cbnn"));
+    // The XDG specification: a relative path in the variable is invalid and ignored (a
+    // relative cache would also move with every tool that changes directory, as make does).
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
+        return Some(x.join("cbnn"));
     }
     std::env::var_os("HOME")
         .filter(|v| !v.is_empty())
