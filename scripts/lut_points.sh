@@ -2,7 +2,8 @@
 # Builds and synthesizes logic-mapped models and prints the accuracy/LUT table of
 # docs/results.md: per model, the one-image-a-clock design (Yosys xilinx: LUTs, flip-flops;
 # Yosys ice40: LUT4 cells) and, when its LUT4 cells fit an iCE40-HX8K, the design behind a
-# 32-bit deserialized port placed and routed by nextpnr-ice40 (fmax); every design co-simulated
+# 32-bit deserialized port and registered class scores (--pipe 1) placed and routed by
+# nextpnr-ice40 (fmax); every design co-simulated
 # on the whole test set, free-running and stalled (a mismatch stops the script). Peak memory
 # and time of each Yosys run and of the Verilator build with the first simulation come from
 # /usr/bin/time.
@@ -32,8 +33,9 @@ for spec in "$@"; do
   XDG_CACHE_HOME="$cache" \
     $cbnn sim "$dir" --dataset "$data" --stall-seed 1 --json "$dir.sim-stall.json" > /dev/null
   if python3 -c "import json,sys; sys.exit(0 if json.load(open('$dir.ice40.json'))['luts'] <= 7680 else 1)"; then
-    $cbnn rtl "$model" -o "$dir-narrow" --bits-per-beat 32 > "$dir-narrow.rtl.txt"
+    $cbnn rtl "$model" -o "$dir-narrow" --bits-per-beat 32 --pipe 1 > "$dir-narrow.rtl.txt"
     timed "$dir-narrow.ice40.time" $cbnn synth "$dir-narrow" --target ice40 --json "$dir-narrow.ice40.json" > /dev/null
+    $cbnn sim "$dir-narrow" --dataset "$data" --stall-seed 2 --json "$dir-narrow.sim-stall.json" > /dev/null
   fi
   args+=("$label=$dir")
 done

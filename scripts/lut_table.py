@@ -21,7 +21,7 @@ def took(path):
     return f"{float(seconds):.0f} s, {int(kb) / 1024 / 1024:.1f} GB"
 
 
-print("| design | planes | input bits read | test accuracy | Xilinx LUTs (estimate) | FFs | iCE40 LUT4 | iCE40-HX8K, 32-bit port: LUT4, fmax | co-simulated (free, stalled), images/s | Yosys xilinx | Yosys ice40 | Verilator build + 10000 images |")
+print("| design | planes | input bits read | test accuracy | Xilinx LUTs (estimate) | FFs | iCE40 LUT4 | iCE40-HX8K, 32-bit port, --pipe 1: LUT4, fmax | co-simulated (free, stalled), images/s | Yosys xilinx | Yosys ice40 | Verilator build + 10000 images |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for arg in sys.argv[1:]:
     label, d = arg.split("=", 1)
@@ -38,8 +38,14 @@ for arg in sys.argv[1:]:
         f"{free['matched']}/{free['images']}, {stall['matched']}/{stall['images']}, "
         f"{free['images_per_second'] / 1000:.0f} k"
     )
+    narrow_sim = load(f"{d}-narrow.sim-stall.json")
     if narrow and narrow.get("fmax_mhz"):
-        fit = f"{narrow['luts']} LUT4, {narrow['fmax_mhz']:.0f} MHz"
+        fit = (
+            f"{narrow['luts']} LUT4, {narrow['fmax_mhz']:.1f} MHz, "
+            f"{narrow['cycles_per_image']} cycles/image"
+        )
+        if narrow_sim:
+            fit += f" ({narrow_sim['matched']}/{narrow_sim['images']} stalled)"
     elif narrow:
         fit = f"{narrow['luts']} LUT4: {narrow['place_and_route']}"
     else:
