@@ -364,7 +364,12 @@ fn print_train(t: &TrainOutcome) {
                 r.arch.replace(',', " -> ")
             };
             outln!("layers       {} -> {layers} -> {}", r.features, r.classes);
-            outln!("size         {} bits (weights + thresholds)", r.size_bits);
+            // A logic-mapped network's bits are its truth tables.
+            let what = match r.arch.parse::<crate::train::arch::Arch>() {
+                Ok(a) if a.logic_mapped().is_some() => "truth tables",
+                _ => "weights + thresholds",
+            };
+            outln!("size         {} bits ({what})", r.size_bits);
             outln!("best epoch   {} of {}", r.best_epoch, r.epochs);
             outln!(
                 "validation   {:.2}% (integer model)",
