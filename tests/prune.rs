@@ -167,3 +167,71 @@ fn impossible_budget_returns_the_baseline_and_says_so() {
     assert_eq!(r["chosen"], r["baseline"]);
     assert_eq!(json_file(&out_model)["layers"], json_file(model)["layers"]);
 }
+
+/// `--ranking` takes the plane order of a sensitivity report instead of analysing again (what
+/// the flow does with its sensitivity stage's report); a report of another model's planes is
+/// refused before any work.
+#[test]
+fn prune_takes_the_ranking_of_a_sensitivity_report() {
+    let (dir, model) = baseline();
+    let sens = dir.join("sens-ranking.json");
+    cbnn_ok(&[
+        "sensitivity",
+        model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--seeds",
+        "1",
+        "--json",
+        sens.to_str().unwrap(),
+    ]);
+    // Turned around: plane 0 the most important, plane 7 the least; the search's own
+    // analysis would put plane 7 first.
+    let mut r = json_file(&sens);
+    for row in r["per_plane"].as_array_mut().unwrap() {
+        let p = row["plane"].as_f64().unwrap();
+        row["random"]["val_drop_pp"] = serde_json::json!(10.0 - p);
+    }
+    std::fs::write(&sens, serde_json::to_string(&r).unwrap()).unwrap();
+    let report = dir.join("prune-ranking.json");
+    let out = dir.join("compact-ranking.json");
+    cbnn_ok(&[
+        "prune",
+        model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "1000",
+        "--epochs",
+        "1",
+        "--max-drop",
+        "100",
+        "--ranking",
+        sens.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        json_file(&report)["plane_ranking"],
+        serde_json::json!([0, 1, 2, 3, 4, 5, 6, 7])
+    );
+    // A report of a one-plane model.
+    r["planes"] = serde_json::json!([7]);
+    r["per_plane"] = serde_json::json!([r["per_plane"][0].clone()]);
+    std::fs::write(&sens, serde_json::to_string(&r).unwrap()).unwrap();
+    let other = dir.join("compact-other.json");
+    let o = cbnn(&[
+        "prune",
+        model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--ranking",
+        sens.to_str().unwrap(),
+        "-o",
+        other.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 2, "it is the report of another model");
+    assert!(!other.exists());
+}

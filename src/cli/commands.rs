@@ -178,6 +178,7 @@ fn prune_job(a: &PruneArgs) -> PruneJob {
         validation: a.validation,
         output: a.output.clone(),
         report: a.report.clone(),
+        ranking: a.ranking.clone(),
     }
 }
 

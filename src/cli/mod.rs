@@ -315,6 +315,10 @@ pub struct PruneArgs {
     /// Also write the full report (baseline, chosen, every candidate) as JSON.
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
+    /// Rank the planes by this sensitivity report of the model (`cbnn sensitivity --json`)
+    /// instead of running the analysis again.
+    #[arg(long, value_name = "SENSITIVITY.json")]
+    pub ranking: Option<PathBuf>,
 }
 
 /// `cbnn rtl`

@@ -292,6 +292,8 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
         validation: cfg.validation,
         epochs: cfg.quick.then_some(if conv { 3 } else { 6 }),
         limit: cfg.quick.then_some(if conv { 6000 } else { 12000 }),
+        // The ranking of the sensitivity stage: the search does not analyse again.
+        ranking: Some(f("sensitivity.json")),
         ..PruneJob::new(base.clone(), cfg.data.clone(), compact.clone())
     };
     let mut out = vec![

@@ -32,6 +32,9 @@ pub struct PruneJob {
     pub output: PathBuf,
     /// The full report as JSON, if wanted.
     pub report: Option<PathBuf>,
+    /// A sensitivity report of the baseline (`cbnn sensitivity --json`) whose plane ranking
+    /// the search takes instead of running its own analysis.
+    pub ranking: Option<PathBuf>,
 }
 
 /// Accuracy budget by default, percentage points.
@@ -80,6 +83,7 @@ impl PruneJob {
             validation: None,
             output,
             report: None,
+            ranking: None,
         }
     }
 
@@ -88,6 +92,7 @@ impl PruneJob {
         a.word(self.model.display());
         a.path("-o", &self.output);
         a.opt_path("--report", self.report.as_deref());
+        a.opt_path("--ranking", self.ranking.as_deref());
         if self.max_drop != DEFAULT_MAX_DROP {
             a.flag("--max-drop", self.max_drop);
         }
@@ -102,12 +107,14 @@ impl PruneJob {
     }
 
     pub(super) fn plan(&self) -> Plan {
-        self.data.plan(
-            Plan::new()
-                .file(Setting::Output, Some(&self.output))
-                .file(Setting::Report, self.report.as_deref())
-                .input("the model", &self.model),
-        )
+        let mut plan = Plan::new()
+            .file(Setting::Output, Some(&self.output))
+            .file(Setting::Report, self.report.as_deref())
+            .input("the model", &self.model);
+        if let Some(r) = &self.ranking {
+            plan = plan.input("the sensitivity report", r);
+        }
+        self.data.plan(plan)
     }
 
     pub(super) fn run(&self) -> Result<PruneOutcome> {
@@ -135,6 +142,10 @@ impl PruneJob {
             dataset: self.data.dataset.clone(),
             classes: base.classes(),
             train: baseline_settings(&base, &self.model)?,
+            ranking: match &self.ranking {
+                Some(path) => Some(ranking_of(&base, path)?),
+                None => None,
+            },
         };
         errln!(
             "pruning {} ({} bits) on {}: budget {} pp of validation accuracy (measured drop + {} standard errors), {} epochs per candidate",
@@ -185,6 +196,32 @@ impl PruneJob {
             output: self.output.clone(),
         })
     }
+}
+
+/// The plane ranking of the sensitivity report at `path`, which must be of a model with the
+/// planes of `base`.
+fn ranking_of(base: &IntModel, path: &std::path::Path) -> Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let report: crate::sensitivity::Report = serde_json::from_str(&text).map_err(|e| {
+        Error::bad_file(
+            path,
+            format!("is not a sensitivity report (`cbnn sensitivity --json`): {e}"),
+        )
+    })?;
+    let ranking = report.ranking();
+    let mut sorted = ranking.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    if sorted != base.planes.planes() || report.planes != base.planes.planes() {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "ranks planes {:?}, but the model keeps {:?}: it is the report of another model",
+                report.planes,
+                base.planes.planes()
+            ),
+        ));
+    }
+    Ok(ranking)
 }
 
 /// The baseline's training settings, from its provenance: a bad value names the file and the

@@ -199,6 +199,9 @@ pub struct Context<'a> {
     pub classes: usize,
     /// Training settings of the baseline (epochs are replaced by the budget).
     pub train: TrainConfig,
+    /// The baseline's planes ranked by an earlier sensitivity analysis, most important first
+    /// (`None`: the search runs its own).
+    pub ranking: Option<Vec<u8>>,
 }
 
 fn summary(model: &IntModel, val: f64, test: f64) -> Summary {
@@ -259,15 +262,18 @@ pub fn prune(
     );
     let threshold = base.val_accuracy - cfg.max_drop_pp / 100.0;
     let base_correct = correct(baseline, &ctx.split.val);
-    let sens = sensitivity::analyze(
-        baseline,
-        &ctx.split.val,
-        &ctx.split.test,
-        &[Method::Drop, Method::Random],
-        cfg.sensitivity_seeds,
-        &|| {},
-    );
-    let ranking = sens.ranking();
+    let ranking = match &ctx.ranking {
+        Some(r) => r.clone(),
+        None => sensitivity::analyze(
+            baseline,
+            &ctx.split.val,
+            &ctx.split.test,
+            &[Method::Drop, Method::Random],
+            cfg.sensitivity_seeds,
+            &|| {},
+        )
+        .ranking(),
+    };
     on(Event::Ranked {
         baseline_val: base.val_accuracy,
         ranking: &ranking,

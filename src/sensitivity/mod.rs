@@ -136,7 +136,7 @@ pub struct PlaneRow {
 }
 
 /// Cumulative results: every kept plane up to and including `plane` corrupted.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Deserialize)]
 pub struct CumulativeRow {
     /// The most significant corrupted plane.
     pub plane: u8,
@@ -147,7 +147,7 @@ pub struct CumulativeRow {
 }
 
 /// The whole analysis.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Deserialize)]
 pub struct Report {
     /// Kept planes of the model, most significant first.
     pub planes: Vec<u8>,
