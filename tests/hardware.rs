@@ -363,6 +363,36 @@ fn randomized_logic_mapped_cosimulation_sweep() {
     }
 }
 
+/// A logic-mapped layer whose tables alone are wider than the 2^16 bits of a literal Verilator
+/// accepts (1100 neurons of 64-bit tables) is instantiated in blocks and co-simulates exactly.
+#[test]
+fn a_logic_mapped_layer_wider_than_a_literal_is_built_in_blocks() {
+    let model = random_lut_model(77, (10, 10), &[7, 6], &[(1100, 6)], 10);
+    let fold = rtlgen::fold::default_folding(&model, 0);
+    let dir = temp_dir("lut-blocks");
+    let manifest = generate(&model, fold, 1, &dir);
+    let top = std::fs::read_to_string(dir.join("cbnn_top.v")).unwrap();
+    assert!(
+        top.contains("u_l0_2 ("),
+        "three blocks of at most 512 neurons"
+    );
+    let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
+    let images = cbnn::data::Images {
+        height: 10,
+        width: 10,
+        ..random_images(5, 60, 100)
+    };
+    for schedule in [
+        Schedule::FREE,
+        Schedule {
+            stall_seed: Some(3),
+        },
+    ] {
+        let report = cosimulate(&exe, &dir, &model, &manifest, &images, schedule).unwrap();
+        assert_eq!(report.matched, 60);
+    }
+}
+
 /// Two convolutions of about the same speed: without a buffer the second one's window unit
 /// holds its window while the unit computes, the pool and the first convolution wait, and the
 /// two serialise. The cycle model sizes a FIFO in front of the second that restores the

@@ -187,6 +187,9 @@ impl Lut {
     }
 }
 
+/// Widest constant the generated top level writes (Verilator's limit is 2^16 bits).
+const MAX_LITERAL_BITS: usize = 1 << 15;
+
 impl Hardware for Lut {
     fn logic_mapped(&self) -> bool {
         true
@@ -212,31 +215,46 @@ impl Hardware for Lut {
     }
 
     fn instantiate(&self, site: &Site) -> String {
+        use std::fmt::Write;
         let (n, m, f) = (site.input_shape.len(), self.neurons(), self.fan_in);
         let aw = crate::rtlgen::bits_for(n - 1);
-        let conn: Vec<bool> = self
-            .connections
-            .iter()
-            .flat_map(|&c| (0..aw).map(move |b| (c >> b) & 1 == 1))
-            .collect();
-        let tables: Vec<bool> = self
-            .tables
-            .iter()
-            .flat_map(|&t| (0..1usize << f).map(move |a| (t >> a) & 1 == 1))
-            .collect();
         let (name, lower) = (&site.name, site.name.to_lowercase());
         let (input, output) = (&site.input, &site.output);
-        format!(
+        let mut v = format!(
             "    // {name}: {m} truth-table neurons of fan-in {f} over {n} inputs, then a register stage\n    \
-             wire [{m1}:0] {lower}_y;\n    \
-             cbnn_lut #(.N({n}), .M({m}), .F({f}), .AW({aw}),\n        .CONN({c}),\n        .TABLES({t}))\n        \
-             u_{lower} (.x({input}), .y({lower}_y));\n    \
-             wire [{m1}:0] {output};\n    wire {output}_valid;\n    \
+             wire [{}:0] {lower}_y;\n",
+            m - 1
+        );
+        // Verilator takes literals of at most 2^16 bits: neurons go in blocks whose wiring and
+        // tables stay below that.
+        let block = (MAX_LITERAL_BITS / (f * aw).max(1 << f)).max(1);
+        for (k, first) in (0..m).step_by(block).enumerate() {
+            let last = (first + block).min(m);
+            let conn: Vec<bool> = self.connections[first * f..last * f]
+                .iter()
+                .flat_map(|&c| (0..aw).map(move |b| (c >> b) & 1 == 1))
+                .collect();
+            let tables: Vec<bool> = self.tables[first..last]
+                .iter()
+                .flat_map(|&t| (0..1usize << f).map(move |a| (t >> a) & 1 == 1))
+                .collect();
+            let _ = writeln!(
+                v,
+                "    cbnn_lut #(.N({n}), .M({}), .F({f}), .AW({aw}),\n        .CONN({}),\n        \
+                 .TABLES({}))\n        u_{lower}_{k} (.x({input}), .y({lower}_y[{}:{first}]));",
+                last - first,
+                super::verilog_bits(&conn),
+                super::verilog_bits(&tables),
+                last - 1
+            );
+        }
+        let _ = write!(
+            v,
+            "    wire [{m1}:0] {output};\n    wire {output}_valid;\n    \
              cbnn_pipe #(.W({m})) u_{lower}_reg (.clk(ap_clk), .rst_n(ap_rst_n), .en(scores_ready),\n        \
              .d({lower}_y), .d_valid({input}_valid), .q({output}), .q_valid({output}_valid));\n",
             m1 = m - 1,
-            c = super::verilog_bits(&conn),
-            t = super::verilog_bits(&tables),
-        )
+        );
+        v
     }
 }
