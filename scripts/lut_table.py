@@ -50,9 +50,11 @@ for arg in sys.argv[1:]:
         fit = f"{narrow['luts']} LUT4: {narrow['place_and_route']}"
     else:
         fit = "does not fit"
+    if ice is None:
+        fit = "not run"
     print(
         f"| {label} | {design['input']['planes']} | {reads} of {design['input']['features']} | "
         f"{100 * ev['accuracy']:.2f} % | {xil['luts']} ({est['luts']}) | {xil['ffs']} | "
-        f"{ice['luts']} | {fit} | {sim} | {took(f'{d}.xilinx.time')} | {took(f'{d}.ice40.time')} | "
+        f"{ice['luts'] if ice else 'not run'} | {fit} | {sim} | {took(f'{d}.xilinx.time')} | {took(f'{d}.ice40.time')} | "
         f"{took(f'{d}.sim.time')} |"
     )
