@@ -367,7 +367,7 @@ fn print_train(t: &TrainOutcome) {
             outln!("layers       {} -> {layers} -> {}", r.features, r.classes);
             // A logic-mapped network's bits are its truth tables.
             let what = match r.arch.parse::<crate::train::arch::Arch>() {
-                Ok(a) if a.logic_mapped().is_some() => "truth tables",
+                Ok(a) if a.is_logic_mapped() => "truth tables",
                 _ => "weights + thresholds",
             };
             outln!("size         {} bits ({what})", r.size_bits);

@@ -233,7 +233,7 @@ fn baseline_settings(base: &IntModel, path: &std::path::Path) -> Result<TrainCon
         let logic_mapped = base
             .arch()
             .parse::<Arch>()
-            .is_ok_and(|a| a.logic_mapped().is_some());
+            .is_ok_and(|a| a.is_logic_mapped());
         TrainConfig {
             augment: if logic_mapped { 0 } else { 1 },
             ..TrainConfig::default()

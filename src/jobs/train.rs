@@ -125,10 +125,7 @@ impl TrainJob {
     }
 
     fn run_binary(&self) -> Result<TrainReport> {
-        let logic_mapped = self
-            .arch
-            .as_ref()
-            .is_some_and(|a| a.logic_mapped().is_some());
+        let logic_mapped = self.arch.as_ref().is_some_and(|a| a.is_logic_mapped());
         if let Some(p) = &self.planes {
             PlaneSet::new(p)?;
         }
@@ -259,11 +256,7 @@ impl TrainJob {
     }
 
     fn run_float(&self) -> Result<FloatTrainReport> {
-        if self
-            .arch
-            .as_ref()
-            .is_some_and(|a| a.logic_mapped().is_some())
-        {
+        if self.arch.as_ref().is_some_and(|a| a.is_logic_mapped()) {
             return Err(Error::usage(
                 "--float trains the full-precision counterpart of a perceptron or a convnet; a \
                  logic-mapped network (--arch lNfF) has none",

@@ -109,6 +109,11 @@ impl Arch {
             .any(|o| matches!(o, Op::Conv { .. } | Op::Pool(_)))
     }
 
+    /// Whether the architecture is a logic-mapped network (`lNfF` alone).
+    pub fn is_logic_mapped(&self) -> bool {
+        self.logic_mapped().is_some()
+    }
+
     /// The logic-mapped layer when the architecture is one (`lNfF` alone).
     pub fn logic_mapped(&self) -> Option<(usize, usize)> {
         match self.0.as_slice() {

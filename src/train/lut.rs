@@ -263,22 +263,11 @@ impl LutGraph {
                 let sums = self.forward(&x, chunk.len(), &mut ws);
                 let c = self.classes;
                 (0..chunk.len())
-                    .map(|i| argmax(&sums[i * c..(i + 1) * c]))
+                    .map(|i| crate::reference::argmax(&sums[i * c..(i + 1) * c]))
                     .collect::<Vec<_>>()
             })
             .collect()
     }
-}
-
-/// The first index of the largest value.
-fn argmax(v: &[u32]) -> usize {
-    let mut best = 0;
-    for (k, &s) in v.iter().enumerate() {
-        if s > v[best] {
-            best = k;
-        }
-    }
-    best
 }
 
 impl super::Graph for LutGraph {
@@ -299,7 +288,7 @@ impl super::Graph for LutGraph {
         let correct = labels
             .iter()
             .enumerate()
-            .filter(|&(i, &y)| argmax(&sums[i * c..(i + 1) * c]) == y as usize)
+            .filter(|&(i, &y)| crate::reference::argmax(&sums[i * c..(i + 1) * c]) == y as usize)
             .count();
         if loss.is_finite() {
             self.backward(x, labels, ws);

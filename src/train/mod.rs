@@ -670,7 +670,7 @@ pub fn check_conv_fits(
 fn validate(cfg: &TrainConfig, meta: &DataMeta, train: &SlicedSet) -> Result<()> {
     validate_config(cfg)?;
     match cfg.arch.as_ref() {
-        Some(a) if a.logic_mapped().is_some() => check_lut_size(meta, a)?,
+        Some(a) if a.is_logic_mapped() => check_lut_size(meta, a)?,
         Some(a) if a.is_conv() => check_conv_size(meta, a, cfg.batch)?,
         Some(a) => check_size(
             meta.input.pixels() * meta.planes.len(),
