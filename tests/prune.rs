@@ -61,6 +61,29 @@ fn sensitivity_finds_the_msb_most_important() {
         );
     }
     assert_eq!(r["cumulative"].as_array().unwrap().len(), 8);
+    assert_eq!(r["test_images"], 10000);
+    // --count evaluates only the first N test images (the quick flow of a convnet's choice);
+    // the validation numbers, which decide, are the same.
+    let few = dir.join("sens-few.json");
+    cbnn_ok(&[
+        "sensitivity",
+        model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--method",
+        "drop",
+        "--count",
+        "500",
+        "--json",
+        few.to_str().unwrap(),
+    ]);
+    let f = json_file(&few);
+    assert_eq!(f["test_images"], 500);
+    assert_eq!(f["baseline_val_accuracy"], r["baseline_val_accuracy"]);
+    assert_eq!(
+        f["per_plane"][0]["drop_minus"]["val_accuracy"],
+        rows[0]["drop_minus"]["val_accuracy"]
+    );
     let svg = std::fs::read_to_string(plot).unwrap();
     assert!(
         svg.starts_with("<svg") && svg.contains("<polyline") && svg.trim_end().ends_with("</svg>")

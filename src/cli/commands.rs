@@ -162,6 +162,7 @@ fn sensitivity_job(a: &SensitivityArgs) -> Result<SensitivityJob> {
             .collect::<Result<Vec<_>>>()?,
         seeds: a.seeds,
         validation: a.validation,
+        count: a.count,
         json: a.json.clone(),
         plot: a.plot.clone(),
     })

@@ -275,6 +275,10 @@ pub struct SensitivityArgs {
     /// [default: a tenth of the training set, at most 5000].
     #[arg(long, value_name = "N")]
     pub validation: Option<usize>,
+    /// Evaluate only the first N test images (test accuracy is for information only; default:
+    /// all).
+    #[arg(long, value_name = "N")]
+    pub count: Option<usize>,
     /// Also write the numbers as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -22,6 +22,8 @@ pub struct SensitivityJob {
     pub seeds: usize,
     /// Validation images [default: [`crate::data::default_validation`]].
     pub validation: Option<usize>,
+    /// Test images evaluated (the first N; default: all).
+    pub count: Option<usize>,
     /// The JSON report, if any.
     pub json: Option<PathBuf>,
     /// The SVG chart, if any.
@@ -43,6 +45,7 @@ impl SensitivityJob {
             methods: ALL_METHODS.to_vec(),
             seeds: DEFAULT_SEEDS,
             validation: None,
+            count: None,
             json: None,
             plot: None,
         }
@@ -60,6 +63,7 @@ impl SensitivityJob {
             a.flag("--seeds", self.seeds);
         }
         a.opt("--validation", self.validation);
+        a.opt("--count", self.count);
         self.data.argv(&mut a);
         a.0
     }
@@ -77,10 +81,16 @@ impl SensitivityJob {
         if self.seeds == 0 {
             return Err(invalid!(Setting::Seeds, " must be at least 1"));
         }
+        if self.count == Some(0) {
+            return Err(invalid!(Setting::Count, " must be at least 1"));
+        }
         let m = model::load(&self.model)?;
         let ds = self.data.open()?;
         check_compatible(&m, &self.model, &ds)?;
-        let split = ds.split(self.validation, None)?;
+        let mut split = ds.split(self.validation, None)?;
+        if let Some(n) = self.count {
+            split.test = split.test.slice(0..n.min(split.test.len()));
+        }
         let pb = crate::util::progress::bar(sensitivity::steps(&m, &self.methods), "sensitivity");
         let report = sensitivity::analyze(
             &m,
