@@ -67,26 +67,70 @@ pub enum StageTiming {
 }
 
 impl StageTiming {
-    fn model(self) -> Box<dyn Stage> {
+    fn model(self) -> Model {
         match self {
-            StageTiming::Unpack { beats } => Box::new(Unpack::new(beats)),
-            StageTiming::Unit { steps } => Box::new(Mvtu::new(steps)),
+            StageTiming::Unpack { beats } => Model::Unpack(Unpack::new(beats)),
+            StageTiming::Unit { steps } => Model::Unit(Mvtu::new(steps)),
             StageTiming::Window {
                 height,
                 width,
                 kernel,
                 pad,
-            } => Box::new(SlidingWindow::new(height, width, kernel, pad)),
+            } => Model::Window(SlidingWindow::new(height, width, kernel, pad)),
             StageTiming::Pool {
                 height,
                 width,
                 size,
-            } => Box::new(MaxPool::new(height, width, size)),
-            StageTiming::Fifo { depth } => Box::new(Fifo::new(depth)),
-            StageTiming::Split { per_beat, pixels } => Box::new(Split::new(per_beat, pixels)),
-            StageTiming::Skid => Box::new(Skid::default()),
-            StageTiming::Pipeline { stages } => Box::new(Pipeline::new(stages)),
+            } => Model::Pool(MaxPool::new(height, width, size)),
+            StageTiming::Fifo { depth } => Model::Fifo(Fifo::new(depth)),
+            StageTiming::Split { per_beat, pixels } => Model::Split(Split::new(per_beat, pixels)),
+            StageTiming::Skid => Model::Skid(Skid::default()),
+            StageTiming::Pipeline { stages } => Model::Pipeline(Pipeline::new(stages)),
         }
+    }
+}
+
+/// The cycle model of one stage, by kind.
+enum Model {
+    Unpack(Unpack),
+    Unit(Mvtu),
+    Window(SlidingWindow),
+    Pool(MaxPool),
+    Fifo(Fifo),
+    Split(Split),
+    Skid(Skid),
+    Pipeline(Pipeline),
+}
+
+macro_rules! each_model {
+    ($m:expr, $s:ident => $e:expr) => {
+        match $m {
+            Model::Unpack($s) => $e,
+            Model::Unit($s) => $e,
+            Model::Window($s) => $e,
+            Model::Pool($s) => $e,
+            Model::Fifo($s) => $e,
+            Model::Split($s) => $e,
+            Model::Skid($s) => $e,
+            Model::Pipeline($s) => $e,
+        }
+    };
+}
+
+impl Stage for Model {
+    #[inline]
+    fn ready(&self) -> bool {
+        each_model!(self, s => s.ready())
+    }
+
+    #[inline]
+    fn valid(&self) -> bool {
+        each_model!(self, s => s.valid())
+    }
+
+    #[inline]
+    fn clock(&mut self, in_valid: bool, out_ready: bool) {
+        each_model!(self, s => s.clock(in_valid, out_ready))
     }
 }
 
@@ -161,10 +205,14 @@ pub fn output_cycles(
     sched: Schedule,
     max_cycles: u64,
 ) -> Option<Vec<u64>> {
-    let mut models: Vec<Box<dyn Stage>> = timing.stages.iter().map(|s| s.model()).collect();
-    let mut chain: Vec<&mut (dyn Stage + 'static)> =
-        models.iter_mut().map(|m| m.as_mut()).collect();
-    stream::output_cycles(&mut chain, images * timing.beats, images, sched, max_cycles)
+    let mut models: Vec<Model> = timing.stages.iter().map(|s| s.model()).collect();
+    stream::chain_cycles(
+        &mut models,
+        images * timing.beats,
+        images,
+        sched,
+        max_cycles,
+    )
 }
 
 /// Latency (first input beat to first output, free-running) and initiation interval (cycles
