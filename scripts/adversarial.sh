@@ -159,6 +159,7 @@ run "--pixels-per-beat 0" 2 "$CBNN" rtl "$W/m.json" -o "$W/r" --pixels-per-beat 
 run "--clock-mhz inf" 2 "$CBNN" rtl "$W/m.json" -o "$W/r" --clock-mhz inf
 run "--mirror 'not a url'" 2 "$CBNN" data fetch mnist --dir "$W/f" --mirror "not a url"
 run "--seeds 0" 2 "$CBNN" sensitivity "$W/m.json" "${DATA[@]}" --seeds 0
+run "sensitivity --count 0" 2 "$CBNN" sensitivity "$W/m.json" "${DATA[@]}" --count 0
 run "--method bogus" 2 "$CBNN" sensitivity "$W/m.json" "${DATA[@]}" --method bogus
 run "--dataset /dev/null" 2 "$CBNN" data info --dataset /dev/null
 run "--dataset a missing directory" 2 "$CBNN" data info --dataset "$W/nothing/here"
