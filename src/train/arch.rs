@@ -174,6 +174,47 @@ impl Arch {
         )
     }
 
+    /// Bits (weights and thresholds) of each hidden layer of a model of this architecture
+    /// receiving `input` values, one entry per layer (0 for a pool).
+    pub fn layer_bits(&self, input: crate::layers::Shape) -> Vec<u64> {
+        let mut shape = input;
+        self.0
+            .iter()
+            .map(|op| {
+                let bits = Arch(vec![*op]).size_bits(shape, 0);
+                shape = op.output(shape);
+                bits
+            })
+            .collect()
+    }
+
+    /// The architecture with the width (channels, neurons) of hidden layer `index` multiplied
+    /// by `m`, rounded, at least `min` and at most the width it was; any other unchanged.
+    pub fn scaled_layer(&self, index: usize, m: f64, min: usize) -> Arch {
+        let mut a = self.clone();
+        let s = |n: usize| ((n as f64 * m).round() as usize).max(min).min(n);
+        if let Some(op) = a.0.get_mut(index) {
+            *op = match *op {
+                Op::Conv {
+                    channels,
+                    kernel,
+                    padding,
+                } => Op::Conv {
+                    channels: s(channels),
+                    kernel,
+                    padding,
+                },
+                Op::Dense(n) => Op::Dense(s(n)),
+                Op::Lut { neurons, fan_in } => Op::Lut {
+                    neurons: s(neurons),
+                    fan_in,
+                },
+                Op::Pool(p) => Op::Pool(p),
+            };
+        }
+        a
+    }
+
     /// The architecture with its logic-mapped layer's neurons rounded to the nearest multiple
     /// of `classes` (at least `classes`: one equal group a class); any other unchanged.
     pub fn in_groups(&self, classes: usize) -> Arch {
@@ -363,6 +404,41 @@ impl std::str::FromStr for Arch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dense layer over the preset's flattened 7x7x128 map holds most of its bits, and
+    /// scaling one layer leaves the others as they were.
+    #[test]
+    fn layer_bits_find_the_presets_dense_layer_and_one_layer_scales_alone() {
+        let a: Arch = CONV_PRESET.parse().unwrap();
+        let input = crate::layers::Shape {
+            height: 28,
+            width: 28,
+            channels: 8,
+        };
+        let bits = a.layer_bits(input);
+        let t = |n: u64| crate::model::threshold_bits(n) as u64;
+        assert_eq!(
+            bits,
+            vec![
+                64 * (200 + t(200)),
+                0,
+                128 * (1600 + t(1600)),
+                0,
+                256 * (6272 + t(6272))
+            ]
+        );
+        assert_eq!(bits.iter().sum::<u64>() + 10 * 256, a.size_bits(input, 10));
+        assert_eq!(
+            a.scaled_layer(4, 0.125, 8).to_string(),
+            "c64k5,p2,c128k5,p2,d32"
+        );
+        assert_eq!(
+            a.scaled_layer(2, 0.01, 8).to_string(),
+            "c64k5,p2,c8k5,p2,d256"
+        );
+        // Never wider than it was.
+        assert_eq!(a.scaled_layer(0, 2.0, 8), a);
+    }
 
     #[test]
     fn the_notation_round_trips_and_names_bad_tokens() {
