@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::{
     BenchArgs, Cli, Command, DataArgs, DataCommand, FetchArgs, FlowArgs, InfoArgs, PruneArgs,
-    RtlArgs, SensitivityArgs, SynthTarget, TrainArgs,
+    RtlArgs, SensitivityArgs, SynthTarget, TestbenchArgs, TrainArgs,
 };
 use crate::data::fetch;
 use crate::error::{Error, Result, Setting};
@@ -15,6 +15,7 @@ use crate::jobs::rtl::{Folding, RtlJob, RtlOutcome};
 use crate::jobs::sensitivity::SensitivityJob;
 use crate::jobs::sim::SimJob;
 use crate::jobs::synth::SynthJob;
+use crate::jobs::testbench::{TestbenchJob, TestbenchOutcome};
 use crate::jobs::train::{join, TrainJob, TrainOutcome};
 use crate::jobs::{DataSource, Job, Outcome};
 use crate::reference::Evaluation;
@@ -127,8 +128,18 @@ pub fn job(command: &Command) -> Result<Option<Job>> {
             target: target(a.target),
             json: a.json.clone(),
         }),
+        Command::Testbench(a) => Job::Testbench(testbench_job(a)),
         Command::Data(_) | Command::Flow(_) | Command::Bench(_) => return Ok(None),
     }))
+}
+
+fn testbench_job(a: &TestbenchArgs) -> TestbenchJob {
+    TestbenchJob {
+        dir: a.dir.clone(),
+        data: data(&a.data),
+        count: a.count,
+        stall_seed: a.stall_seed,
+    }
 }
 
 fn train_job(a: &TrainArgs) -> Result<TrainJob> {
@@ -353,7 +364,33 @@ pub fn print(outcome: &Outcome) {
             }
         }
         Outcome::Synth(r) => print_synth(r),
+        Outcome::Testbench(t) => print_testbench(t),
     }
+}
+
+fn print_testbench(t: &TestbenchOutcome) {
+    let s = &t.settings;
+    outln!(
+        "testbench   {} ({})",
+        t.dir.display(),
+        crate::cosim::testbench::FILES.join(" ")
+    );
+    outln!(
+        "drives      {} test images ({}), the last output at cycle {}; expected accuracy {:.2}%",
+        s.images,
+        s.stall_seed
+            .map_or("free-running".to_string(), |seed| format!(
+                "stall seed {seed}"
+            )),
+        s.last_cycle,
+        100.0 * s.expected_accuracy
+    );
+    let design = t.dir.parent().unwrap_or(&t.dir).display();
+    outln!("icarus      cd {design} && iverilog -g2005 -o testbench/tb.vvp -f filelist.f testbench/tb_cbnn.v && vvp -n testbench/tb.vvp");
+    outln!("verilator   cd {design} && verilator --binary -Wno-fatal --Mdir testbench/obj_dir --top-module tb_cbnn -f filelist.f testbench/tb_cbnn.v && testbench/obj_dir/Vtb_cbnn");
+    outln!(
+        "cocotb      cd {design} && make -f testbench/Makefile (cocotb 2.x; SIM=icarus by default)"
+    );
 }
 
 fn print_train(t: &TrainOutcome) {

@@ -50,6 +50,10 @@ pub enum Command {
     Sim(SimArgs),
     /// Synthesize a generated design with Yosys (and nextpnr-ice40) and report its resources.
     Synth(SynthArgs),
+    /// Write a design's self-checking testbench (DIR/testbench): real test images, their
+    /// expected classes and scores and the predicted handshake cycles, for any Verilog
+    /// simulator, and a cocotb test of the same checks.
+    Testbench(TestbenchArgs),
     /// Everything in one go: train, sensitivity, prune, RTL for the baseline and the compact
     /// model, co-simulation, synthesis, and a report (RUN_DIR/report.md and report.json).
     /// Finished stages whose inputs are unchanged are reused, so an interrupted flow resumes.
@@ -388,6 +392,21 @@ pub enum SynthTarget {
     Ice40,
     /// Technology-independent gates.
     Generic,
+}
+
+/// `cbnn testbench`
+#[derive(Debug, Args)]
+pub struct TestbenchArgs {
+    /// Design directory written by `cbnn rtl` (the testbench goes to DIR/testbench).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Drive the first N test images [default: 100].
+    #[arg(long, value_name = "N")]
+    pub count: Option<usize>,
+    /// Randomise input idle cycles and output back-pressure from this seed (default: free-running).
+    #[arg(long, value_name = "S")]
+    pub stall_seed: Option<u64>,
 }
 
 /// `cbnn sim`

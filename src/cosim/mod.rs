@@ -6,6 +6,8 @@
 //! of [`Schedule`] and logs every output handshake; every logged beat and its cycle must equal
 //! the reference executor's class and scores and the cycle model's prediction.
 
+pub mod testbench;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -447,14 +449,33 @@ pub fn input_words(
     data
 }
 
+/// The class and scores the reference executor gives each of the job's images: what every
+/// output beat must carry.
+pub fn expected_outputs(job: &Job) -> Vec<crate::reference::Prediction> {
+    let features = bitslice::slice(job.images, &job.model.planes);
+    let exec = Executor::new(job.model);
+    (0..job.images.count())
+        .map(|i| exec.predict(features.row(i)))
+        .collect()
+}
+
+/// The cycle after which a run of `images` images under `schedule` counts as hung: the
+/// free-running run's length, four times that with stalls (random stalls let the source offer
+/// and the sink take in about three cycles of four, so even a design bound by both runs well
+/// inside it), plus ten latencies and a thousand cycles.
+pub fn timeout_cycles(timing: &Timing, images: usize, schedule: Schedule) -> u64 {
+    let (latency, interval) = cycle::latency_and_interval(timing);
+    let free_end = latency + interval * (images.max(1) as u64 - 1);
+    let factor = if schedule.stall_seed.is_some() { 4 } else { 1 };
+    free_end * factor + 10 * latency + 1000
+}
+
 /// Runs the simulation and compares every output beat and cycle. A mismatch is a
 /// [`Error::CheckFailed`] naming the image, the expected and the actual beat and cycle.
 pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
     let model = job.model;
     let n = job.images.count();
-    let features = bitslice::slice(job.images, &model.planes);
-    let exec = Executor::new(model);
-    let predictions: Vec<_> = (0..n).map(|i| exec.predict(features.row(i))).collect();
+    let predictions = expected_outputs(job);
     let data = input_words(
         model,
         job.images,
@@ -465,19 +486,8 @@ pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
     // The cycle model steps the whole run cycle by cycle, which costs about as much as the
     // simulator on a convolutional design: it runs beside the simulator, which therefore gets
     // a bound on the run's length from the free-running timing instead of from the model's
-    // last cycle. Random stalls let the source offer and the sink take in about three cycles
-    // of four, so even a design bound by both runs well inside four times its free-running
-    // length, the timeout of a stalled run.
-    let (latency, interval) = cycle::latency_and_interval(job.timing);
-    let free_end = latency + interval * (n.max(1) as u64 - 1);
-    let max_cycles = free_end
-        * if job.schedule.stall_seed.is_some() {
-            4
-        } else {
-            1
-        }
-        + 10 * latency
-        + 1000;
+    // last cycle.
+    let max_cycles = timeout_cycles(job.timing, n, job.schedule);
     let (expected_cycles, trace) = std::thread::scope(|scope| {
         let model = scope.spawn(|| {
             cycle::output_cycles(job.timing, n, job.schedule, u64::MAX)

@@ -13,6 +13,7 @@ pub mod rtl;
 pub mod sensitivity;
 pub mod sim;
 pub mod synth;
+pub mod testbench;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -160,6 +161,8 @@ pub enum Job {
     Sim(sim::SimJob),
     /// `cbnn synth`.
     Synth(synth::SynthJob),
+    /// `cbnn testbench`.
+    Testbench(testbench::TestbenchJob),
 }
 
 /// What a job found.
@@ -179,6 +182,8 @@ pub enum Outcome {
     Sim(crate::cosim::SimReport),
     /// Of a [`Job::Synth`].
     Synth(crate::synth::SynthReport),
+    /// Of a [`Job::Testbench`].
+    Testbench(testbench::TestbenchOutcome),
 }
 
 impl Job {
@@ -193,6 +198,7 @@ impl Job {
             Job::Rtl(j) => j.argv(),
             Job::Sim(j) => j.argv(),
             Job::Synth(j) => j.argv(),
+            Job::Testbench(j) => j.argv(),
         }
     }
 
@@ -206,6 +212,7 @@ impl Job {
             Job::Rtl(j) => j.plan(),
             Job::Sim(j) => j.plan(),
             Job::Synth(j) => j.plan(),
+            Job::Testbench(j) => j.plan(),
         }
     }
 
@@ -220,6 +227,7 @@ impl Job {
             Job::Rtl(j) => Outcome::Rtl(j.run()?),
             Job::Sim(j) => Outcome::Sim(j.run()?),
             Job::Synth(j) => Outcome::Synth(j.run()?),
+            Job::Testbench(j) => Outcome::Testbench(j.run()?),
         })
     }
 }

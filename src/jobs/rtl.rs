@@ -171,7 +171,10 @@ impl RtlJob {
     }
 
     pub(super) fn run(&self) -> Result<RtlOutcome> {
-        rtlgen::ownership::check_replaceable(&self.output, &synth::writes_into_design)?;
+        // A design's later stages write beside it: synthesis files, the testbench directory.
+        rtlgen::ownership::check_replaceable(&self.output, &|name| {
+            synth::writes_into_design(name) || name == crate::cosim::testbench::DIR
+        })?;
         let m = model::load(&self.model)?;
         rtlgen::check_supported(&m, &self.model)?;
         // A logic-mapped port carries the input bits the first layer reads, not pixels.

@@ -63,19 +63,9 @@ impl SimJob {
 
     pub(super) fn run(&self) -> Result<SimReport> {
         cosim::verilator_version()?;
-        let manifest = rtlgen::load_manifest(&self.dir)?;
-        let model_path = self.dir.join(rtlgen::MODEL_FILE);
-        let m = model::load(&model_path)?;
-        manifest.check_model(&m, &self.dir.join("design.json"))?;
-        manifest.check_files(&self.dir)?;
-        let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.per_beat());
-        let ds = self.data.open()?;
-        check_compatible(&m, &model_path, &ds)?;
-        let count = self.count.unwrap_or(ds.test.len()).min(ds.test.len());
-        if count == 0 {
-            return Err(invalid!(Setting::Count, " must be at least 1"));
-        }
-        let test = ds.test.slice(0..count);
+        let design = Design::load(&self.dir, &self.data, self.count)?;
+        let manifest = &design.manifest;
+        let count = design.test.len();
         errln!(
             "building {} with Verilator (cached after the first time) ...",
             self.dir.display()
@@ -87,20 +77,7 @@ impl SimJob {
                 .map_or("free-running".to_string(), |s| format!("stall seed {s}"))
         );
         let vcd_tmp = self.vcd.as_deref().map(atomic::temporary_for).transpose()?;
-        let job = cosim::Job {
-            dir: &self.dir,
-            model: &m,
-            timing: &timing,
-            output: &manifest.output,
-            bits_per_beat: manifest.input.bits_per_beat,
-            reads: manifest.input.reads.as_deref(),
-            images: &test.images,
-            labels: &test.labels,
-            schedule: Schedule {
-                stall_seed: self.stall_seed,
-            },
-            vcd: vcd_tmp.as_deref(),
-        };
+        let job = design.job(&self.dir, self.stall_seed, vcd_tmp.as_deref());
         let run = cosim::run(&exe, &job);
         let mut report = match (run, &self.vcd, &vcd_tmp) {
             (Ok(r), Some(path), Some(tmp)) => {
@@ -129,5 +106,63 @@ impl SimJob {
             atomic::write_json(path, &report)?;
         }
         Ok(report)
+    }
+}
+
+/// A design directory checked and loaded with the test images a run drives.
+pub(super) struct Design {
+    /// Its manifest.
+    pub manifest: rtlgen::Manifest,
+    /// Its model (the copy in the directory).
+    pub model: crate::model::IntModel,
+    /// Its timing, as the cycle model takes it.
+    pub timing: crate::reference::cycle::Timing,
+    /// The first `count` test images (all by default).
+    pub test: crate::data::LabeledSet,
+}
+
+impl Design {
+    /// Loads the design in `dir` (manifest, model, files checked) and the first `count` test
+    /// images of `data` (all of them when `None`).
+    pub fn load(dir: &std::path::Path, data: &DataSource, count: Option<usize>) -> Result<Design> {
+        let manifest = rtlgen::load_manifest(dir)?;
+        let model_path = dir.join(rtlgen::MODEL_FILE);
+        let m = model::load(&model_path)?;
+        manifest.check_model(&m, &dir.join("design.json"))?;
+        manifest.check_files(dir)?;
+        let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.per_beat());
+        let ds = data.open()?;
+        check_compatible(&m, &model_path, &ds)?;
+        let count = count.unwrap_or(ds.test.len()).min(ds.test.len());
+        if count == 0 {
+            return Err(invalid!(Setting::Count, " must be at least 1"));
+        }
+        Ok(Design {
+            manifest,
+            model: m,
+            timing,
+            test: ds.test.slice(0..count),
+        })
+    }
+
+    /// The co-simulation job of these images under the schedule of `stall_seed`.
+    pub fn job<'a>(
+        &'a self,
+        dir: &'a std::path::Path,
+        stall_seed: Option<u64>,
+        vcd: Option<&'a std::path::Path>,
+    ) -> cosim::Job<'a> {
+        cosim::Job {
+            dir,
+            model: &self.model,
+            timing: &self.timing,
+            output: &self.manifest.output,
+            bits_per_beat: self.manifest.input.bits_per_beat,
+            reads: self.manifest.input.reads.as_deref(),
+            images: &self.test.images,
+            labels: &self.test.labels,
+            schedule: Schedule { stall_seed },
+            vcd,
+        }
     }
 }
