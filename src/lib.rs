@@ -32,6 +32,7 @@ pub mod data;
 pub mod error;
 pub mod float;
 pub mod flow;
+pub mod interop;
 pub mod jobs;
 pub mod layers;
 pub mod model;

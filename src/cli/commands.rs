@@ -3,13 +3,14 @@
 use std::fmt::Write as _;
 
 use super::{
-    BenchArgs, Cli, Command, DataArgs, DataCommand, FetchArgs, FlowArgs, InfoArgs, PruneArgs,
-    RtlArgs, SensitivityArgs, SynthTarget, TestbenchArgs, TrainArgs,
+    BenchArgs, Cli, Command, DataArgs, DataCommand, ExportFormat, FetchArgs, FlowArgs, InfoArgs,
+    PruneArgs, RtlArgs, SensitivityArgs, SynthTarget, TestbenchArgs, TrainArgs,
 };
 use crate::data::fetch;
 use crate::error::{Error, Result, Setting};
 use crate::flow::FlowConfig;
 use crate::jobs::eval::{EvalJob, EvalOutcome};
+use crate::jobs::export::{ExportJob, ExportOutcome};
 use crate::jobs::prune::{PruneJob, PruneOutcome};
 use crate::jobs::rtl::{Folding, RtlJob, RtlOutcome};
 use crate::jobs::sensitivity::SensitivityJob;
@@ -129,6 +130,15 @@ pub fn job(command: &Command) -> Result<Option<Job>> {
             json: a.json.clone(),
         }),
         Command::Testbench(a) => Job::Testbench(testbench_job(a)),
+        Command::Export(a) => Job::Export(ExportJob {
+            model: a.model.clone(),
+            format: match a.format {
+                ExportFormat::Qonnx => crate::interop::onnx::Format::Qonnx,
+                ExportFormat::FinnOnnx => crate::interop::onnx::Format::FinnOnnx,
+            },
+            batch: a.batch,
+            output: a.output.clone(),
+        }),
         Command::Data(_) | Command::Flow(_) | Command::Bench(_) => return Ok(None),
     }))
 }
@@ -365,7 +375,18 @@ pub fn print(outcome: &Outcome) {
         }
         Outcome::Synth(r) => print_synth(r),
         Outcome::Testbench(t) => print_testbench(t),
+        Outcome::Export(e) => print_export(e),
     }
+}
+
+fn print_export(e: &ExportOutcome) {
+    outln!(
+        "exported    {} ({}, {} layers, {} bytes)",
+        e.output.display(),
+        e.format.name(),
+        e.layers,
+        e.bytes
+    );
 }
 
 fn print_testbench(t: &TestbenchOutcome) {

@@ -14,7 +14,7 @@ pub mod out;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use commands::{describe, dispatch, flag, job, print, run};
 
@@ -54,6 +54,9 @@ pub enum Command {
     /// expected classes and scores and the predicted handshake cycles, for any Verilog
     /// simulator, and a cocotb test of the same checks.
     Testbench(TestbenchArgs),
+    /// Export an integer model as an ONNX graph (QONNX or FINN-ONNX) that qonnx executes with
+    /// cbnn's class scores.
+    Export(ExportArgs),
     /// Everything in one go: train, sensitivity, prune, RTL for the baseline and the compact
     /// model, co-simulation, synthesis, and a report (RUN_DIR/report.md and report.json).
     /// Finished stages whose inputs are unchanged are reused, so an interrupted flow resumes.
@@ -392,6 +395,31 @@ pub enum SynthTarget {
     Ice40,
     /// Technology-independent gates.
     Generic,
+}
+
+/// ONNX dialects `cbnn export` writes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExportFormat {
+    /// QONNX: BipolarQuant, MatMul, Add, Mul (the form Brevitas exports).
+    Qonnx,
+    /// FINN-ONNX: XnorPopcountMatMul and MultiThreshold with cbnn's thresholds.
+    FinnOnnx,
+}
+
+/// `cbnn export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Model file written by `cbnn train` or `cbnn prune`.
+    pub model: PathBuf,
+    /// The ONNX dialect.
+    #[arg(long, value_enum, default_value = "qonnx")]
+    pub format: ExportFormat,
+    /// Images of the graph's fixed batch (qonnx's executor checks the input's shape).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub batch: usize,
+    /// The ONNX file to write.
+    #[arg(short = 'o', long = "output", value_name = "M.onnx")]
+    pub output: PathBuf,
 }
 
 /// `cbnn testbench`

@@ -8,6 +8,7 @@
 //! the flow and the bench build them directly and call them as functions.
 
 pub mod eval;
+pub mod export;
 pub mod prune;
 pub mod rtl;
 pub mod sensitivity;
@@ -163,6 +164,8 @@ pub enum Job {
     Synth(synth::SynthJob),
     /// `cbnn testbench`.
     Testbench(testbench::TestbenchJob),
+    /// `cbnn export`.
+    Export(export::ExportJob),
 }
 
 /// What a job found.
@@ -184,6 +187,8 @@ pub enum Outcome {
     Synth(crate::synth::SynthReport),
     /// Of a [`Job::Testbench`].
     Testbench(testbench::TestbenchOutcome),
+    /// Of a [`Job::Export`].
+    Export(export::ExportOutcome),
 }
 
 impl Job {
@@ -199,6 +204,7 @@ impl Job {
             Job::Sim(j) => j.argv(),
             Job::Synth(j) => j.argv(),
             Job::Testbench(j) => j.argv(),
+            Job::Export(j) => j.argv(),
         }
     }
 
@@ -213,6 +219,7 @@ impl Job {
             Job::Sim(j) => j.plan(),
             Job::Synth(j) => j.plan(),
             Job::Testbench(j) => j.plan(),
+            Job::Export(j) => j.plan(),
         }
     }
 
@@ -228,6 +235,7 @@ impl Job {
             Job::Sim(j) => Outcome::Sim(j.run()?),
             Job::Synth(j) => Outcome::Synth(j.run()?),
             Job::Testbench(j) => Outcome::Testbench(j.run()?),
+            Job::Export(j) => Outcome::Export(j.run()?),
         })
     }
 }
