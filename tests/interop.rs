@@ -1,0 +1,143 @@
+//! `cbnn export`: the QONNX and FINN-ONNX graphs of a small trained MLP, executed by qonnx's
+//! own executor (qonnx and onnxruntime from `bash scripts/setup-venv.sh`, which the test
+//! command runs), give cbnn's class scores on every test image, and stop doing so when one
+//! weight bit of the model is flipped; models the export cannot take are refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn python() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python");
+    assert!(
+        p.is_file(),
+        "the virtual environment is missing: run `bash scripts/setup-venv.sh`"
+    );
+    p
+}
+
+/// Runs scripts/qonnx_check.py; returns (exit code, its output).
+fn qonnx_check(onnx: &Path, data: &Path, predictions: &Path) -> (i32, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/qonnx_check.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args([onnx, data, predictions])
+        .output()
+        .expect("python runs");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), log)
+}
+
+/// Flips the first bit of the output layer's first weight word in a model file.
+fn flip_output_weight(model: &Path) {
+    let mut m = json_file(model);
+    let layers = m["layers"].as_array_mut().unwrap();
+    let w = &mut layers.last_mut().unwrap()["weights"][0];
+    let word = w.as_str().unwrap().to_string();
+    let first = u8::from_str_radix(&word[..1], 16).unwrap() ^ 1;
+    *w = format!("{first:x}{}", &word[1..]).into();
+    std::fs::write(model, serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+#[test]
+fn exported_graphs_give_cbnns_scores_in_qonnx_and_not_after_a_flipped_weight_bit() {
+    let dir = temp_dir("interop-export");
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 400, 150, 10, true);
+    let model = dir.join("m.json");
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        d,
+        "--hidden",
+        "24,13",
+        "--planes",
+        "7,5,2",
+        "--epochs",
+        "2",
+        "--validation",
+        "50",
+        "-o",
+        m,
+    ]);
+    let predictions = dir.join("p.csv");
+    let p = predictions.to_str().unwrap();
+    cbnn_ok(&["eval", m, "--dataset", d, "--predictions", p, "--scores"]);
+    for (format, batch) in [("qonnx", "64"), ("finn-onnx", "1")] {
+        let onnx = dir.join(format!("{format}.onnx"));
+        let o = onnx.to_str().unwrap();
+        cbnn_ok(&["export", m, "--format", format, "--batch", batch, "-o", o]);
+        let (code, log) = qonnx_check(&onnx, &data, &predictions);
+        assert_eq!(code, 0, "{format}: {log}");
+        assert!(log.contains("150 images, 0 differ"), "{format}: {log}");
+    }
+    let flipped = dir.join("flipped.json");
+    std::fs::copy(&model, &flipped).unwrap();
+    flip_output_weight(&flipped);
+    for format in ["qonnx", "finn-onnx"] {
+        let onnx = dir.join(format!("flipped-{format}.onnx"));
+        let o = onnx.to_str().unwrap();
+        cbnn_ok(&[
+            "export",
+            flipped.to_str().unwrap(),
+            "--format",
+            format,
+            "-o",
+            o,
+        ]);
+        let (code, log) = qonnx_check(&onnx, &data, &predictions);
+        assert_eq!(code, 1, "{format}: {log}");
+        assert!(log.contains("150 images, 150 differ"), "{format}: {log}");
+    }
+}
+
+#[test]
+fn export_refuses_layers_it_cannot_express_and_bad_settings() {
+    let dir = temp_dir("interop-refuse");
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 120, 20, 8, false);
+    let model = dir.join("conv.json");
+    let m = model.to_str().unwrap();
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--arch",
+        "c4,p2,d8",
+        "--epochs",
+        "1",
+        "--validation",
+        "20",
+        "-o",
+        m,
+    ]);
+    let out = dir.join("x.onnx");
+    let o = out.to_str().unwrap();
+    assert_fails(
+        &cbnn(&["export", m, "--format", "qonnx", "-o", o]),
+        2,
+        "layer L0 is a conv layer",
+    );
+    assert!(!out.exists());
+    assert_fails(
+        &cbnn(&["export", m, "--batch", "0", "-o", o]),
+        2,
+        "--batch 0 must be between 1",
+    );
+    let unknown = cbnn(&["export", m, "--format", "onnx", "-o", o]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("possible values: qonnx, finn-onnx"));
+    assert_fails(
+        &cbnn(&["export", m, "-o", dir.to_str().unwrap()]),
+        2,
+        "is a directory",
+    );
+}
