@@ -130,6 +130,7 @@ pub enum Setting {
     Vcd,
     Work,
     Float,
+    Input,
 }
 
 impl Setting {
@@ -169,6 +170,7 @@ impl Setting {
             Vcd => "the waveform",
             Work => "the work directory",
             Float => "full-precision training",
+            Input => "input shape",
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::error::{Error, Result, Setting};
 use crate::flow::FlowConfig;
 use crate::jobs::eval::{EvalJob, EvalOutcome};
 use crate::jobs::export::{ExportJob, ExportOutcome};
+use crate::jobs::import::{ImportJob, ImportOutcome};
 use crate::jobs::prune::{PruneJob, PruneOutcome};
 use crate::jobs::rtl::{Folding, RtlJob, RtlOutcome};
 use crate::jobs::sensitivity::SensitivityJob;
@@ -79,6 +80,7 @@ pub fn flag(s: Setting) -> &'static str {
         Vcd => "--vcd",
         Work => "--work",
         Float => "--float",
+        Input => "--input",
     }
 }
 
@@ -137,6 +139,12 @@ pub fn job(command: &Command) -> Result<Option<Job>> {
                 ExportFormat::FinnOnnx => crate::interop::onnx::Format::FinnOnnx,
             },
             batch: a.batch,
+            output: a.output.clone(),
+        }),
+        Command::Import(a) => Job::Import(ImportJob {
+            onnx: a.onnx.clone(),
+            planes: a.planes.clone(),
+            input: a.input.clone(),
             output: a.output.clone(),
         }),
         Command::Data(_) | Command::Flow(_) | Command::Bench(_) => return Ok(None),
@@ -376,7 +384,27 @@ pub fn print(outcome: &Outcome) {
         Outcome::Synth(r) => print_synth(r),
         Outcome::Testbench(t) => print_testbench(t),
         Outcome::Export(e) => print_export(e),
+        Outcome::Import(i) => print_import(i),
     }
+}
+
+fn print_import(i: &ImportOutcome) {
+    let planes: Vec<String> = i.planes.iter().map(|p| p.to_string()).collect();
+    outln!("imported    {} ({} nodes)", i.output.display(), i.nodes);
+    outln!("layers      {}", i.arch);
+    outln!(
+        "input       {}x{}x{}, planes {} ({})",
+        i.input.height,
+        i.input.width,
+        i.input.channels,
+        planes.join(","),
+        match i.shape_source {
+            "inferred" => "inferred from the feature count; --input and --planes set them",
+            "metadata" => "from the graph's cbnn metadata",
+            _ => "as given",
+        }
+    );
+    outln!("size        {} bits (weights + thresholds)", i.size_bits);
 }
 
 fn print_export(e: &ExportOutcome) {

@@ -57,6 +57,9 @@ pub enum Command {
     /// Export an integer model as an ONNX graph (QONNX or FINN-ONNX) that qonnx executes with
     /// cbnn's class scores.
     Export(ExportArgs),
+    /// Import a binary QONNX network (as Brevitas exports it: BipolarQuant, MatMul or Gemm,
+    /// BatchNormalization) as an integer model, lowered exactly.
+    Import(ImportArgs),
     /// Everything in one go: train, sensitivity, prune, RTL for the baseline and the compact
     /// model, co-simulation, synthesis, and a report (RUN_DIR/report.md and report.json).
     /// Finished stages whose inputs are unchanged are reused, so an interrupted flow resumes.
@@ -419,6 +422,23 @@ pub struct ExportArgs {
     pub batch: usize,
     /// The ONNX file to write.
     #[arg(short = 'o', long = "output", value_name = "M.onnx")]
+    pub output: PathBuf,
+}
+
+/// `cbnn import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The QONNX file.
+    pub onnx: PathBuf,
+    /// Kept bit planes of the graph's features, most significant first [default: the graph's
+    /// cbnn metadata, or the most significant planes that make up its features].
+    #[arg(long, value_delimiter = ',')]
+    pub planes: Option<Vec<u8>>,
+    /// Image shape HxWxC [default: the graph's cbnn metadata, or 28x28x1].
+    #[arg(long, value_name = "HxWxC")]
+    pub input: Option<String>,
+    /// The model file to write.
+    #[arg(short = 'o', long = "output", value_name = "MODEL.json")]
     pub output: PathBuf,
 }
 

@@ -9,6 +9,7 @@
 
 pub mod eval;
 pub mod export;
+pub mod import;
 pub mod prune;
 pub mod rtl;
 pub mod sensitivity;
@@ -166,6 +167,8 @@ pub enum Job {
     Testbench(testbench::TestbenchJob),
     /// `cbnn export`.
     Export(export::ExportJob),
+    /// `cbnn import`.
+    Import(import::ImportJob),
 }
 
 /// What a job found.
@@ -189,6 +192,8 @@ pub enum Outcome {
     Testbench(testbench::TestbenchOutcome),
     /// Of a [`Job::Export`].
     Export(export::ExportOutcome),
+    /// Of a [`Job::Import`].
+    Import(import::ImportOutcome),
 }
 
 impl Job {
@@ -205,6 +210,7 @@ impl Job {
             Job::Synth(j) => j.argv(),
             Job::Testbench(j) => j.argv(),
             Job::Export(j) => j.argv(),
+            Job::Import(j) => j.argv(),
         }
     }
 
@@ -220,6 +226,7 @@ impl Job {
             Job::Synth(j) => j.plan(),
             Job::Testbench(j) => j.plan(),
             Job::Export(j) => j.plan(),
+            Job::Import(j) => j.plan(),
         }
     }
 
@@ -236,6 +243,7 @@ impl Job {
             Job::Synth(j) => Outcome::Synth(j.run()?),
             Job::Testbench(j) => Outcome::Testbench(j.run()?),
             Job::Export(j) => Outcome::Export(j.run()?),
+            Job::Import(j) => Outcome::Import(j.run()?),
         })
     }
 }

@@ -305,6 +305,21 @@ impl IntModel {
     }
 }
 
+/// Smallest `p` in `0..=n` with `pred(p)`, for a monotone `pred` (false, then true); `n + 1`
+/// when there is none: the threshold search of every lowering to the integer model.
+pub fn first_true(n: usize, pred: impl Fn(usize) -> bool) -> u32 {
+    let (mut lo, mut hi) = (0usize, n + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo as u32
+}
+
 /// Size in bits of a model with `features` inputs, these hidden widths and `classes` outputs:
 /// one bit per binary weight plus `ceil(log2(N + 2))` bits per threshold of a layer with `N`
 /// inputs.

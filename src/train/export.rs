@@ -20,27 +20,13 @@ pub fn threshold(bn: &BatchNorm, j: usize, n: usize) -> (u32, bool) {
     let scale = bn.eval_scale(j);
     let f = |p: usize| bn.eval(j, scale, (2 * p as i64 - n as i64) as f32);
     if scale > 0.0 {
-        (first_true(n, |p| f(p) >= 0.0), false)
+        (crate::model::first_true(n, |p| f(p) >= 0.0), false)
     } else if scale < 0.0 {
-        (first_true(n, |q| f(n - q) >= 0.0), true)
+        (crate::model::first_true(n, |q| f(n - q) >= 0.0), true)
     } else {
         // Zero (or NaN) scale: the output does not depend on the input.
         (if f(0) >= 0.0 { 0 } else { n as u32 + 1 }, false)
     }
-}
-
-/// Smallest `p` in `0..=n` with `pred(p)`, for a monotone `pred`; `n + 1` when there is none.
-fn first_true(n: usize, pred: impl Fn(usize) -> bool) -> u32 {
-    let (mut lo, mut hi) = (0usize, n + 1);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if pred(mid) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    lo as u32
 }
 
 fn first_matrix(net: &Net, layout: Layout) -> BinaryMatrix {
@@ -174,7 +160,7 @@ pub fn export_conv(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::model::first_true;
 
     #[test]
     fn first_true_edges() {
