@@ -141,3 +141,61 @@ fn export_refuses_layers_it_cannot_express_and_bad_settings() {
         "is a directory",
     );
 }
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/qonnx")
+        .join(name)
+}
+
+/// A Brevitas-trained binary MLP (scripts/brevitas_mlp.py on 2000 Fashion-MNIST images; per
+/// output weight scales, biases, batch norm) imports to integer scores equal to the Brevitas
+/// model's on the first 200 test images; the variants cbnn cannot represent are refused.
+#[test]
+fn a_brevitas_mlp_imports_exactly_and_what_cannot_be_represented_is_refused() {
+    let Some(data) = real_dataset("fashion-mnist") else {
+        panic!("Fashion-MNIST is missing: apt-get install dataset-fashion-mnist");
+    };
+    let dir = temp_dir("interop-import");
+    let model = dir.join("m.json");
+    let m = model.to_str().unwrap();
+    let onnx = fixture("brevitas-none.onnx");
+    cbnn_ok(&["import", onnx.to_str().unwrap(), "-o", m]);
+    let p = dir.join("p.csv");
+    let d = data.to_str().unwrap();
+    cbnn_ok(&[
+        "eval",
+        m,
+        "--dataset",
+        d,
+        "--predictions",
+        p.to_str().unwrap(),
+        "--scores",
+    ]);
+    let ours = std::fs::read_to_string(&p).unwrap();
+    let theirs = std::fs::read_to_string(fixture("brevitas-none-scores.csv")).unwrap();
+    let scores = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip(1)
+            .take(200)
+            .map(|l| l.splitn(4, ',').nth(3).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(scores(&theirs).len(), 200);
+    assert_eq!(scores(&ours), scores(&theirs));
+    for (name, needle) in [
+        ("brevitas-output-bias.onnx", "a bias on the output layer"),
+        ("brevitas-act2.onnx", "a multi-bit Quant of 2 bits"),
+        ("brevitas-relu.onnx", "cbnn does not import Relu nodes"),
+    ] {
+        let f = fixture(name);
+        assert_fails(&cbnn(&["import", f.to_str().unwrap(), "-o", m]), 2, needle);
+    }
+    let garbage = dir.join("garbage.onnx");
+    std::fs::write(&garbage, b"not a model").unwrap();
+    assert_fails(
+        &cbnn(&["import", garbage.to_str().unwrap(), "-o", m]),
+        2,
+        "garbage.onnx",
+    );
+}
