@@ -9,10 +9,11 @@ Run it through scripts/brevitas.sh, which installs torch and Brevitas into their
 environment (several GB; not part of the test command).
 
 The network sees the features the way cbnn does: feature p * K + j is plane planes[j] of pixel
-p (row-major), +1 for a set bit and -1 for a clear one. Every layer is binary: a `QuantIdentity`
-with a bipolar quantizer before each `QuantLinear`, weights binary with a learned scale (initialized from the
-weights' mean magnitude) per output channel (per tensor on the output layer, so that the class scores keep their
-order), biases and batch norm on the hidden layers. Writes OUT_DIR/model.onnx (QONNX, batch 1)
+p (row-major), +1 for a set bit and -1 for a clear one. Every layer is binary: a
+`QuantIdentity` with a bipolar quantizer before each `QuantLinear`, weights binary with a
+learned scale (initialized from the weights' mean magnitude) per output channel (per tensor on
+the output layer, so that the class scores keep their order), biases and batch norm on the
+hidden layers. Writes OUT_DIR/model.onnx (QONNX, batch 1)
 and OUT_DIR/scores.csv: per test image `index,label,predicted,score_0..`, the score of class c
 being the number of the output layer's inputs whose sign matches its weight's, computed from the
 Brevitas model's own activations (integers, so float rounding cannot blur a comparison).

@@ -1,7 +1,8 @@
 //! `cbnn export`: the QONNX and FINN-ONNX graphs of a small trained MLP, executed by qonnx's
 //! own executor (qonnx and onnxruntime from `bash scripts/setup-venv.sh`, which the test
 //! command runs), give cbnn's class scores on every test image, and stop doing so when one
-//! weight bit of the model is flipped; models the export cannot take are refused.
+//! weight bit of the model is flipped; cbnn's own QONNX graph imports back to the same model;
+//! models the export cannot take are refused.
 
 mod common;
 
@@ -79,6 +80,19 @@ fn exported_graphs_give_cbnns_scores_in_qonnx_and_not_after_a_flipped_weight_bit
         assert_eq!(code, 0, "{format}: {log}");
         assert!(log.contains("150 images, 0 differ"), "{format}: {log}");
     }
+    // cbnn's own QONNX graph imports back to the same layers, planes and input.
+    let back = dir.join("back.json");
+    let qonnx = dir.join("qonnx.onnx");
+    cbnn_ok(&[
+        "import",
+        qonnx.to_str().unwrap(),
+        "-o",
+        back.to_str().unwrap(),
+    ]);
+    let (mut ours, mut theirs) = (json_file(&model), json_file(&back));
+    ours.as_object_mut().unwrap().remove("provenance");
+    theirs.as_object_mut().unwrap().remove("provenance");
+    assert_eq!(ours, theirs);
     let flipped = dir.join("flipped.json");
     std::fs::copy(&model, &flipped).unwrap();
     flip_output_weight(&flipped);

@@ -6,7 +6,8 @@
 //!   first on the input features, then after every hidden layer;
 //! - per layer `MatMul(x, W)` or `Gemm(x, W[, C])` (`transA = 0`, any `transB`, `alpha > 0`),
 //!   the weights `W` an initializer of `±s_j` values (a positive scale per output, or zero), or
-//!   `BipolarQuant(W0, s)` of one; then optionally `Add` of a bias and `BatchNormalization`;
+//!   `BipolarQuant(W0, s)` of one; then optionally `Add` of a bias, `Mul` by a factor (one, or
+//!   one per output) and `BatchNormalization`, as cbnn's own QONNX export writes them too;
 //! - `Identity` and `Flatten` (axis 1) anywhere: they change nothing a flat feature vector has.
 //!
 //! A hidden neuron `j` with `N` inputs, `m` of which match its weights' signs, computes
@@ -15,14 +16,15 @@
 //! same search as the trainer's lowering (`crate::model::first_true`) over the batch-norm
 //! function in double precision; a decreasing `z` (a negative batch-norm scale) inverts the
 //! weight row, and a constant one (a zero scale) gives an always-on or always-off neuron. The
-//! output layer's scores `alpha * a * s * (2m - N)` are an increasing function of cbnn's
+//! output layer's scores `alpha * a * s * (2m - N) + b` (`s` the weight scale times any `Mul`
+//! factor, `b` one bias for every class) are an increasing function of cbnn's
 //! `matches` `m` when its weight scale `s` is one positive value: the classes and their order
 //! are the same.
 //!
 //! Everything else is refused with one sentence naming the node: multi-bit `Quant` nodes,
-//! per-channel activation scales, a bias or batch norm on the output layer (they reorder the
-//! classes in a way integer matches cannot), weights of more than two values per output, and
-//! any other operator.
+//! per-channel activation scales, a batch norm or a bias that differs between classes on the
+//! output layer (they reorder the classes in a way integer matches cannot), weights of more
+//! than two values per output, and any other operator.
 
 use std::collections::HashMap;
 
@@ -405,15 +407,21 @@ fn linear<'a>(chain: &Chain<'a>, node: &'a NodeProto, x: &str, a: f64) -> Result
     let mut bn = None;
     while let Some(next) = chain.next(&out)? {
         match next.op_type.as_str() {
-            "Add" if bn.is_none() => {
+            op @ ("Add" | "Mul") if bn.is_none() => {
+                // The operand that is not the activations: a constant, one or one per output.
                 let other = next
                     .input
                     .iter()
                     .find(|i| **i != out)
-                    .ok_or_else(|| refuse(next, "it adds a tensor to itself"))?;
-                let c = chain.constant(next, other)?;
-                for (b, v) in bias.iter_mut().zip(vector(next, c, rows, "bias")?) {
-                    *b += v;
+                    .ok_or_else(|| refuse(next, "both its operands are the activations"))?;
+                let c = vector(next, chain.constant(next, other)?, rows, "constant")?;
+                for (j, v) in c.into_iter().enumerate() {
+                    if op == "Add" {
+                        bias[j] += v;
+                    } else {
+                        slope[j] *= v;
+                        bias[j] *= v;
+                    }
                 }
             }
             "BatchNormalization" if bn.is_none() => {
@@ -496,11 +504,11 @@ impl Linear<'_> {
                  classes, which integer matches cannot",
             ));
         }
-        if self.bias.iter().any(|&b| b != 0.0) {
+        if self.bias.iter().any(|&b| b != self.bias[0]) {
             return Err(refuse(
                 self.node,
-                "a bias on the output layer; it reorders the classes, which integer matches \
-                 cannot",
+                "a bias on the output layer that differs between classes; it reorders the \
+                 classes, which integer matches cannot",
             ));
         }
         let s = self.slope[0];
@@ -715,19 +723,17 @@ pub fn import(bytes: &[u8], options: &Options) -> Result<Imported> {
                     ),
                 ));
             }
-            "BatchNormalization" | "Add" => {
-                return Err(refuse(
-                    node,
-                    "it follows no linear layer; cbnn imports batch norm and bias only after \
+            "BatchNormalization" | "Add" | "Mul" => return Err(refuse(
+                node,
+                "it follows no linear layer; cbnn imports batch norm, bias and factors only after \
                      MatMul or Gemm",
-                ))
-            }
+            )),
             other => {
                 return Err(refuse(
                     node,
                     format!(
                         "cbnn does not import {other} nodes (it imports binary MLPs: \
-                             BipolarQuant, MatMul, Gemm, Add, BatchNormalization)"
+                             BipolarQuant, MatMul, Gemm, Add, Mul, BatchNormalization)"
                     ),
                 ))
             }
