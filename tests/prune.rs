@@ -258,3 +258,65 @@ fn prune_takes_the_ranking_of_a_sensitivity_report() {
     assert_fails(&o, 2, "it is the report of another model");
     assert!(!other.exists());
 }
+
+/// Report fields that depend on the machine's load, not on the search.
+fn without_timings(mut r: serde_json::Value) -> serde_json::Value {
+    r.as_object_mut().unwrap().remove("seconds");
+    for c in r["candidates"].as_array_mut().unwrap() {
+        c.as_object_mut().unwrap().remove("seconds");
+    }
+    r
+}
+
+/// `--jobs 2` trains the candidates in `cbnn retrain` processes, ahead of the search's
+/// decisions, and still chooses the same model byte for byte, after the same candidates with
+/// the same numbers; `--jobs 0` is refused before any work.
+#[test]
+fn candidates_trained_in_parallel_processes_give_the_sequential_search() {
+    let (dir, model) = baseline();
+    let m = model.to_str().unwrap();
+    let run = |jobs: &str| {
+        let out = dir.join(format!("jobs{jobs}.json"));
+        let report = dir.join(format!("jobs{jobs}-report.json"));
+        cbnn_ok(&[
+            "prune",
+            m,
+            "--dataset",
+            "fashion-mnist",
+            "--epochs",
+            "1",
+            "--limit",
+            "1500",
+            "--validation",
+            "500",
+            "--jobs",
+            jobs,
+            "-o",
+            out.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        (std::fs::read(&out).unwrap(), json_file(&report))
+    };
+    let (one, r1) = run("1");
+    let (two, r2) = run("2");
+    assert!(r1["candidates"].as_array().unwrap().len() >= 3);
+    assert_eq!(without_timings(r1), without_timings(r2));
+    assert!(one == two, "the chosen models differ");
+    let out = dir.join("jobs0.json");
+    assert_fails(
+        &cbnn(&[
+            "prune",
+            m,
+            "--dataset",
+            "fashion-mnist",
+            "--jobs",
+            "0",
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+        2,
+        "--jobs 0 must be between 1 and 256",
+    );
+    assert!(!out.exists());
+}

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::{
     BenchArgs, Cli, Command, DataArgs, DataCommand, ExportFormat, FetchArgs, FlowArgs, InfoArgs,
-    PruneArgs, RtlArgs, SensitivityArgs, SynthTarget, TestbenchArgs, TrainArgs,
+    PruneArgs, RetrainArgs, RtlArgs, SensitivityArgs, SynthTarget, TestbenchArgs, TrainArgs,
 };
 use crate::data::fetch;
 use crate::error::{Error, Result, Setting};
@@ -13,6 +13,7 @@ use crate::jobs::eval::{EvalJob, EvalOutcome};
 use crate::jobs::export::{ExportJob, ExportOutcome};
 use crate::jobs::import::{ImportJob, ImportOutcome};
 use crate::jobs::prune::{PruneJob, PruneOutcome};
+use crate::jobs::retrain::RetrainJob;
 use crate::jobs::rtl::{Folding, RtlJob, RtlOutcome};
 use crate::jobs::sensitivity::SensitivityJob;
 use crate::jobs::sim::SimJob;
@@ -117,6 +118,7 @@ pub fn job(command: &Command) -> Result<Option<Job>> {
         }),
         Command::Sensitivity(a) => Job::Sensitivity(sensitivity_job(a)?),
         Command::Prune(a) => Job::Prune(prune_job(a)),
+        Command::Retrain(a) => Job::Retrain(retrain_job(a)?),
         Command::Rtl(a) => Job::Rtl(rtl_job(a)?),
         Command::Sim(a) => Job::Sim(SimJob {
             dir: a.dir.clone(),
@@ -209,7 +211,21 @@ fn prune_job(a: &PruneArgs) -> PruneJob {
         output: a.output.clone(),
         report: a.report.clone(),
         ranking: a.ranking.clone(),
+        jobs: a.jobs,
     }
+}
+
+fn retrain_job(a: &RetrainArgs) -> Result<RetrainJob> {
+    Ok(RetrainJob {
+        baseline: a.model.clone(),
+        data: data(&a.data),
+        planes: a.planes.clone(),
+        arch: a.arch.as_deref().map(str::parse).transpose()?,
+        epochs: a.epochs,
+        limit: a.limit,
+        validation: a.validation,
+        output: a.output.clone(),
+    })
 }
 
 fn rtl_job(a: &RtlArgs) -> Result<RtlJob> {
@@ -362,6 +378,17 @@ pub fn print(outcome: &Outcome) {
             }
         }
         Outcome::Prune(p) => print_prune(p),
+        Outcome::Retrain(m) => {
+            outln!("layers      {}", m.arch());
+            outln!("planes      {:?}", m.planes.planes());
+            outln!("size        {} bits (weights + thresholds)", m.size_bits());
+            outln!(
+                "validation  {:.2}% (integer model, epoch {} of {})",
+                100.0 * m.provenance.val_accuracy,
+                m.provenance.best_epoch,
+                m.provenance.epochs
+            );
+        }
         Outcome::Rtl(r) => print_rtl(r),
         Outcome::Sim(r) => {
             outln!(

@@ -43,6 +43,10 @@ pub enum Command {
     Sensitivity(SensitivityArgs),
     /// Search the smallest model within an accuracy budget: prune planes, shrink widths, retrain.
     Prune(PruneArgs),
+    /// Retrain one candidate of a pruning search: a model's architecture (or the one given) on
+    /// the planes given, with the model's own training settings and data split, as `cbnn prune`
+    /// would (`prune --jobs N` runs its candidates this way).
+    Retrain(RetrainArgs),
     /// Generate the Verilog accelerator of a model (top level, memory images, manifest,
     /// constraints, synthesis scripts).
     Rtl(RtlArgs),
@@ -333,6 +337,41 @@ pub struct PruneArgs {
     /// instead of running the analysis again.
     #[arg(long, value_name = "SENSITIVITY.json")]
     pub ranking: Option<PathBuf>,
+    /// Candidates trained at once, each a `cbnn retrain` process of its own: the candidates a
+    /// phase would train next are started early, at the lowest CPU priority while an earlier
+    /// one runs, and dropped when the phase stops before them. The chosen model and every
+    /// decision are the same as with 1, which trains them in this process one after another.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub jobs: usize,
+}
+
+/// `cbnn retrain`
+#[derive(Debug, Args)]
+pub struct RetrainArgs {
+    /// The model whose training settings the candidate takes (written by `cbnn train`).
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Kept bit planes, most significant first.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub planes: Vec<u8>,
+    /// Hidden layers in `cbnn train --arch` notation [default: the model's].
+    #[arg(long, value_name = "SPEC")]
+    pub arch: Option<String>,
+    /// Training epochs [default: `cbnn prune`'s per candidate: 30 for a perceptron, 10 for a
+    /// network with convolutions].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Train on only the first N training images.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Validation images: the last N of the official training set [default: a tenth of the
+    /// training set, at most 5000].
+    #[arg(long, value_name = "N")]
+    pub validation: Option<usize>,
+    /// Output: the retrained model.
+    #[arg(long, short = 'o', value_name = "MODEL.json")]
+    pub output: PathBuf,
 }
 
 /// `cbnn rtl`

@@ -11,6 +11,7 @@ pub mod eval;
 pub mod export;
 pub mod import;
 pub mod prune;
+pub mod retrain;
 pub mod rtl;
 pub mod sensitivity;
 pub mod sim;
@@ -157,6 +158,8 @@ pub enum Job {
     Sensitivity(sensitivity::SensitivityJob),
     /// `cbnn prune`.
     Prune(prune::PruneJob),
+    /// `cbnn retrain`.
+    Retrain(retrain::RetrainJob),
     /// `cbnn rtl`.
     Rtl(rtl::RtlJob),
     /// `cbnn sim`.
@@ -182,6 +185,8 @@ pub enum Outcome {
     Sensitivity(crate::sensitivity::Report),
     /// Of a [`Job::Prune`].
     Prune(prune::PruneOutcome),
+    /// Of a [`Job::Retrain`]: the model written.
+    Retrain(Box<crate::model::IntModel>),
     /// Of a [`Job::Rtl`].
     Rtl(rtl::RtlOutcome),
     /// Of a [`Job::Sim`].
@@ -205,6 +210,7 @@ impl Job {
             Job::Eval(j) => j.argv(),
             Job::Sensitivity(j) => j.argv(),
             Job::Prune(j) => j.argv(),
+            Job::Retrain(j) => j.argv(),
             Job::Rtl(j) => j.argv(),
             Job::Sim(j) => j.argv(),
             Job::Synth(j) => j.argv(),
@@ -221,6 +227,7 @@ impl Job {
             Job::Eval(j) => j.plan(),
             Job::Sensitivity(j) => j.plan(),
             Job::Prune(j) => j.plan(),
+            Job::Retrain(j) => j.plan(),
             Job::Rtl(j) => j.plan(),
             Job::Sim(j) => j.plan(),
             Job::Synth(j) => j.plan(),
@@ -238,6 +245,7 @@ impl Job {
             Job::Eval(j) => Outcome::Eval(j.run()?),
             Job::Sensitivity(j) => Outcome::Sensitivity(j.run()?),
             Job::Prune(j) => Outcome::Prune(j.run()?),
+            Job::Retrain(j) => Outcome::Retrain(Box::new(j.run()?)),
             Job::Rtl(j) => Outcome::Rtl(j.run()?),
             Job::Sim(j) => Outcome::Sim(j.run()?),
             Job::Synth(j) => Outcome::Synth(j.run()?),

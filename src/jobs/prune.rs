@@ -2,14 +2,15 @@
 
 use std::path::PathBuf;
 
+use super::retrain::RetrainJob;
 use super::{check_compatible, Argv, DataSource};
 use crate::error::{Error, Result, Setting};
 use crate::model::{self, IntModel};
 use crate::prune::{self, Context, Event, PruneConfig, PruneReport};
 use crate::train::arch::Arch;
 use crate::train::{self, TrainConfig};
-use crate::util::atomic;
 use crate::util::output::Plan;
+use crate::util::{atomic, process};
 
 /// `cbnn prune`.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +36,9 @@ pub struct PruneJob {
     /// A sensitivity report of the baseline (`cbnn sensitivity --json`) whose plane ranking
     /// the search takes instead of running its own analysis.
     pub ranking: Option<PathBuf>,
+    /// Candidates trained at once (1: one after another in this process; more: `cbnn
+    /// retrain` processes of this executable, started ahead of the search's decisions).
+    pub jobs: usize,
 }
 
 /// Accuracy budget by default, percentage points.
@@ -84,6 +88,7 @@ impl PruneJob {
             output,
             report: None,
             ranking: None,
+            jobs: 1,
         }
     }
 
@@ -102,6 +107,9 @@ impl PruneJob {
         a.opt("--epochs", self.epochs);
         a.opt("--limit", self.limit);
         a.opt("--validation", self.validation);
+        if self.jobs != 1 {
+            a.flag("--jobs", self.jobs);
+        }
         self.data.argv(&mut a);
         a.0
     }
@@ -118,6 +126,12 @@ impl PruneJob {
     }
 
     pub(super) fn run(&self) -> Result<PruneOutcome> {
+        if self.jobs == 0 || self.jobs > MAX_JOBS {
+            return Err(Error::usage(format!(
+                "--jobs {} must be between 1 and {MAX_JOBS}",
+                self.jobs
+            )));
+        }
         let base = model::load(&self.model)?;
         // Every candidate is a retraining of the baseline's architecture: one the trainer
         // cannot build is refused before any work.
@@ -158,7 +172,13 @@ impl PruneJob {
         );
         let mut base_val = f64::NAN;
         let mut n = 0;
-        let (chosen, report) = prune::prune(&base, &ctx, &cfg, &mut |e| {
+        let processes = Processes::new(self)?;
+        let exec: &dyn prune::Executor = if self.jobs == 1 {
+            &prune::InProcess
+        } else {
+            &processes
+        };
+        let (chosen, report) = prune::prune_with(&base, &ctx, &cfg, exec, &mut |e| {
             match e {
             Event::Ranked {
                 baseline_val,
@@ -198,6 +218,169 @@ impl PruneJob {
     }
 }
 
+/// Most candidates `cbnn prune --jobs` trains at once.
+pub const MAX_JOBS: usize = 256;
+
+/// The executor of `cbnn prune --jobs N`: each candidate a `cbnn retrain` process of this
+/// executable, up to `N` at once, in the order the search hands them over. The one the search
+/// waits for runs at the search's own CPU priority; those started ahead of it run at the
+/// lowest (`nice` 19) until their turn comes, so that work which may be dropped takes only
+/// the cycles the current candidate leaves idle. Their models go through a scratch directory
+/// of this search, removed when it ends.
+struct Processes {
+    jobs: usize,
+    exe: PathBuf,
+    baseline: PathBuf,
+    data: DataSource,
+    limit: Option<usize>,
+    validation: Option<usize>,
+    scratch: PathBuf,
+    threads: usize,
+    started: std::cell::Cell<usize>,
+}
+
+impl Processes {
+    fn new(job: &PruneJob) -> Result<Self> {
+        let exe = std::env::current_exe().map_err(|e| Error::io("the cbnn executable", e))?;
+        let scratch = std::env::temp_dir().join(format!("cbnn-prune-{}", std::process::id()));
+        Ok(Self {
+            jobs: job.jobs,
+            exe,
+            baseline: job.model.clone(),
+            data: job.data.clone(),
+            limit: job.limit,
+            validation: job.validation,
+            scratch,
+            threads: rayon::current_num_threads(),
+            started: std::cell::Cell::new(0),
+        })
+    }
+
+    /// Starts the `cbnn retrain` of `spec`; `low` starts it at the lowest CPU priority.
+    fn start(
+        &self,
+        scratch: &std::path::Path,
+        spec: &prune::Spec,
+        epochs: usize,
+        low: bool,
+    ) -> Result<(process::Guarded, PathBuf, PathBuf)> {
+        use std::os::unix::process::CommandExt;
+        let n = self.started.get();
+        self.started.set(n + 1);
+        let output = scratch.join(format!("candidate-{n}.json"));
+        let log = scratch.join(format!("candidate-{n}.log"));
+        let job = RetrainJob {
+            baseline: self.baseline.clone(),
+            data: self.data.clone(),
+            planes: spec.planes.clone(),
+            arch: Some(spec.arch.clone()),
+            epochs: Some(epochs),
+            limit: self.limit,
+            validation: self.validation,
+            output: output.clone(),
+        };
+        let stderr = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+        let mut cmd = std::process::Command::new(&self.exe);
+        cmd.arg("--threads")
+            .arg(self.threads.to_string())
+            .args(super::Job::Retrain(job).argv())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr);
+        if low {
+            // SAFETY: setpriority is async-signal-safe; the child has one thread here.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+                    Ok(())
+                });
+            }
+        }
+        let child = process::spawn(&mut cmd).map_err(|e| Error::io(&self.exe, e))?;
+        Ok((child, output, log))
+    }
+}
+
+impl prune::Executor for Processes {
+    fn run(
+        &self,
+        _ctx: &Context,
+        epochs: usize,
+        specs: &[prune::Spec],
+        on_start: &mut dyn FnMut(&prune::Spec),
+        take: &mut dyn FnMut(IntModel, f64) -> Result<bool>,
+    ) -> Result<()> {
+        // A directory of its own, new: nothing in it is anyone else's.
+        let scratch = (0..)
+            .map(|k| self.scratch.with_extension(k.to_string()))
+            .find_map(|dir| match std::fs::create_dir(&dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                other => Some(other.map(|()| dir)),
+            })
+            .expect("an unbounded range")
+            .map_err(|e| Error::io(&self.scratch, e))?;
+        let _cleanup = RemoveOnDrop(scratch.clone());
+        let mut running = std::collections::VecDeque::new();
+        let mut next = 0;
+        loop {
+            while running.len() < self.jobs && next < specs.len() {
+                let started = self.start(&scratch, &specs[next], epochs, !running.is_empty())?;
+                running.push_back((next, started, std::time::Instant::now()));
+                next += 1;
+            }
+            let Some((i, (mut child, output, log), t0)) = running.pop_front() else {
+                return Ok(());
+            };
+            on_start(&specs[i]);
+            // Its turn: back to the search's own priority (allowed to root; otherwise it
+            // stays low, which only matters on a machine with other work).
+            // SAFETY: plain system call on the child's process group.
+            unsafe {
+                libc::setpriority(libc::PRIO_PGRP, child.child.id(), 0);
+            }
+            let status = child.child.wait().map_err(|e| Error::io(&self.exe, e))?;
+            drop(child);
+            if !status.success() {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let last = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("no message")
+                    .trim_start_matches("error: ")
+                    .to_string();
+                let msg = format!(
+                    "candidate {} (planes {:?}, {}): its `cbnn retrain` failed: {last}",
+                    i + 1,
+                    specs[i].planes,
+                    specs[i].arch
+                );
+                return Err(if status.code() == Some(2) {
+                    Error::usage(msg)
+                } else {
+                    Error::CheckFailed(msg)
+                });
+            }
+            let model = model::load(&output)?;
+            let _ = std::fs::remove_file(&output);
+            let _ = std::fs::remove_file(&log);
+            if !take(model, t0.elapsed().as_secs_f64())? {
+                // The phase stopped: what was started ahead of it is killed with its guards.
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Removes a directory tree when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The plane ranking of the sensitivity report at `path`, which must be of a model with the
 /// planes of `base`.
 fn ranking_of(base: &IntModel, path: &std::path::Path) -> Result<Vec<u8>> {
@@ -226,7 +409,7 @@ fn ranking_of(base: &IntModel, path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// The baseline's training settings, from its provenance: a bad value names the file and the
 /// field.
-fn baseline_settings(base: &IntModel, path: &std::path::Path) -> Result<TrainConfig> {
+pub(super) fn baseline_settings(base: &IntModel, path: &std::path::Path) -> Result<TrainConfig> {
     let hyper = &base.provenance.hyper;
     let cfg: TrainConfig = if hyper.is_null() {
         // What `cbnn train` would use for the model's layers.

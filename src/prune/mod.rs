@@ -260,6 +260,77 @@ pub fn prune(
     cfg: &PruneConfig,
     on: &mut dyn FnMut(Event),
 ) -> Result<(IntModel, PruneReport)> {
+    prune_with(baseline, ctx, cfg, &InProcess, on)
+}
+
+/// One candidate of the search: what to retrain, and the phase that asked for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// Kept planes, most significant first.
+    pub planes: Vec<u8>,
+    /// Hidden layers.
+    pub arch: Arch,
+    /// Search phase (`planes`, `widths`, `deep`, `fan-in`, `largest`).
+    pub phase: &'static str,
+    /// Width multiplier of the phase.
+    pub multiplier: f64,
+}
+
+/// Trains the candidates of the search.
+///
+/// The search hands an executor one *sequence* at a time: the candidates a phase would train
+/// one after another if each were accepted. The executor trains them (one at a time or
+/// several at once, here or elsewhere) and gives each model to `take` in the sequence's order;
+/// `take` returns `false` when the phase stops, and the executor then drops whatever it
+/// trained or started past that point. The search therefore decides exactly as a sequential
+/// run does, whatever the executor.
+pub trait Executor {
+    /// Trains `specs` for `epochs` epochs each and hands `take` each model with its
+    /// wall-clock seconds, in order, until `take` returns `false`.
+    fn run(
+        &self,
+        ctx: &Context,
+        epochs: usize,
+        specs: &[Spec],
+        on_start: &mut dyn FnMut(&Spec),
+        take: &mut dyn FnMut(IntModel, f64) -> Result<bool>,
+    ) -> Result<()>;
+}
+
+/// The executor of a plain `cbnn prune`: each candidate retrained in this process, one after
+/// another, only when the one before it let the phase go on.
+pub struct InProcess;
+
+impl Executor for InProcess {
+    fn run(
+        &self,
+        ctx: &Context,
+        epochs: usize,
+        specs: &[Spec],
+        on_start: &mut dyn FnMut(&Spec),
+        take: &mut dyn FnMut(IntModel, f64) -> Result<bool>,
+    ) -> Result<()> {
+        for spec in specs {
+            on_start(spec);
+            let t0 = Instant::now();
+            let model = retrain(ctx, &spec.planes, &spec.arch, epochs)?;
+            if !take(model, t0.elapsed().as_secs_f64())? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`prune`] with the candidates trained by `exec`. The result does not depend on the
+/// executor.
+pub fn prune_with(
+    baseline: &IntModel,
+    ctx: &Context,
+    cfg: &PruneConfig,
+    exec: &dyn Executor,
+    on: &mut dyn FnMut(Event),
+) -> Result<(IntModel, PruneReport)> {
     cfg.check()?;
     let start = Instant::now();
     let base = summary(
@@ -288,34 +359,47 @@ pub fn prune(
 
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut models: Vec<IntModel> = Vec::new();
-    // Trains one candidate; returns its validation accuracy and size when it is accepted.
-    let mut run =
-        |planes: &[u8], shape: Arch, phase: &str, multiplier: f64| -> Result<Option<(f64, u64)>> {
-            on(Event::Start {
-                planes,
-                arch: &shape,
-            });
-            let t0 = Instant::now();
-            let model = retrain(ctx, planes, &shape, cfg.epochs)?;
-            let cand_correct = correct(&model, &ctx.split.val);
-            let val = cand_correct.iter().filter(|&&c| c).count() as f64
-                / cand_correct.len().max(1) as f64;
-            let test = accuracy(&model, &ctx.split.test);
-            let drop_se = paired_drop_se(&base_correct, &cand_correct);
-            let c = Candidate {
-                summary: summary(&model, val, test),
-                phase: phase.into(),
-                multiplier,
-                epochs: cfg.epochs,
-                seconds: t0.elapsed().as_secs_f64(),
-                drop_se,
-                accepted: val - cfg.noise_margin * drop_se >= threshold,
-            };
-            on(Event::Done(&c));
-            let ok = c.accepted.then_some((val, c.summary.size_bits));
-            candidates.push(c);
-            models.push(model);
-            Ok(ok)
+    // Trains a sequence of candidates; `decide` sees each (its index in the sequence, its
+    // validation accuracy and size when accepted) and says whether the phase goes on.
+    let mut sequence =
+        |specs: &[Spec], decide: &mut dyn FnMut(usize, Option<(f64, u64)>) -> bool| -> Result<()> {
+            let mut i = 0;
+            let on_cell = std::cell::RefCell::new(&mut *on);
+            exec.run(
+                ctx,
+                cfg.epochs,
+                specs,
+                &mut |spec| {
+                    (on_cell.borrow_mut())(Event::Start {
+                        planes: &spec.planes,
+                        arch: &spec.arch,
+                    })
+                },
+                &mut |model, seconds| {
+                    let spec = &specs[i];
+                    let cand_correct = correct(&model, &ctx.split.val);
+                    let val = cand_correct.iter().filter(|&&c| c).count() as f64
+                        / cand_correct.len().max(1) as f64;
+                    let test = accuracy(&model, &ctx.split.test);
+                    let drop_se = paired_drop_se(&base_correct, &cand_correct);
+                    let c = Candidate {
+                        summary: summary(&model, val, test),
+                        phase: spec.phase.into(),
+                        multiplier: spec.multiplier,
+                        epochs: cfg.epochs,
+                        seconds,
+                        drop_se,
+                        accepted: val - cfg.noise_margin * drop_se >= threshold,
+                    };
+                    (on_cell.borrow_mut())(Event::Done(&c));
+                    let ok = c.accepted.then_some((val, c.summary.size_bits));
+                    candidates.push(c);
+                    models.push(model);
+                    let go_on = decide(i, ok);
+                    i += 1;
+                    Ok(go_on)
+                },
+            )
         };
     let classes = baseline.classes();
     let base_arch: Arch = baseline.arch().parse()?;
@@ -330,8 +414,28 @@ pub fn prune(
         };
         a.size_bits(values, classes)
     };
-    // Smallest accepted model so far; a candidate that is not smaller cannot win and is
-    // skipped without training.
+    // The candidates of a shrinking phase, each smaller than the one before, as the phase
+    // would train them if each were accepted: a candidate no smaller than the smallest
+    // accepted model cannot win and is skipped without training.
+    let shrinking = |set: &[u8], shapes: Vec<(Arch, f64)>, phase: &'static str, best: u64| {
+        let mut best = best;
+        let mut specs = Vec::new();
+        for (arch, multiplier) in shapes {
+            let size = size_of(set, &arch);
+            if size >= best {
+                continue;
+            }
+            best = size;
+            specs.push(Spec {
+                planes: set.to_vec(),
+                arch,
+                phase,
+                multiplier,
+            });
+        }
+        specs
+    };
+    // Smallest accepted model so far.
     let mut best_size = base.size_bits;
     let mut best_shape: Option<(Vec<u8>, Arch)> = None;
 
@@ -340,26 +444,38 @@ pub fn prune(
     let k_all = baseline.planes.len();
     let msb_order: Vec<u8> = baseline.planes.planes().to_vec();
     let mut found: Option<(f64, Vec<u8>, Vec<u8>)> = None;
+    let mut specs = Vec::new();
+    let mut orders = Vec::new();
     for k in 1..k_all {
         let mut sets = vec![(sorted(&ranking[..k]), ranking.clone())];
         if sorted(&msb_order[..k]) != sets[0].0 {
             sets.push((sorted(&msb_order[..k]), msb_order.clone()));
         }
         for (set, order) in sets {
-            if let Some((val, size)) = run(&set, base_arch.clone(), "planes", 1.0)? {
-                if size < best_size {
-                    best_size = size;
-                    best_shape = Some((set.clone(), base_arch.clone()));
-                }
-                if found.as_ref().is_none_or(|(b, _, _)| val > *b) {
-                    found = Some((val, set, order));
-                }
-            }
-        }
-        if found.is_some() {
-            break;
+            specs.push(Spec {
+                planes: set,
+                arch: base_arch.clone(),
+                phase: "planes",
+                multiplier: 1.0,
+            });
+            orders.push(order);
         }
     }
+    sequence(&specs, &mut |i, ok| {
+        let set = &specs[i].planes;
+        if let Some((val, size)) = ok {
+            if size < best_size {
+                best_size = size;
+                best_shape = Some((set.clone(), base_arch.clone()));
+            }
+            if found.as_ref().is_none_or(|(b, _, _)| val > *b) {
+                found = Some((val, set.clone(), orders[i].clone()));
+            }
+        }
+        // The first plane count with an accepted set ends the phase.
+        let last_of_its_count = specs.get(i + 1).is_none_or(|n| n.planes.len() != set.len());
+        !(found.is_some() && last_of_its_count)
+    })?;
 
     // Phase 2: shrink every hidden width, for the chosen plane set and for that set plus the
     // next plane of its order (more planes can allow narrower layers).
@@ -374,21 +490,23 @@ pub fn prune(
         None => vec![msb_order.clone()],
     };
     for set in &width_sets {
-        for &m in &cfg.multipliers {
-            let shape = scaled(&base_arch, m, 0);
-            if shape == base_arch || size_of(set, &shape) >= best_size {
-                continue;
-            }
-            match run(set, shape.clone(), "widths", m)? {
-                Some((_, size)) => {
-                    if size < best_size {
-                        best_size = size;
-                        best_shape = Some((set.clone(), shape));
-                    }
+        let shapes = cfg
+            .multipliers
+            .iter()
+            .map(|&m| (scaled(&base_arch, m, 0), m))
+            .filter(|(a, _)| *a != base_arch)
+            .collect();
+        let specs = shrinking(set, shapes, "widths", best_size);
+        sequence(&specs, &mut |i, ok| match ok {
+            Some((_, size)) => {
+                if size < best_size {
+                    best_size = size;
+                    best_shape = Some((set.clone(), specs[i].arch.clone()));
                 }
-                None => break,
+                true
             }
-        }
+            None => false,
+        })?;
     }
 
     // Phase 3, a logic-mapped model: fewer inputs a neuron (half the table each step), on the
@@ -397,30 +515,24 @@ pub fn prune(
         let (set, shape) = best_shape
             .clone()
             .unwrap_or_else(|| (msb_order.clone(), base_arch.clone()));
-        for f in (2..fan_in).rev() {
-            let narrower = shape.with_fan_in(f);
-            if size_of(&set, &narrower) >= best_size {
-                continue;
-            }
-            match run(&set, narrower.clone(), "fan-in", 1.0)? {
-                Some((_, size)) => best_size = best_size.min(size),
-                None => break,
-            }
-        }
+        let shapes = (2..fan_in)
+            .rev()
+            .map(|f| (shape.with_fan_in(f), 1.0))
+            .collect();
+        let specs = shrinking(&set, shapes, "fan-in", best_size);
+        sequence(&specs, &mut shrinks(&mut best_size))?;
     }
     // Phase 3, otherwise: keep the first hidden layer of the best model, shrink the layers
     // after it.
     else if let Some((set, widths)) = best_shape.clone() {
-        for &m in &cfg.deep_multipliers {
-            let shape = scaled(&widths, m, 1);
-            if shape == widths || size_of(&set, &shape) >= best_size {
-                continue;
-            }
-            match run(&set, shape, "deep", m)? {
-                Some((_, size)) => best_size = best_size.min(size),
-                None => break,
-            }
-        }
+        let shapes = cfg
+            .deep_multipliers
+            .iter()
+            .map(|&m| (scaled(&widths, m, 1), m))
+            .filter(|(a, _)| *a != widths)
+            .collect();
+        let specs = shrinking(&set, shapes, "deep", best_size);
+        sequence(&specs, &mut shrinks(&mut best_size))?;
     }
 
     // Phase 4, a convnet: shrink the layer of the best model that holds the most bits, alone.
@@ -438,16 +550,14 @@ pub fn prune(
         let largest = (0..bits.len())
             .max_by_key(|&i| (bits[i], std::cmp::Reverse(i)))
             .unwrap_or(0);
-        for &m in &cfg.largest_multipliers {
-            let narrower = shape.scaled_layer(largest, m, cfg.min_width);
-            if narrower == shape || size_of(&set, &narrower) >= best_size {
-                continue;
-            }
-            match run(&set, narrower, "largest", m)? {
-                Some((_, size)) => best_size = best_size.min(size),
-                None => break,
-            }
-        }
+        let shapes = cfg
+            .largest_multipliers
+            .iter()
+            .map(|&m| (shape.scaled_layer(largest, m, cfg.min_width), m))
+            .filter(|(a, _)| *a != shape)
+            .collect();
+        let specs = shrinking(&set, shapes, "largest", best_size);
+        sequence(&specs, &mut shrinks(&mut best_size))?;
     }
 
     let best = candidates
@@ -503,6 +613,18 @@ pub fn prune(
     Ok((model, report))
 }
 
+/// The decision of a shrinking phase after its first step: go on while candidates are
+/// accepted, each the smallest so far.
+fn shrinks(best_size: &mut u64) -> impl FnMut(usize, Option<(f64, u64)>) -> bool + '_ {
+    move |_, ok| match ok {
+        Some((_, size)) => {
+            *best_size = (*best_size).min(size);
+            true
+        }
+        None => false,
+    }
+}
+
 fn sorted(planes: &[u8]) -> Vec<u8> {
     let mut v = planes.to_vec();
     v.sort_unstable_by(|a, b| b.cmp(a));
@@ -520,7 +642,7 @@ fn widths_text(s: &Summary) -> String {
 
 /// Trains a model with `planes` and hidden layers `shape` from scratch (a perceptron through
 /// the perceptron's settings, exactly as the baseline was trained).
-fn retrain(ctx: &Context, planes: &[u8], shape: &Arch, epochs: usize) -> Result<IntModel> {
+pub fn retrain(ctx: &Context, planes: &[u8], shape: &Arch, epochs: usize) -> Result<IntModel> {
     let planes = PlaneSet::new(planes)?;
     let images = &ctx.split.train.images;
     let meta = DataMeta {
