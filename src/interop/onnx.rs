@@ -8,14 +8,22 @@
 //! - **QONNX** (`qonnx`): features as `±1` through a `BipolarQuant` node; per threshold layer
 //!   `MatMul` with `BipolarQuant`-quantized `±1` weights, which gives `w · x = 2 * matches - N`,
 //!   then `Add` of `N - 2T` and `BipolarQuant` (`+1` iff `x >= 0`): `+1` iff `matches >= T`;
-//!   the output layer's `MatMul`, `Add N` and `Mul 0.5` give `matches`. Every value on the way
-//!   is a small integer, exact in float32.
+//!   the output layer's `MatMul`, `Add N` and `Mul 0.5` give `matches`. A convolution is the
+//!   same rule on ONNX's channels-first `Conv` (a `Pad` of `-1` in front for "same" padding,
+//!   since `Conv` pads with `0`), a max-pool is `MaxPool`; the features are reshaped to the
+//!   image and transposed to channels first before the first of them, and back to cbnn's
+//!   row-major, channels-last order before the first dense layer after them. Every value on the
+//!   way is a small integer, exact in float32.
 //! - **FINN-ONNX** (`finn-onnx`): features as `{0, 1}` bits (annotated `BINARY`); per threshold
 //!   layer `XnorPopcountMatMul` with `{0, 1}` weights (`matches` directly) and `MultiThreshold`
 //!   with cbnn's thresholds `T` (`1` iff `matches >= T`); the output layer's
-//!   `XnorPopcountMatMul` is the scores.
+//!   `XnorPopcountMatMul` is the scores. A convolution is FINN's lowered form, channels last:
+//!   `Im2Col` (its window order `(dy, dx, c)` is cbnn's, its padding value `0` is the bit of
+//!   `-1`), `XnorPopcountMatMul` and `MultiThreshold` over the channels; a max-pool is
+//!   `MaxPoolNHWC` (the maximum of bits is their OR, as for `±1`).
 //!
-//! The planes, the image shape and the feature order are in the model's `metadata_props`
+//! Logic-mapped layers (truth tables) have no operator in either dialect and are refused. The
+//! planes, the image shape and the feature order are in the model's `metadata_props`
 //! (`cbnn.planes`, `cbnn.input`, `cbnn.features`, `cbnn.classes`). The batch size is fixed
 //! (qonnx's executor checks the input's shape against the graph's).
 
@@ -27,7 +35,7 @@ use onnx_protobuf::{
 };
 
 use crate::error::{Error, Result};
-use crate::layers::Layer;
+use crate::layers::{Conv, Layer, Semantics, Shape};
 use crate::model::{BinaryMatrix, IntModel};
 
 /// The ONNX dialect written.
@@ -61,24 +69,20 @@ pub const OUTPUT: &str = "scores";
 struct Builder {
     graph: GraphProto,
     batch: i64,
+    format: Format,
+}
+
+/// A tensor between two layers: its name, the values it holds and whether it is laid out as
+/// positions and channels (channels first in QONNX, last in FINN-ONNX) or as a flat vector.
+struct Value {
+    name: String,
+    shape: Shape,
+    spatial: bool,
 }
 
 impl Builder {
-    /// Adds a node whose output is a `[batch, width]` tensor.
-    fn node(&mut self, op: &str, domain: &str, inputs: &[&str], output: &str, width: usize) {
-        let dims = [self.batch, width as i64];
-        self.node_of_shape(op, domain, inputs, output, &dims);
-    }
-
     /// Adds a node whose output has shape `dims` (the graph's output is declared already).
-    fn node_of_shape(
-        &mut self,
-        op: &str,
-        domain: &str,
-        inputs: &[&str],
-        output: &str,
-        dims: &[i64],
-    ) {
+    fn node(&mut self, op: &str, domain: &str, inputs: &[&str], output: &str, dims: &[i64]) {
         let mut n = NodeProto::new();
         n.op_type = op.into();
         n.domain = domain.into();
@@ -91,17 +95,38 @@ impl Builder {
         }
     }
 
-    fn attribute_string(&mut self, name: &str, value: &str) {
+    /// Adds an attribute to the last node.
+    fn attribute(&mut self, name: &str, set: impl FnOnce(&mut AttributeProto)) {
         let mut a = AttributeProto::new();
         a.name = name.into();
-        a.type_ = AttributeType::STRING.into();
-        a.s = value.as_bytes().to_vec();
+        set(&mut a);
         self.graph
             .node
             .last_mut()
             .expect("a node was added")
             .attribute
             .push(a);
+    }
+
+    fn attribute_string(&mut self, name: &str, value: &str) {
+        self.attribute(name, |a| {
+            a.type_ = AttributeType::STRING.into();
+            a.s = value.as_bytes().to_vec();
+        });
+    }
+
+    fn attribute_ints(&mut self, name: &str, values: &[i64]) {
+        self.attribute(name, |a| {
+            a.type_ = AttributeType::INTS.into();
+            a.ints = values.to_vec();
+        });
+    }
+
+    fn attribute_int(&mut self, name: &str, value: i64) {
+        self.attribute(name, |a| {
+            a.type_ = AttributeType::INT.into();
+            a.i = value;
+        });
     }
 
     fn initializer(&mut self, name: &str, dims: &[i64], data: Vec<f32>) {
@@ -113,6 +138,16 @@ impl Builder {
         self.graph.initializer.push(t);
     }
 
+    /// A 1-D `INT64` initializer (shapes, permutations, pads).
+    fn initializer_i64(&mut self, name: &str, data: &[i64]) {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.dims = vec![data.len() as i64];
+        t.data_type = DataType::INT64 as i32;
+        t.int64_data = data.to_vec();
+        self.graph.initializer.push(t);
+    }
+
     /// Annotates `tensor` with a qonnx datatype (`BINARY`, `BIPOLAR`, `UINT8`, ...).
     fn datatype(&mut self, tensor: &str, datatype: &str) {
         let mut a = TensorAnnotation::new();
@@ -120,6 +155,286 @@ impl Builder {
         a.quant_parameter_tensor_names
             .push(entry("finn_datatype", datatype));
         self.graph.quantization_annotation.push(a);
+    }
+
+    /// The dimensions of a tensor of `shape`, laid out as `spatial` says in this dialect.
+    fn dims(&self, shape: Shape, spatial: bool) -> Vec<i64> {
+        let (h, w, c) = (
+            shape.height as i64,
+            shape.width as i64,
+            shape.channels as i64,
+        );
+        match (spatial, self.format) {
+            (false, _) => vec![self.batch, shape.len() as i64],
+            (true, Format::Qonnx) => vec![self.batch, c, h, w],
+            (true, Format::FinnOnnx) => vec![self.batch, h, w, c],
+        }
+    }
+
+    /// Marks a tensor of bits in the FINN-ONNX dialect (qonnx's `Im2Col`, `MaxPoolNHWC` and
+    /// `XnorPopcountMatMul` read their inputs' datatypes).
+    fn bits(&mut self, tensor: &str) {
+        if self.format == Format::FinnOnnx {
+            self.datatype(tensor, "BINARY");
+        }
+    }
+
+    /// `x` laid out as positions and channels: reshaped from cbnn's row-major, channels-last
+    /// order (and, in QONNX, transposed to channels first).
+    fn spatial(&mut self, x: Value, stem: &str) -> Value {
+        if x.spatial {
+            return x;
+        }
+        let s = x.shape;
+        let nhwc = vec![
+            self.batch,
+            s.height as i64,
+            s.width as i64,
+            s.channels as i64,
+        ];
+        let (shape, grid) = (format!("{stem}_shape"), format!("{stem}_nhwc"));
+        self.initializer_i64(&shape, &nhwc);
+        self.node("Reshape", "", &[&x.name, &shape], &grid, &nhwc);
+        self.bits(&grid);
+        let name = match self.format {
+            Format::FinnOnnx => grid,
+            Format::Qonnx => {
+                let nchw = format!("{stem}_nchw");
+                let dims = self.dims(s, true);
+                self.node("Transpose", "", &[&grid], &nchw, &dims);
+                self.attribute_ints("perm", &[0, 3, 1, 2]);
+                nchw
+            }
+        };
+        Value {
+            name,
+            shape: s,
+            spatial: true,
+        }
+    }
+
+    /// `x` as a flat vector in cbnn's row-major, channels-last order.
+    fn flat(&mut self, x: Value, stem: &str) -> Value {
+        if !x.spatial {
+            return x;
+        }
+        let s = x.shape;
+        let mut name = x.name;
+        if self.format == Format::Qonnx {
+            let nhwc = format!("{stem}_nhwc");
+            let dims = self.dims(s, true);
+            let dims = [dims[0], dims[2], dims[3], dims[1]];
+            self.node("Transpose", "", &[&name], &nhwc, &dims);
+            self.attribute_ints("perm", &[0, 2, 3, 1]);
+            name = nhwc;
+        }
+        let (shape, flat) = (format!("{stem}_shape"), format!("{stem}_flat"));
+        let dims = self.dims(s, false);
+        self.initializer_i64(&shape, &dims);
+        self.node("Reshape", "", &[&name, &shape], &flat, &dims);
+        self.bits(&flat);
+        Value {
+            name: flat,
+            shape: s,
+            spatial: false,
+        }
+    }
+
+    /// A dense layer (`thresholds`) or the output layer (none) on the flat vector `x`; its
+    /// result is named `next`.
+    fn dense(
+        &mut self,
+        i: usize,
+        x: &str,
+        weights: &BinaryMatrix,
+        thresholds: Option<&Vec<u32>>,
+        next: &str,
+    ) {
+        let (n, m) = (weights.cols(), weights.rows());
+        let out = [self.batch, m as i64];
+        let w = format!("w{i}");
+        match self.format {
+            Format::Qonnx => {
+                let dims = [n as i64, m as i64];
+                self.initializer(&w, &dims, operand(weights, 1.0, -1.0));
+                let wq = format!("{w}_q");
+                self.node("BipolarQuant", QONNX_DOMAIN, &[&w, "one"], &wq, &dims);
+                let dot = format!("dot{i}");
+                self.node("MatMul", "", &[x, &wq], &dot, &out);
+                match thresholds {
+                    Some(t) => self.threshold(i, &dot, n, t, &[m as i64], &out, next),
+                    None => {
+                        // matches = (w · x + N) / 2.
+                        let (nn, half, sum) = (format!("n{i}"), "half", format!("sum{i}"));
+                        self.initializer(&nn, &[], vec![n as f32]);
+                        self.initializer(half, &[], vec![0.5]);
+                        self.node("Add", "", &[&dot, &nn], &sum, &out);
+                        self.node("Mul", "", &[&sum, half], next, &out);
+                    }
+                }
+            }
+            Format::FinnOnnx => {
+                self.initializer(&w, &[n as i64, m as i64], operand(weights, 1.0, 0.0));
+                self.datatype(&w, "BINARY");
+                let matches = match thresholds {
+                    Some(_) => format!("matches{i}"),
+                    None => next.to_string(),
+                };
+                self.node("XnorPopcountMatMul", QONNX_DOMAIN, &[x, &w], &matches, &out);
+                self.datatype(&matches, &uint_type(n));
+                if let Some(t) = thresholds {
+                    self.multithreshold(i, &matches, t, None, next, &out);
+                }
+            }
+        }
+    }
+
+    /// QONNX: `+1` iff `dot = w · x = 2 * matches - N >= 2T - N`: `Add` of `N - 2T` (a
+    /// tensor of `bias_dims`, broadcast along the channels), then `BipolarQuant`.
+    #[allow(clippy::too_many_arguments)]
+    fn threshold(
+        &mut self,
+        i: usize,
+        dot: &str,
+        n: usize,
+        thresholds: &[u32],
+        bias_dims: &[i64],
+        out: &[i64],
+        next: &str,
+    ) {
+        let bias: Vec<f32> = thresholds
+            .iter()
+            .map(|&t| n as f32 - 2.0 * t as f32)
+            .collect();
+        let (bn, z) = (format!("bias{i}"), format!("z{i}"));
+        self.initializer(&bn, bias_dims, bias);
+        self.node("Add", "", &[dot, &bn], &z, out);
+        self.node("BipolarQuant", QONNX_DOMAIN, &[&z, "one"], next, out);
+    }
+
+    /// FINN-ONNX: `1` iff `matches >= T`, channels along `layout` (`None`: the last axis of a
+    /// flat vector).
+    fn multithreshold(
+        &mut self,
+        i: usize,
+        matches: &str,
+        thresholds: &[u32],
+        layout: Option<&str>,
+        next: &str,
+        out: &[i64],
+    ) {
+        let tn = format!("thresholds{i}");
+        let t: Vec<f32> = thresholds.iter().map(|&t| t as f32).collect();
+        self.initializer(&tn, &[t.len() as i64, 1], t);
+        self.node("MultiThreshold", QONNX_DOMAIN, &[matches, &tn], next, out);
+        self.attribute_string("out_dtype", "BINARY");
+        if let Some(layout) = layout {
+            self.attribute_string("data_layout", layout);
+        }
+        self.datatype(next, "BINARY");
+    }
+
+    /// A binary convolution on the positions of `x`.
+    fn conv(&mut self, i: usize, x: &Value, c: &Conv) -> Value {
+        let (k, pad, m) = (c.kernel as i64, c.pad() as i64, c.out_channels());
+        let n = c.weights.cols();
+        let shape = Semantics::output_shape(c, x.shape);
+        let out = self.dims(shape, true);
+        let next = format!("x{}", i + 1);
+        match self.format {
+            Format::Qonnx => {
+                let mut src = x.name.clone();
+                if pad > 0 {
+                    // ONNX's Conv pads with 0; cbnn's padding is -1.
+                    let (pads, minus_one, padded) =
+                        (format!("pads{i}"), "minus_one", format!("padded{i}"));
+                    self.initializer_i64(&pads, &[0, 0, pad, pad, 0, 0, pad, pad]);
+                    if !self.graph.initializer.iter().any(|t| t.name == minus_one) {
+                        self.initializer(minus_one, &[], vec![-1.0]);
+                    }
+                    let mut grown = x.shape;
+                    grown.height += 2 * pad as usize;
+                    grown.width += 2 * pad as usize;
+                    let dims = self.dims(grown, true);
+                    self.node("Pad", "", &[&src, &pads, minus_one], &padded, &dims);
+                    self.attribute_string("mode", "constant");
+                    src = padded;
+                }
+                let w = format!("w{i}");
+                let cin = c.in_channels();
+                let wdims = [m as i64, cin as i64, k, k];
+                self.initializer(&w, &wdims, conv_weights(c));
+                let wq = format!("{w}_q");
+                self.node("BipolarQuant", QONNX_DOMAIN, &[&w, "one"], &wq, &wdims);
+                let dot = format!("dot{i}");
+                self.node("Conv", "", &[&src, &wq], &dot, &out);
+                self.attribute_ints("kernel_shape", &[k, k]);
+                self.attribute_ints("strides", &[1, 1]);
+                self.threshold(i, &dot, n, &c.thresholds, &[1, m as i64, 1, 1], &out, &next);
+            }
+            Format::FinnOnnx => {
+                let s = x.shape;
+                let cols = format!("cols{i}");
+                let col_dims = [out[0], out[1], out[2], n as i64];
+                self.node("Im2Col", QONNX_DOMAIN, &[&x.name], &cols, &col_dims);
+                self.attribute_ints("stride", &[1, 1]);
+                self.attribute_ints("kernel_size", &[k, k]);
+                let input_shape = format!(
+                    "({}, {}, {}, {})",
+                    self.batch, s.height, s.width, s.channels
+                );
+                self.attribute_string("input_shape", &input_shape);
+                self.attribute_ints("pad_amount", &[pad, pad, pad, pad]);
+                // The bit 0 is the value -1.
+                self.attribute_int("pad_value", 0);
+                self.datatype(&cols, "BINARY");
+                let w = format!("w{i}");
+                self.initializer(&w, &[n as i64, m as i64], operand(&c.weights, 1.0, 0.0));
+                self.datatype(&w, "BINARY");
+                let matches = format!("matches{i}");
+                self.node(
+                    "XnorPopcountMatMul",
+                    QONNX_DOMAIN,
+                    &[&cols, &w],
+                    &matches,
+                    &out,
+                );
+                self.datatype(&matches, &uint_type(n));
+                self.multithreshold(i, &matches, &c.thresholds, Some("NHWC"), &next, &out);
+            }
+        }
+        Value {
+            name: next,
+            shape,
+            spatial: true,
+        }
+    }
+
+    /// A `p x p` max-pool, stride `p`, on the positions of `x`.
+    fn pool(&mut self, i: usize, x: &Value, p: usize) -> Value {
+        let shape = crate::layers::pool_output(x.shape, p);
+        let out = self.dims(shape, true);
+        let next = format!("x{}", i + 1);
+        let p = p as i64;
+        match self.format {
+            Format::Qonnx => {
+                self.node("MaxPool", "", &[&x.name], &next, &out);
+                self.attribute_ints("kernel_shape", &[p, p]);
+                self.attribute_ints("strides", &[p, p]);
+            }
+            Format::FinnOnnx => {
+                self.node("MaxPoolNHWC", QONNX_DOMAIN, &[&x.name], &next, &out);
+                self.attribute_ints("kernel_shape", &[p, p]);
+                self.attribute_ints("pads", &[0, 0, 0, 0]);
+                self.attribute_ints("strides", &[p, p]);
+                self.datatype(&next, "BINARY");
+            }
+        }
+        Value {
+            name: next,
+            shape,
+            spatial: true,
+        }
     }
 }
 
@@ -161,32 +476,64 @@ fn operand(weights: &BinaryMatrix, plus: f32, minus: f32) -> Vec<f32> {
     v
 }
 
+/// A convolution's weights as the `[out, in, k, k]` `±1` kernel of ONNX's `Conv`: element
+/// `(m, c, dy, dx)` is bit `(dy * k + dx) * C + c` of channel `m`'s window row.
+fn conv_weights(c: &Conv) -> Vec<f32> {
+    let (k, cin, m) = (c.kernel, c.in_channels(), c.out_channels());
+    let mut v = Vec::with_capacity(m * cin * k * k);
+    for o in 0..m {
+        for ch in 0..cin {
+            for dy in 0..k {
+                for dx in 0..k {
+                    let bit = c.weights.get(o, (dy * k + dx) * cin + ch);
+                    v.push(if bit { 1.0 } else { -1.0 });
+                }
+            }
+        }
+    }
+    v
+}
+
 /// Bits of an unsigned count of `0..=n`.
 fn uint_type(n: usize) -> String {
     format!("UINT{}", (usize::BITS - n.leading_zeros()).max(1))
 }
 
 /// The model as an ONNX graph of `format` with a fixed batch of `batch` images. Models with
-/// layers the dialects cannot take yet (convolutions, pools, logic-mapped layers) are refused
-/// with one sentence naming the first such layer.
+/// layers the dialects cannot express (logic-mapped layers: truth tables) are refused with one
+/// sentence naming the first such layer.
 pub fn export(model: &IntModel, format: Format, batch: usize) -> Result<Vec<u8>> {
     if let Some((i, l)) = model
         .layers
         .iter()
         .enumerate()
-        .find(|(_, l)| !matches!(l, Layer::Dense(_) | Layer::Scores(_)))
+        .find(|(_, l)| matches!(l, Layer::Lut(_) | Layer::GroupSum(_)))
     {
         return Err(Error::usage(format!(
-            "layer L{i} is a {} layer: the {} export takes dense threshold layers and the output \
-             layer only so far",
+            "layer L{i} is a {} layer: truth tables have no operator in the {} dialect, which \
+             takes dense, convolutional, max-pool and output layers",
             l.semantics().kind(),
             format.name()
         )));
+    }
+    if format == Format::FinnOnnx && batch > 1 {
+        if let Some(i) = model
+            .layers
+            .iter()
+            .position(|l| matches!(l, Layer::Conv(_)))
+        {
+            return Err(Error::usage(format!(
+                "layer L{i} is a convolution, and qonnx's Im2Col executes one image at a time \
+                 (with more it mixes the images' windows): a finn-onnx graph with convolutions \
+                 takes --batch 1, not {batch}"
+            )));
+        }
     }
     let batch = batch.max(1) as i64;
     let mut b = Builder {
         graph: GraphProto::new(),
         batch,
+        format,
     };
     b.graph.name = "cbnn".into();
     let features = model.features();
@@ -197,7 +544,11 @@ pub fn export(model: &IntModel, format: Format, batch: usize) -> Result<Vec<u8>>
         .output
         .push(value_info(OUTPUT, &[batch, model.classes() as i64]));
     b.initializer("one", &[], vec![1.0]);
-    let mut x = INPUT.to_string();
+    let mut x = Value {
+        name: INPUT.to_string(),
+        shape: model.input_values(),
+        spatial: false,
+    };
     match format {
         Format::Qonnx => {
             b.node(
@@ -205,73 +556,45 @@ pub fn export(model: &IntModel, format: Format, batch: usize) -> Result<Vec<u8>>
                 QONNX_DOMAIN,
                 &[INPUT, "one"],
                 "x0",
-                features,
+                &[batch, features as i64],
             );
-            x = "x0".into();
+            x.name = "x0".into();
         }
         Format::FinnOnnx => b.datatype(INPUT, "BINARY"),
     }
+    let last = model.layers.len().saturating_sub(1);
     for (i, layer) in model.layers.iter().enumerate() {
-        let (weights, thresholds) = match layer {
-            Layer::Dense(d) => (&d.weights, Some(&d.thresholds)),
-            Layer::Scores(s) => (&s.weights, None),
-            _ => unreachable!("refused above"),
-        };
-        let (n, m) = (weights.cols(), weights.rows());
-        let w = format!("w{i}");
-        let last = thresholds.is_none();
-        let next = if last {
-            OUTPUT.to_string()
-        } else {
-            format!("x{}", i + 1)
-        };
-        match format {
-            Format::Qonnx => {
-                b.initializer(&w, &[n as i64, m as i64], operand(weights, 1.0, -1.0));
-                let wq = format!("{w}_q");
-                let dims = [n as i64, m as i64];
-                b.node_of_shape("BipolarQuant", QONNX_DOMAIN, &[&w, "one"], &wq, &dims);
-                let dot = format!("dot{i}");
-                b.node("MatMul", "", &[&x, &wq], &dot, m);
-                match thresholds {
-                    Some(t) => {
-                        // +1 iff w · x = 2 * matches - N >= 2T - N.
-                        let bias: Vec<f32> = t.iter().map(|&t| n as f32 - 2.0 * t as f32).collect();
-                        let (bn, z) = (format!("bias{i}"), format!("z{i}"));
-                        b.initializer(&bn, &[m as i64], bias);
-                        b.node("Add", "", &[&dot, &bn], &z, m);
-                        b.node("BipolarQuant", QONNX_DOMAIN, &[&z, "one"], &next, m);
-                    }
-                    None => {
-                        // matches = (w · x + N) / 2.
-                        let (nn, half, sum) = (format!("n{i}"), "half", format!("sum{i}"));
-                        b.initializer(&nn, &[], vec![n as f32]);
-                        b.initializer(half, &[], vec![0.5]);
-                        b.node("Add", "", &[&dot, &nn], &sum, m);
-                        b.node("Mul", "", &[&sum, half], &next, m);
-                    }
-                }
-            }
-            Format::FinnOnnx => {
-                b.initializer(&w, &[n as i64, m as i64], operand(weights, 1.0, 0.0));
-                b.datatype(&w, "BINARY");
-                let matches = if last {
+        let stem = format!("x{i}");
+        x = match layer {
+            Layer::Dense(_) | Layer::Scores(_) => {
+                let (weights, thresholds) = match layer {
+                    Layer::Dense(d) => (&d.weights, Some(&d.thresholds)),
+                    Layer::Scores(s) => (&s.weights, None),
+                    _ => unreachable!("matched above"),
+                };
+                let flat = b.flat(x, &stem);
+                let next = if i == last {
                     OUTPUT.to_string()
                 } else {
-                    format!("matches{i}")
+                    format!("x{}", i + 1)
                 };
-                b.node("XnorPopcountMatMul", QONNX_DOMAIN, &[&x, &w], &matches, m);
-                b.datatype(&matches, &uint_type(n));
-                if let Some(t) = thresholds {
-                    let tn = format!("thresholds{i}");
-                    b.initializer(&tn, &[m as i64, 1], t.iter().map(|&t| t as f32).collect());
-                    b.node("MultiThreshold", QONNX_DOMAIN, &[&matches, &tn], &next, m);
-                    b.attribute_string("out_dtype", "BINARY");
-                    b.datatype(&next, "BINARY");
+                b.dense(i, &flat.name, weights, thresholds, &next);
+                Value {
+                    name: next,
+                    shape: Shape::flat(weights.rows()),
+                    spatial: false,
                 }
             }
-        }
-        x = next;
+            Layer::Conv(c) => {
+                let grid = b.spatial(x, &stem);
+                b.conv(i, &grid, c)
+            }
+            Layer::MaxPool(p) => {
+                let grid = b.spatial(x, &stem);
+                b.pool(i, &grid, p.size)
+            }
+            Layer::Lut(_) | Layer::GroupSum(_) => unreachable!("refused above"),
+        };
     }
     let mut model_proto = ModelProto::new();
     model_proto.ir_version = 8;
