@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{
-    BenchArgs, Cli, Command, DataArgs, DataCommand, ExportFormat, FetchArgs, FlowArgs, InfoArgs,
+    BenchArgs, Cli, Command, DataArgs, DataCommand, ExecutorArg, ExportFormat, FetchArgs, FlowArgs, InfoArgs,
     PruneArgs, RetrainArgs, RtlArgs, SensitivityArgs, SynthTarget, TestbenchArgs, TrainArgs,
 };
 use crate::data::fetch;
@@ -13,6 +13,7 @@ use crate::jobs::eval::{EvalJob, EvalOutcome};
 use crate::jobs::export::{ExportJob, ExportOutcome};
 use crate::jobs::import::{ImportJob, ImportOutcome};
 use crate::jobs::prune::{PruneJob, PruneOutcome};
+use crate::jobs::ray::RaySettings;
 use crate::jobs::retrain::RetrainJob;
 use crate::jobs::rtl::{Folding, RtlJob, RtlOutcome};
 use crate::jobs::sensitivity::SensitivityJob;
@@ -117,7 +118,7 @@ pub fn job(command: &Command) -> Result<Option<Job>> {
             json: a.json.clone(),
         }),
         Command::Sensitivity(a) => Job::Sensitivity(sensitivity_job(a)?),
-        Command::Prune(a) => Job::Prune(prune_job(a)),
+        Command::Prune(a) => Job::Prune(prune_job(a)?),
         Command::Retrain(a) => Job::Retrain(retrain_job(a)?),
         Command::Rtl(a) => Job::Rtl(rtl_job(a)?),
         Command::Sim(a) => Job::Sim(SimJob {
@@ -199,8 +200,31 @@ fn sensitivity_job(a: &SensitivityArgs) -> Result<SensitivityJob> {
     })
 }
 
-fn prune_job(a: &PruneArgs) -> PruneJob {
-    PruneJob {
+fn prune_job(a: &PruneArgs) -> Result<PruneJob> {
+    let ray = match (a.executor, &a.ray.ray_address) {
+        (ExecutorArg::Local, None) => None,
+        (ExecutorArg::Local, Some(_)) => {
+            return Err(Error::usage(
+                "--ray-address is for --executor ray; the local executor runs on this machine",
+            ))
+        }
+        (ExecutorArg::Ray, None) => {
+            return Err(Error::usage(
+                "--executor ray needs --ray-address HOST:PORT, or --ray-address local for a throwaway cluster on this machine",
+            ))
+        }
+        (ExecutorArg::Ray, Some(address)) => Some(RaySettings {
+            address: address.clone(),
+            workers: a.ray.ray_workers,
+            cpus_per_job: a.ray.ray_cpus,
+        }),
+    };
+    if ray.is_some() && a.jobs != 1 {
+        return Err(Error::usage(
+            "--jobs is for the local executor; on Ray the cluster's CPUs decide how many candidates run at once",
+        ));
+    }
+    Ok(PruneJob {
         model: a.model.clone(),
         data: data(&a.data),
         max_drop: a.max_drop,
@@ -212,7 +236,8 @@ fn prune_job(a: &PruneArgs) -> PruneJob {
         report: a.report.clone(),
         ranking: a.ranking.clone(),
         jobs: a.jobs,
-    }
+        ray,
+    })
 }
 
 fn retrain_job(a: &RetrainArgs) -> Result<RetrainJob> {

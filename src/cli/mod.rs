@@ -343,6 +343,38 @@ pub struct PruneArgs {
     /// decision are the same as with 1, which trains them in this process one after another.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub jobs: usize,
+    /// Where the candidates are trained: `local`, on this machine (`--jobs` processes), or
+    /// `ray`, as jobs on a Ray cluster (`--ray-address`; `bash scripts/setup-ray.sh` installs
+    /// Ray). The decisions and the chosen model are the same.
+    #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+    pub executor: ExecutorArg,
+    #[command(flatten)]
+    pub ray: RayArgs,
+}
+
+/// Where jobs run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorArg {
+    /// This machine.
+    Local,
+    /// A Ray cluster.
+    Ray,
+}
+
+/// The Ray cluster of `--executor ray`.
+#[derive(Debug, Args)]
+pub struct RayArgs {
+    /// The cluster's address (`HOST:PORT` of its head, as `ray start --head` prints), or
+    /// `local`: a throwaway cluster on 127.0.0.1 (a head and `--ray-workers` worker nodes),
+    /// started for this command and stopped at its end.
+    #[arg(long, value_name = "ADDR")]
+    pub ray_address: Option<String>,
+    /// Worker nodes of a `local` cluster.
+    #[arg(long, default_value_t = crate::jobs::prune::DEFAULT_RAY_WORKERS, value_name = "N")]
+    pub ray_workers: usize,
+    /// CPUs each job asks of the cluster (and the threads it runs with).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub ray_cpus: usize,
 }
 
 /// `cbnn retrain`

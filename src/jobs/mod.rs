@@ -11,6 +11,8 @@ pub mod eval;
 pub mod export;
 pub mod import;
 pub mod prune;
+pub mod ray;
+pub mod remote;
 pub mod retrain;
 pub mod rtl;
 pub mod sensitivity;

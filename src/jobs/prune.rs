@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::ray::{Ray, RaySettings};
+use super::remote::RemoteJob;
 use super::retrain::RetrainJob;
 use super::{check_compatible, Argv, DataSource};
 use crate::error::{Error, Result, Setting};
@@ -39,6 +41,8 @@ pub struct PruneJob {
     /// Candidates trained at once (1: one after another in this process; more: `cbnn
     /// retrain` processes of this executable, started ahead of the search's decisions).
     pub jobs: usize,
+    /// Train the candidates on a Ray cluster instead (`--executor ray`).
+    pub ray: Option<RaySettings>,
 }
 
 /// Accuracy budget by default, percentage points.
@@ -89,6 +93,7 @@ impl PruneJob {
             report: None,
             ranking: None,
             jobs: 1,
+            ray: None,
         }
     }
 
@@ -110,6 +115,16 @@ impl PruneJob {
         if self.jobs != 1 {
             a.flag("--jobs", self.jobs);
         }
+        if let Some(r) = &self.ray {
+            a.flag("--executor", "ray");
+            a.flag("--ray-address", &r.address);
+            if r.workers != DEFAULT_RAY_WORKERS {
+                a.flag("--ray-workers", r.workers);
+            }
+            if r.cpus_per_job != 1 {
+                a.flag("--ray-cpus", r.cpus_per_job);
+            }
+        }
         self.data.argv(&mut a);
         a.0
     }
@@ -126,6 +141,9 @@ impl PruneJob {
     }
 
     pub(super) fn run(&self) -> Result<PruneOutcome> {
+        if let Some(r) = &self.ray {
+            r.check()?;
+        }
         if self.jobs == 0 || self.jobs > MAX_JOBS {
             return Err(Error::usage(format!(
                 "--jobs {} must be between 1 and {MAX_JOBS}",
@@ -173,10 +191,14 @@ impl PruneJob {
         let mut base_val = f64::NAN;
         let mut n = 0;
         let processes = Processes::new(self)?;
-        let exec: &dyn prune::Executor = if self.jobs == 1 {
-            &prune::InProcess
-        } else {
-            &processes
+        let on_ray = match &self.ray {
+            Some(settings) => Some(OnRay::connect(self, settings)?),
+            None => None,
+        };
+        let exec: &dyn prune::Executor = match &on_ray {
+            Some(r) => r,
+            None if self.jobs == 1 => &prune::InProcess,
+            None => &processes,
         };
         let (chosen, report) = prune::prune_with(&base, &ctx, &cfg, exec, &mut |e| {
             match e {
@@ -310,15 +332,7 @@ impl prune::Executor for Processes {
         on_start: &mut dyn FnMut(&prune::Spec),
         take: &mut dyn FnMut(IntModel, f64) -> Result<bool>,
     ) -> Result<()> {
-        // A directory of its own, new: nothing in it is anyone else's.
-        let scratch = (0..)
-            .map(|k| self.scratch.with_extension(k.to_string()))
-            .find_map(|dir| match std::fs::create_dir(&dir) {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
-                other => Some(other.map(|()| dir)),
-            })
-            .expect("an unbounded range")
-            .map_err(|e| Error::io(&self.scratch, e))?;
+        let scratch = new_scratch(&self.scratch)?;
         let _cleanup = RemoveOnDrop(scratch.clone());
         let mut running = std::collections::VecDeque::new();
         let mut next = 0;
@@ -370,6 +384,139 @@ impl prune::Executor for Processes {
             }
         }
     }
+}
+
+/// Worker nodes of a throwaway Ray cluster (`--ray-address local`) by default.
+pub const DEFAULT_RAY_WORKERS: usize = 2;
+
+/// The executor of `cbnn prune --executor ray`: each candidate a `cbnn retrain` job on a Ray
+/// cluster, the baseline and the dataset travelling with it. All the candidates a phase
+/// would train are sent at once (the cluster runs as many as it has CPUs for); the search
+/// takes their models in order and the rest are cancelled when the phase stops, so it decides
+/// exactly as a sequential run does.
+struct OnRay {
+    ray: std::cell::RefCell<Ray>,
+    baseline: PathBuf,
+    data: DataSource,
+    limit: Option<usize>,
+    validation: Option<usize>,
+    scratch: PathBuf,
+}
+
+impl OnRay {
+    fn connect(job: &PruneJob, settings: &RaySettings) -> Result<Self> {
+        errln!(
+            "connecting to {} ...",
+            if settings.address == super::ray::LOCAL {
+                "a throwaway Ray cluster on 127.0.0.1".to_string()
+            } else {
+                format!("the Ray cluster at {}", settings.address)
+            }
+        );
+        let ray = Ray::connect(settings)?;
+        errln!(
+            "Ray: {} nodes, {} CPUs for jobs of {} CPU(s) each",
+            ray.nodes,
+            ray.cpus,
+            settings.cpus_per_job
+        );
+        Ok(Self {
+            ray: std::cell::RefCell::new(ray),
+            baseline: job.model.clone(),
+            data: job.data.clone(),
+            limit: job.limit,
+            validation: job.validation,
+            scratch: std::env::temp_dir().join(format!("cbnn-prune-ray-{}", std::process::id())),
+        })
+    }
+}
+
+impl prune::Executor for OnRay {
+    fn run(
+        &self,
+        _ctx: &Context,
+        epochs: usize,
+        specs: &[prune::Spec],
+        on_start: &mut dyn FnMut(&prune::Spec),
+        take: &mut dyn FnMut(IntModel, f64) -> Result<bool>,
+    ) -> Result<()> {
+        let scratch = new_scratch(&self.scratch)?;
+        let _cleanup = RemoveOnDrop(scratch.clone());
+        let mut ray = self.ray.borrow_mut();
+        let mut sent = Vec::new();
+        for (n, spec) in specs.iter().enumerate() {
+            let output = scratch.join(format!("candidate-{n}.json"));
+            let job = RetrainJob {
+                baseline: self.baseline.clone(),
+                data: self.data.clone(),
+                planes: spec.planes.clone(),
+                arch: Some(spec.arch.clone()),
+                epochs: Some(epochs),
+                limit: self.limit,
+                validation: self.validation,
+                output: output.clone(),
+            };
+            sent.push((ray.submit(&RemoteJob::retrain(&job)?)?, output));
+        }
+        let mut result = Ok(());
+        let mut k = 0;
+        while k < sent.len() {
+            let (id, output) = &sent[k];
+            on_start(&specs[k]);
+            let done = match ray.wait(*id) {
+                Ok(d) => d,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            k += 1;
+            if done.code != 0 {
+                let msg = format!(
+                    "candidate {k} (planes {:?}, {}): its `cbnn retrain` on Ray ({}) failed: {}",
+                    specs[k - 1].planes,
+                    specs[k - 1].arch,
+                    done.node,
+                    done.message()
+                );
+                result = Err(if done.code == 2 {
+                    Error::usage(msg)
+                } else {
+                    Error::CheckFailed(msg)
+                });
+                break;
+            }
+            let mut model = model::load(output)?;
+            // It trained on a copy of the dataset in the worker's scratch directory; its
+            // provenance names the dataset as this search knows it, as a local run's does.
+            model.provenance.dataset = self.data.dataset.clone();
+            match take(model, done.seconds) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // The phase stopped (or failed): what it will not take is dropped where it runs.
+        for (id, _) in &sent[k..] {
+            ray.cancel(*id);
+        }
+        result
+    }
+}
+
+/// A new directory beside `stem` (`stem.0`, `stem.1`, ...): nothing in it is anyone else's.
+fn new_scratch(stem: &std::path::Path) -> Result<PathBuf> {
+    (0..)
+        .map(|k| stem.with_extension(k.to_string()))
+        .find_map(|dir| match std::fs::create_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+            other => Some(other.map(|()| dir)),
+        })
+        .expect("an unbounded range")
+        .map_err(|e| Error::io(stem, e))
 }
 
 /// Removes a directory tree when dropped.

@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""cbnn's Ray driver: runs cbnn jobs as Ray tasks for a cbnn process that talks to it.
+
+cbnn starts this script (embedded in the cbnn executable) with the Python of a virtual
+environment that has Ray (`bash scripts/setup-ray.sh` makes one) and talks to it in JSON lines:
+requests on standard input, events on standard output. Everything else the driver or Ray
+prints goes to standard error.
+
+    python3 driver.py --address ADDR|local --cbnn EXE [--workers 2] [--cpus-per-job 1]
+
+Requests:
+    {"op": "submit", "id": N, "job": JOB}   run a job
+    {"op": "cancel", "id": N}               drop a job (its process is killed)
+    {"op": "close"}                         end (a throwaway cluster is stopped)
+
+A job is data: a cbnn command line whose file arguments are placeholders, and its files:
+
+    {"argv": ["retrain", "{in:baseline}", "--dataset", "{dir:dataset}", "-o", "{out:model}"],
+     "inputs": {"baseline": {"path": "/abs/m.json", "hash": "9f..."}},
+     "dirs": {"dataset": {"train-images-idx3-ubyte.gz": {"path": "...", "hash": "..."}, ...}},
+     "outputs": {"model": "/abs/where/it/goes.json"}}
+
+The driver reads every input file once (one Ray object per content hash, so a dataset every
+job reads crosses to each node once), and the task writes them into a scratch directory of
+the worker's, runs the cbnn executable (also shipped as an object) with the placeholders
+replaced by those paths, and returns the output files' bytes; the driver writes them where
+the job says, through a temporary file and a rename. A task whose worker or node dies is
+retried by Ray (up to 3 times); a job that fails (cbnn's exit status other than 0) is
+reported, not retried: cbnn is deterministic, it would fail again.
+
+Events:
+    {"event": "ready", "cpus": C, "nodes": K}
+    {"event": "done", "id": N, "code": 0, "seconds": S, "node": "...", "stderr": "..."}
+    {"event": "error", "message": "..."}    the driver cannot go on
+
+`--address local` starts a throwaway cluster on the loopback address: a head node that runs
+no tasks and `--workers` worker nodes of `--cpus-per-job` CPUs each, stopped at the end.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--address", required=True)
+    p.add_argument("--cbnn", required=True)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--cpus-per-job", type=int, default=1)
+    return p.parse_args()
+
+
+# The protocol's channel: the original standard output. Everything else (Ray's own messages,
+# a library's print) goes to standard error.
+PROTOCOL = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+
+
+def emit(event):
+    PROTOCOL.write(json.dumps(event) + "\n")
+    PROTOCOL.flush()
+
+
+def run_job(binary, argv, inputs, dirs, outputs, threads, *blobs):
+    """The Ray task: writes the job's files, runs cbnn, returns its outputs' bytes."""
+    import ctypes
+    import shutil
+    import signal
+    import socket
+    import subprocess
+
+    start = time.monotonic()
+    work = tempfile.mkdtemp(prefix="cbnn-job-")
+    try:
+        exe = os.path.join(work, "cbnn")
+        with open(exe, "wb") as f:
+            f.write(binary)
+        os.chmod(exe, 0o755)
+        places = {}
+        for k, name in enumerate(inputs):
+            path = os.path.join(work, "in", str(k), os.path.basename(name[1]) or "file")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(blobs[name[2]])
+            places["{in:%s}" % name[0]] = path
+        for k, (dname, files) in enumerate(dirs):
+            d = os.path.join(work, "dir", str(k))
+            os.makedirs(d, exist_ok=True)
+            for fname, blob in files:
+                with open(os.path.join(d, fname), "wb") as f:
+                    f.write(blobs[blob])
+            places["{dir:%s}" % dname] = d
+        os.makedirs(os.path.join(work, "out"), exist_ok=True)
+        for k, oname in enumerate(outputs):
+            places["{out:%s}" % oname] = os.path.join(work, "out", "%d.out" % k)
+        line = [exe, "--threads", str(threads)] + [places.get(a, a) for a in argv]
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def die_with_parent():
+            # If Ray kills this worker (a cancelled job, a removed node), cbnn goes too.
+            libc.prctl(1, signal.SIGKILL)
+
+        proc = subprocess.run(
+            line,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
+            cwd=work,
+        )
+        result = {}
+        if proc.returncode == 0:
+            for k, oname in enumerate(outputs):
+                with open(places["{out:%s}" % oname], "rb") as f:
+                    result[oname] = f.read()
+        return {
+            "code": proc.returncode,
+            "stderr": proc.stderr.decode(errors="replace")[-4000:],
+            "outputs": result,
+            "seconds": time.monotonic() - start,
+            "node": socket.gethostname() + ":" + str(os.getpid()),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_atomic(path, data):
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".cbnn-ray-", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_requests(q):
+    for line in sys.stdin:
+        line = line.strip()
+        if line:
+            q.put(json.loads(line))
+    q.put({"op": "close"})
+
+
+def main():
+    args = parse_args()
+    if args.address == "local":
+        # Every node of a throwaway cluster on the loopback address, the head's services too
+        # (Ray otherwise advertises the machine's outward address).
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray
+
+    cluster = None
+    if args.address == "local":
+        from ray.cluster_utils import Cluster
+
+        common = {"node_ip_address": "127.0.0.1", "include_dashboard": False}
+        cluster = Cluster(
+            initialize_head=True,
+            connect=False,
+            head_node_args=dict(common, num_cpus=0),
+        )
+        for _ in range(args.workers):
+            cluster.add_node(num_cpus=args.cpus_per_job, node_ip_address="127.0.0.1")
+        ray.init(address=cluster.address, log_to_driver=False)
+    else:
+        ray.init(address=args.address, log_to_driver=False)
+    try:
+        serve(ray, args)
+    finally:
+        ray.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
+
+
+def serve(ray, args):
+    task = ray.remote(max_retries=3, retry_exceptions=False, num_cpus=args.cpus_per_job)(run_job)
+    with open(args.cbnn, "rb") as f:
+        binary = ray.put(f.read())
+    objects = {}  # content hash -> (object ref, index among a task's blobs)
+
+    def blob(entry):
+        key = entry["hash"]
+        if key not in objects:
+            with open(entry["path"], "rb") as f:
+                data = f.read()
+            if hashlib.md5(data).hexdigest() != key:
+                raise ValueError("%s changed while the job was being sent" % entry["path"])
+            objects[key] = ray.put(data)
+        return key
+
+    emit(
+        {
+            "event": "ready",
+            "cpus": ray.cluster_resources().get("CPU", 0),
+            "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
+        }
+    )
+    requests = queue.Queue()
+    threading.Thread(target=read_requests, args=(requests,), daemon=True).start()
+    pending = {}  # object ref -> (id, output paths)
+    by_id = {}
+    while True:
+        try:
+            # With nothing running, wait for a request; else take those that came, then
+            # look at the tasks.
+            block = not pending
+            while True:
+                r = requests.get(block=block)
+                block = False
+                op = r.get("op")
+                if op == "close":
+                    for ref in pending:
+                        ray.cancel(ref, force=True)
+                    return
+                if op == "cancel":
+                    ref = by_id.pop(r["id"], None)
+                    if ref is not None and ref in pending:
+                        del pending[ref]
+                        ray.cancel(ref, force=True)
+                    continue
+                job = r["job"]
+                keys = []
+                order = {}
+
+                def slot(entry):
+                    key = blob(entry)
+                    if key not in order:
+                        order[key] = len(keys)
+                        keys.append(key)
+                    return order[key]
+
+                inputs = [(n, e["path"], slot(e)) for n, e in sorted(job["inputs"].items())]
+                dirs = [
+                    (n, [(f, slot(e)) for f, e in sorted(files.items())])
+                    for n, files in sorted(job["dirs"].items())
+                ]
+                names = sorted(job["outputs"])
+                ref = task.remote(
+                    binary,
+                    job["argv"],
+                    inputs,
+                    dirs,
+                    names,
+                    args.cpus_per_job,
+                    *[objects[k] for k in keys],
+                )
+                pending[ref] = (r["id"], job["outputs"])
+                by_id[r["id"]] = ref
+        except queue.Empty:
+            pass
+        if not pending:
+            continue
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+        for ref in ready:
+            jid, outs = pending.pop(ref)
+            by_id.pop(jid, None)
+            try:
+                res = ray.get(ref)
+            except Exception as e:  # the task died more times than Ray retries
+                emit({"event": "done", "id": jid, "code": -1, "seconds": 0, "node": "",
+                      "stderr": "the Ray task failed: %s" % str(e).splitlines()[0]})
+                continue
+            if res["code"] == 0:
+                for name, path in outs.items():
+                    write_atomic(path, res["outputs"][name])
+            emit({"event": "done", "id": jid, "code": res["code"], "seconds": res["seconds"],
+                  "node": res["node"], "stderr": res["stderr"]})
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:
+        emit({"event": "error", "message": "%s: %s" % (type(e).__name__, e)})
+        sys.exit(1)

@@ -1,0 +1,298 @@
+//! Running jobs on a Ray cluster.
+//!
+//! cbnn schedules nothing itself: it hands [`RemoteJob`]s to a small Python driver
+//! (`ray/driver.py`, compiled into the executable and written to a scratch file when used)
+//! that runs each as a Ray task on the cluster's workers and brings the outputs back. The
+//! driver runs in the Python of `$CBNN_RAY_PYTHON`, or of the virtual environment
+//! `bash scripts/setup-ray.sh` makes (`target/ray-venv`), and talks JSON lines on its standard
+//! input and output. Nothing here is needed, or loaded, unless a command asks for Ray.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::remote::RemoteJob;
+use crate::error::{Error, Result};
+use crate::util::process;
+
+/// The driver's source.
+const DRIVER: &str = include_str!("../../ray/driver.py");
+
+/// The address that starts a throwaway cluster on the loopback address.
+pub const LOCAL: &str = "local";
+
+/// Longest wait for the cluster to come up.
+const STARTUP: Duration = Duration::from_secs(300);
+
+/// Where and how to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaySettings {
+    /// A running cluster's address (`HOST:PORT`), or [`LOCAL`].
+    pub address: String,
+    /// Worker nodes of a throwaway cluster.
+    pub workers: usize,
+    /// CPUs each job asks for (and the threads its `cbnn` runs with).
+    pub cpus_per_job: usize,
+}
+
+impl RaySettings {
+    /// Checks the settings before any work.
+    pub fn check(&self) -> Result<()> {
+        if self.address.is_empty() {
+            return Err(Error::usage(
+                "--ray-address is empty: give a cluster's HOST:PORT, or `local` for a throwaway cluster on this machine",
+            ));
+        }
+        if !(1..=256).contains(&self.workers) {
+            return Err(Error::usage(format!(
+                "--ray-workers {} must be between 1 and 256",
+                self.workers
+            )));
+        }
+        if !(1..=1024).contains(&self.cpus_per_job) {
+            return Err(Error::usage(format!(
+                "--ray-cpus {} must be between 1 and 1024",
+                self.cpus_per_job
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Done {
+    /// cbnn's exit status on the worker (`-1`: the task itself failed, after Ray's retries).
+    pub code: i32,
+    /// Wall-clock seconds of the task.
+    pub seconds: f64,
+    /// Where it ran (host and worker process).
+    pub node: String,
+    /// The end of its standard error.
+    pub stderr: String,
+}
+
+impl Done {
+    /// The last line of its error output, without cbnn's `error: `.
+    pub fn message(&self) -> String {
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message")
+            .trim_start_matches("error: ")
+            .to_string()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+enum Event {
+    Ready { cpus: f64, nodes: usize },
+    Done(DoneEvent),
+    Error { message: String },
+}
+
+#[derive(Deserialize)]
+struct DoneEvent {
+    id: u64,
+    #[serde(flatten)]
+    done: Done,
+}
+
+/// A connection to a Ray cluster through the driver.
+pub struct Ray {
+    driver: Option<process::Guarded>,
+    stdin: Option<ChildStdin>,
+    events: Receiver<String>,
+    finished: HashMap<u64, Done>,
+    next: u64,
+    script: PathBuf,
+    /// CPUs of the cluster's workers.
+    pub cpus: f64,
+    /// Live nodes, the head included.
+    pub nodes: usize,
+}
+
+/// The Python that runs the driver.
+fn python() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("CBNN_RAY_PYTHON").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ray-venv/bin/python");
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    Err(Error::usage(
+        "Ray is not set up: run `bash scripts/setup-ray.sh`, or set CBNN_RAY_PYTHON to a Python that has Ray",
+    ))
+}
+
+impl Ray {
+    /// Starts the driver and waits until it is connected to the cluster (started first when
+    /// the address is [`LOCAL`]).
+    pub fn connect(settings: &RaySettings) -> Result<Ray> {
+        settings.check()?;
+        let python = python()?;
+        let exe = std::env::current_exe().map_err(|e| Error::io("the cbnn executable", e))?;
+        let script =
+            std::env::temp_dir().join(format!("cbnn-ray-driver-{}.py", std::process::id()));
+        crate::util::atomic::write_atomic(&script, DRIVER.as_bytes())?;
+        let mut cmd = Command::new(&python);
+        cmd.arg(&script)
+            .arg("--address")
+            .arg(&settings.address)
+            .arg("--cbnn")
+            .arg(&exe)
+            .arg("--workers")
+            .arg(settings.workers.to_string())
+            .arg("--cpus-per-job")
+            .arg(settings.cpus_per_job.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut driver = process::spawn(&mut cmd).map_err(|e| Error::io(&python, e))?;
+        let stdin = driver.child.stdin.take();
+        let stdout = driver.child.stdout.take().expect("piped");
+        let stderr = driver.child.stderr.take().expect("piped");
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Ray's own messages: kept for an error, not shown.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                let mut v = sink.lock().unwrap_or_else(|e| e.into_inner());
+                v.push(line);
+                if v.len() > 50 {
+                    v.remove(0);
+                }
+            }
+        });
+        let mut ray = Ray {
+            driver: Some(driver),
+            stdin,
+            events,
+            finished: HashMap::new(),
+            next: 0,
+            script,
+            cpus: 0.0,
+            nodes: 0,
+        };
+        let what = if settings.address == LOCAL {
+            "a throwaway Ray cluster on 127.0.0.1".to_string()
+        } else {
+            format!("the Ray cluster at {}", settings.address)
+        };
+        match ray.next_event(Some(STARTUP)) {
+            Ok(Event::Ready { cpus, nodes }) => {
+                ray.cpus = cpus;
+                ray.nodes = nodes;
+                Ok(ray)
+            }
+            Ok(Event::Error { message }) => Err(Error::usage(format!(
+                "could not use {what}: {message}"
+            ))),
+            Ok(Event::Done(_)) => Err(Error::CheckFailed(
+                "the Ray driver reported a job before any was sent".into(),
+            )),
+            Err(e) => {
+                let tail = log.lock().map(|v| v.join("\n")).unwrap_or_default();
+                let last = tail.lines().rev().find(|l| !l.trim().is_empty());
+                Err(Error::usage(format!(
+                    "could not use {what}: {e}{}",
+                    last.map(|l| format!(" (the driver said: {})", l.trim()))
+                        .unwrap_or_default()
+                )))
+            }
+        }
+    }
+
+    /// The driver's next event, waiting at most `timeout` (`None`: as long as it takes).
+    fn next_event(&mut self, timeout: Option<Duration>) -> std::result::Result<Event, String> {
+        let line = match timeout {
+            Some(t) => match self.events.recv_timeout(t) {
+                Ok(l) => l,
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!("no answer in {} s", t.as_secs()))
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err("the driver ended".into()),
+            },
+            None => self
+                .events
+                .recv()
+                .map_err(|_| "the driver ended".to_string())?,
+        };
+        serde_json::from_str(&line)
+            .map_err(|e| format!("the driver sent a line cbnn cannot read ({e}): {line}"))
+    }
+
+    fn send(&mut self, request: serde_json::Value) -> Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| Error::CheckFailed("the Ray driver is closed".into()))?;
+        writeln!(stdin, "{request}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| Error::CheckFailed(format!("the Ray driver ended: {e}")))
+    }
+
+    /// Sends `job` to the cluster; returns its id.
+    pub fn submit(&mut self, job: &RemoteJob) -> Result<u64> {
+        let id = self.next;
+        self.next += 1;
+        self.send(serde_json::json!({"op": "submit", "id": id, "job": job}))?;
+        Ok(id)
+    }
+
+    /// Drops job `id` (killed where it runs).
+    pub fn cancel(&mut self, id: u64) {
+        let _ = self.send(serde_json::json!({"op": "cancel", "id": id}));
+    }
+
+    /// Waits for job `id` to end; its outputs are then where the job said.
+    pub fn wait(&mut self, id: u64) -> Result<Done> {
+        loop {
+            if let Some(d) = self.finished.remove(&id) {
+                return Ok(d);
+            }
+            // A retrained candidate can take hours: no time limit, the driver says when the
+            // cluster is gone.
+            match self.next_event(None) {
+                Ok(Event::Done(d)) => {
+                    self.finished.insert(d.id, d.done);
+                }
+                Ok(Event::Error { message }) => {
+                    return Err(Error::CheckFailed(format!("the Ray driver failed: {message}")))
+                }
+                Ok(Event::Ready { .. }) => {}
+                Err(e) => return Err(Error::CheckFailed(format!("the Ray driver failed: {e}"))),
+            }
+        }
+    }
+}
+
+impl Drop for Ray {
+    fn drop(&mut self) {
+        let _ = self.send(serde_json::json!({"op": "close"}));
+        drop(self.stdin.take());
+        if let Some(mut d) = self.driver.take() {
+            // The driver stops a throwaway cluster before it ends; then the guard kills
+            // whatever is left of its process group.
+            let _ = d.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.script);
+    }
+}
