@@ -42,10 +42,16 @@ import hashlib
 import json
 import os
 import queue
+import socket
 import sys
 import tempfile
 import threading
 import time
+
+# The script sits in a scratch directory (the system's temporary directory) where any folder,
+# such as Ray's own /tmp/ray, would shadow a real package: import nothing from there.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 
 
 def parse_args():
@@ -73,7 +79,6 @@ def run_job(binary, argv, inputs, dirs, outputs, threads, *blobs):
     import ctypes
     import shutil
     import signal
-    import socket
     import subprocess
 
     start = time.monotonic()
@@ -160,7 +165,21 @@ def main():
         # Every node of a throwaway cluster on the loopback address, the head's services too
         # (Ray otherwise advertises the machine's outward address).
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    import ray
+    try:
+        import ray
+        import ray.cluster_utils  # noqa: F401 (checks that this is Ray, not a stray folder)
+    except ImportError as e:
+        raise RuntimeError(
+            "%s has no Ray (%s): run `bash scripts/setup-ray.sh`, or point CBNN_RAY_PYTHON at "
+            "a Python that has it" % (sys.executable, e)
+        )
+    if args.address != "local":
+        # Ray waits for an absent cluster for minutes; say at once that nothing answers.
+        host, _, port = args.address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=10).close()
+        except (OSError, ValueError) as e:
+            raise RuntimeError("nothing answers at %s (%s)" % (args.address, e))
 
     cluster = None
     if args.address == "local":
@@ -284,5 +303,6 @@ if __name__ == "__main__":
     try:
         main()
     except Exception as e:
-        emit({"event": "error", "message": "%s: %s" % (type(e).__name__, e)})
+        message = str(e) if isinstance(e, RuntimeError) else "%s: %s" % (type(e).__name__, e)
+        emit({"event": "error", "message": message})
         sys.exit(1)

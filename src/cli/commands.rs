@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 
 use super::{
-    BenchArgs, Cli, Command, DataArgs, DataCommand, ExecutorArg, ExportFormat, FetchArgs, FlowArgs, InfoArgs,
-    PruneArgs, RetrainArgs, RtlArgs, SensitivityArgs, SynthTarget, TestbenchArgs, TrainArgs,
+    BenchArgs, Cli, Command, DataArgs, DataCommand, ExecutorArg, ExportFormat, FetchArgs, FlowArgs,
+    InfoArgs, PruneArgs, RetrainArgs, RtlArgs, SensitivityArgs, SynthTarget, TestbenchArgs,
+    TrainArgs,
 };
 use crate::data::fetch;
 use crate::error::{Error, Result, Setting};

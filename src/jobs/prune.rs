@@ -179,6 +179,11 @@ impl PruneJob {
                 None => None,
             },
         };
+        // Before any work or message: a cluster that cannot be used is the only line.
+        let on_ray = match &self.ray {
+            Some(settings) => Some(OnRay::connect(self, settings)?),
+            None => None,
+        };
         errln!(
             "pruning {} ({} bits) on {}: budget {} pp of validation accuracy (measured drop + {} standard errors), {} epochs per candidate",
             self.model.display(),
@@ -191,10 +196,6 @@ impl PruneJob {
         let mut base_val = f64::NAN;
         let mut n = 0;
         let processes = Processes::new(self)?;
-        let on_ray = match &self.ray {
-            Some(settings) => Some(OnRay::connect(self, settings)?),
-            None => None,
-        };
         let exec: &dyn prune::Executor = match &on_ray {
             Some(r) => r,
             None if self.jobs == 1 => &prune::InProcess,
@@ -405,14 +406,6 @@ struct OnRay {
 
 impl OnRay {
     fn connect(job: &PruneJob, settings: &RaySettings) -> Result<Self> {
-        errln!(
-            "connecting to {} ...",
-            if settings.address == super::ray::LOCAL {
-                "a throwaway Ray cluster on 127.0.0.1".to_string()
-            } else {
-                format!("the Ray cluster at {}", settings.address)
-            }
-        );
         let ray = Ray::connect(settings)?;
         errln!(
             "Ray: {} nodes, {} CPUs for jobs of {} CPU(s) each",
@@ -472,11 +465,15 @@ impl prune::Executor for OnRay {
             };
             k += 1;
             if done.code != 0 {
+                let place = if done.node.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", done.node)
+                };
                 let msg = format!(
-                    "candidate {k} (planes {:?}, {}): its `cbnn retrain` on Ray ({}) failed: {}",
+                    "candidate {k} (planes {:?}, {}): its `cbnn retrain` on Ray{place} failed: {}",
                     specs[k - 1].planes,
                     specs[k - 1].arch,
-                    done.node,
                     done.message()
                 );
                 result = Err(if done.code == 2 {
@@ -508,7 +505,7 @@ impl prune::Executor for OnRay {
 }
 
 /// A new directory beside `stem` (`stem.0`, `stem.1`, ...): nothing in it is anyone else's.
-fn new_scratch(stem: &std::path::Path) -> Result<PathBuf> {
+pub(super) fn new_scratch(stem: &std::path::Path) -> Result<PathBuf> {
     (0..)
         .map(|k| stem.with_extension(k.to_string()))
         .find_map(|dir| match std::fs::create_dir(&dir) {

@@ -112,7 +112,8 @@ pub struct Ray {
     events: Receiver<String>,
     finished: HashMap<u64, Done>,
     next: u64,
-    script: PathBuf,
+    /// The scratch directory holding the driver's script.
+    home: PathBuf,
     /// CPUs of the cluster's workers.
     pub cpus: f64,
     /// Live nodes, the head included.
@@ -139,11 +140,22 @@ impl Ray {
     pub fn connect(settings: &RaySettings) -> Result<Ray> {
         settings.check()?;
         let python = python()?;
+        // A new directory of its own (nothing in it is anyone else's), removed at the end.
+        let home = super::prune::new_scratch(
+            &std::env::temp_dir().join(format!("cbnn-ray-{}", std::process::id())),
+        )?;
+        // Once the connection exists, its drop removes the directory.
+        Self::start(settings, &python, &home).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&home);
+        })
+    }
+
+    fn start(settings: &RaySettings, python: &Path, home: &Path) -> Result<Ray> {
+        let home = home.to_path_buf();
         let exe = std::env::current_exe().map_err(|e| Error::io("the cbnn executable", e))?;
-        let script =
-            std::env::temp_dir().join(format!("cbnn-ray-driver-{}.py", std::process::id()));
-        crate::util::atomic::write_atomic(&script, DRIVER.as_bytes())?;
-        let mut cmd = Command::new(&python);
+        let script = home.join("driver.py");
+        std::fs::write(&script, DRIVER).map_err(|e| Error::io(&script, e))?;
+        let mut cmd = Command::new(python);
         cmd.arg(&script)
             .arg("--address")
             .arg(&settings.address)
@@ -156,7 +168,12 @@ impl Ray {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut driver = process::spawn(&mut cmd).map_err(|e| Error::io(&python, e))?;
+        let mut driver = process::spawn(&mut cmd).map_err(|e| {
+            Error::usage(format!(
+                "could not start the Python of the Ray driver, {}: {e}",
+                python.display()
+            ))
+        })?;
         let stdin = driver.child.stdin.take();
         let stdout = driver.child.stdout.take().expect("piped");
         let stderr = driver.child.stderr.take().expect("piped");
@@ -187,7 +204,7 @@ impl Ray {
             events,
             finished: HashMap::new(),
             next: 0,
-            script,
+            home,
             cpus: 0.0,
             nodes: 0,
         };
@@ -202,9 +219,9 @@ impl Ray {
                 ray.nodes = nodes;
                 Ok(ray)
             }
-            Ok(Event::Error { message }) => Err(Error::usage(format!(
-                "could not use {what}: {message}"
-            ))),
+            Ok(Event::Error { message }) => {
+                Err(Error::usage(format!("could not use {what}: {message}")))
+            }
             Ok(Event::Done(_)) => Err(Error::CheckFailed(
                 "the Ray driver reported a job before any was sent".into(),
             )),
@@ -275,7 +292,9 @@ impl Ray {
                     self.finished.insert(d.id, d.done);
                 }
                 Ok(Event::Error { message }) => {
-                    return Err(Error::CheckFailed(format!("the Ray driver failed: {message}")))
+                    return Err(Error::CheckFailed(format!(
+                        "the Ray driver failed: {message}"
+                    )))
                 }
                 Ok(Event::Ready { .. }) => {}
                 Err(e) => return Err(Error::CheckFailed(format!("the Ray driver failed: {e}"))),
@@ -293,6 +312,6 @@ impl Drop for Ray {
             // whatever is left of its process group.
             let _ = d.child.wait();
         }
-        let _ = std::fs::remove_file(&self.script);
+        let _ = std::fs::remove_dir_all(&self.home);
     }
 }

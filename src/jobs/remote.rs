@@ -149,7 +149,10 @@ mod tests {
              --validation 50 --dataset {dir:dataset}"
         );
         // MD5 of "abc".
-        assert_eq!(r.inputs["baseline"].hash, "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            r.inputs["baseline"].hash,
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
         assert_eq!(r.dirs["dataset"].len(), 4);
         assert_eq!(r.outputs["model"], dir.join("out.json"));
         std::fs::remove_dir_all(&dir).unwrap();

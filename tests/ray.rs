@@ -1,0 +1,264 @@
+//! `--executor ray`: a pruning search whose candidates run as jobs on a real Ray cluster
+//! started on the loopback address (a head and two worker nodes), with one worker process
+//! killed while it trains a candidate, chooses the same model byte for byte, after the same
+//! candidates with the same numbers, as the search on this machine; and what cannot work is
+//! said in one sentence, exit 2.
+//!
+//! Ray is optional: `bash scripts/setup-ray.sh` installs it into target/ray-venv. Without it
+//! the cluster test says so and passes, unless `CBNN_REQUIRE_RAY=1` (which `.ci/run` sets
+//! after installing it) makes it fail.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether Ray is installed where cbnn looks for it.
+fn ray_is_set_up() -> bool {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ray-venv/bin/python");
+    let ok = venv.is_file()
+        && Command::new(&venv)
+            .args(["-c", "import ray.cluster_utils"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CBNN_REQUIRE_RAY").is_none(),
+            "CBNN_REQUIRE_RAY is set but Ray is not: run `bash scripts/setup-ray.sh`"
+        );
+        eprintln!("Ray is not set up (bash scripts/setup-ray.sh): the cluster test is skipped");
+    }
+    ok
+}
+
+/// Processes whose command line starts with `prefix`.
+fn processes(prefix: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            if cmd.starts_with(prefix.as_bytes()) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Report fields that depend on the machine's load, not on the search.
+fn without_timings(mut r: serde_json::Value) -> serde_json::Value {
+    r.as_object_mut().unwrap().remove("seconds");
+    for c in r["candidates"].as_array_mut().unwrap() {
+        c.as_object_mut().unwrap().remove("seconds");
+    }
+    r
+}
+
+fn prune_args<'a>(model: &'a str, out: &'a str, report: &'a str) -> Vec<&'a str> {
+    vec![
+        "prune",
+        model,
+        "--dataset",
+        "fashion-mnist",
+        "--epochs",
+        "3",
+        "--limit",
+        "6000",
+        "--validation",
+        "1000",
+        "-o",
+        out,
+        "--report",
+        report,
+    ]
+}
+
+#[test]
+fn a_search_on_a_ray_cluster_survives_a_killed_worker_and_equals_the_local_one() {
+    if !ray_is_set_up() {
+        return;
+    }
+    let dir = temp_dir("ray-prune");
+    let model = dir.join("base.json");
+    let m = model.to_str().unwrap();
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        "6000",
+        "--epochs",
+        "3",
+        "--hidden",
+        "48,48",
+        "--validation",
+        "1000",
+        "-o",
+        m,
+    ]);
+    let path = |name: &str| -> PathBuf { dir.join(name) };
+    let (local, local_report) = (path("local.json"), path("local-report.json"));
+    cbnn_ok(&prune_args(
+        m,
+        local.to_str().unwrap(),
+        local_report.to_str().unwrap(),
+    ));
+
+    let (on_ray, ray_report) = (path("ray.json"), path("ray-report.json"));
+    let log = std::fs::File::create(path("ray.log")).unwrap();
+    let mut args = prune_args(m, on_ray.to_str().unwrap(), ray_report.to_str().unwrap());
+    args.extend(["--executor", "ray", "--ray-address", "local"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Kill the first worker process seen training a candidate: Ray runs the task again.
+    let t0 = Instant::now();
+    let mut killed = None;
+    while killed.is_none() && t0.elapsed() < Duration::from_secs(600) {
+        if let Some(pid) = processes("ray::run_job").first() {
+            // Still training (an idle worker is `ray::IDLE`).
+            std::thread::sleep(Duration::from_millis(100));
+            let busy = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"ray::run_job"));
+            if busy
+                && Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status()
+                    .unwrap()
+                    .success()
+            {
+                killed = Some(*pid);
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(path("ray.log")).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(killed.is_some(), "no Ray worker was seen training: {text}");
+    assert!(text.contains("Ray: 3 nodes, 2 CPUs"), "{text}");
+    assert_eq!(
+        without_timings(json_file(&local_report)),
+        without_timings(json_file(&ray_report))
+    );
+    assert!(
+        std::fs::read(&local).unwrap() == std::fs::read(&on_ray).unwrap(),
+        "the chosen models differ"
+    );
+    // The throwaway cluster is gone.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        processes("ray::").is_empty(),
+        "Ray processes outlived the search"
+    );
+}
+
+#[test]
+fn what_cannot_run_on_ray_is_refused_in_one_sentence() {
+    let dir = temp_dir("ray-refuse");
+    let model = dir.join("base.json");
+    let m = model.to_str().unwrap();
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 120, 20, 8, false);
+    let d = data.to_str().unwrap();
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        d,
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--validation",
+        "20",
+        "-o",
+        m,
+    ]);
+    let out = dir.join("c.json");
+    let o = out.to_str().unwrap();
+    let prune = |extra: &[&'static str]| -> Vec<String> {
+        ["prune", m, "--dataset", d, "-o", o]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let cbnn = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cbnn(&args)
+    };
+    assert_fails(
+        &cbnn(prune(&["--executor", "ray"])),
+        2,
+        "--executor ray needs --ray-address HOST:PORT",
+    );
+    assert_fails(
+        &cbnn(prune(&["--ray-address", "local"])),
+        2,
+        "--ray-address is for --executor ray",
+    );
+    assert_fails(
+        &cbnn(prune(&[
+            "--executor",
+            "ray",
+            "--ray-address",
+            "local",
+            "--jobs",
+            "2",
+        ])),
+        2,
+        "--jobs is for the local executor",
+    );
+    assert_fails(
+        &cbnn(prune(&[
+            "--executor",
+            "ray",
+            "--ray-address",
+            "local",
+            "--ray-workers",
+            "0",
+        ])),
+        2,
+        "--ray-workers 0 must be between 1 and 256",
+    );
+    // A Python without Ray.
+    let no_ray = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(prune(&["--executor", "ray", "--ray-address", "local"]))
+        .env("CBNN_RAY_PYTHON", "python3")
+        .output()
+        .unwrap();
+    assert_fails(&no_ray, 2, "has no Ray");
+    // A Python that does not exist.
+    let absent = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(prune(&["--executor", "ray", "--ray-address", "local"]))
+        .env("CBNN_RAY_PYTHON", dir.join("no-python"))
+        .output()
+        .unwrap();
+    assert_fails(&absent, 2, "could not start the Python of the Ray driver");
+    if ray_is_set_up() {
+        // Nothing answers there: said at once, not after Ray's minutes of retries.
+        let t0 = Instant::now();
+        assert_fails(
+            &cbnn(prune(&[
+                "--executor",
+                "ray",
+                "--ray-address",
+                "127.0.0.1:1",
+            ])),
+            2,
+            "nothing answers at 127.0.0.1:1",
+        );
+        assert!(t0.elapsed() < Duration::from_secs(60));
+    }
+    assert!(!out.exists());
+}
