@@ -287,6 +287,7 @@ fn flow_config(a: &FlowArgs) -> Result<FlowConfig> {
         hidden: a.hidden.clone(),
         arch: a.arch.as_deref().map(str::parse).transpose()?,
         validation: a.validation,
+        jobs: a.jobs,
     })
 }
 
@@ -753,7 +754,27 @@ mod tests {
                 },
                 arch: arch.map(|a| a.parse().unwrap()),
                 validation: Some(1000),
+                jobs: 2,
             };
+            // The stages wait for the files they read: sensitivity and prune for the
+            // baseline, the baseline's accelerator for nothing but the baseline, the
+            // compact one for the search.
+            let stages = crate::flow::stages(&cfg);
+            let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+            let deps: Vec<Vec<&str>> = crate::flow::dependencies(&stages)
+                .iter()
+                .map(|d| d.iter().map(|&j| names[j]).collect())
+                .collect();
+            let of = |n: &str| deps[names.iter().position(|&m| m == n).unwrap()].clone();
+            assert_eq!(of("train"), Vec::<&str>::new());
+            assert_eq!(of("sensitivity"), ["train"]);
+            assert_eq!(of("prune"), ["train", "sensitivity"]);
+            assert_eq!(of("rtl-baseline"), ["train"]);
+            assert_eq!(of("sim-baseline"), ["rtl-baseline"]);
+            assert_eq!(of("synth-baseline"), ["rtl-baseline"]);
+            assert_eq!(of("rtl-compact"), ["prune"]);
+            assert_eq!(of("sim-compact"), ["rtl-compact"]);
+            assert_eq!(of("synth-compact"), ["rtl-compact"]);
             for st in crate::flow::stages(&cfg) {
                 let argv = st.job.argv();
                 let cli = Cli::try_parse_from(std::iter::once("cbnn".to_string()).chain(argv))

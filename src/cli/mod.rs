@@ -148,6 +148,11 @@ pub struct FlowArgs {
     /// [default: a tenth of the training set, at most 5000].
     #[arg(long, value_name = "N")]
     pub validation: Option<usize>,
+    /// Stages run at once, each as soon as the stages whose files it reads are done (the
+    /// baseline's accelerator is built while the pruning search trains); 1 runs them one after
+    /// another. The run's files and report are the same.
+    #[arg(long, default_value_t = crate::flow::DEFAULT_FLOW_JOBS, value_name = "N")]
+    pub jobs: usize,
 }
 
 /// `cbnn data ...`

@@ -54,7 +54,14 @@ pub struct FlowConfig {
     pub arch: Option<Arch>,
     /// Validation images [default: [`crate::data::default_validation`]].
     pub validation: Option<usize>,
+    /// Stages run at once, each as soon as the stages whose files it reads are done (1: one
+    /// after another). The results do not depend on it.
+    pub jobs: usize,
 }
+
+/// Stages a flow runs at once by default: the baseline's accelerator (generation,
+/// co-simulation, synthesis: single-threaded tools) is built while the pruning search trains.
+pub const DEFAULT_FLOW_JOBS: usize = 2;
 
 /// Cycles per image per input pixel both accelerators of a convolutional flow are folded for
 /// by default (50176 for 28 x 28 images; twice that with --quick): a convolution's sliding
@@ -211,6 +218,79 @@ pub fn run_stage(run: &Path, st: &Stage, on: &mut dyn FnMut(&Outcome)) -> Result
     })
 }
 
+/// For each stage, the earlier stages it waits for: those that write a file it reads (or the
+/// directory holding it).
+pub fn dependencies(stages: &[Stage]) -> Vec<Vec<usize>> {
+    let plans: Vec<_> = stages.iter().map(|s| s.job.plan()).collect();
+    (0..stages.len())
+        .map(|i| {
+            (0..i)
+                .filter(|&j| {
+                    plans[i]
+                        .reads()
+                        .any(|r| plans[j].writes().any(|w| r.starts_with(w)))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs `stages` (each with [`run_stage`]), up to `jobs` at once, each as soon as the stages
+/// it depends on are done, earlier stages first. Returns their logs in stage order. On an
+/// error no new stage starts; the ones running finish (their outputs and records stay valid
+/// for a resumed run) and the first error is returned.
+pub fn run_stages(
+    run: &Path,
+    stages: &[Stage],
+    jobs: usize,
+    on: &mut (dyn FnMut(&Outcome) + Send),
+) -> Result<Vec<StageLog>> {
+    let deps = dependencies(stages);
+    let jobs = jobs.max(1);
+    let on = std::sync::Mutex::new(on);
+    let mut logs: Vec<Option<StageLog>> = stages.iter().map(|_| None).collect();
+    let mut started = vec![false; stages.len()];
+    let mut failed: Option<Error> = None;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<StageLog>)>();
+        let mut running = 0;
+        loop {
+            while failed.is_none() && running < jobs {
+                let ready = (0..stages.len())
+                    .find(|&i| !started[i] && deps[i].iter().all(|&d| logs[d].is_some()));
+                let Some(i) = ready else { break };
+                started[i] = true;
+                running += 1;
+                let (tx, st, on) = (tx.clone(), &stages[i], &on);
+                scope.spawn(move || {
+                    let r = run_stage(run, st, &mut |o| {
+                        (on.lock().unwrap_or_else(|e| e.into_inner()))(o)
+                    });
+                    let _ = tx.send((i, r));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let (i, r) = rx.recv().expect("a running stage reports");
+            running -= 1;
+            match r {
+                Ok(log) => logs[i] = Some(log),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(logs
+        .into_iter()
+        .map(|l| l.expect("every stage ran"))
+        .collect())
+}
+
 /// Holds the run directory for this process: a second flow on the same directory is refused
 /// (naming the process that holds it) instead of corrupting this one. The lock is released
 /// when the process ends, however it ends.
@@ -345,7 +425,7 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
 }
 
 /// Runs the flow; `on` gets the outcome of every stage that runs (reused stages have none).
-pub fn run(cfg: &FlowConfig, on: &mut dyn FnMut(&Outcome)) -> Result<report::FlowReport> {
+pub fn run(cfg: &FlowConfig, on: &mut (dyn FnMut(&Outcome) + Send)) -> Result<report::FlowReport> {
     cfg.plan().check()?;
     let cfg = &cfg.resolved()?;
     let run = &cfg.output;
@@ -353,11 +433,8 @@ pub fn run(cfg: &FlowConfig, on: &mut dyn FnMut(&Outcome)) -> Result<report::Flo
     let _lock = lock_run_dir(run)?;
     atomic::remove_stale_in(run);
     atomic::remove_stale_in(&run.join("stages"));
-    let mut logs = Vec::new();
     let start = Instant::now();
-    for st in stages(cfg) {
-        logs.push(run_stage(run, &st, on)?);
-    }
+    let logs = run_stages(run, &stages(cfg), cfg.jobs, on)?;
     let rep = report::build(run, cfg, &logs)?;
     report::write(run, &rep)?;
     atomic::write_json(
