@@ -3,7 +3,12 @@
 
 Usage: python3 scripts/prune_table.py REPORT.json
 The rows are the baseline and every retrained candidate in search order, with the validation
-drop and its paired standard error, and a line with the chosen model and the search's seconds.
+drop and its paired standard error, a line with the chosen model and the search's seconds,
+and a line on the search as jobs: how many candidates were trained, their seconds, and the
+critical path, the wall time the search would take with one worker per job. The search hands
+its executor one sequence of candidates at a time (a phase, or in the widths phase one plane
+set); with a worker each, a sequence takes as long as its longest job, and everything that is
+not training (the sensitivity ranking, the evaluations) stays as it was.
 """
 import json
 import sys
@@ -43,3 +48,23 @@ print(
     f"({100 * (base['test_accuracy'] - ch['test_accuracy']):.2f} pp), "
     f"noise margin {r['config'].get('noise_margin', 0)}, {r['seconds']:.0f} s"
 )
+
+# Sequences: consecutive candidates of one phase and, but in the planes phase, one plane set.
+seqs = []
+for c in r["candidates"]:
+    key = (c["phase"], None if c["phase"] == "planes" else tuple(c["planes"]))
+    if seqs and seqs[-1][0] == key:
+        seqs[-1][1].append(c["seconds"])
+    else:
+        seqs.append((key, [c["seconds"]]))
+times = sorted(c["seconds"] for c in r["candidates"])
+if times:
+    trained = sum(times)
+    other = max(r["seconds"] - trained, 0.0)
+    critical = other + sum(max(t) for _, t in seqs)
+    print(
+        f"jobs: {len(times)} candidates in {len(seqs)} sequences, {times[0]:.0f} / "
+        f"{times[len(times) // 2]:.0f} / {times[-1]:.0f} s each (min / median / max), "
+        f"{trained:.0f} s of training, {other:.0f} s besides; critical path with one worker "
+        f"per job {critical:.0f} s"
+    )
