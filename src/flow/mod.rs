@@ -330,7 +330,7 @@ pub fn lock_run_dir(run: &Path) -> Result<std::fs::File> {
 }
 
 /// Test images the quick flow of a convnet's sensitivity analysis evaluates.
-pub const QUICK_CONV_TEST_IMAGES: usize = 2000;
+pub const QUICK_CONV_TEST_IMAGES: usize = 1000;
 
 /// The flow's stages, in order.
 pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
@@ -368,7 +368,7 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
             crate::jobs::sensitivity::DEFAULT_SEEDS
         },
         // Test accuracy is for information only; a convnet's analysis spends two thirds of
-        // its time on the 10000 test images, so the quick flow evaluates the first 2000.
+        // its time on the 10000 test images, so the quick flow evaluates the first 1000.
         count: (cfg.quick && conv).then_some(QUICK_CONV_TEST_IMAGES),
         ..SensitivityJob::new(base.clone(), cfg.data.clone())
     };
