@@ -10,7 +10,7 @@ python3 -c "import ensurepip, venv" 2>/dev/null || {
   exit 2
 }
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-if ! "$venv/bin/python" -c "import ray" 2>/dev/null; then
+if ! "$venv/bin/python" -I -c "import ray.cluster_utils" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "ray[default]==2.60.0"
 fi
-"$venv/bin/python" -c "import ray; print('setup-ray: Ray', ray.__version__, 'in $venv')"
+"$venv/bin/python" -I -c "import ray; print('setup-ray: Ray', ray.__version__, 'in $venv')"

@@ -20,7 +20,7 @@ fn ray_is_set_up() -> bool {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ray-venv/bin/python");
     let ok = venv.is_file()
         && Command::new(&venv)
-            .args(["-c", "import ray.cluster_utils"])
+            .args(["-I", "-c", "import ray.cluster_utils"])
             .status()
             .is_ok_and(|s| s.success());
     if !ok {

@@ -1,7 +1,7 @@
 //! Running jobs on a Ray cluster.
 //!
 //! cbnn schedules nothing itself: it hands [`RemoteJob`]s to a small Python driver
-//! (`ray/driver.py`, compiled into the executable and written to a scratch file when used)
+//! (`ray-driver/driver.py`, compiled into the executable and written to a scratch file when used)
 //! that runs each as a Ray task on the cluster's workers and brings the outputs back. The
 //! driver runs in the Python of `$CBNN_RAY_PYTHON`, or of the virtual environment
 //! `bash scripts/setup-ray.sh` makes (`target/ray-venv`), and talks JSON lines on its standard
@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::util::process;
 
 /// The driver's source.
-const DRIVER: &str = include_str!("../../ray/driver.py");
+const DRIVER: &str = include_str!("../../ray-driver/driver.py");
 
 /// The address that starts a throwaway cluster on the loopback address.
 pub const LOCAL: &str = "local";
