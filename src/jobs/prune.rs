@@ -357,24 +357,7 @@ impl prune::Executor for Processes {
             drop(child);
             if !status.success() {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
-                let last = text
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("no message")
-                    .trim_start_matches("error: ")
-                    .to_string();
-                let msg = format!(
-                    "candidate {} (planes {:?}, {}): its `cbnn retrain` failed: {last}",
-                    i + 1,
-                    specs[i].planes,
-                    specs[i].arch
-                );
-                return Err(if status.code() == Some(2) {
-                    Error::usage(msg)
-                } else {
-                    Error::CheckFailed(msg)
-                });
+                return Err(retrain_failed(i, &specs[i], "", status.code(), &text));
             }
             let model = model::load(&output)?;
             let _ = std::fs::remove_file(&output);
@@ -384,6 +367,29 @@ impl prune::Executor for Processes {
                 return Ok(());
             }
         }
+    }
+}
+
+/// The error of candidate `i`'s `cbnn retrain` that ended with `code` (2: bad input) and
+/// the error output `stderr`; `place` says where it ran (" on Ray (host)", or nothing).
+fn retrain_failed(
+    i: usize,
+    spec: &prune::Spec,
+    place: &str,
+    code: Option<i32>,
+    stderr: &str,
+) -> Error {
+    let msg = format!(
+        "candidate {} (planes {:?}, {}): its `cbnn retrain`{place} failed: {}",
+        i + 1,
+        spec.planes,
+        spec.arch,
+        process::last_error_line(stderr)
+    );
+    if code == Some(2) {
+        Error::usage(msg)
+    } else {
+        Error::CheckFailed(msg)
     }
 }
 
@@ -466,21 +472,12 @@ impl prune::Executor for OnRay {
             k += 1;
             if done.code != 0 {
                 let place = if done.node.is_empty() {
-                    String::new()
+                    " on Ray".to_string()
                 } else {
-                    format!(" ({})", done.node)
+                    format!(" on Ray ({})", done.node)
                 };
-                let msg = format!(
-                    "candidate {k} (planes {:?}, {}): its `cbnn retrain` on Ray{place} failed: {}",
-                    specs[k - 1].planes,
-                    specs[k - 1].arch,
-                    done.message()
-                );
-                result = Err(if done.code == 2 {
-                    Error::usage(msg)
-                } else {
-                    Error::CheckFailed(msg)
-                });
+                let (spec, code) = (&specs[k - 1], Some(done.code));
+                result = Err(retrain_failed(k - 1, spec, &place, code, &done.stderr));
                 break;
             }
             let mut model = model::load(output)?;

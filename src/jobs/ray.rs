@@ -80,13 +80,7 @@ pub struct Done {
 impl Done {
     /// The last line of its error output, without cbnn's `error: `.
     pub fn message(&self) -> String {
-        self.stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no message")
-            .trim_start_matches("error: ")
-            .to_string()
+        process::last_error_line(&self.stderr)
     }
 }
 

@@ -101,6 +101,16 @@ fn read_all(r: Option<impl std::io::Read>) -> Vec<u8> {
     v
 }
 
+/// The last non-empty line of a cbnn command's error output, without its `error: `.
+pub fn last_error_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message")
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
