@@ -97,6 +97,20 @@ impl PruneJob {
         }
     }
 
+    /// The retraining of one candidate of this search, its model written to `output`.
+    fn candidate(&self, spec: &prune::Spec, epochs: usize, output: PathBuf) -> RetrainJob {
+        RetrainJob {
+            baseline: self.model.clone(),
+            data: self.data.clone(),
+            planes: spec.planes.clone(),
+            arch: Some(spec.arch.clone()),
+            epochs: Some(epochs),
+            limit: self.limit,
+            validation: self.validation,
+            output,
+        }
+    }
+
     pub(super) fn argv(&self) -> Vec<String> {
         let mut a = Argv::new(&["prune"]);
         a.word(self.model.display());
@@ -253,10 +267,7 @@ pub const MAX_JOBS: usize = 256;
 struct Processes {
     jobs: usize,
     exe: PathBuf,
-    baseline: PathBuf,
-    data: DataSource,
-    limit: Option<usize>,
-    validation: Option<usize>,
+    search: PruneJob,
     scratch: PathBuf,
     threads: usize,
     started: std::cell::Cell<usize>,
@@ -269,10 +280,7 @@ impl Processes {
         Ok(Self {
             jobs: job.jobs,
             exe,
-            baseline: job.model.clone(),
-            data: job.data.clone(),
-            limit: job.limit,
-            validation: job.validation,
+            search: job.clone(),
             scratch,
             threads: rayon::current_num_threads(),
             started: std::cell::Cell::new(0),
@@ -292,16 +300,7 @@ impl Processes {
         self.started.set(n + 1);
         let output = scratch.join(format!("candidate-{n}.json"));
         let log = scratch.join(format!("candidate-{n}.log"));
-        let job = RetrainJob {
-            baseline: self.baseline.clone(),
-            data: self.data.clone(),
-            planes: spec.planes.clone(),
-            arch: Some(spec.arch.clone()),
-            epochs: Some(epochs),
-            limit: self.limit,
-            validation: self.validation,
-            output: output.clone(),
-        };
+        let job = self.search.candidate(spec, epochs, output.clone());
         let stderr = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
         let mut cmd = std::process::Command::new(&self.exe);
         cmd.arg("--threads")
@@ -403,10 +402,9 @@ pub const DEFAULT_RAY_WORKERS: usize = 2;
 /// exactly as a sequential run does.
 struct OnRay {
     ray: std::cell::RefCell<Ray>,
-    baseline: PathBuf,
-    data: DataSource,
-    limit: Option<usize>,
-    validation: Option<usize>,
+    search: PruneJob,
+    /// The dataset's files, hashed once for every job.
+    dataset: std::collections::BTreeMap<String, super::remote::FileRef>,
     scratch: PathBuf,
 }
 
@@ -421,10 +419,8 @@ impl OnRay {
         );
         Ok(Self {
             ray: std::cell::RefCell::new(ray),
-            baseline: job.model.clone(),
-            data: job.data.clone(),
-            limit: job.limit,
-            validation: job.validation,
+            search: job.clone(),
+            dataset: super::remote::dataset_files(&job.data)?,
             scratch: std::env::temp_dir().join(format!("cbnn-prune-ray-{}", std::process::id())),
         })
     }
@@ -445,17 +441,11 @@ impl prune::Executor for OnRay {
         let mut sent = Vec::new();
         for (n, spec) in specs.iter().enumerate() {
             let output = scratch.join(format!("candidate-{n}.json"));
-            let job = RetrainJob {
-                baseline: self.baseline.clone(),
-                data: self.data.clone(),
-                planes: spec.planes.clone(),
-                arch: Some(spec.arch.clone()),
-                epochs: Some(epochs),
-                limit: self.limit,
-                validation: self.validation,
-                output: output.clone(),
-            };
-            sent.push((ray.submit(&RemoteJob::retrain(&job)?)?, output));
+            let job = self.search.candidate(spec, epochs, output.clone());
+            sent.push((
+                ray.submit(&RemoteJob::retrain(&job, &self.dataset)?)?,
+                output,
+            ));
         }
         let mut result = Ok(());
         let mut k = 0;
@@ -483,7 +473,7 @@ impl prune::Executor for OnRay {
             let mut model = model::load(output)?;
             // It trained on a copy of the dataset in the worker's scratch directory; its
             // provenance names the dataset as this search knows it, as a local run's does.
-            model.provenance.dataset = self.data.dataset.clone();
+            model.provenance.dataset = self.search.data.dataset.clone();
             match take(model, done.seconds) {
                 Ok(true) => {}
                 Ok(false) => break,

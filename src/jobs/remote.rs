@@ -68,9 +68,8 @@ fn output(name: &str) -> PathBuf {
 
 impl RemoteJob {
     /// A candidate's retraining, its model written to `job.output`: the baseline model and
-    /// the dataset's files travel with it.
-    pub fn retrain(job: &RetrainJob) -> Result<RemoteJob> {
-        let dataset = dataset_files(&job.data)?;
+    /// the dataset's files (`dataset`, from [`dataset_files`] of `job.data`) travel with it.
+    pub fn retrain(job: &RetrainJob, dataset: &BTreeMap<String, FileRef>) -> Result<RemoteJob> {
         let placeholder = RetrainJob {
             baseline: input("baseline"),
             data: DataSource::named("{dir:dataset}"),
@@ -80,7 +79,7 @@ impl RemoteJob {
         Ok(RemoteJob {
             argv: Job::Retrain(placeholder).argv(),
             inputs: BTreeMap::from([("baseline".into(), FileRef::of(&job.baseline)?)]),
-            dirs: BTreeMap::from([("dataset".into(), dataset)]),
+            dirs: BTreeMap::from([("dataset".into(), dataset.clone())]),
             outputs: BTreeMap::from([(
                 "model".into(),
                 std::path::absolute(&job.output).map_err(|e| Error::io(&job.output, e))?,
@@ -91,7 +90,7 @@ impl RemoteJob {
 
 /// The IDX files of a dataset, by file name, hashed: a name is resolved here, where it is
 /// known, and travels as a directory.
-fn dataset_files(data: &DataSource) -> Result<BTreeMap<String, FileRef>> {
+pub fn dataset_files(data: &DataSource) -> Result<BTreeMap<String, FileRef>> {
     // Opening it says why when it cannot be found or read.
     let files = data.files();
     if files.is_empty() {
@@ -142,7 +141,7 @@ mod tests {
             validation: Some(50),
             output: dir.join("out.json"),
         };
-        let r = RemoteJob::retrain(&job).unwrap();
+        let r = RemoteJob::retrain(&job, &dataset_files(&job.data).unwrap()).unwrap();
         assert_eq!(
             r.argv.join(" "),
             "retrain {in:baseline} -o {out:model} --planes 7,6 --arch c4,p2,d8 --epochs 2 \
