@@ -6,27 +6,32 @@ environment that has Ray (`bash scripts/setup-ray.sh` makes one) and talks to it
 requests on standard input, events on standard output. Everything else the driver or Ray
 prints goes to standard error.
 
-    python3 driver.py --address ADDR|local --cbnn EXE [--workers 2] [--cpus-per-job 1]
+    python3 driver.py --address ADDR|local --cbnn EXE --staging DIR [--workers 2] [--cpus-per-job 1]
 
 Requests:
     {"op": "submit", "id": N, "job": JOB}   run a job
     {"op": "cancel", "id": N}               drop a job (its process is killed)
     {"op": "close"}                         end (a throwaway cluster is stopped)
 
-A job is data: a cbnn command line whose file arguments are placeholders, and its files:
+A job is data: a cbnn command line, the files it reads and the outputs it writes, each
+placed by its path relative to a scratch root on the worker:
 
-    {"argv": ["retrain", "{in:baseline}", "--dataset", "{dir:dataset}", "-o", "{out:model}"],
-     "inputs": {"baseline": {"path": "/abs/m.json", "hash": "9f..."}},
-     "dirs": {"dataset": {"train-images-idx3-ubyte.gz": {"path": "...", "hash": "..."}, ...}},
-     "outputs": {"model": "/abs/where/it/goes.json"}}
+    {"argv": ["sim", "runs/a/rtl", "--json", "runs/a/sim.json", "--dataset", "mnist",
+              "--data-dir", "{dir:datasets}"],
+     "cwd": ".",
+     "files": {"runs/a/rtl/design.json": {"path": "/abs/runs/a/rtl/design.json", "hash": "9f..."}},
+     "dirs": {"datasets": {"mnist/t10k-images-idx3-ubyte.gz": {"path": "...", "hash": "..."}, ...}},
+     "outputs": {"runs/a/sim.json": {"path": "/abs/runs/a/sim.json", "kind": "file"}}}
 
 The driver reads every input file once (one Ray object per content hash, so a dataset every
-job reads crosses to each node once), and the task writes them into a scratch directory of
-the worker's, runs the cbnn executable (also shipped as an object) with the placeholders
-replaced by those paths, and returns the output files' bytes; the driver writes them where
-the job says, through a temporary file and a rename. A task whose worker or node dies is
-retried by Ray (up to 3 times); a job that fails (cbnn's exit status other than 0) is
-reported, not retried: cbnn is deterministic, it would fail again.
+job reads crosses to each node once), and the task writes them at their places below a fresh
+scratch root of the worker's, runs the cbnn executable (also shipped as an object) in `cwd`
+below that root with `{dir:NAME}` replaced by a directory of the files listed under NAME,
+and returns the outputs' bytes: a "file", an "optional" file when it exists, a "dir" as a
+whole. The driver writes them under `--staging`/ID/ at their places and reports the job done;
+cbnn then installs them where they belong. A task whose worker or node dies is retried by
+Ray (up to 3 times); a job that fails (cbnn's exit status other than 0) is reported, not
+retried: cbnn is deterministic, it would fail again.
 
 Events:
     {"event": "ready", "cpus": C, "nodes": K}
@@ -58,6 +63,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--address", required=True)
     p.add_argument("--cbnn", required=True)
+    p.add_argument("--staging", required=True)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cpus-per-job", type=int, default=1)
     return p.parse_args()
@@ -74,7 +80,7 @@ def emit(event):
     PROTOCOL.flush()
 
 
-def run_job(binary, argv, inputs, dirs, outputs, threads, *blobs):
+def run_job(binary, argv, cwd, files, dirs, outputs, threads, *blobs):
     """The Ray task: writes the job's files, runs cbnn, returns its outputs' bytes."""
     import ctypes
     import shutil
@@ -88,23 +94,35 @@ def run_job(binary, argv, inputs, dirs, outputs, threads, *blobs):
         with open(exe, "wb") as f:
             f.write(binary)
         os.chmod(exe, 0o755)
-        places = {}
-        for k, name in enumerate(inputs):
-            path = os.path.join(work, "in", str(k), os.path.basename(name[1]) or "file")
+        root = os.path.join(work, "root")
+        here = os.path.join(root, cwd)
+        os.makedirs(here, exist_ok=True)
+
+        def inside(place):
+            path = os.path.normpath(os.path.join(root, place))
+            if os.path.commonpath([root, path]) != root:
+                raise ValueError("a job's file lies outside its root: %s" % place)
+            return path
+
+        for place, slot in files:
+            path = inside(place)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as f:
-                f.write(blobs[name[2]])
-            places["{in:%s}" % name[0]] = path
-        for k, (dname, files) in enumerate(dirs):
+                f.write(blobs[slot])
+        places = {}
+        for k, (dname, entries) in enumerate(dirs):
             d = os.path.join(work, "dir", str(k))
             os.makedirs(d, exist_ok=True)
-            for fname, blob in files:
-                with open(os.path.join(d, fname), "wb") as f:
-                    f.write(blobs[blob])
+            for fname, slot in entries:
+                path = os.path.normpath(os.path.join(d, fname))
+                if os.path.commonpath([d, path]) != d:
+                    raise ValueError("a file lies outside its directory: %s" % fname)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as f:
+                    f.write(blobs[slot])
             places["{dir:%s}" % dname] = d
-        os.makedirs(os.path.join(work, "out"), exist_ok=True)
-        for k, oname in enumerate(outputs):
-            places["{out:%s}" % oname] = os.path.join(work, "out", "%d.out" % k)
+        for place, _ in outputs:
+            os.makedirs(os.path.dirname(inside(place)), exist_ok=True)
         line = [exe, "--threads", str(threads)] + [places.get(a, a) for a in argv]
         libc = ctypes.CDLL(None, use_errno=True)
 
@@ -118,13 +136,23 @@ def run_job(binary, argv, inputs, dirs, outputs, threads, *blobs):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             preexec_fn=die_with_parent,
-            cwd=work,
+            cwd=here,
         )
         result = {}
         if proc.returncode == 0:
-            for k, oname in enumerate(outputs):
-                with open(places["{out:%s}" % oname], "rb") as f:
-                    result[oname] = f.read()
+            for place, kind in outputs:
+                path = inside(place)
+                if kind == "dir":
+                    tree = {}
+                    for top, _, names in os.walk(path):
+                        for name in names:
+                            full = os.path.join(top, name)
+                            with open(full, "rb") as f:
+                                tree[os.path.relpath(full, path)] = f.read()
+                    result[place] = tree
+                elif kind == "file" or os.path.isfile(path):
+                    with open(path, "rb") as f:
+                        result[place] = f.read()
         return {
             "code": proc.returncode,
             "stderr": proc.stderr.decode(errors="replace")[-4000:],
@@ -136,19 +164,19 @@ def run_job(binary, argv, inputs, dirs, outputs, threads, *blobs):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def write_atomic(path, data):
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".cbnn-ray-", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def stage(staging, place, data):
+    """Writes an output the worker sent under the staging directory, at its place."""
+    path = os.path.normpath(os.path.join(staging, place))
+    if os.path.commonpath([staging, path]) != staging:
+        raise ValueError("an output lies outside the staging directory: %s" % place)
+    if isinstance(data, dict):
+        os.makedirs(path, exist_ok=True)
+        for name, content in data.items():
+            stage(path, name, content)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def read_requests(q):
@@ -261,18 +289,19 @@ def serve(ray, args):
                         keys.append(key)
                     return order[key]
 
-                inputs = [(n, e["path"], slot(e)) for n, e in sorted(job["inputs"].items())]
+                files = [(place, slot(e)) for place, e in sorted(job["files"].items())]
                 dirs = [
-                    (n, [(f, slot(e)) for f, e in sorted(files.items())])
-                    for n, files in sorted(job["dirs"].items())
+                    (n, [(f, slot(e)) for f, e in sorted(entries.items())])
+                    for n, entries in sorted(job["dirs"].items())
                 ]
-                names = sorted(job["outputs"])
+                outputs = [(place, o["kind"]) for place, o in sorted(job["outputs"].items())]
                 ref = task.remote(
                     binary,
                     job["argv"],
-                    inputs,
+                    job["cwd"],
+                    files,
                     dirs,
-                    names,
+                    outputs,
                     args.cpus_per_job,
                     *[objects[k] for k in keys],
                 )
@@ -293,8 +322,10 @@ def serve(ray, args):
                       "stderr": "the Ray task failed: %s" % str(e).splitlines()[0]})
                 continue
             if res["code"] == 0:
-                for name, path in outs.items():
-                    write_atomic(path, res["outputs"][name])
+                staging = os.path.join(os.path.abspath(args.staging), str(jid))
+                os.makedirs(staging, exist_ok=True)
+                for place, data in res["outputs"].items():
+                    stage(staging, place, data)
             emit({"event": "done", "id": jid, "code": res["code"], "seconds": res["seconds"],
                   "node": res["node"], "stderr": res["stderr"]})
 

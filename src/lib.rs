@@ -40,6 +40,7 @@ pub mod prune;
 pub mod reference;
 pub mod rtlgen;
 pub mod sensitivity;
+pub mod sweep;
 pub mod synth;
 pub mod train;
 pub mod util;

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use super::{
     BenchArgs, Cli, Command, DataArgs, DataCommand, ExecutorArg, ExportFormat, FetchArgs, FlowArgs,
-    InfoArgs, PruneArgs, RetrainArgs, RtlArgs, SensitivityArgs, SynthTarget, TestbenchArgs,
-    TrainArgs,
+    InfoArgs, PruneArgs, RayArgs, RetrainArgs, RtlArgs, SensitivityArgs, SynthTarget,
+    TestbenchArgs, TrainArgs,
 };
 use crate::data::fetch;
 use crate::error::{Error, Result, Setting};
@@ -151,7 +151,9 @@ pub fn job(command: &Command) -> Result<Option<Job>> {
             input: a.input.clone(),
             output: a.output.clone(),
         }),
-        Command::Data(_) | Command::Flow(_) | Command::Bench(_) => return Ok(None),
+        Command::Data(_) | Command::Flow(_) | Command::Sweep(_) | Command::Bench(_) => {
+            return Ok(None)
+        }
     }))
 }
 
@@ -201,8 +203,9 @@ fn sensitivity_job(a: &SensitivityArgs) -> Result<SensitivityJob> {
     })
 }
 
-fn prune_job(a: &PruneArgs) -> Result<PruneJob> {
-    let ray = match (a.executor, &a.ray.ray_address) {
+/// The Ray cluster `--executor` and the `--ray-*` flags ask for, if any.
+fn ray_settings(executor: ExecutorArg, ray: &RayArgs) -> Result<Option<RaySettings>> {
+    Ok(match (executor, &ray.ray_address) {
         (ExecutorArg::Local, None) => None,
         (ExecutorArg::Local, Some(_)) => {
             return Err(Error::usage(
@@ -216,10 +219,14 @@ fn prune_job(a: &PruneArgs) -> Result<PruneJob> {
         }
         (ExecutorArg::Ray, Some(address)) => Some(RaySettings {
             address: address.clone(),
-            workers: a.ray.ray_workers,
-            cpus_per_job: a.ray.ray_cpus,
+            workers: ray.ray_workers,
+            cpus_per_job: ray.ray_cpus,
         }),
-    };
+    })
+}
+
+fn prune_job(a: &PruneArgs) -> Result<PruneJob> {
+    let ray = ray_settings(a.executor, &a.ray)?;
     if ray.is_some() && a.jobs != 1 {
         return Err(Error::usage(
             "--jobs is for the local executor; on Ray the cluster's CPUs decide how many candidates run at once",
@@ -288,6 +295,7 @@ fn flow_config(a: &FlowArgs) -> Result<FlowConfig> {
         arch: a.arch.as_deref().map(str::parse).transpose()?,
         validation: a.validation,
         jobs: a.jobs,
+        ray: ray_settings(a.run_on.executor, &a.run_on.ray)?,
     })
 }
 
@@ -317,6 +325,20 @@ pub fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Flow(a) => {
             crate::flow::run(&flow_config(&a)?, &mut print)?;
+            Ok(())
+        }
+        Command::Sweep(a) => {
+            let cfg = crate::sweep::SweepConfig {
+                spec: a.spec.clone(),
+                output: a.output.clone(),
+                jobs: a.jobs,
+                ray: ray_settings(a.run_on.executor, &a.run_on.ray)?,
+            };
+            let report = crate::sweep::run(&cfg)?;
+            outln!(
+                "{}",
+                crate::sweep::report::markdown(&report).trim_end_matches('\n')
+            );
             Ok(())
         }
         Command::Bench(a) => {
@@ -755,6 +777,7 @@ mod tests {
                 arch: arch.map(|a| a.parse().unwrap()),
                 validation: Some(1000),
                 jobs: 2,
+                ray: None,
             };
             // The stages wait for the files they read: sensitivity and prune for the
             // baseline, the baseline's accelerator for nothing but the baseline, the

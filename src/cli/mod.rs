@@ -68,6 +68,11 @@ pub enum Command {
     /// model, co-simulation, synthesis, and a report (RUN_DIR/report.md and report.json).
     /// Finished stages whose inputs are unchanged are reused, so an interrupted flow resumes.
     Flow(FlowArgs),
+    /// Accelerators of several models under several foldings and synthesis targets, from a
+    /// spec file (docs/sweep.md), with a report of every design point and the Pareto front of
+    /// accuracy, LUTs and cycles per image (RUN_DIR/report.md, report.json, pareto.svg).
+    /// Finished jobs are reused, so an interrupted sweep resumes.
+    Sweep(SweepArgs),
     /// Inference speed of the full-precision MLP, the 8-plane baseline and the compact BNN side
     /// by side (1 thread and all, batch 1 and 1000), training and simulation speed, the ratios.
     Bench(BenchArgs),
@@ -153,6 +158,24 @@ pub struct FlowArgs {
     /// another. The run's files and report are the same.
     #[arg(long, default_value_t = crate::flow::DEFAULT_FLOW_JOBS, value_name = "N")]
     pub jobs: usize,
+    #[command(flatten)]
+    pub run_on: RunOnArgs,
+}
+
+/// `cbnn sweep`
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The spec file (TOML): models, foldings or cycle targets, synthesis targets.
+    pub spec: PathBuf,
+    /// Run directory: copies of the models, every design, every job's output, the report.
+    #[arg(long, short = 'o', value_name = "RUN_DIR")]
+    pub output: PathBuf,
+    /// Jobs run at once on this machine (each as soon as the jobs whose files it reads are
+    /// done). The run's files and report are the same.
+    #[arg(long, default_value_t = crate::flow::DEFAULT_FLOW_JOBS, value_name = "N")]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub run_on: RunOnArgs,
 }
 
 /// `cbnn data ...`
@@ -351,6 +374,18 @@ pub struct PruneArgs {
     /// Where the candidates are trained: `local`, on this machine (`--jobs` processes), or
     /// `ray`, as jobs on a Ray cluster (`--ray-address`; `bash scripts/setup-ray.sh` installs
     /// Ray). The decisions and the chosen model are the same.
+    #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+    pub executor: ExecutorArg,
+    #[command(flatten)]
+    pub ray: RayArgs,
+}
+
+/// Where the jobs of a flow or a sweep run.
+#[derive(Debug, Args)]
+pub struct RunOnArgs {
+    /// Where the jobs run: `local`, in this process (`--jobs` at once), or `ray`, each as a job
+    /// on a Ray cluster as soon as the jobs whose files it reads are done (`--ray-address`;
+    /// `bash scripts/setup-ray.sh` installs Ray). The run's files and report are the same.
     #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
     pub executor: ExecutorArg,
     #[command(flatten)]

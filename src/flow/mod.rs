@@ -18,7 +18,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, Setting};
+use crate::jobs::executor::Executor;
 use crate::jobs::prune::PruneJob;
+use crate::jobs::ray::RaySettings;
 use crate::jobs::rtl::{Folding, RtlJob};
 use crate::jobs::sensitivity::SensitivityJob;
 use crate::jobs::sim::SimJob;
@@ -57,6 +59,9 @@ pub struct FlowConfig {
     /// Stages run at once, each as soon as the stages whose files it reads are done (1: one
     /// after another). The results do not depend on it.
     pub jobs: usize,
+    /// Run the stages as jobs on this Ray cluster instead of in this process (every stage
+    /// that is ready at once). The results do not depend on it.
+    pub ray: Option<RaySettings>,
 }
 
 /// Stages a flow runs at once by default: the baseline's accelerator (generation,
@@ -125,11 +130,11 @@ struct Record {
 /// `RUN_DIR/run-log.json`: how the last run went (the report holds only results, so that it
 /// does not depend on timings or on whether a run was resumed).
 #[derive(Serialize)]
-struct RunLog {
+pub struct RunLog {
     /// Wall-clock seconds of the whole run.
-    seconds: f64,
+    pub seconds: f64,
     /// Every stage.
-    stages: Vec<StageLog>,
+    pub stages: Vec<StageLog>,
 }
 
 /// One stage of a run.
@@ -143,6 +148,10 @@ pub struct StageLog {
     pub reused: bool,
     /// Seconds it took when it ran.
     pub seconds: f64,
+    /// Why it failed, or was not run (a stage it reads from failed), in a run that went on
+    /// past failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 fn stage_key(st: &Stage) -> Result<String> {
@@ -179,6 +188,16 @@ pub fn command_line(argv: &[String]) -> String {
 /// Runs `st` in the run directory `run` unless its record says it already ran with the same
 /// inputs; `on` gets the outcome of a stage that ran.
 pub fn run_stage(run: &Path, st: &Stage, on: &mut dyn FnMut(&Outcome)) -> Result<StageLog> {
+    run_stage_on(&Executor::Local, run, st, on)
+}
+
+/// [`run_stage`] with `exec` (`on` gets the outcomes of the stages that ran in this process).
+pub fn run_stage_on(
+    exec: &Executor,
+    run: &Path,
+    st: &Stage,
+    on: &mut dyn FnMut(&Outcome),
+) -> Result<StageLog> {
     let rec_path = run.join("stages").join(format!("{}.json", st.name));
     let key = stage_key(st)?;
     let command = command_line(&st.job.argv());
@@ -191,15 +210,17 @@ pub fn run_stage(run: &Path, st: &Stage, on: &mut dyn FnMut(&Outcome)) -> Result
                     command,
                     reused: true,
                     seconds: rec.seconds,
+                    failed: None,
                 });
             }
         }
     }
     let _ = std::fs::remove_file(&rec_path);
-    errln!("[{}] {command}", st.name);
+    errln!("[{}]{} {command}", st.name, exec.place());
     let start = Instant::now();
-    let outcome = st.job.run()?;
-    on(&outcome);
+    if let Some(outcome) = exec.run(&st.job)? {
+        on(&outcome);
+    }
     let seconds = start.elapsed().as_secs_f64();
     atomic::write_json(
         &rec_path,
@@ -215,6 +236,7 @@ pub fn run_stage(run: &Path, st: &Stage, on: &mut dyn FnMut(&Outcome)) -> Result
         command,
         reused: false,
         seconds,
+        failed: None,
     })
 }
 
@@ -235,22 +257,42 @@ pub fn dependencies(stages: &[Stage]) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// Runs `stages` (each with [`run_stage`]), up to `jobs` at once, each as soon as the stages
-/// it depends on are done, earlier stages first. Returns their logs in stage order. On an
-/// error no new stage starts; the ones running finish (their outputs and records stay valid
-/// for a resumed run) and the first error is returned.
+/// What [`run_stages`] does when a stage fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// No new stage starts; the ones running finish (their outputs and records stay valid
+    /// for a resumed run) and the first error is returned.
+    Stop,
+    /// The stages that read from it are not run; every other stage is, and the failures are
+    /// in the logs ([`StageLog::failed`]).
+    GoOn,
+}
+
+/// Runs `stages` (each with [`run_stage_on`] on `exec`), up to `jobs` at once (on Ray, every
+/// stage that is ready), each as soon as the stages it depends on are done, earlier stages
+/// first. Returns their logs in stage order; a failure ends the run or not as `failure`
+/// says.
 pub fn run_stages(
+    exec: &Executor,
     run: &Path,
     stages: &[Stage],
     jobs: usize,
+    failure: OnFailure,
     on: &mut (dyn FnMut(&Outcome) + Send),
 ) -> Result<Vec<StageLog>> {
     let deps = dependencies(stages);
-    let jobs = jobs.max(1);
+    let jobs = exec.parallelism(jobs);
     let on = std::sync::Mutex::new(on);
     let mut logs: Vec<Option<StageLog>> = stages.iter().map(|_| None).collect();
     let mut started = vec![false; stages.len()];
     let mut failed: Option<Error> = None;
+    let not_run = |st: &Stage, why: String| StageLog {
+        name: st.name.clone(),
+        command: command_line(&st.job.argv()),
+        reused: false,
+        seconds: 0.0,
+        failed: Some(why),
+    };
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<StageLog>)>();
         let mut running = 0;
@@ -260,10 +302,21 @@ pub fn run_stages(
                     .find(|&i| !started[i] && deps[i].iter().all(|&d| logs[d].is_some()));
                 let Some(i) = ready else { break };
                 started[i] = true;
+                // A stage whose input failed is not run.
+                let broken = deps[i]
+                    .iter()
+                    .find(|&&d| logs[d].as_ref().is_some_and(|l| l.failed.is_some()));
+                if let Some(&d) = broken {
+                    logs[i] = Some(not_run(
+                        &stages[i],
+                        format!("not run: {} failed", stages[d].name),
+                    ));
+                    continue;
+                }
                 running += 1;
                 let (tx, st, on) = (tx.clone(), &stages[i], &on);
                 scope.spawn(move || {
-                    let r = run_stage(run, st, &mut |o| {
+                    let r = run_stage_on(exec, run, st, &mut |o| {
                         (on.lock().unwrap_or_else(|e| e.into_inner()))(o)
                     });
                     let _ = tx.send((i, r));
@@ -274,10 +327,14 @@ pub fn run_stages(
             }
             let (i, r) = rx.recv().expect("a running stage reports");
             running -= 1;
-            match r {
-                Ok(log) => logs[i] = Some(log),
-                Err(e) => {
+            match (r, failure) {
+                (Ok(log), _) => logs[i] = Some(log),
+                (Err(e), OnFailure::Stop) => {
                     failed.get_or_insert(e);
+                }
+                (Err(e), OnFailure::GoOn) => {
+                    errln!("[{}] failed: {e}", stages[i].name);
+                    logs[i] = Some(not_run(&stages[i], e.to_string()));
                 }
             }
         }
@@ -434,7 +491,8 @@ pub fn run(cfg: &FlowConfig, on: &mut (dyn FnMut(&Outcome) + Send)) -> Result<re
     atomic::remove_stale_in(run);
     atomic::remove_stale_in(&run.join("stages"));
     let start = Instant::now();
-    let logs = run_stages(run, &stages(cfg), cfg.jobs, on)?;
+    let exec = Executor::new(cfg.ray.as_ref())?;
+    let logs = run_stages(&exec, run, &stages(cfg), cfg.jobs, OnFailure::Stop, on)?;
     let rep = report::build(run, cfg, &logs)?;
     report::write(run, &rep)?;
     atomic::write_json(
@@ -451,4 +509,66 @@ pub fn run(cfg: &FlowConfig, on: &mut (dyn FnMut(&Outcome) + Send)) -> Result<re
         run.join("report.json").display()
     );
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::eval::EvalJob;
+
+    fn eval(model: &Path, json: &Path) -> Job {
+        Job::Eval(EvalJob {
+            model: model.to_path_buf(),
+            data: DataSource::named("mnist"),
+            predictions: None,
+            scores: false,
+            json: Some(json.to_path_buf()),
+        })
+    }
+
+    #[test]
+    fn a_failed_stage_stops_the_run_or_only_what_reads_from_it() {
+        let run = std::env::temp_dir().join(format!("cbnn-stages-{}", std::process::id()));
+        std::fs::create_dir_all(run.join("stages")).unwrap();
+        let f = |n: &str| run.join(n);
+        // `a` fails (no model); `b` reads what `a` writes; `c` fails on its own.
+        let stages = vec![
+            Stage {
+                name: "a".into(),
+                job: eval(&f("absent-a.json"), &f("a.json")),
+            },
+            Stage {
+                name: "b".into(),
+                job: eval(&f("a.json"), &f("b.json")),
+            },
+            Stage {
+                name: "c".into(),
+                job: eval(&f("absent-c.json"), &f("c.json")),
+            },
+        ];
+        let logs = run_stages(
+            &Executor::Local,
+            &run,
+            &stages,
+            1,
+            OnFailure::GoOn,
+            &mut |_| {},
+        )
+        .unwrap();
+        let failed: Vec<&str> = logs.iter().map(|l| l.failed.as_deref().unwrap()).collect();
+        assert!(failed[0].contains("absent-a.json"), "{failed:?}");
+        assert_eq!(failed[1], "not run: a failed");
+        assert!(failed[2].contains("absent-c.json"), "{failed:?}");
+        let e = run_stages(
+            &Executor::Local,
+            &run,
+            &stages,
+            1,
+            OnFailure::Stop,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("absent-a.json"), "{e}");
+        std::fs::remove_dir_all(&run).unwrap();
+    }
 }

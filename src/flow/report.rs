@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::util::atomic;
 
 /// Rounds to two decimals, the precision the report shows.
-fn r2(x: f64) -> f64 {
+pub(crate) fn r2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
@@ -131,7 +131,7 @@ pub struct FlowReport {
 
 /// Reads a stage's JSON output through its own type: a missing or renamed field is an error
 /// naming the file, never a silent 0.
-fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+pub(crate) fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text)
         .map_err(|e| Error::bad_file(path, format!("not the output this stage writes ({e})")))
@@ -406,9 +406,9 @@ pub fn write(run: &Path, r: &FlowReport) -> Result<()> {
     atomic::write_atomic(&run.join("report.md"), markdown(r).as_bytes())
 }
 
-type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+pub(crate) type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
-fn draw(path: &Path, f: impl FnOnce(&mut String) -> DrawResult) -> Result<()> {
+pub(crate) fn draw(path: &Path, f: impl FnOnce(&mut String) -> DrawResult) -> Result<()> {
     let mut svg = String::new();
     f(&mut svg).map_err(|e| Error::bad_file(path, format!("cannot draw the chart: {e}")))?;
     atomic::write_atomic(path, svg.as_bytes())

@@ -8,6 +8,7 @@
 //! the flow and the bench build them directly and call them as functions.
 
 pub mod eval;
+pub mod executor;
 pub mod export;
 pub mod import;
 pub mod prune;
@@ -239,9 +240,56 @@ impl Job {
         }
     }
 
+    /// Where its images come from, if it reads any.
+    pub fn data(&self) -> Option<&DataSource> {
+        match self {
+            Job::Train(j) => Some(&j.data),
+            Job::Eval(j) => Some(&j.data),
+            Job::Sensitivity(j) => Some(&j.data),
+            Job::Prune(j) => Some(&j.data),
+            Job::Retrain(j) => Some(&j.data),
+            Job::Sim(j) => Some(&j.data),
+            Job::Testbench(j) => Some(&j.data),
+            Job::Rtl(_) | Job::Synth(_) | Job::Export(_) | Job::Import(_) => None,
+        }
+    }
+
+    /// [`Job::data`], to change.
+    pub fn data_mut(&mut self) -> Option<&mut DataSource> {
+        match self {
+            Job::Train(j) => Some(&mut j.data),
+            Job::Eval(j) => Some(&mut j.data),
+            Job::Sensitivity(j) => Some(&mut j.data),
+            Job::Prune(j) => Some(&mut j.data),
+            Job::Retrain(j) => Some(&mut j.data),
+            Job::Sim(j) => Some(&mut j.data),
+            Job::Testbench(j) => Some(&mut j.data),
+            Job::Rtl(_) | Job::Synth(_) | Job::Export(_) | Job::Import(_) => None,
+        }
+    }
+
+    /// Files the job may write beside its plan's outputs: what synthesis leaves in the
+    /// design directory (its logs and statistics), which a later job does not read.
+    pub fn optional_outputs(&self) -> Vec<PathBuf> {
+        match self {
+            Job::Synth(j) => j.files_in_design(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Checks, before any work, that the job may write its outputs: [`Plan::check`], and for
+    /// a design directory that it is a cbnn design (or absent).
+    pub fn check_outputs(&self) -> Result<()> {
+        self.plan().check()?;
+        if let Job::Rtl(j) = self {
+            j.check_replaceable()?;
+        }
+        Ok(())
+    }
+
     /// Checks the outputs, does the work, writes the files.
     pub fn run(&self) -> Result<Outcome> {
-        self.plan().check()?;
+        self.check_outputs()?;
         Ok(match self {
             Job::Train(j) => Outcome::Train(j.run()?),
             Job::Eval(j) => Outcome::Eval(j.run()?),

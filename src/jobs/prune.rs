@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::ray::{Ray, RaySettings};
 use super::remote::RemoteJob;
 use super::retrain::RetrainJob;
-use super::{check_compatible, Argv, DataSource};
+use super::{check_compatible, Argv, DataSource, Job};
 use crate::error::{Error, Result, Setting};
 use crate::model::{self, IntModel};
 use crate::prune::{self, Context, Event, PruneConfig, PruneReport};
@@ -411,12 +411,6 @@ struct OnRay {
 impl OnRay {
     fn connect(job: &PruneJob, settings: &RaySettings) -> Result<Self> {
         let ray = Ray::connect(settings)?;
-        errln!(
-            "Ray: {} nodes, {} CPUs for jobs of {} CPU(s) each",
-            ray.nodes,
-            ray.cpus,
-            settings.cpus_per_job
-        );
         Ok(Self {
             ray: std::cell::RefCell::new(ray),
             search: job.clone(),
@@ -442,17 +436,15 @@ impl prune::Executor for OnRay {
         for (n, spec) in specs.iter().enumerate() {
             let output = scratch.join(format!("candidate-{n}.json"));
             let job = self.search.candidate(spec, epochs, output.clone());
-            sent.push((
-                ray.submit(&RemoteJob::retrain(&job, &self.dataset)?)?,
-                output,
-            ));
+            let remote = RemoteJob::of(&Job::Retrain(job), Some(&self.dataset))?;
+            sent.push((ray.submit(&remote)?, remote, output));
         }
         let mut result = Ok(());
         let mut k = 0;
         while k < sent.len() {
-            let (id, output) = &sent[k];
+            let (id, remote, output) = &sent[k];
             on_start(&specs[k]);
-            let done = match ray.wait(*id) {
+            let done = match ray.wait(*id, remote) {
                 Ok(d) => d,
                 Err(e) => {
                     result = Err(e);
@@ -470,11 +462,7 @@ impl prune::Executor for OnRay {
                 result = Err(retrain_failed(k - 1, spec, &place, code, &done.stderr));
                 break;
             }
-            let mut model = model::load(output)?;
-            // It trained on a copy of the dataset in the worker's scratch directory; its
-            // provenance names the dataset as this search knows it, as a local run's does.
-            model.provenance.dataset = self.search.data.dataset.clone();
-            match take(model, done.seconds) {
+            match take(model::load(output)?, done.seconds) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
@@ -484,7 +472,7 @@ impl prune::Executor for OnRay {
             }
         }
         // The phase stopped (or failed): what it will not take is dropped where it runs.
-        for (id, _) in &sent[k..] {
+        for (id, _, _) in &sent[k..] {
             ray.cancel(*id);
         }
         result

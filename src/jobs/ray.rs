@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -106,7 +107,7 @@ pub struct Ray {
     events: Receiver<String>,
     finished: HashMap<u64, Done>,
     next: u64,
-    /// The scratch directory holding the driver's script.
+    /// The scratch directory holding the driver's script and the outputs of finished jobs.
     home: PathBuf,
     /// CPUs of the cluster's workers.
     pub cpus: f64,
@@ -130,7 +131,7 @@ fn python() -> Result<PathBuf> {
 
 impl Ray {
     /// Starts the driver and waits until it is connected to the cluster (started first when
-    /// the address is [`LOCAL`]).
+    /// the address is [`LOCAL`]); says on standard error what it found.
     pub fn connect(settings: &RaySettings) -> Result<Ray> {
         settings.check()?;
         let python = python()?;
@@ -139,9 +140,16 @@ impl Ray {
             &std::env::temp_dir().join(format!("cbnn-ray-{}", std::process::id())),
         )?;
         // Once the connection exists, its drop removes the directory.
-        Self::start(settings, &python, &home).inspect_err(|_| {
+        let ray = Self::start(settings, &python, &home).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&home);
-        })
+        })?;
+        errln!(
+            "Ray: {} nodes, {} CPUs for jobs of {} CPU(s) each",
+            ray.nodes,
+            ray.cpus,
+            settings.cpus_per_job
+        );
+        Ok(ray)
     }
 
     fn start(settings: &RaySettings, python: &Path, home: &Path) -> Result<Ray> {
@@ -159,6 +167,8 @@ impl Ray {
             .arg(settings.workers.to_string())
             .arg("--cpus-per-job")
             .arg(settings.cpus_per_job.to_string())
+            .arg("--staging")
+            .arg(home.join("out"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -207,7 +217,10 @@ impl Ray {
         } else {
             format!("the Ray cluster at {}", settings.address)
         };
-        match ray.next_event(Some(STARTUP)) {
+        let first = ray
+            .next_event(Some(STARTUP))
+            .and_then(|e| e.ok_or_else(|| format!("no answer in {} s", STARTUP.as_secs())));
+        match first {
             Ok(Event::Ready { cpus, nodes }) => {
                 ray.cpus = cpus;
                 ray.nodes = nodes;
@@ -231,14 +244,16 @@ impl Ray {
         }
     }
 
-    /// The driver's next event, waiting at most `timeout` (`None`: as long as it takes).
-    fn next_event(&mut self, timeout: Option<Duration>) -> std::result::Result<Event, String> {
+    /// The driver's next event, waiting at most `timeout` (`None`: as long as it takes);
+    /// `Ok(None)` when none came in that time.
+    fn next_event(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<Option<Event>, String> {
         let line = match timeout {
             Some(t) => match self.events.recv_timeout(t) {
                 Ok(l) => l,
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!("no answer in {} s", t.as_secs()))
-                }
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
                 Err(RecvTimeoutError::Disconnected) => return Err("the driver ended".into()),
             },
             None => self
@@ -247,6 +262,7 @@ impl Ray {
                 .map_err(|_| "the driver ended".to_string())?,
         };
         serde_json::from_str(&line)
+            .map(Some)
             .map_err(|e| format!("the driver sent a line cbnn cannot read ({e}): {line}"))
     }
 
@@ -273,26 +289,62 @@ impl Ray {
         let _ = self.send(serde_json::json!({"op": "cancel", "id": id}));
     }
 
-    /// Waits for job `id` to end; its outputs are then where the job said.
-    pub fn wait(&mut self, id: u64) -> Result<Done> {
+    /// Waits for job `id` (sent as `job`) to end; when it succeeded, its outputs are
+    /// installed where the job says.
+    pub fn wait(&mut self, id: u64, job: &RemoteJob) -> Result<Done> {
         loop {
-            if let Some(d) = self.finished.remove(&id) {
+            if let Some(d) = self.take(id, job)? {
                 return Ok(d);
             }
             // A retrained candidate can take hours: no time limit, the driver says when the
             // cluster is gone.
-            match self.next_event(None) {
-                Ok(Event::Done(d)) => {
-                    self.finished.insert(d.id, d.done);
-                }
-                Ok(Event::Error { message }) => {
-                    return Err(Error::CheckFailed(format!(
-                        "the Ray driver failed: {message}"
-                    )))
-                }
-                Ok(Event::Ready { .. }) => {}
-                Err(e) => return Err(Error::CheckFailed(format!("the Ray driver failed: {e}"))),
+            self.receive(None)?;
+        }
+    }
+
+    /// [`Ray::wait`] on a connection other threads share: the lock is held while one event
+    /// is awaited, at most `POLL`, so that others can send and take theirs meanwhile.
+    pub fn wait_shared(ray: &Mutex<Ray>, id: u64, job: &RemoteJob) -> Result<Done> {
+        const POLL: Duration = Duration::from_millis(100);
+        loop {
+            let mut r = ray.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(d) = r.take(id, job)? {
+                return Ok(d);
             }
+            r.receive(Some(POLL))?;
+            drop(r);
+            // Let a thread waiting for the lock have it.
+            std::thread::yield_now();
+        }
+    }
+
+    /// Job `id`'s end, if it came, with its outputs installed.
+    fn take(&mut self, id: u64, job: &RemoteJob) -> Result<Option<Done>> {
+        let Some(d) = self.finished.remove(&id) else {
+            return Ok(None);
+        };
+        let staging = self.home.join("out").join(id.to_string());
+        let installed = if d.code == 0 {
+            job.install(&staging)
+        } else {
+            Ok(())
+        };
+        let _ = std::fs::remove_dir_all(&staging);
+        installed.map(|()| Some(d))
+    }
+
+    /// Takes the driver's next event (waiting at most `timeout`: `None` as long as it takes).
+    fn receive(&mut self, timeout: Option<Duration>) -> Result<()> {
+        match self.next_event(timeout) {
+            Ok(Some(Event::Done(d))) => {
+                self.finished.insert(d.id, d.done);
+                Ok(())
+            }
+            Ok(Some(Event::Error { message })) => Err(Error::CheckFailed(format!(
+                "the Ray driver failed: {message}"
+            ))),
+            Ok(Some(Event::Ready { .. })) | Ok(None) => Ok(()),
+            Err(e) => Err(Error::CheckFailed(format!("the Ray driver failed: {e}"))),
         }
     }
 }

@@ -170,11 +170,15 @@ impl RtlJob {
             .input("the model", &self.model)
     }
 
-    pub(super) fn run(&self) -> Result<RtlOutcome> {
+    /// Checks that the output directory is absent or a cbnn design.
+    pub(super) fn check_replaceable(&self) -> Result<()> {
         // A design's later stages write beside it: synthesis files, the testbench directory.
         rtlgen::ownership::check_replaceable(&self.output, &|name| {
             synth::writes_into_design(name) || name == crate::cosim::testbench::DIR
-        })?;
+        })
+    }
+
+    pub(super) fn run(&self) -> Result<RtlOutcome> {
         let m = model::load(&self.model)?;
         rtlgen::check_supported(&m, &self.model)?;
         // A logic-mapped port carries the input bits the first layer reads, not pixels.

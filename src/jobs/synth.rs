@@ -37,6 +37,14 @@ impl SynthJob {
         )
     }
 
+    /// What it writes into the design directory.
+    pub(super) fn files_in_design(&self) -> Vec<PathBuf> {
+        synth::files_into_design(self.target)
+            .iter()
+            .map(|f| self.dir.join(f))
+            .collect()
+    }
+
     pub(super) fn run(&self) -> Result<SynthReport> {
         let manifest = rtlgen::load_manifest(&self.dir)?;
         manifest.check_files(&self.dir)?;

@@ -42,6 +42,13 @@ impl Target {
             Target::Generic => "generic",
         }
     }
+
+    /// The target of this name.
+    pub fn parse(name: &str) -> Option<Target> {
+        [Target::Xilinx, Target::Ice40, Target::Generic]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }
 }
 
 /// The iCE40 device nextpnr places on, and its capacity.
@@ -88,7 +95,18 @@ pub fn yosys_version() -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Runs `program args` in `dir`, its output to `log`, with a spinner showing the last line
+/// Whether a tool that ended with `status` and printed `text` ran out of memory: an
+/// allocation failure, or the abort or segmentation fault an unchecked one ends in.
+fn out_of_memory(text: &str, status: &std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    text.contains("bad_alloc")
+        || text.contains("Out of memory")
+        || text.contains("out of memory")
+        || matches!(status.signal(), Some(libc::SIGABRT) | Some(libc::SIGSEGV))
+}
+
+/// Runs `program args` in `dir` (its memory limited to [`crate::util::process::memory_budget`]),
+/// its output to `log`, with a spinner showing the last line
 /// that `step` picks out; on failure, an error with the log's lines around the first error.
 fn run_logged(
     program: &str,
@@ -100,14 +118,16 @@ fn run_logged(
 ) -> Result<f64> {
     let start = Instant::now();
     let pb = crate::util::progress::spinner(what);
-    let mut guarded = crate::util::process::spawn(
-        Command::new(program)
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .map_err(|e| Error::io(program, e))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let budget = crate::util::process::memory_budget();
+    if let Some(bytes) = budget {
+        crate::util::process::limit_memory(&mut cmd, bytes);
+    }
+    let mut guarded = crate::util::process::spawn(&mut cmd).map_err(|e| Error::io(program, e))?;
     let child = &mut guarded.child;
     let stderr = child.stderr.take().expect("piped");
     let err_thread = std::thread::spawn(move || {
@@ -130,6 +150,16 @@ fn run_logged(
     pb.finish_and_clear();
     crate::util::atomic::write_atomic(log, text.as_bytes())?;
     if !status.success() {
+        if let Some(bytes) = budget.filter(|_| out_of_memory(&text, &status)) {
+            return Err(Error::usage(format!(
+                "{program} ran out of the {:.1} GiB cbnn lets it use (three quarters of this \
+                 machine's memory) on {}: the design is too large to build here; fold it more \
+                 (a larger --target-cycles, or smaller PE and SIMD) (log: {})",
+                bytes as f64 / (1u64 << 30) as f64,
+                dir.display(),
+                log.display()
+            )));
+        }
         // The first line that names an error, with the lines just before it when it is bare.
         let lines: Vec<&str> = text.lines().collect();
         let first = lines
@@ -157,22 +187,34 @@ fn nextpnr_step(line: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The files `cbnn synth --target target` may write into a design directory (logs,
+/// statistics, place-and-route results).
+pub fn files_into_design(target: Target) -> Vec<String> {
+    let t = target.name();
+    let mut files: Vec<String> = [".log", ".stat.json", ".stat.txt"]
+        .iter()
+        .map(|ext| format!("synth_{t}{ext}"))
+        .collect();
+    if target == Target::Ice40 {
+        files.extend(
+            [
+                "synth_ice40.json",
+                "nextpnr_ice40.log",
+                "nextpnr_ice40.json",
+                "cbnn_top.asc",
+            ]
+            .map(String::from),
+        );
+    }
+    files
+}
+
 /// Whether `name` is a file `cbnn synth` writes into a design directory (logs, statistics,
 /// place-and-route results), which a new `cbnn rtl` into that directory may replace.
 pub fn writes_into_design(name: &str) -> bool {
-    let synth = ["xilinx", "ice40", "generic"].iter().any(|t| {
-        [".log", ".stat.json", ".stat.txt"]
-            .iter()
-            .any(|ext| name == format!("synth_{t}{ext}"))
-    });
-    synth
-        || [
-            "synth_ice40.json",
-            "nextpnr_ice40.log",
-            "nextpnr_ice40.json",
-            "cbnn_top.asc",
-        ]
-        .contains(&name)
+    [Target::Xilinx, Target::Ice40, Target::Generic]
+        .into_iter()
+        .any(|t| files_into_design(t).iter().any(|f| f == name))
 }
 
 /// Synthesizes the design in `dir` for `target`.

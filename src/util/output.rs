@@ -135,6 +135,11 @@ impl Plan {
             .map(|(_, p)| p.as_path())
     }
 
+    /// Whether `path` is one of the directories the plan writes as a whole.
+    pub fn writes_dir(&self, path: &Path) -> bool {
+        self.is_dir(path)
+    }
+
     fn is_dir(&self, path: &Path) -> bool {
         self.dirs.iter().any(|(_, p)| p == path)
     }

@@ -111,6 +111,41 @@ pub fn last_error_line(text: &str) -> String {
         .to_string()
 }
 
+/// The memory a tool cbnn runs may take: three quarters of this machine's (`MemTotal`), so
+/// that a design too large to synthesize or simulate here fails with a clear error instead of
+/// waking the kernel's out-of-memory killer, which may end any process on the machine.
+pub fn memory_budget() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024 / 4 * 3)
+}
+
+/// Limits the address space of the process `cmd` starts (and of what it starts) to `bytes`.
+pub fn limit_memory(cmd: &mut Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only calls
+    // setrlimit, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: bytes as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

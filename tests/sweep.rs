@@ -1,0 +1,245 @@
+//! `cbnn sweep`: every design point of a spec built, synthesized and co-simulated, a point no
+//! folding fits reported with its reason, the Pareto front marked; a second run reuses every
+//! job; a killed run resumes to the same files; and a bad spec is one sentence, exit 2.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Two small models of a fixture dataset in `dir` (three and two layers) and a spec of four
+/// foldings for them; returns the spec's path.
+pub fn sweep_fixture(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 600, 60, 8, false);
+    let d = data.to_str().unwrap();
+    let big = dir.join("big.json");
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        d,
+        "--hidden",
+        "16,16",
+        "--epochs",
+        "2",
+        "--validation",
+        "100",
+        "-o",
+        big.to_str().unwrap(),
+    ]);
+    cbnn_ok(&[
+        "retrain",
+        big.to_str().unwrap(),
+        "--planes",
+        "7,6",
+        "--arch",
+        "d8",
+        "--epochs",
+        "2",
+        "--validation",
+        "100",
+        "--dataset",
+        d,
+        "-o",
+        dir.join("small.json").to_str().unwrap(),
+    ]);
+    // The folding of layer 2 fits only the model with three layers.
+    let spec = dir.join("sweep.toml");
+    std::fs::write(
+        &spec,
+        "# a small sweep\n\
+         dataset = \"data\"\n\
+         cycles = [16, 128]\n\
+         foldings = [\"default\", \"L2:2,4\"]\n\
+         targets = [\"xilinx\"]\n\
+         sim_images = 30\n\
+         stall_seed = 1\n\
+         \n\
+         [models]\n\
+         big = \"big.json\"\n\
+         small = \"small.json\"\n",
+    )
+    .unwrap();
+    spec
+}
+
+/// The jobs' outputs that measure time, without those fields; every other file as it is.
+pub fn comparable(run: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    tree(run)
+        .into_iter()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            !(k.starts_with("stages/") || k.ends_with(".log") || k == "run-log.json")
+        })
+        .map(|(k, v)| {
+            let timed = ["eval/", "sim/", "synth/"]
+                .iter()
+                .any(|p| k.to_string_lossy().starts_with(p));
+            let v = if timed {
+                let j: serde_json::Value = serde_json::from_slice(&v).unwrap();
+                serde_json::to_vec(&without_timings(j)).unwrap()
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+#[test]
+fn a_sweep_builds_every_point_reports_the_front_and_resumes_after_a_kill() {
+    let dir = temp_dir("sweep");
+    let spec = sweep_fixture(&dir);
+    let s = spec.to_str().unwrap();
+    let run1 = dir.join("run");
+    let r1 = run1.to_str().unwrap();
+    let out = cbnn_ok(&["sweep", s, "-o", r1, "--jobs", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = json_file(&run1.join("report.json"));
+    let points = report["points"].as_array().unwrap();
+    assert_eq!(points.len(), 8, "{report}");
+    let mut fronts = 0;
+    for p in points {
+        let (model, label) = (p["model"].as_str().unwrap(), p["label"].as_str().unwrap());
+        if (model, label) == ("small", "fold-2") {
+            // Named in the report with the reason, and built nowhere.
+            let why = p["infeasible"].as_str().unwrap();
+            assert!(why.contains("layer L2 does not exist"), "{why}");
+            assert!(!run1.join("designs/small/fold-2").exists());
+            assert!(stdout.contains("not built"), "{stdout}");
+            continue;
+        }
+        assert!(p.get("infeasible").is_none(), "{p}");
+        let cycles = p["cycles_per_image"].as_u64().unwrap();
+        if let Some(n) = label.strip_prefix("auto-") {
+            assert!(cycles <= n.parse::<u64>().unwrap(), "{p}");
+        }
+        assert!(p["synth"]["xilinx"]["luts"].as_u64().unwrap() > 0, "{p}");
+        assert_eq!(p["luts"], p["synth"]["xilinx"]["luts"]);
+        assert_eq!(p["sim"]["images"], 30);
+        assert_eq!(p["sim"]["mismatches"], 0, "{p}");
+        assert!(run1
+            .join(format!("designs/{model}/{label}/design.json"))
+            .is_file());
+        fronts += p["pareto"].as_bool().unwrap() as usize;
+        // Every number of the point's row in report.md is report.json's.
+        let row = format!(
+            "| {model} | {} | {} | {cycles} | {} |",
+            p["folding"].as_str().unwrap(),
+            p["layers"].as_str().unwrap(),
+            p["latency"]
+        );
+        assert!(stdout.contains(&row), "{row} not in {stdout}");
+    }
+    // A point on the front is beaten by none; one off it is beaten by one on it.
+    assert!((1..7).contains(&fronts), "{fronts} points on the front");
+    let svg = std::fs::read_to_string(run1.join("pareto.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("</svg>"));
+    assert_eq!(
+        std::fs::read_to_string(run1.join("report.md"))
+            .unwrap()
+            .trim_end(),
+        stdout.trim_end()
+    );
+
+    // Again: every job reused, the same report.
+    let jobs = 2 + 7 * 3;
+    let t0 = Instant::now();
+    let out = cbnn_ok(&["sweep", s, "-o", r1]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("reused").count(), jobs, "{stderr}");
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    assert_eq!(json_file(&run1.join("report.json")), report);
+
+    // Killed after its first designs, then resumed (two jobs at a time, the default): the
+    // same files as the uninterrupted run, under the same path (designs name their model).
+    let done = dir.join("run-done");
+    std::fs::rename(&run1, &done).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(["sweep", s, "-o", r1])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !run1.join("stages/synth.big.auto-16.xilinx.json").exists() {
+        assert!(Instant::now() < deadline, "the sweep did not synthesize");
+        assert!(child.try_wait().unwrap().is_none(), "the sweep ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!run1.join("report.json").exists());
+    let out = cbnn_ok(&["sweep", s, "-o", r1]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[rtl.big.auto-16] reused"), "{stderr}");
+    assert!(stderr.matches("reused").count() < jobs, "{stderr}");
+    let (a, b) = (comparable(&done), comparable(&run1));
+    assert!(a.len() > 60, "{:?}", a.keys());
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(*v == b[k], "{} differs", k.display());
+    }
+}
+
+#[test]
+fn a_bad_spec_or_model_is_one_sentence() {
+    let dir = temp_dir("sweep-bad");
+    let spec = dir.join("s.toml");
+    let s = spec.to_str().unwrap();
+    let run = dir.join("run");
+    let r = run.to_str().unwrap();
+    let cases: [(&str, &str); 5] = [
+        ("cycles = [64]\n[models]\n", "names no model"),
+        (
+            "cycles = [64]\ntarget = [\"xilinx\"]\n[models]\na = \"a.json\"\n",
+            "unknown field `target`",
+        ),
+        (
+            "cycles = [64]\n[models]\na = \"absent.json\"\n",
+            "absent.json",
+        ),
+        ("cycles = [64]\n[models]\na = \"s.toml\"\n", "s.toml"),
+        (
+            "foldings = [\"L7:1,1\"]\n[models]\na = \"m.json\"\n",
+            "fits none of the models",
+        ),
+    ];
+    let m = dir.join("m.json");
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 60, 10, 8, false);
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--validation",
+        "10",
+        "-o",
+        m.to_str().unwrap(),
+    ]);
+    for (text, says) in cases {
+        std::fs::write(&spec, text).unwrap();
+        assert_fails(&cbnn(&["sweep", s, "-o", r]), 2, says);
+    }
+    assert_fails(
+        &cbnn(&["sweep", dir.join("none.toml").to_str().unwrap(), "-o", r]),
+        2,
+        "none.toml",
+    );
+    // The run directory must be a directory.
+    std::fs::write(&spec, "cycles = [64]\n[models]\na = \"m.json\"\n").unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    assert_fails(
+        &cbnn(&["sweep", s, "-o", file.to_str().unwrap()]),
+        2,
+        "not a directory",
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
