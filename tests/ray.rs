@@ -49,6 +49,37 @@ fn processes(prefix: &str) -> Vec<u32> {
     out
 }
 
+/// One cluster at a time: the tests count and kill Ray's processes.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Kills the first worker process seen running a job (an idle worker is `ray::IDLE`) while
+/// `child` runs; returns its process id, if one was seen.
+fn kill_a_busy_worker(child: &mut std::process::Child) -> Option<u32> {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(600) {
+        if let Some(pid) = processes("ray::run_job").first() {
+            // Still at work a moment later.
+            std::thread::sleep(Duration::from_millis(100));
+            let busy = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"ray::run_job"));
+            if busy
+                && Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status()
+                    .unwrap()
+                    .success()
+            {
+                return Some(*pid);
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
 /// Report fields that depend on the machine's load, not on the search.
 fn without_timings(mut r: serde_json::Value) -> serde_json::Value {
     r.as_object_mut().unwrap().remove("seconds");
@@ -82,6 +113,7 @@ fn a_search_on_a_ray_cluster_survives_a_killed_worker_and_equals_the_local_one()
     if !ray_is_set_up() {
         return;
     }
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp_dir("ray-prune");
     let model = dir.join("base.json");
     let m = model.to_str().unwrap();
@@ -119,29 +151,7 @@ fn a_search_on_a_ray_cluster_survives_a_killed_worker_and_equals_the_local_one()
         .spawn()
         .unwrap();
     // Kill the first worker process seen training a candidate: Ray runs the task again.
-    let t0 = Instant::now();
-    let mut killed = None;
-    while killed.is_none() && t0.elapsed() < Duration::from_secs(600) {
-        if let Some(pid) = processes("ray::run_job").first() {
-            // Still training (an idle worker is `ray::IDLE`).
-            std::thread::sleep(Duration::from_millis(100));
-            let busy = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.starts_with(b"ray::run_job"));
-            if busy
-                && Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status()
-                    .unwrap()
-                    .success()
-            {
-                killed = Some(*pid);
-            }
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let killed = kill_a_busy_worker(&mut child);
     let status = child.wait().unwrap();
     let text = std::fs::read_to_string(path("ray.log")).unwrap();
     assert!(status.success(), "{text}");
@@ -160,6 +170,59 @@ fn a_search_on_a_ray_cluster_survives_a_killed_worker_and_equals_the_local_one()
     assert!(
         processes("ray::").is_empty(),
         "Ray processes outlived the search"
+    );
+}
+
+#[test]
+fn a_sweep_on_a_ray_cluster_survives_a_killed_worker_and_equals_the_local_one() {
+    if !ray_is_set_up() {
+        return;
+    }
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp_dir("ray-sweep");
+    let spec = sweep_fixture(&dir);
+    let s = spec.to_str().unwrap();
+    // Both runs under the same path (designs name their model), the local one moved aside.
+    let run = dir.join("run");
+    let r = run.to_str().unwrap();
+    cbnn_ok(&["sweep", s, "-o", r]);
+    let local = dir.join("run-local");
+    std::fs::rename(&run, &local).unwrap();
+
+    let log = std::fs::File::create(dir.join("ray.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args([
+            "sweep",
+            s,
+            "-o",
+            r,
+            "--executor",
+            "ray",
+            "--ray-address",
+            "local",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let killed = kill_a_busy_worker(&mut child);
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(dir.join("ray.log")).unwrap();
+    assert!(status.success(), "{text}");
+    assert!(killed.is_some(), "no Ray worker was seen at work: {text}");
+    assert!(text.contains("[rtl.big.auto-16] on Ray"), "{text}");
+    // Byte for byte: the models, every design directory, the report and its chart; the jobs'
+    // outputs but for their timings.
+    let (a, b) = (comparable(&local), comparable(&run));
+    assert!(a.len() > 60, "{:?}", a.keys());
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(*v == b[k], "{} differs", k.display());
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        processes("ray::").is_empty(),
+        "Ray processes outlived the sweep"
     );
 }
 

@@ -5,88 +5,8 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Two small models of a fixture dataset in `dir` (three and two layers) and a spec of four
-/// foldings for them; returns the spec's path.
-pub fn sweep_fixture(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    write_fixture_dataset(&data, 600, 60, 8, false);
-    let d = data.to_str().unwrap();
-    let big = dir.join("big.json");
-    cbnn_ok(&[
-        "train",
-        "--dataset",
-        d,
-        "--hidden",
-        "16,16",
-        "--epochs",
-        "2",
-        "--validation",
-        "100",
-        "-o",
-        big.to_str().unwrap(),
-    ]);
-    cbnn_ok(&[
-        "retrain",
-        big.to_str().unwrap(),
-        "--planes",
-        "7,6",
-        "--arch",
-        "d8",
-        "--epochs",
-        "2",
-        "--validation",
-        "100",
-        "--dataset",
-        d,
-        "-o",
-        dir.join("small.json").to_str().unwrap(),
-    ]);
-    // The folding of layer 2 fits only the model with three layers.
-    let spec = dir.join("sweep.toml");
-    std::fs::write(
-        &spec,
-        "# a small sweep\n\
-         dataset = \"data\"\n\
-         cycles = [16, 128]\n\
-         foldings = [\"default\", \"L2:2,4\"]\n\
-         targets = [\"xilinx\"]\n\
-         sim_images = 30\n\
-         stall_seed = 1\n\
-         \n\
-         [models]\n\
-         big = \"big.json\"\n\
-         small = \"small.json\"\n",
-    )
-    .unwrap();
-    spec
-}
-
-/// The jobs' outputs that measure time, without those fields; every other file as it is.
-pub fn comparable(run: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    tree(run)
-        .into_iter()
-        .filter(|(k, _)| {
-            let k = k.to_string_lossy();
-            !(k.starts_with("stages/") || k.ends_with(".log") || k == "run-log.json")
-        })
-        .map(|(k, v)| {
-            let timed = ["eval/", "sim/", "synth/"]
-                .iter()
-                .any(|p| k.to_string_lossy().starts_with(p));
-            let v = if timed {
-                let j: serde_json::Value = serde_json::from_slice(&v).unwrap();
-                serde_json::to_vec(&without_timings(j)).unwrap()
-            } else {
-                v
-            };
-            (k, v)
-        })
-        .collect()
-}
 
 #[test]
 fn a_sweep_builds_every_point_reports_the_front_and_resumes_after_a_kill() {
@@ -242,4 +162,84 @@ fn a_bad_spec_or_model_is_one_sentence() {
         "not a directory",
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn a_tool_out_of_memory_is_one_sentence_and_a_sweep_goes_on_past_it() {
+    let dir = temp_dir("sweep-memory");
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 60, 10, 8, false);
+    let m = dir.join("m.json");
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--validation",
+        "10",
+        "-o",
+        m.to_str().unwrap(),
+    ]);
+    let design = dir.join("design");
+    cbnn_ok(&["rtl", m.to_str().unwrap(), "-o", design.to_str().unwrap()]);
+    // Yosys under a limit it cannot work in: one sentence, not the kernel's OOM killer.
+    let starved = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cbnn"))
+            .args(args)
+            .env("CBNN_TOOL_MEMORY_MB", "64")
+            .output()
+            .unwrap()
+    };
+    let out = starved(&["synth", design.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let last = stderr.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with(
+            "error: yosys ran out of the 0.1 GiB cbnn lets it use (CBNN_TOOL_MEMORY_MB)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error").count(), 1, "{stderr}");
+    assert_fails(
+        &Command::new(env!("CARGO_BIN_EXE_cbnn"))
+            .args(["synth", design.to_str().unwrap()])
+            .env("CBNN_TOOL_MEMORY_MB", "lots")
+            .output()
+            .unwrap(),
+        2,
+        "CBNN_TOOL_MEMORY_MB='lots' must be a whole number",
+    );
+    // A sweep whose synthesis fails: the other jobs run, the report says what failed, exit 1.
+    let spec = dir.join("s.toml");
+    std::fs::write(
+        &spec,
+        "dataset = \"data\"\nfoldings = [\"default\"]\nsim_images = 5\n[models]\nm = \"m.json\"\n",
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let out = starved(&["sweep", spec.to_str().unwrap(), "-o", run.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("1 of 4 jobs failed or could not run (first: synth.m.default.xilinx"),
+        "{stderr}"
+    );
+    let report = json_file(&run.join("report.json"));
+    let p = &report["points"][0];
+    assert!(
+        p["failed"]["synth xilinx"]
+            .as_str()
+            .unwrap()
+            .contains("ran out of"),
+        "{p}"
+    );
+    assert_eq!(p["sim"]["mismatches"], 0, "{p}");
+    assert!(p.get("luts").is_none(), "{p}");
+    assert!(std::fs::read_to_string(run.join("report.md"))
+        .unwrap()
+        .contains("## Failed jobs"));
 }

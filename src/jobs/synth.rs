@@ -48,6 +48,8 @@ impl SynthJob {
     pub(super) fn run(&self) -> Result<SynthReport> {
         let manifest = rtlgen::load_manifest(&self.dir)?;
         manifest.check_files(&self.dir)?;
+        // A bad memory limit is said before any work.
+        crate::util::process::memory_budget()?;
         errln!(
             "synthesizing {} for {} with Yosys ...",
             self.dir.display(),

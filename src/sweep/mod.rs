@@ -286,8 +286,9 @@ impl Layout<'_> {
     }
 }
 
-/// The run directory as the jobs name it: relative to the current directory, so that what a
-/// job writes that names a path (a design names its model) is the same wherever it runs.
+/// A path as the jobs name it: relative to the current directory, so that what a job writes
+/// that names a path (a design names its model, an evaluation its dataset) is the same
+/// wherever it runs.
 fn run_path(output: &Path) -> Result<PathBuf> {
     crate::jobs::remote::relative_to_cwd(output)
 }
@@ -408,8 +409,17 @@ fn copy_model(from: &Path, to: &Path) -> Result<()> {
 
 /// Runs the sweep.
 pub fn run(cfg: &SweepConfig) -> Result<report::SweepReport> {
-    let spec = Spec::load(&cfg.spec)?;
+    let mut spec = Spec::load(&cfg.spec)?;
     let run = run_path(&cfg.output)?;
+    // The dataset too, when it is a directory (its jobs' outputs name it).
+    if Path::new(&spec.data.dataset).is_dir() {
+        spec.data.dataset = run_path(Path::new(&spec.data.dataset))?
+            .display()
+            .to_string();
+    }
+    if let Some(d) = &spec.data.data_dir {
+        spec.data.data_dir = Some(run_path(d)?);
+    }
     spec.data
         .plan(Plan::new().workdir(Setting::Output, &run))
         .check()?;

@@ -123,7 +123,7 @@ fn run_logged(
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let budget = crate::util::process::memory_budget();
+    let budget = crate::util::process::memory_budget()?;
     if let Some(bytes) = budget {
         crate::util::process::limit_memory(&mut cmd, bytes);
     }
@@ -152,10 +152,15 @@ fn run_logged(
     if !status.success() {
         if let Some(bytes) = budget.filter(|_| out_of_memory(&text, &status)) {
             return Err(Error::usage(format!(
-                "{program} ran out of the {:.1} GiB cbnn lets it use (three quarters of this \
-                 machine's memory) on {}: the design is too large to build here; fold it more \
-                 (a larger --target-cycles, or smaller PE and SIMD) (log: {})",
+                "{program} ran out of the {:.1} GiB cbnn lets it use ({}) on {}: the design is \
+                 too large to build here; fold it more (a larger --target-cycles, or smaller PE \
+                 and SIMD) (log: {})",
                 bytes as f64 / (1u64 << 30) as f64,
+                if std::env::var_os(crate::util::process::TOOL_MEMORY_VAR).is_some() {
+                    crate::util::process::TOOL_MEMORY_VAR
+                } else {
+                    "three quarters of this machine's memory"
+                },
                 dir.display(),
                 log.display()
             )));

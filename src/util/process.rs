@@ -111,20 +111,32 @@ pub fn last_error_line(text: &str) -> String {
         .to_string()
 }
 
-/// The memory a tool cbnn runs may take: three quarters of this machine's (`MemTotal`), so
-/// that a design too large to synthesize or simulate here fails with a clear error instead of
-/// waking the kernel's out-of-memory killer, which may end any process on the machine.
-pub fn memory_budget() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = text
+/// Environment variable that sets the memory a tool cbnn runs may take, in MiB (for a machine
+/// shared with other work).
+pub const TOOL_MEMORY_VAR: &str = "CBNN_TOOL_MEMORY_MB";
+
+/// The memory a tool cbnn runs (Yosys, nextpnr) may take: `$CBNN_TOOL_MEMORY_MB` MiB, else
+/// three quarters of this machine's (`MemTotal`), so that a design too large to synthesize here
+/// fails with a clear error instead of waking the kernel's out-of-memory killer, which may end
+/// any process on the machine.
+pub fn memory_budget() -> crate::error::Result<Option<u64>> {
+    if let Some(v) = std::env::var_os(TOOL_MEMORY_VAR) {
+        let v = v.to_string_lossy();
+        return match v.trim().parse::<u64>() {
+            Ok(mb) if (16..=1 << 24).contains(&mb) => Ok(Some(mb << 20)),
+            _ => Err(crate::error::Error::usage(format!(
+                "{TOOL_MEMORY_VAR}='{v}' must be a whole number of MiB from 16 to 16777216"
+            ))),
+        };
+    }
+    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
+        return Ok(None);
+    };
+    let kib: Option<u64> = text
         .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024 / 4 * 3)
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+    Ok(kib.map(|k| k * 1024 / 4 * 3))
 }
 
 /// Limits the address space of the process `cmd` starts (and of what it starts) to `bytes`.

@@ -419,3 +419,82 @@ pub fn sim_matches(design: &Path, data: &Path, stall: Option<&str>, images: usiz
 pub fn accuracy_line(accuracy: f64) -> String {
     format!("accuracy {:.2}%", 100.0 * accuracy)
 }
+
+/// Two small models of a fixture dataset in `dir` (three and two layers) and a spec of four
+/// foldings for them; returns the spec's path.
+pub fn sweep_fixture(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 600, 60, 8, false);
+    let d = data.to_str().unwrap();
+    let big = dir.join("big.json");
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        d,
+        "--hidden",
+        "16,16",
+        "--epochs",
+        "2",
+        "--validation",
+        "100",
+        "-o",
+        big.to_str().unwrap(),
+    ]);
+    cbnn_ok(&[
+        "retrain",
+        big.to_str().unwrap(),
+        "--planes",
+        "7,6",
+        "--arch",
+        "d8",
+        "--epochs",
+        "2",
+        "--validation",
+        "100",
+        "--dataset",
+        d,
+        "-o",
+        dir.join("small.json").to_str().unwrap(),
+    ]);
+    // The folding of layer 2 fits only the model with three layers.
+    let spec = dir.join("sweep.toml");
+    std::fs::write(
+        &spec,
+        "# a small sweep\n\
+         dataset = \"data\"\n\
+         cycles = [16, 128]\n\
+         foldings = [\"default\", \"L2:2,4\"]\n\
+         targets = [\"xilinx\"]\n\
+         sim_images = 30\n\
+         stall_seed = 1\n\
+         \n\
+         [models]\n\
+         big = \"big.json\"\n\
+         small = \"small.json\"\n",
+    )
+    .unwrap();
+    spec
+}
+
+/// The jobs' outputs that measure time, without those fields; every other file as it is.
+pub fn comparable(run: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    tree(run)
+        .into_iter()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            !(k.starts_with("stages/") || k.ends_with(".log") || k == "run-log.json")
+        })
+        .map(|(k, v)| {
+            let timed = ["eval/", "sim/", "synth/"]
+                .iter()
+                .any(|p| k.to_string_lossy().starts_with(p));
+            let v = if timed {
+                let j: serde_json::Value = serde_json::from_slice(&v).unwrap();
+                serde_json::to_vec(&without_timings(j)).unwrap()
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect()
+}
