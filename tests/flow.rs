@@ -8,25 +8,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn flow_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec![
-        "flow",
-        "--dataset",
-        data,
-        "-o",
-        out,
-        "--quick",
-        "--hidden",
-        "24,16",
-        "--validation",
-        "100",
-        "--target-cycles",
-        "64",
-        "--max-drop",
-        "5",
-    ]
-}
-
 /// report.json.
 fn results(run: &Path) -> serde_json::Value {
     json_file(&run.join("report.json"))

@@ -213,17 +213,47 @@ fn a_sweep_on_a_ray_cluster_survives_a_killed_worker_and_equals_the_local_one() 
     assert!(text.contains("[rtl.big.auto-16] on Ray"), "{text}");
     // Byte for byte: the models, every design directory, the report and its chart; the jobs'
     // outputs but for their timings.
-    let (a, b) = (comparable(&local), comparable(&run));
-    assert!(a.len() > 60, "{:?}", a.keys());
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (k, v) in &a {
-        assert!(*v == b[k], "{} differs", k.display());
-    }
+    let (a, b) = (
+        comparable(&local, &SWEEP_TIMED),
+        comparable(&run, &SWEEP_TIMED),
+    );
+    assert_same_files(&a, &b, 60);
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         processes("ray::").is_empty(),
         "Ray processes outlived the sweep"
     );
+}
+
+#[test]
+fn a_flow_on_a_ray_cluster_equals_the_local_one() {
+    if !ray_is_set_up() {
+        return;
+    }
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp_dir("ray-flow");
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 700, 120, 8, false);
+    let run = dir.join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let run_flow = |extra: &[&str]| {
+        let mut a = flow_args(d, r);
+        a.extend(extra);
+        cbnn_ok(&a)
+    };
+    run_flow(&[]);
+    let local = dir.join("run-local");
+    std::fs::rename(&run, &local).unwrap();
+    let out = run_flow(&["--executor", "ray", "--ray-address", "local"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[prune] on Ray"), "{stderr}");
+    // Byte for byte: the models, both designs, the report and its charts; the stages'
+    // outputs but for their timings.
+    let (a, b) = (
+        comparable(&local, &FLOW_TIMED),
+        comparable(&run, &FLOW_TIMED),
+    );
+    assert_same_files(&a, &b, 30);
 }
 
 #[test]

@@ -102,6 +102,22 @@ impl FlowConfig {
         Ok(cfg)
     }
 
+    /// The configuration with the run directory and a dataset directory named relative to the
+    /// current directory, as the stages' jobs name them: what a job writes that names a path (a
+    /// design names its model) is then the same wherever the job runs.
+    pub fn jobs_paths(&self) -> Result<FlowConfig> {
+        let rel = crate::jobs::remote::relative_to_cwd;
+        let mut cfg = self.clone();
+        cfg.output = rel(&cfg.output)?;
+        if Path::new(&cfg.data.dataset).is_dir() {
+            cfg.data.dataset = rel(Path::new(&cfg.data.dataset))?.display().to_string();
+        }
+        if let Some(d) = &cfg.data.data_dir {
+            cfg.data.data_dir = Some(rel(d)?);
+        }
+        Ok(cfg)
+    }
+
     /// The files the flow writes into and reads.
     pub fn plan(&self) -> Plan {
         self.data
@@ -316,8 +332,17 @@ pub fn run_stages(
                 running += 1;
                 let (tx, st, on) = (tx.clone(), &stages[i], &on);
                 scope.spawn(move || {
-                    let r = run_stage_on(exec, run, st, &mut |o| {
-                        (on.lock().unwrap_or_else(|e| e.into_inner()))(o)
+                    // A stage that panics is a failed stage, not a runner waiting forever.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_stage_on(exec, run, st, &mut |o| {
+                            (on.lock().unwrap_or_else(|e| e.into_inner()))(o)
+                        })
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(Error::CheckFailed(format!(
+                            "stage {} stopped on an internal error",
+                            st.name
+                        )))
                     });
                     let _ = tx.send((i, r));
                 });
@@ -484,7 +509,7 @@ pub fn stages(cfg: &FlowConfig) -> Vec<Stage> {
 /// Runs the flow; `on` gets the outcome of every stage that runs (reused stages have none).
 pub fn run(cfg: &FlowConfig, on: &mut (dyn FnMut(&Outcome) + Send)) -> Result<report::FlowReport> {
     cfg.plan().check()?;
-    let cfg = &cfg.resolved()?;
+    let cfg = &cfg.resolved()?.jobs_paths()?;
     let run = &cfg.output;
     std::fs::create_dir_all(run.join("stages")).map_err(|e| Error::io(run, e))?;
     let _lock = lock_run_dir(run)?;

@@ -476,8 +476,9 @@ pub fn sweep_fixture(dir: &Path) -> PathBuf {
     spec
 }
 
-/// The jobs' outputs that measure time, without those fields; every other file as it is.
-pub fn comparable(run: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+/// Every file of a run directory but its records, run log and tools' logs; the JSON outputs
+/// whose paths start with one of `timed` (which measure time) without those fields.
+pub fn comparable(run: &Path, timed: &[&str]) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     tree(run)
         .into_iter()
         .filter(|(k, _)| {
@@ -485,10 +486,8 @@ pub fn comparable(run: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
             !(k.starts_with("stages/") || k.ends_with(".log") || k == "run-log.json")
         })
         .map(|(k, v)| {
-            let timed = ["eval/", "sim/", "synth/"]
-                .iter()
-                .any(|p| k.to_string_lossy().starts_with(p));
-            let v = if timed {
+            let name = k.to_string_lossy();
+            let v = if timed.iter().any(|p| name.starts_with(p)) && name.ends_with(".json") {
                 let j: serde_json::Value = serde_json::from_slice(&v).unwrap();
                 serde_json::to_vec(&without_timings(j)).unwrap()
             } else {
@@ -497,4 +496,43 @@ pub fn comparable(run: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
             (k, v)
         })
         .collect()
+}
+
+/// The outputs of a sweep's jobs that measure time.
+pub const SWEEP_TIMED: [&str; 3] = ["eval/", "sim/", "synth/"];
+
+/// The outputs of a flow's stages that measure time.
+pub const FLOW_TIMED: [&str; 4] = ["train.json", "prune.json", "sim-", "synth-"];
+
+/// Asserts that two runs' [`comparable`] files are the same (and more than `at_least`).
+pub fn assert_same_files(
+    a: &std::collections::BTreeMap<PathBuf, Vec<u8>>,
+    b: &std::collections::BTreeMap<PathBuf, Vec<u8>>,
+    at_least: usize,
+) {
+    assert!(a.len() > at_least, "{:?}", a.keys());
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in a {
+        assert!(*v == b[k], "{} differs", k.display());
+    }
+}
+
+/// The command line of a quick flow of a small perceptron on `data` into `out`.
+pub fn flow_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "flow",
+        "--dataset",
+        data,
+        "-o",
+        out,
+        "--quick",
+        "--hidden",
+        "24,16",
+        "--validation",
+        "100",
+        "--target-cycles",
+        "64",
+        "--max-drop",
+        "5",
+    ]
 }
