@@ -410,16 +410,28 @@ fn chart(r: &SweepReport, svg: &mut String) -> DrawResult {
             Some((p.luts? as f64, p.cycles_per_image? as f64, k, p.pareto))
         })
         .collect();
+    // Both axes in log10 of the value, labelled with the value: evenly spaced labels at any
+    // range (a chart's log scale labels only the powers of ten and their multiples).
     let span = |v: &mut dyn Iterator<Item = f64>| {
         let (lo, hi) = v.fold((f64::MAX, 0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
         if lo > hi {
-            (1.0, 10.0)
+            (0.0, 1.0)
         } else {
-            ((lo / 2.0).max(0.5), hi * 2.0)
+            let pad = ((hi - lo) * 0.12).max(0.15);
+            (lo - pad, hi + pad)
         }
     };
+    let pts: Vec<(f64, f64, usize, bool)> = pts
+        .into_iter()
+        .map(|(x, y, k, f)| (x.max(1.0).log10(), y.max(1.0).log10(), k, f))
+        .collect();
     let (x0, x1) = span(&mut pts.iter().map(|p| p.0));
     let (y0, y1) = span(&mut pts.iter().map(|p| p.1));
+    let value = |v: &f64| {
+        let x = 10f64.powf(*v);
+        let digits = 10f64.powi(x.log10().floor() as i32 - 1).max(1.0);
+        format!("{:.0}", (x / digits).round() * digits)
+    };
     let root = SVGBackend::with_string(svg, (860, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -433,13 +445,13 @@ fn chart(r: &SweepReport, svg: &mut String) -> DrawResult {
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
+        .build_cartesian_2d(x0..x1, y0..y1)?;
     chart
         .configure_mesh()
-        .x_desc("LUTs")
-        .y_desc("cycles per image")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_desc("LUTs (log scale)")
+        .y_desc("cycles per image (log scale)")
+        .x_label_formatter(&value)
+        .y_label_formatter(&value)
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for (k, m) in r.models.iter().enumerate() {
@@ -463,7 +475,7 @@ fn chart(r: &SweepReport, svg: &mut String) -> DrawResult {
         chart.draw_series(mine.iter().filter(|p| p.3).map(|p| {
             Text::new(
                 format!("{accuracy:.2} %"),
-                (p.0 * 1.08, p.1 * 1.08),
+                (p.0 + (x1 - x0) * 0.015, p.1 + (y1 - y0) * 0.01),
                 ("sans-serif", 13).into_font().color(&color),
             )
         }))?;
