@@ -6,7 +6,8 @@ environment that has Ray (`bash scripts/setup-ray.sh` makes one) and talks to it
 requests on standard input, events on standard output. Everything else the driver or Ray
 prints goes to standard error.
 
-    python3 driver.py --address ADDR|local --cbnn EXE --staging DIR [--workers 2] [--cpus-per-job 1]
+    python3 driver.py --address ADDR|local --cbnn EXE --staging DIR [--temp-dir DIR]
+                      [--workers 2] [--cpus-per-job 1]
 
 Requests:
     {"op": "submit", "id": N, "job": JOB}   run a job
@@ -39,7 +40,8 @@ Events:
     {"event": "error", "message": "..."}    the driver cannot go on
 
 `--address local` starts a throwaway cluster on the loopback address: a head node that runs
-no tasks and `--workers` worker nodes of `--cpus-per-job` CPUs each, stopped at the end.
+no tasks and `--workers` worker nodes of `--cpus-per-job` CPUs each, its session files in
+`--temp-dir` (Ray's default otherwise: /tmp/ray), stopped at the end.
 """
 
 import argparse
@@ -64,6 +66,7 @@ def parse_args():
     p.add_argument("--address", required=True)
     p.add_argument("--cbnn", required=True)
     p.add_argument("--staging", required=True)
+    p.add_argument("--temp-dir", default=None)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cpus-per-job", type=int, default=1)
     return p.parse_args()
@@ -213,14 +216,15 @@ def main():
     if args.address == "local":
         from ray.cluster_utils import Cluster
 
-        common = {"node_ip_address": "127.0.0.1", "include_dashboard": False}
+        # Its sessions' files (logs, sockets) in cbnn's scratch directory, removed with it.
+        common = {"node_ip_address": "127.0.0.1", "temp_dir": args.temp_dir}
         cluster = Cluster(
             initialize_head=True,
             connect=False,
-            head_node_args=dict(common, num_cpus=0),
+            head_node_args=dict(common, num_cpus=0, include_dashboard=False),
         )
         for _ in range(args.workers):
-            cluster.add_node(num_cpus=args.cpus_per_job, node_ip_address="127.0.0.1")
+            cluster.add_node(num_cpus=args.cpus_per_job, **common)
         ray.init(address=cluster.address, log_to_driver=False)
     else:
         ray.init(address=args.address, log_to_driver=False)

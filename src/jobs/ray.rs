@@ -169,6 +169,8 @@ impl Ray {
             .arg(settings.cpus_per_job.to_string())
             .arg("--staging")
             .arg(home.join("out"))
+            .arg("--temp-dir")
+            .arg(home.join("ray"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
