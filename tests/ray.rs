@@ -80,6 +80,15 @@ fn kill_a_busy_worker(child: &mut std::process::Child) -> Option<u32> {
     None
 }
 
+/// Asserts that the throwaway cluster of a `what` is gone.
+fn assert_cluster_gone(what: &str) {
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        processes("ray::").is_empty(),
+        "Ray processes outlived the {what}"
+    );
+}
+
 /// Report fields that depend on the machine's load, not on the search.
 fn without_timings(mut r: serde_json::Value) -> serde_json::Value {
     r.as_object_mut().unwrap().remove("seconds");
@@ -165,12 +174,7 @@ fn a_search_on_a_ray_cluster_survives_a_killed_worker_and_equals_the_local_one()
         std::fs::read(&local).unwrap() == std::fs::read(&on_ray).unwrap(),
         "the chosen models differ"
     );
-    // The throwaway cluster is gone.
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(
-        processes("ray::").is_empty(),
-        "Ray processes outlived the search"
-    );
+    assert_cluster_gone("search");
 }
 
 #[test]
@@ -218,11 +222,7 @@ fn a_sweep_on_a_ray_cluster_survives_a_killed_worker_and_equals_the_local_one() 
         comparable(&run, &SWEEP_TIMED),
     );
     assert_same_files(&a, &b, 60);
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(
-        processes("ray::").is_empty(),
-        "Ray processes outlived the sweep"
-    );
+    assert_cluster_gone("sweep");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -103,6 +104,24 @@ fn a_sweep_builds_every_point_reports_the_front_and_resumes_after_a_kill() {
     assert_same_files(&a, &b, 60);
 }
 
+/// A one-layer perceptron of a 60-image fixture dataset at `data`, written to `model`.
+fn tiny_model(data: &Path, model: &Path) {
+    write_fixture_dataset(data, 60, 10, 8, false);
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--validation",
+        "10",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+}
+
 #[test]
 fn a_bad_spec_or_model_is_one_sentence() {
     let dir = temp_dir("sweep-bad");
@@ -128,20 +147,7 @@ fn a_bad_spec_or_model_is_one_sentence() {
     ];
     let m = dir.join("m.json");
     let data = dir.join("data");
-    write_fixture_dataset(&data, 60, 10, 8, false);
-    cbnn_ok(&[
-        "train",
-        "--dataset",
-        data.to_str().unwrap(),
-        "--hidden",
-        "8",
-        "--epochs",
-        "1",
-        "--validation",
-        "10",
-        "-o",
-        m.to_str().unwrap(),
-    ]);
+    tiny_model(&data, &m);
     for (text, says) in cases {
         std::fs::write(&spec, text).unwrap();
         assert_fails(&cbnn(&["sweep", s, "-o", r]), 2, says);
@@ -166,22 +172,8 @@ fn a_bad_spec_or_model_is_one_sentence() {
 #[test]
 fn a_tool_out_of_memory_is_one_sentence_and_a_sweep_goes_on_past_it() {
     let dir = temp_dir("sweep-memory");
-    let data = dir.join("data");
-    write_fixture_dataset(&data, 60, 10, 8, false);
-    let m = dir.join("m.json");
-    cbnn_ok(&[
-        "train",
-        "--dataset",
-        data.to_str().unwrap(),
-        "--hidden",
-        "8",
-        "--epochs",
-        "1",
-        "--validation",
-        "10",
-        "-o",
-        m.to_str().unwrap(),
-    ]);
+    let (data, m) = (dir.join("data"), dir.join("m.json"));
+    tiny_model(&data, &m);
     let design = dir.join("design");
     cbnn_ok(&["rtl", m.to_str().unwrap(), "-o", design.to_str().unwrap()]);
     // Yosys under a limit it cannot work in: one sentence, not the kernel's OOM killer.
