@@ -71,25 +71,41 @@ fn a_conv_model_trains_evaluates_prunes_and_its_accelerator_cosimulates() {
         "1",
     ]);
 
-    let compact = dir.join("compact.json");
-    let prune_report = dir.join("prune.json");
-    cbnn_ok(&[
-        "prune",
-        model.to_str().unwrap(),
-        "--dataset",
-        dir.to_str().unwrap(),
-        "--validation",
-        "100",
-        "--epochs",
-        "1",
-        "--max-drop",
-        "100",
-        "-o",
-        compact.to_str().unwrap(),
-        "--report",
-        prune_report.to_str().unwrap(),
-    ]);
-    let pr = json_file(&prune_report);
+    // The search, its candidates starting from the baseline's weights (the default for a
+    // convnet): in this process, in `cbnn retrain --warm` processes (`--jobs 2`, the same
+    // model byte for byte), and from scratch.
+    let prune = |name: &str, extra: &[&str]| {
+        let (out, report) = (
+            dir.join(format!("{name}.json")),
+            dir.join(format!("{name}-report.json")),
+        );
+        let mut args = vec![
+            "prune",
+            model.to_str().unwrap(),
+            "--dataset",
+            dir.to_str().unwrap(),
+            "--validation",
+            "100",
+            "--epochs",
+            "1",
+            "--max-drop",
+            "100",
+            "-o",
+            out.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        cbnn_ok(&args);
+        (out, json_file(&report))
+    };
+    let (compact, pr) = prune("compact", &[]);
+    assert_eq!(pr["config"]["warm"], true, "{pr}");
+    let (two, _) = prune("compact-jobs2", &["--jobs", "2"]);
+    assert!(std::fs::read(&compact).unwrap() == std::fs::read(&two).unwrap());
+    let (cold, cold_report) = prune("compact-cold", &["--from-scratch"]);
+    assert_eq!(cold_report["config"]["warm"], false, "{cold_report}");
+    assert!(std::fs::read(&compact).unwrap() != std::fs::read(&cold).unwrap());
     let chosen = &pr["chosen"];
     assert!(
         chosen["size_bits"].as_u64().unwrap() < pr["baseline"]["size_bits"].as_u64().unwrap(),

@@ -238,6 +238,7 @@ fn prune_job(a: &PruneArgs) -> Result<PruneJob> {
         max_drop: a.max_drop,
         noise_margin: a.noise_margin,
         epochs: a.epochs,
+        from_scratch: a.from_scratch,
         limit: a.limit,
         validation: a.validation,
         output: a.output.clone(),
@@ -257,6 +258,7 @@ fn retrain_job(a: &RetrainArgs) -> Result<RetrainJob> {
         epochs: a.epochs,
         limit: a.limit,
         validation: a.validation,
+        warm: a.warm,
         output: a.output.clone(),
     })
 }

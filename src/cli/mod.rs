@@ -345,9 +345,13 @@ pub struct PruneArgs {
     #[arg(long, default_value_t = 1.0, value_name = "SE")]
     pub noise_margin: f64,
     /// Training epochs per candidate (the search's budget: candidates x epochs) [default: 30
-    /// for a perceptron, 10 for a network with convolutions]
+    /// for a perceptron, 4 for a network with convolutions (10 with --from-scratch)]
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Train every candidate of a network with convolutions from scratch instead of from the
+    /// baseline's weights (its kept planes and units keep their weights and thresholds).
+    #[arg(long)]
+    pub from_scratch: bool,
     /// Train candidates on only the first N training images (fast runs and tests).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -430,8 +434,8 @@ pub struct RetrainArgs {
     /// Hidden layers in `cbnn train --arch` notation [default: the model's].
     #[arg(long, value_name = "SPEC")]
     pub arch: Option<String>,
-    /// Training epochs [default: `cbnn prune`'s per candidate: 30 for a perceptron, 10 for a
-    /// network with convolutions].
+    /// Training epochs [default: `cbnn prune`'s per candidate: 30 for a perceptron; for a
+    /// network with convolutions 4 with --warm, else 10].
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Train on only the first N training images.
@@ -441,6 +445,11 @@ pub struct RetrainArgs {
     /// training set, at most 5000].
     #[arg(long, value_name = "N")]
     pub validation: Option<usize>,
+    /// Start from the model's weights (a convolutional model): its planes and units that are
+    /// kept keep their weights, and each unit its threshold in standard deviations of its
+    /// pre-activation [default: a fresh initialisation].
+    #[arg(long)]
+    pub warm: bool,
     /// Output: the retrained model.
     #[arg(long, short = 'o', value_name = "MODEL.json")]
     pub output: PathBuf,

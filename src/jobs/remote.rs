@@ -423,6 +423,7 @@ mod tests {
             epochs: Some(2),
             limit: None,
             validation: Some(50),
+            warm: false,
             output: dir.join("out.json"),
         };
         let r = RemoteJob::of(&Job::Retrain(job), None).unwrap();

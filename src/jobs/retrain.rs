@@ -31,6 +31,9 @@ pub struct RetrainJob {
     pub limit: Option<usize>,
     /// Validation images [default: [`crate::data::default_validation`]].
     pub validation: Option<usize>,
+    /// Start from the baseline's weights ([`crate::train::warm`]) instead of a fresh
+    /// initialisation (convolutional baselines).
+    pub warm: bool,
     /// The model file.
     pub output: PathBuf,
 }
@@ -45,6 +48,9 @@ impl RetrainJob {
         a.opt("--epochs", self.epochs);
         a.opt("--limit", self.limit);
         a.opt("--validation", self.validation);
+        if self.warm {
+            a.word("--warm");
+        }
         self.data.argv(&mut a);
         a.0
     }
@@ -68,6 +74,7 @@ impl RetrainJob {
             classes: base.classes(),
             train: super::prune::baseline_settings(&base, &self.baseline)?,
             ranking: None,
+            parent: None,
         };
         let arch: Arch = match &self.arch {
             Some(a) => a.clone(),
@@ -80,8 +87,14 @@ impl RetrainJob {
         };
         let epochs = self
             .epochs
-            .unwrap_or_else(|| super::prune::default_epochs(&base));
-        let model = prune::retrain(&ctx, &self.planes, &arch, epochs)?;
+            .unwrap_or_else(|| super::prune::default_epochs(&base, !self.warm));
+        let model = prune::retrain(
+            &ctx,
+            &self.planes,
+            &arch,
+            epochs,
+            self.warm.then_some(&base),
+        )?;
         model::save(&model, &self.output)?;
         Ok(model)
     }

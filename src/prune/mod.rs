@@ -20,8 +20,9 @@
 //!
 //! A candidate no smaller than the smallest accepted one cannot win and is never trained.
 //!
-//! Every candidate is retrained from scratch with the baseline's training settings and an epoch
-//! budget, exported, and scored by the reference model. Validation accuracy decides; test
+//! Every candidate is retrained with the baseline's training settings and an epoch budget,
+//! from scratch or (a convolutional network, [`PruneConfig::warm`]) from the baseline's weights
+//! ([`crate::train::warm`]), exported, and scored by the reference model. Validation accuracy decides; test
 //! accuracy is recorded for the report only. The chosen model is the smallest accepted one, or
 //! the baseline itself when none is accepted.
 //!
@@ -56,6 +57,9 @@ pub struct PruneConfig {
     pub noise_margin: f64,
     /// Training epochs per candidate.
     pub epochs: usize,
+    /// Convolutional candidates start from the baseline's weights ([`crate::train::warm`]).
+    #[serde(default)]
+    pub warm: bool,
     /// Width multipliers tried, largest first.
     pub multipliers: Vec<f64>,
     /// Multipliers then tried on the hidden layers after the first (the first layer, with its
@@ -76,6 +80,7 @@ impl Default for PruneConfig {
             max_drop_pp: 1.0,
             noise_margin: 1.0,
             epochs: 30,
+            warm: false,
             multipliers: vec![
                 0.75, 0.625, 0.5, 0.375, 0.25, 0.1875, 0.125, 0.09375, 0.0625,
             ],
@@ -209,6 +214,9 @@ pub struct Context<'a> {
     /// The baseline's planes ranked by an earlier sensitivity analysis, most important first
     /// (`None`: the search runs its own).
     pub ranking: Option<Vec<u8>>,
+    /// The model every candidate starts from (a warm start from the baseline, see
+    /// [`crate::train::warm`]); `None`: candidates are trained from scratch.
+    pub parent: Option<&'a IntModel>,
 }
 
 fn summary(model: &IntModel, val: f64, test: f64) -> Summary {
@@ -313,7 +321,7 @@ impl Executor for InProcess {
         for spec in specs {
             on_start(spec);
             let t0 = Instant::now();
-            let model = retrain(ctx, &spec.planes, &spec.arch, epochs)?;
+            let model = retrain(ctx, &spec.planes, &spec.arch, epochs, ctx.parent)?;
             if !take(model, t0.elapsed().as_secs_f64())? {
                 break;
             }
@@ -640,9 +648,17 @@ fn widths_text(s: &Summary) -> String {
     }
 }
 
-/// Trains a model with `planes` and hidden layers `shape` from scratch (a perceptron through
-/// the perceptron's settings, exactly as the baseline was trained).
-pub fn retrain(ctx: &Context, planes: &[u8], shape: &Arch, epochs: usize) -> Result<IntModel> {
+/// Trains a model with `planes` and hidden layers `shape` with the baseline's settings (a
+/// perceptron through the perceptron's settings, exactly as the baseline was trained): from
+/// scratch, or, for a convolutional network with a `warm` parent, from the parent's weights
+/// ([`train::warm::child`]).
+pub fn retrain(
+    ctx: &Context,
+    planes: &[u8],
+    shape: &Arch,
+    epochs: usize,
+    warm: Option<&IntModel>,
+) -> Result<IntModel> {
     let planes = PlaneSet::new(planes)?;
     let images = &ctx.split.train.images;
     let meta = DataMeta {
@@ -675,12 +691,17 @@ pub fn retrain(ctx: &Context, planes: &[u8], shape: &Arch, epochs: usize) -> Res
             ..ctx.train.clone()
         },
     };
-    let trained = train::train(
-        &cfg,
-        &meta,
-        &slice(&ctx.split.train, true),
-        &slice(&ctx.split.val, false),
-    )?;
+    let (train_set, val_set) = (slice(&ctx.split.train, true), slice(&ctx.split.val, false));
+    let trained = match warm.filter(|_| shape.is_conv()) {
+        Some(parent) => {
+            let calibration = bitslice::slice(&ctx.split.train.images, &parent.planes);
+            let n = calibration.count().min(train::CALIBRATION_IMAGES);
+            let rows: Vec<&[u64]> = (0..n).map(|i| calibration.row(i)).collect();
+            let net = train::warm::child(parent, &rows, &planes, shape, cfg.seed)?;
+            train::fine_tune(net, &cfg, &meta, &train_set, &val_set)?
+        }
+        None => train::train(&cfg, &meta, &train_set, &val_set)?,
+    };
     Ok(trained.model)
 }
 

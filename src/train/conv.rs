@@ -118,6 +118,14 @@ pub struct Workspace {
     dlogits: Vec<f32>,
 }
 
+impl Workspace {
+    /// The values layer `i` received in the last forward pass (`i = 0`: the input; `i = n`:
+    /// what the output layer received), `batch x len`.
+    pub fn activations(&self, i: usize) -> &[f32] {
+        &self.acts[i]
+    }
+}
+
 /// Rows of windows one parallel task of a convolution gathers and multiplies (a whole number
 /// of images, at least one): small enough for a core's cache, so that the windows are
 /// gathered where they are used and never stored for the whole batch. (Unit tests use small

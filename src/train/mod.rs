@@ -16,6 +16,7 @@ pub mod export;
 pub mod first_layer;
 pub mod lut;
 pub mod net;
+pub mod warm;
 
 use std::time::Instant;
 
@@ -295,6 +296,20 @@ pub fn train(
             epochs(net, cfg, meta, train, val)
         }
     }
+}
+
+/// Fine-tunes a convolutional graph that starts from trained weights (a warm start,
+/// [`warm::child`]) instead of a fresh initialisation: the same epochs, checks and export as
+/// [`train`].
+pub fn fine_tune(
+    net: ConvNet,
+    cfg: &TrainConfig,
+    meta: &DataMeta,
+    train: &SlicedSet,
+    val: &SlicedSet,
+) -> Result<Trained> {
+    validate(cfg, meta, train)?;
+    epochs(net, cfg, meta, train, val)
 }
 
 /// The epoch loop of every graph.
