@@ -18,10 +18,7 @@
 //!    pre-activation, `z_T - mean`, with the mean and deviation of the child's own
 //!    pre-activation (which lost the inputs that were dropped), set input side first as in the
 //!    parent: were the dropped inputs independent of the kept ones, `mean + offset` is where
-//!    the parent's threshold falls given the kept inputs. (On Fashion-MNIST planes [7, 6, 5]
-//!    of the `conv` preset this start scores 84.1 % before any training, the baseline 91.4 %;
-//!    keeping the threshold in standard deviations instead, 85.0 %; `cbnn prune`'s epoch
-//!    budget for warm starts was measured with this start, docs/results.md.)
+//!    the parent's threshold falls given the kept inputs.
 //!
 //! The child must have the parent's layers in the same order (kinds, kernels, paddings, pool
 //! sizes), no unit more than the parent in any layer, and a subset of its planes.
