@@ -176,11 +176,25 @@ fn a_tool_out_of_memory_is_one_sentence_and_a_sweep_goes_on_past_it() {
     tiny_model(&data, &m);
     let design = dir.join("design");
     cbnn_ok(&["rtl", m.to_str().unwrap(), "-o", design.to_str().unwrap()]);
-    // Yosys under a limit it cannot work in: one sentence, not the kernel's OOM killer.
+    // A design Yosys is expected to need more memory for than it may use: refused before
+    // Yosys starts.
+    let out = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(["synth", design.to_str().unwrap()])
+        .env("CBNN_TOOL_MEMORY_MB", "512")
+        .output()
+        .unwrap();
+    assert_fails(&out, 2, "is too large to synthesize here: for its ~");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "more than the 0.5 GiB cbnn lets it use; fold it more (a larger --target-cycles, or smaller PE and SIMD), or set CBNN_TOOL_MEMORY_CHECK=off to try anyway"
+    ));
+    assert!(!design.join("synth_xilinx.log").exists());
+    // Yosys under a limit it cannot work in, let start anyway: one sentence, not the kernel's
+    // OOM killer.
     let starved = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_cbnn"))
             .args(args)
             .env("CBNN_TOOL_MEMORY_MB", "64")
+            .env("CBNN_TOOL_MEMORY_CHECK", "off")
             .output()
             .unwrap()
     };

@@ -48,8 +48,9 @@ impl SynthJob {
     pub(super) fn run(&self) -> Result<SynthReport> {
         let manifest = rtlgen::load_manifest(&self.dir)?;
         manifest.check_files(&self.dir)?;
-        // A bad memory limit is said before any work.
-        crate::util::process::memory_budget()?;
+        // A bad memory limit, or a design too large for it, is said before any work.
+        let budget = crate::util::process::memory_budget()?;
+        synth::check_predicted_memory(&self.dir, &manifest, budget)?;
         errln!(
             "synthesizing {} for {} with Yosys ...",
             self.dir.display(),

@@ -222,6 +222,43 @@ pub fn writes_into_design(name: &str) -> bool {
         .any(|t| files_into_design(t).iter().any(|f| f == name))
 }
 
+/// Environment variable that, set to `off`, lets Yosys start on a design whatever memory it is
+/// predicted to need (the limit of [`crate::util::process::memory_budget`] still holds).
+pub const MEMORY_CHECK_VAR: &str = "CBNN_TOOL_MEMORY_CHECK";
+
+/// The most memory Yosys (0.23, `synth_xilinx`) is expected to take on a design of `luts`
+/// estimated LUTs: 1 GiB and 40 KiB a LUT. Every design measured here stays below it (the
+/// largest, 22805 estimated LUTs, peaked at 1039 MB; the conv pipelines at up to 809 MB with
+/// 3178), and the one that ran out, a fully parallel perceptron of 1592561 estimated LUTs, was
+/// ended at 23 GB (docs/hardware.md).
+pub fn yosys_memory_bound(luts: u64) -> u64 {
+    (1 << 30) + luts * (40 << 10)
+}
+
+/// Refuses, before Yosys starts, a design whose [`yosys_memory_bound`] exceeds `budget`.
+pub fn check_predicted_memory(dir: &Path, manifest: &Manifest, budget: Option<u64>) -> Result<()> {
+    let Some(budget) = budget else { return Ok(()) };
+    if std::env::var(MEMORY_CHECK_VAR).is_ok_and(|v| v == "off") {
+        return Ok(());
+    }
+    let model = crate::model::load(&dir.join("model.json"))?;
+    let luts = estimate::for_manifest(&model, manifest).luts;
+    let need = yosys_memory_bound(luts);
+    if need > budget {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        return Err(Error::usage(format!(
+            "{} is too large to synthesize here: for its ~{luts} estimated LUTs Yosys is \
+             expected to need up to {:.1} GiB (1 GiB and 40 KiB a LUT, as measured here), more \
+             than the {:.1} GiB cbnn lets it use; fold it more (a larger --target-cycles, or \
+             smaller PE and SIMD), or set {MEMORY_CHECK_VAR}=off to try anyway",
+            dir.display(),
+            gib(need),
+            gib(budget)
+        )));
+    }
+    Ok(())
+}
+
 /// Synthesizes the design in `dir` for `target`.
 pub fn synthesize(dir: &Path, manifest: &Manifest, target: Target) -> Result<SynthReport> {
     yosys_version()?;
@@ -348,4 +385,26 @@ fn place_and_route_ice40(dir: &Path, manifest: &Manifest, rep: &mut SynthReport)
         _ => format!("placed and routed on an {ICE40_DEVICE} by nextpnr-ice40"),
     };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound lies above every Yosys peak measured here (estimated LUTs, MB), and refuses the
+    /// fully parallel perceptron Yosys ran out of memory on, under the default limit of a
+    /// 24 GB machine (docs/hardware.md).
+    #[test]
+    fn the_yosys_memory_bound_covers_what_was_measured() {
+        for (luts, mb) in [
+            (22805, 1039),
+            (10903, 591),
+            (3178, 809),
+            (8854, 707),
+            (346, 138),
+        ] {
+            assert!(yosys_memory_bound(luts) > mb * 1_000_000, "{luts} LUTs");
+        }
+        assert!(yosys_memory_bound(1_592_561) > 24_000_000_000 / 4 * 3);
+    }
 }
