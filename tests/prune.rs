@@ -320,3 +320,27 @@ fn candidates_trained_in_parallel_processes_give_the_sequential_search() {
     );
     assert!(!out.exists());
 }
+
+/// `retrain --warm` starts a convnet from its model's weights: asked of a perceptron, one
+/// sentence and no file.
+#[test]
+fn a_warm_start_of_a_perceptron_is_refused() {
+    let (dir, model) = baseline();
+    let out = dir.join("warm-mlp.json");
+    assert_fails(
+        &cbnn(&[
+            "retrain",
+            model.to_str().unwrap(),
+            "--dataset",
+            "fashion-mnist",
+            "--planes",
+            "7",
+            "--warm",
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+        2,
+        "(d64,d64) has no convolutions or pooling",
+    );
+    assert!(!out.exists());
+}

@@ -65,6 +65,14 @@ impl RetrainJob {
 
     pub(super) fn run(&self) -> Result<IntModel> {
         let base = model::load(&self.baseline)?;
+        if self.warm && !super::prune::warm_starts(&base, false) {
+            return Err(crate::error::Error::usage(format!(
+                "--warm starts a convolutional network from its model's weights, and {} ({}) \
+                 has no convolutions or pooling",
+                self.baseline.display(),
+                base.arch()
+            )));
+        }
         let ds = self.data.open()?;
         check_compatible(&base, &self.baseline, &ds)?;
         let split = ds.split(self.validation, self.limit)?;
