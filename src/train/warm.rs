@@ -47,15 +47,12 @@ pub fn child(
     arch: &Arch,
     seed: u64,
 ) -> Result<ConvNet> {
-    let (mut graph, offsets) = parent_with_offsets(parent, rows, seed)?;
-    let rates = firing_rates(&mut graph, rows);
+    check_shape(&parent.arch().parse()?, arch)?;
     let input = Shape {
         height: parent.input.height,
         width: parent.input.width,
         channels: parent.input.channels * planes.len(),
     };
-    check_shape(&graph, arch)?;
-    let mut child = ConvNet::new(input, arch, parent.classes(), seed);
     // The parent's index of each of the child's input channels.
     let k_parent = parent.planes.len();
     let mut map: Vec<usize> = Vec::with_capacity(input.channels);
@@ -75,6 +72,10 @@ pub fn child(
             map.push(c * k_parent + j);
         }
     }
+    // Everything the child asks of its parent holds: now the work.
+    let (mut graph, offsets) = parent_with_offsets(parent, rows, seed)?;
+    let rates = firing_rates(&mut graph, rows);
+    let mut child = ConvNet::new(input, arch, parent.classes(), seed);
     // Channels of the values the parent's layer receives (the child's map into them).
     let mut parent_channels = graph.input.channels;
     // The child's features: pixel p, plane j at the parent's feature of that channel.
@@ -165,32 +166,31 @@ fn most_varied(rates: &[f64], n: usize) -> Vec<usize> {
 }
 
 /// Refuses a child whose layers do not match its parent's.
-fn check_shape(parent: &ConvNet, arch: &Arch) -> Result<()> {
+fn check_shape(parent: &Arch, arch: &Arch) -> Result<()> {
     let mismatch = |why: String| Error::usage(format!("a warm start cannot build {arch}: {why}"));
-    if arch.0.len() != parent.layers.len() {
+    if arch.0.len() != parent.0.len() {
         return Err(mismatch(format!(
             "it has {} layers and its parent {}",
             arch.0.len(),
-            parent.layers.len()
+            parent.0.len()
         )));
     }
-    for (i, (op, p)) in arch.0.iter().zip(&parent.layers).enumerate() {
-        let ok = match (*op, p) {
+    for (i, (op, p)) in arch.0.iter().zip(&parent.0).enumerate() {
+        let ok = match (*op, *p) {
             (
                 Op::Conv {
                     channels,
                     kernel,
                     padding,
                 },
-                GraphLayer::Conv {
+                Op::Conv {
+                    channels: pc,
                     kernel: pk,
                     padding: pp,
-                    output,
-                    ..
                 },
-            ) => kernel == *pk && padding == *pp && channels <= output.channels,
-            (Op::Pool(s), GraphLayer::Pool { size, .. }) => s == *size,
-            (Op::Dense(n), GraphLayer::Dense { outputs, .. }) => n <= *outputs,
+            ) => kernel == pk && padding == pp && channels <= pc,
+            (Op::Pool(s), Op::Pool(ps)) => s == ps,
+            (Op::Dense(n), Op::Dense(pn)) => n <= pn,
             _ => false,
         };
         if !ok {
