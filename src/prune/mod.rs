@@ -694,8 +694,9 @@ pub fn retrain(
     let (train_set, val_set) = (slice(&ctx.split.train, true), slice(&ctx.split.val, false));
     let trained = match warm.filter(|_| shape.is_conv()) {
         Some(parent) => {
-            let calibration = bitslice::slice(&ctx.split.train.images, &parent.planes);
-            let n = calibration.count().min(train::CALIBRATION_IMAGES);
+            let n = ctx.split.train.len().min(train::CALIBRATION_IMAGES);
+            let first = ctx.split.train.slice(0..n);
+            let calibration = bitslice::slice(&first.images, &parent.planes);
             let rows: Vec<&[u64]> = (0..n).map(|i| calibration.row(i)).collect();
             let net = train::warm::child(parent, &rows, &planes, shape, cfg.seed)?;
             train::fine_tune(net, &cfg, &meta, &train_set, &val_set)?

@@ -80,8 +80,9 @@ pub fn child(
     let mut parent_channels = graph.input.channels;
     // The child's features: pixel p, plane j at the parent's feature of that channel.
     let pixels = parent.input.height * parent.input.width;
+    let stride = parent.input_values().channels;
     let features: Vec<usize> = (0..pixels)
-        .flat_map(|p| map.iter().map(move |&c| p * graph_channels(parent) + c))
+        .flat_map(|p| map.iter().map(move |&c| p * stride + c))
         .collect();
     let child_rows = select(rows, &features);
     let mut kept_offsets = Vec::with_capacity(offsets.len());
@@ -140,10 +141,6 @@ fn batch_norm(net: &mut ConvNet, t: usize) -> &mut BatchNorm {
         })
         .nth(t)
         .expect("one batch norm per layer with weights")
-}
-
-fn graph_channels(parent: &IntModel) -> usize {
-    parent.input.channels * parent.planes.len()
 }
 
 /// The parent's index of input `i` of a child's row: rows run over positions (of a window or
