@@ -218,6 +218,57 @@ fn a_tool_out_of_memory_is_one_sentence_and_a_sweep_goes_on_past_it() {
         2,
         "CBNN_TOOL_MEMORY_MB='lots' must be a whole number",
     );
+    // Verilator: a design with fully parallel layers predicted to need more memory than it may
+    // use is refused before Verilator starts; one let start anyway under a limit it cannot
+    // build in ends in one sentence. (A cache of its own: a cached build is never refused.)
+    let full = dir.join("full");
+    let (f, d) = (full.to_str().unwrap(), data.to_str().unwrap());
+    cbnn_ok(&[
+        "rtl",
+        m.to_str().unwrap(),
+        "-o",
+        f,
+        "--fold",
+        "L0:full;L1:full",
+    ]);
+    let cache = dir.join("cache");
+    let sim = |mb: &str, check: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cbnn"))
+            .args(["sim", f, "--dataset", d, "--count", "2"])
+            .env("XDG_CACHE_HOME", &cache)
+            .env("CBNN_TOOL_MEMORY_MB", mb)
+            .env("CBNN_TOOL_MEMORY_CHECK", check)
+            .output()
+            .unwrap()
+    };
+    let out = sim("1100", "on");
+    assert_fails(
+        &out,
+        2,
+        "is too large to simulate here: for its 4176 weight bits in logic (fully parallel layers) \
+         Verilator is expected to need up to 1.3 GiB (1 GiB and 80 KiB a bit, as measured here), \
+         more than the 1.1 GiB cbnn lets it use",
+    );
+    assert!(!cache.join("cbnn").join("verilator").exists());
+    let out = sim("64", "off");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.trim_end().lines().last().unwrap().starts_with(
+            "error: verilator ran out of the 0.1 GiB cbnn lets it use (CBNN_TOOL_MEMORY_MB) on"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error").count(), 1, "{stderr}");
+    // The sweep below simulates the default folding, its build cached now, with enough memory.
+    cbnn_ok(&[
+        "sim",
+        design.to_str().unwrap(),
+        "--dataset",
+        d,
+        "--count",
+        "2",
+    ]);
     // A sweep whose synthesis fails: the other jobs run, the report says what failed, exit 1.
     let spec = dir.join("s.toml");
     std::fs::write(

@@ -618,9 +618,6 @@ fn print_prune(p: &PruneOutcome) {
     outln!("model written to {}", p.output.display());
 }
 
-/// Weight bits a cycle above which a fully parallel layer is flagged as costly to simulate.
-const FULL_LAYER_SIM_BITS: usize = 8192;
-
 fn print_rtl(r: &RtlOutcome) {
     let (manifest, est) = (&r.manifest, &r.estimate);
     outln!(
@@ -679,15 +676,34 @@ fn print_rtl(r: &RtlOutcome) {
         manifest.constraints.join(", "),
         manifest.clock_mhz
     );
-    for l in manifest.layers.iter().filter(|l| l.weights_in_logic) {
-        let bits = l.pe * l.simd;
-        if bits > FULL_LAYER_SIM_BITS {
-            errln!(
-                "note: {} is fully parallel with {bits} weight bits a cycle; simulating it may take \
-                 Verilator many gigabytes of memory (a 160 x 160 layer took over 18 GB here)",
-                l.name
-            );
-        }
+    // What the tools are expected to need (the predictions `cbnn sim` and `cbnn synth` refuse
+    // a design by), said here when it is a lot or more than they may use.
+    let budget = crate::util::process::memory_budget().ok().flatten();
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let bits = crate::cosim::logic_weight_bits(manifest);
+    let sim_need = crate::cosim::verilator_memory_bound(bits);
+    if sim_need >= 2 << 30 {
+        errln!(
+            "note: {} weight bits in logic (fully parallel layers): Verilator is expected to need up to {:.1} GiB to build the simulator{}",
+            bits,
+            gib(sim_need),
+            match budget {
+                Some(b) if sim_need > b => format!(
+                    ", more than the {:.1} GiB cbnn lets it use: `cbnn sim` will refuse it",
+                    gib(b)
+                ),
+                _ => String::new(),
+            }
+        );
+    }
+    let synth_need = crate::synth::yosys_memory_bound(est.luts);
+    if let Some(b) = budget.filter(|&b| synth_need > b) {
+        errln!(
+            "note: for ~{} estimated LUTs Yosys is expected to need up to {:.1} GiB, more than the {:.1} GiB cbnn lets it use: `cbnn synth` will refuse it",
+            est.luts,
+            gib(synth_need),
+            gib(b)
+        );
     }
 }
 

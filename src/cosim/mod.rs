@@ -101,9 +101,44 @@ fn build_flags(trace: bool) -> Vec<&'static str> {
     v
 }
 
+/// The most memory a Verilator 5.006 build of a design is expected to take in one process
+/// (Verilator itself or the compiler): 1 GiB and 80 KiB per weight bit in logic
+/// ([`logic_weight_bits`]) (a fully
+/// parallel layer's weights are constants of the generated C++, and both Verilator and the
+/// compiler grow with them). Fully parallel 64 x 64 to 256 x 256 layers measured about 66 KB
+/// a bit (docs/hardware.md); folded layers' weights are memories read at run time, and the
+/// largest folded design measured, the MNIST conv baseline, stays far below.
+pub fn verilator_memory_bound(logic_weight_bits: u64) -> u64 {
+    (1 << 30) + logic_weight_bits * (80 << 10)
+}
+
+/// Weight bits the design holds as constants in logic (its fully parallel layers').
+pub fn logic_weight_bits(manifest: &crate::rtlgen::Manifest) -> u64 {
+    manifest
+        .layers
+        .iter()
+        .filter(|l| l.weights_in_logic)
+        .map(|l| (l.pe * l.simd) as u64)
+        .sum()
+}
+
 /// Builds (or finds in the cache) the simulator of the design in `dir`, with VCD tracing when
 /// `trace`. Returns the executable and the seconds spent building.
 pub fn build(dir: &Path, files: &[String], trace: bool) -> Result<(PathBuf, f64)> {
+    build_within(dir, files, trace, None, || {})
+}
+
+/// [`build`], refusing before Verilator starts a design predicted (`need` bytes, from
+/// [`verilator_memory_bound`]) not to fit in the memory cbnn lets tools use
+/// ([`crate::util::process::memory_budget`], which also limits the build itself). A cached
+/// build is used whatever the prediction; `starting` is called when a build starts.
+pub fn build_within(
+    dir: &Path,
+    files: &[String],
+    trace: bool,
+    need: Option<(u64, u64)>,
+    starting: impl FnOnce(),
+) -> Result<(PathBuf, f64)> {
     let version = verilator_version()?;
     let mut h = fnv(FNV_START, version.as_bytes());
     h = fnv(h, HARNESS.as_bytes());
@@ -122,6 +157,21 @@ pub fn build(dir: &Path, files: &[String], trace: bool) -> Result<(PathBuf, f64)
     if exe.is_file() {
         return Ok((exe, 0.0));
     }
+    let budget = crate::util::process::memory_budget()?;
+    if let Some((bits, need)) = need {
+        crate::util::process::check_predicted(
+            dir,
+            "simulate",
+            &format!(
+                "for its {bits} weight bits in logic (fully parallel layers) Verilator is expected \
+                 to need"
+            ),
+            "1 GiB and 80 KiB a bit",
+            need,
+            budget,
+        )?;
+    }
+    starting();
     let start = Instant::now();
     remove_stale_builds(&cache_root());
     let work = root.with_extension(format!("tmp-{}", std::process::id()));
@@ -129,7 +179,7 @@ pub fn build(dir: &Path, files: &[String], trace: bool) -> Result<(PathBuf, f64)
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     let harness = work.join("harness.cpp");
     std::fs::write(&harness, HARNESS).map_err(|e| Error::io(&harness, e))?;
-    let built = build_in(&work, &sources, &harness, trace);
+    let built = build_in(dir, &work, &sources, &harness, trace, budget);
     if built.is_err() {
         let _ = std::fs::remove_dir_all(&work);
     }
@@ -161,20 +211,35 @@ fn remove_stale_builds(cache: &Path) {
 }
 
 /// Runs Verilator in `work` (guarded: a killed cbnn leaves no compiler behind).
-fn build_in(work: &Path, sources: &[PathBuf], harness: &Path, trace: bool) -> Result<()> {
-    let out = crate::util::process::output(
-        Command::new("verilator")
-            .args(["--cc", "--exe", "--build", "-j", "2", "-Wno-fatal"])
-            .args(["--top-module", crate::rtlgen::TOP, "-o", "Vsim", "--Mdir"])
-            .arg(work.join("obj"))
-            .args(build_flags(trace))
-            .args(sources)
-            .arg(harness),
-        Some(work),
-    )
-    .map_err(|e| Error::io("verilator", e))?;
+/// Verilator and the compiler it starts may each use `budget` bytes (a build that runs out
+/// of them is one sentence about the design in `dir`).
+fn build_in(
+    dir: &Path,
+    work: &Path,
+    sources: &[PathBuf],
+    harness: &Path,
+    trace: bool,
+    budget: Option<u64>,
+) -> Result<()> {
+    let mut cmd = Command::new("verilator");
+    cmd.args(["--cc", "--exe", "--build", "-j", "2", "-Wno-fatal"])
+        .args(["--top-module", crate::rtlgen::TOP, "-o", "Vsim", "--Mdir"])
+        .arg(work.join("obj"))
+        .args(build_flags(trace))
+        .args(sources)
+        .arg(harness);
+    if let Some(bytes) = budget {
+        crate::util::process::limit_memory(&mut cmd, bytes);
+    }
+    let out = crate::util::process::output(&mut cmd, Some(work))
+        .map_err(|e| Error::io("verilator", e))?;
     if !out.status.success() {
         let log = String::from_utf8_lossy(&out.stderr);
+        if let Some(bytes) =
+            budget.filter(|_| crate::util::process::out_of_memory(&log, &out.status))
+        {
+            return Err(crate::util::process::ran_out("verilator", bytes, dir, None));
+        }
         let first: Vec<&str> = log.lines().filter(|l| l.contains("rror")).take(5).collect();
         return Err(Error::CheckFailed(if first.is_empty() {
             log.lines().last().unwrap_or("").to_string()
@@ -592,4 +657,27 @@ fn mismatch(
     format!(
         "mismatch at image {image}: expected class {wc} scores {ws:?} at cycle {want_cycle}, the design gave class {gc} scores {gs:?} at cycle {got_cycle}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verilator_memory_bound_covers_what_was_measured() {
+        // Weight bits in logic, the largest process's resident peak in KiB (docs/hardware.md).
+        for (bits, kib) in [
+            (4096, 271_812),
+            (9216, 578_968),
+            (16384, 1_068_832),
+            (36864, 2_426_436),
+            (65536, 4_547_620),
+            (0, 361_188),
+        ] {
+            assert!(verilator_memory_bound(bits) > kib << 10, "{bits} bits");
+        }
+        // A fully parallel first layer of the MNIST perceptron (6272 x 256) is refused on this
+        // machine's 24 GB.
+        assert!(verilator_memory_bound(6272 * 256) > 24_000_000_000);
+    }
 }

@@ -66,11 +66,20 @@ impl SimJob {
         let design = Design::load(&self.dir, &self.data, self.count)?;
         let manifest = &design.manifest;
         let count = design.test.len();
-        errln!(
-            "building {} with Verilator (cached after the first time) ...",
-            self.dir.display()
-        );
-        let (exe, build_seconds) = cosim::build(&self.dir, &manifest.files, self.vcd.is_some())?;
+        let bits = cosim::logic_weight_bits(manifest);
+        let need = (bits, cosim::verilator_memory_bound(bits));
+        let (exe, build_seconds) = cosim::build_within(
+            &self.dir,
+            &manifest.files,
+            self.vcd.is_some(),
+            Some(need),
+            || {
+                errln!(
+                    "building {} with Verilator (cached for the next runs) ...",
+                    self.dir.display()
+                )
+            },
+        )?;
         errln!(
             "simulating {count} images ({}) ...",
             self.stall_seed

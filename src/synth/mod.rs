@@ -95,16 +95,6 @@ pub fn yosys_version() -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Whether a tool that ended with `status` and printed `text` ran out of memory: an
-/// allocation failure, or the abort or segmentation fault an unchecked one ends in.
-fn out_of_memory(text: &str, status: &std::process::ExitStatus) -> bool {
-    use std::os::unix::process::ExitStatusExt;
-    text.contains("bad_alloc")
-        || text.contains("Out of memory")
-        || text.contains("out of memory")
-        || matches!(status.signal(), Some(libc::SIGABRT) | Some(libc::SIGSEGV))
-}
-
 /// Runs `program args` in `dir` (its memory limited to [`crate::util::process::memory_budget`]),
 /// its output to `log`, with a spinner showing the last line
 /// that `step` picks out; on failure, an error with the log's lines around the first error.
@@ -150,20 +140,14 @@ fn run_logged(
     pb.finish_and_clear();
     crate::util::atomic::write_atomic(log, text.as_bytes())?;
     if !status.success() {
-        if let Some(bytes) = budget.filter(|_| out_of_memory(&text, &status)) {
-            return Err(Error::usage(format!(
-                "{program} ran out of the {:.1} GiB cbnn lets it use ({}) on {}: the design is \
-                 too large to build here; fold it more (a larger --target-cycles, or smaller PE \
-                 and SIMD) (log: {})",
-                bytes as f64 / (1u64 << 30) as f64,
-                if std::env::var_os(crate::util::process::TOOL_MEMORY_VAR).is_some() {
-                    crate::util::process::TOOL_MEMORY_VAR
-                } else {
-                    "three quarters of this machine's memory"
-                },
-                dir.display(),
-                log.display()
-            )));
+        if let Some(bytes) = budget.filter(|_| crate::util::process::out_of_memory(&text, &status))
+        {
+            return Err(crate::util::process::ran_out(
+                program,
+                bytes,
+                dir,
+                Some(log),
+            ));
         }
         // The first line that names an error, with the lines just before it when it is bare.
         let lines: Vec<&str> = text.lines().collect();
@@ -222,9 +206,7 @@ pub fn writes_into_design(name: &str) -> bool {
         .any(|t| files_into_design(t).iter().any(|f| f == name))
 }
 
-/// Environment variable that, set to `off`, lets Yosys start on a design whatever memory it is
-/// predicted to need (the limit of [`crate::util::process::memory_budget`] still holds).
-pub const MEMORY_CHECK_VAR: &str = "CBNN_TOOL_MEMORY_CHECK";
+pub use crate::util::process::MEMORY_CHECK_VAR;
 
 /// The most memory Yosys (0.23, `synth_xilinx`) is expected to take on a design of `luts`
 /// estimated LUTs: 1 GiB and 40 KiB a LUT. Every design measured here stays below it (the
@@ -237,26 +219,19 @@ pub fn yosys_memory_bound(luts: u64) -> u64 {
 
 /// Refuses, before Yosys starts, a design whose [`yosys_memory_bound`] exceeds `budget`.
 pub fn check_predicted_memory(dir: &Path, manifest: &Manifest, budget: Option<u64>) -> Result<()> {
-    let Some(budget) = budget else { return Ok(()) };
-    if std::env::var(MEMORY_CHECK_VAR).is_ok_and(|v| v == "off") {
+    if budget.is_none() {
         return Ok(());
     }
     let model = crate::model::load(&dir.join("model.json"))?;
     let luts = estimate::for_manifest(&model, manifest).luts;
-    let need = yosys_memory_bound(luts);
-    if need > budget {
-        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-        return Err(Error::usage(format!(
-            "{} is too large to synthesize here: for its ~{luts} estimated LUTs Yosys is \
-             expected to need up to {:.1} GiB (1 GiB and 40 KiB a LUT, as measured here), more \
-             than the {:.1} GiB cbnn lets it use; fold it more (a larger --target-cycles, or \
-             smaller PE and SIMD), or set {MEMORY_CHECK_VAR}=off to try anyway",
-            dir.display(),
-            gib(need),
-            gib(budget)
-        )));
-    }
-    Ok(())
+    crate::util::process::check_predicted(
+        dir,
+        "synthesize",
+        &format!("for its ~{luts} estimated LUTs Yosys is expected to need"),
+        "1 GiB and 40 KiB a LUT",
+        yosys_memory_bound(luts),
+        budget,
+    )
 }
 
 /// Synthesizes the design in `dir` for `target`.

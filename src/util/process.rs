@@ -139,6 +139,65 @@ pub fn memory_budget() -> crate::error::Result<Option<u64>> {
     Ok(kib.map(|k| k * 1024 / 4 * 3))
 }
 
+/// Environment variable that, set to `off`, lets a tool start on a design whatever memory it
+/// is predicted to need (the limit of [`memory_budget`] still holds).
+pub const MEMORY_CHECK_VAR: &str = "CBNN_TOOL_MEMORY_CHECK";
+
+/// Refuses, before a tool starts, a design in `dir` it is expected to need `need` bytes for,
+/// when that exceeds `budget`: one sentence, "DIR is too large to VERB here: {why} ... ".
+/// `why` says what the prediction rests on ("for its ~N estimated LUTs Yosys is expected to
+/// need").
+pub fn check_predicted(
+    dir: &Path,
+    verb: &str,
+    why: &str,
+    basis: &str,
+    need: u64,
+    budget: Option<u64>,
+) -> crate::error::Result<()> {
+    let Some(budget) = budget else { return Ok(()) };
+    if std::env::var(MEMORY_CHECK_VAR).is_ok_and(|v| v == "off") || need <= budget {
+        return Ok(());
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    Err(crate::error::Error::usage(format!(
+        "{} is too large to {verb} here: {why} up to {:.1} GiB ({basis}, as measured here), more \
+         than the {:.1} GiB cbnn lets it use; fold it more (a larger --target-cycles, or smaller \
+         PE and SIMD), or set {MEMORY_CHECK_VAR}=off to try anyway",
+        dir.display(),
+        gib(need),
+        gib(budget)
+    )))
+}
+
+/// Whether a tool that ended with `status` and printed `text` ran out of memory: an
+/// allocation failure, or the abort or segmentation fault an unchecked one ends in.
+pub fn out_of_memory(text: &str, status: &std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    text.contains("bad_alloc")
+        || text.contains("Out of memory")
+        || text.contains("out of memory")
+        || text.contains("memory exhausted")
+        || matches!(status.signal(), Some(libc::SIGABRT) | Some(libc::SIGSEGV))
+}
+
+/// The error of `program` that ran out of the `bytes` it may use on the design in `dir`
+/// (`log`: where its output is, if kept).
+pub fn ran_out(program: &str, bytes: u64, dir: &Path, log: Option<&Path>) -> crate::error::Error {
+    crate::error::Error::usage(format!(
+        "{program} ran out of the {:.1} GiB cbnn lets it use ({}) on {}: the design is too large \
+         to build here; fold it more (a larger --target-cycles, or smaller PE and SIMD){}",
+        bytes as f64 / (1u64 << 30) as f64,
+        if std::env::var_os(TOOL_MEMORY_VAR).is_some() {
+            TOOL_MEMORY_VAR
+        } else {
+            "three quarters of this machine's memory"
+        },
+        dir.display(),
+        log.map_or(String::new(), |l| format!(" (log: {})", l.display()))
+    ))
+}
+
 /// Limits the address space of the process `cmd` starts (and of what it starts) to `bytes`.
 pub fn limit_memory(cmd: &mut Command, bytes: u64) {
     use std::os::unix::process::CommandExt;
