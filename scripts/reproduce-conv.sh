@@ -31,3 +31,7 @@ for pair in "mnist:$mnist:--from-scratch" "fashion-mnist:fashion-mnist:"; do
   $cbnn prune "$out/conv.json" --dataset "$data" $how -o "$out/conv-compact.json" \
     --report "$out/conv-prune.json"
 done
+# The MNIST search with every flag at its default (warm starts), the second table of
+# docs/results.md's "Pruning the convnet".
+$cbnn prune runs/mnist/conv.json --dataset "$mnist" -o runs/mnist/conv-compact-warm.json \
+  --report runs/mnist/conv-prune-warm.json
