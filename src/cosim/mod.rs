@@ -103,11 +103,11 @@ fn build_flags(trace: bool) -> Vec<&'static str> {
 
 /// The most memory a Verilator 5.006 build of a design is expected to take in one process
 /// (Verilator itself or the compiler): 1 GiB and 80 KiB per weight bit in logic
-/// ([`logic_weight_bits`]) (a fully
-/// parallel layer's weights are constants of the generated C++, and both Verilator and the
-/// compiler grow with them). Fully parallel 64 x 64 to 256 x 256 layers measured about 66 KB
-/// a bit (docs/hardware.md); folded layers' weights are memories read at run time, and the
-/// largest folded design measured, the MNIST conv baseline, stays far below.
+/// ([`logic_weight_bits`]: a fully parallel layer's weights are constants of the generated
+/// C++, and both Verilator and the compiler grow with them). Fully parallel 64 x 64 to
+/// 256 x 256 layers measured about 66 KB a bit (docs/hardware.md); folded layers' weights are
+/// memories read at run time, and the largest folded design measured, the MNIST conv
+/// baseline, stays far below.
 pub fn verilator_memory_bound(logic_weight_bits: u64) -> u64 {
     (1 << 30) + logic_weight_bits * (80 << 10)
 }
