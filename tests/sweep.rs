@@ -245,7 +245,7 @@ fn a_tool_out_of_memory_is_one_sentence_and_a_sweep_goes_on_past_it() {
     assert_fails(
         &out,
         2,
-        "is too large to simulate here: for its 4176 weight bits in logic (fully parallel layers) \
+        "is too large to simulate here: for the 4176 bits its layers count a cycle (PE x SIMD) \
          Verilator is expected to need up to 1.3 GiB (1 GiB and 80 KiB a bit, as measured here), \
          more than the 1.1 GiB cbnn lets it use",
     );

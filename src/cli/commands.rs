@@ -680,11 +680,11 @@ fn print_rtl(r: &RtlOutcome) {
     // a design by), said here when it is a lot or more than they may use.
     let budget = crate::util::process::memory_budget().ok().flatten();
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-    let bits = crate::cosim::logic_weight_bits(manifest);
+    let bits = crate::cosim::datapath_bits(manifest);
     let sim_need = crate::cosim::verilator_memory_bound(bits);
     if sim_need >= 2 << 30 {
         errln!(
-            "note: {} weight bits in logic (fully parallel layers): Verilator is expected to need up to {:.1} GiB to build the simulator{}",
+            "note: {} bits counted a cycle (PE x SIMD over the layers): Verilator is expected to need up to {:.1} GiB to build the simulator{}",
             bits,
             gib(sim_need),
             match budget {

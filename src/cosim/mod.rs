@@ -102,24 +102,18 @@ fn build_flags(trace: bool) -> Vec<&'static str> {
 }
 
 /// The most memory a Verilator 5.006 build of a design is expected to take in one process
-/// (Verilator itself or the compiler): 1 GiB and 80 KiB per weight bit in logic
-/// ([`logic_weight_bits`]: a fully parallel layer's weights are constants of the generated
-/// C++, and both Verilator and the compiler grow with them). Fully parallel 64 x 64 to
-/// 256 x 256 layers measured about 66 KB a bit (docs/hardware.md); folded layers' weights are
-/// memories read at run time, and the largest folded design measured, the MNIST conv
-/// baseline, stays far below.
-pub fn verilator_memory_bound(logic_weight_bits: u64) -> u64 {
-    (1 << 30) + logic_weight_bits * (80 << 10)
+/// (Verilator itself or the compiler): 1 GiB and 80 KiB per bit its layers count a cycle
+/// ([`datapath_bits`]: Verilator flattens every XNOR and popcount tree into the generated
+/// C++, and both it and the compiler grow with them, whether the weights are constants of a
+/// fully parallel layer or words of a memory). Designs of 4224 to 65664 such bits measured
+/// about 66 KB a bit (docs/hardware.md).
+pub fn verilator_memory_bound(datapath_bits: u64) -> u64 {
+    (1 << 30) + datapath_bits * (80 << 10)
 }
 
-/// Weight bits the design holds as constants in logic (its fully parallel layers').
-pub fn logic_weight_bits(manifest: &crate::rtlgen::Manifest) -> u64 {
-    manifest
-        .layers
-        .iter()
-        .filter(|l| l.weights_in_logic)
-        .map(|l| (l.pe * l.simd) as u64)
-        .sum()
+/// Bits the design's layers count a cycle: the sum of their `PE x SIMD`.
+pub fn datapath_bits(manifest: &crate::rtlgen::Manifest) -> u64 {
+    manifest.layers.iter().map(|l| (l.pe * l.simd) as u64).sum()
 }
 
 /// Builds (or finds in the cache) the simulator of the design in `dir`, with VCD tracing when
@@ -163,8 +157,8 @@ pub fn build_within(
             dir,
             "simulate",
             &format!(
-                "for its {bits} weight bits in logic (fully parallel layers) Verilator is expected \
-                 to need"
+                "for the {bits} bits its layers count a cycle (PE x SIMD) Verilator is expected to \
+                 need"
             ),
             "1 GiB and 80 KiB a bit",
             need,
@@ -665,14 +659,16 @@ mod tests {
 
     #[test]
     fn the_verilator_memory_bound_covers_what_was_measured() {
-        // Weight bits in logic, the largest process's resident peak in KiB (docs/hardware.md).
+        // Bits counted a cycle, the largest process's resident peak in KiB (docs/hardware.md).
         for (bits, kib) in [
-            (4096, 271_812),
-            (9216, 578_968),
-            (16384, 1_068_832),
-            (36864, 2_426_436),
-            (65536, 4_547_620),
-            (0, 361_188),
+            (4224, 271_812),
+            (9344, 578_968),
+            (16512, 1_068_832),
+            (36992, 2_426_436),
+            (65664, 4_547_620),
+            (1101, 361_188),
+            (2471, 263_732),
+            (39222, 2_608_960),
         ] {
             assert!(verilator_memory_bound(bits) > kib << 10, "{bits} bits");
         }

@@ -66,7 +66,7 @@ impl SimJob {
         let design = Design::load(&self.dir, &self.data, self.count)?;
         let manifest = &design.manifest;
         let count = design.test.len();
-        let bits = cosim::logic_weight_bits(manifest);
+        let bits = cosim::datapath_bits(manifest);
         let need = (bits, cosim::verilator_memory_bound(bits));
         let (exe, build_seconds) = cosim::build_within(
             &self.dir,
