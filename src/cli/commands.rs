@@ -678,7 +678,8 @@ fn print_rtl(r: &RtlOutcome) {
     );
     // What the tools are expected to need (the predictions `cbnn sim` and `cbnn synth` refuse
     // a design by), said here when it is a lot or more than they may use.
-    let budget = crate::util::process::memory_budget().ok().flatten();
+    let budget =
+        crate::util::process::checked_budget(crate::util::process::memory_budget().ok().flatten());
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let bits = crate::cosim::datapath_bits(manifest);
     let sim_need = crate::cosim::verilator_memory_bound(bits);

@@ -122,15 +122,15 @@ pub fn build(dir: &Path, files: &[String], trace: bool) -> Result<(PathBuf, f64)
     build_within(dir, files, trace, None, || {})
 }
 
-/// [`build`], refusing before Verilator starts a design predicted (`need` bytes, from
-/// [`verilator_memory_bound`]) not to fit in the memory cbnn lets tools use
+/// [`build`], refusing before Verilator starts a design of `datapath_bits` ([`datapath_bits`])
+/// whose [`verilator_memory_bound`] exceeds the memory cbnn lets tools use
 /// ([`crate::util::process::memory_budget`], which also limits the build itself). A cached
 /// build is used whatever the prediction; `starting` is called when a build starts.
 pub fn build_within(
     dir: &Path,
     files: &[String],
     trace: bool,
-    need: Option<(u64, u64)>,
+    datapath_bits: Option<u64>,
     starting: impl FnOnce(),
 ) -> Result<(PathBuf, f64)> {
     let version = verilator_version()?;
@@ -152,7 +152,7 @@ pub fn build_within(
         return Ok((exe, 0.0));
     }
     let budget = crate::util::process::memory_budget()?;
-    if let Some((bits, need)) = need {
+    if let Some(bits) = datapath_bits {
         crate::util::process::check_predicted(
             dir,
             "simulate",
@@ -161,7 +161,7 @@ pub fn build_within(
                  need"
             ),
             "1 GiB and 80 KiB a bit",
-            need,
+            verilator_memory_bound(bits),
             budget,
         )?;
     }

@@ -66,13 +66,11 @@ impl SimJob {
         let design = Design::load(&self.dir, &self.data, self.count)?;
         let manifest = &design.manifest;
         let count = design.test.len();
-        let bits = cosim::datapath_bits(manifest);
-        let need = (bits, cosim::verilator_memory_bound(bits));
         let (exe, build_seconds) = cosim::build_within(
             &self.dir,
             &manifest.files,
             self.vcd.is_some(),
-            Some(need),
+            Some(cosim::datapath_bits(manifest)),
             || {
                 errln!(
                     "building {} with Verilator (cached for the next runs) ...",

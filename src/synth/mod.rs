@@ -219,7 +219,7 @@ pub fn yosys_memory_bound(luts: u64) -> u64 {
 
 /// Refuses, before Yosys starts, a design whose [`yosys_memory_bound`] exceeds `budget`.
 pub fn check_predicted_memory(dir: &Path, manifest: &Manifest, budget: Option<u64>) -> Result<()> {
-    if budget.is_none() {
+    if crate::util::process::checked_budget(budget).is_none() {
         return Ok(());
     }
     let model = crate::model::load(&dir.join("model.json"))?;

@@ -143,6 +143,11 @@ pub fn memory_budget() -> crate::error::Result<Option<u64>> {
 /// is predicted to need (the limit of [`memory_budget`] still holds).
 pub const MEMORY_CHECK_VAR: &str = "CBNN_TOOL_MEMORY_CHECK";
 
+/// The budget predictions are checked against: `budget`, unless [`MEMORY_CHECK_VAR`] is `off`.
+pub fn checked_budget(budget: Option<u64>) -> Option<u64> {
+    budget.filter(|_| !std::env::var(MEMORY_CHECK_VAR).is_ok_and(|v| v == "off"))
+}
+
 /// Refuses, before a tool starts, a design in `dir` it is expected to need `need` bytes for,
 /// when that exceeds `budget`: one sentence, "DIR is too large to VERB here: {why} ... ".
 /// `why` says what the prediction rests on ("for its ~N estimated LUTs Yosys is expected to
@@ -155,10 +160,9 @@ pub fn check_predicted(
     need: u64,
     budget: Option<u64>,
 ) -> crate::error::Result<()> {
-    let Some(budget) = budget else { return Ok(()) };
-    if std::env::var(MEMORY_CHECK_VAR).is_ok_and(|v| v == "off") || need <= budget {
+    let Some(budget) = checked_budget(budget).filter(|&b| need > b) else {
         return Ok(());
-    }
+    };
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     Err(crate::error::Error::usage(format!(
         "{} is too large to {verb} here: {why} up to {:.1} GiB ({basis}, as measured here), more \
