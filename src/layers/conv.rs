@@ -262,7 +262,8 @@ impl Semantics for Conv {
     }
 }
 
-/// No accelerator core yet: `cbnn rtl` refuses convolutional models before it reaches these.
+/// A sliding-window unit (`cbnn_swu.v`) feeding a folded matrix-vector-threshold unit
+/// (`cbnn_mvtu.v`) over the window.
 impl Hardware for Conv {
     fn streams(&self) -> bool {
         true

@@ -113,7 +113,7 @@ impl Semantics for MaxPool {
     }
 }
 
-/// No accelerator core yet: `cbnn rtl` refuses models with pooling before it reaches these.
+/// A streaming max-pool core over the pixel stream (`cbnn_pool.v`).
 impl Hardware for MaxPool {
     fn streams(&self) -> bool {
         true
