@@ -44,7 +44,8 @@ pub struct FlowConfig {
     pub quick: bool,
     /// Largest validation accuracy loss the pruning search accepts, percentage points.
     pub max_drop: f64,
-    /// Cycles per image both accelerators are folded for [default: 256, quick: 2048].
+    /// Cycles per image both accelerators are folded for [default: 256, quick: 2048; a
+    /// convnet: [`CONV_CYCLES_PER_PIXEL`] a pixel, twice that with quick].
     pub target_cycles: Option<usize>,
     /// Synthesis target of both accelerators.
     pub synth_target: Target,
@@ -84,9 +85,7 @@ impl FlowConfig {
 
     /// Whether the baseline has convolutions or pools.
     pub fn convolutional(&self) -> bool {
-        self.arch
-            .as_ref()
-            .is_some_and(|a| a.dense_widths().is_none())
+        self.arch.as_ref().is_some_and(Arch::is_conv)
     }
 
     /// The configuration with a convolutional flow's default cycle target made explicit
@@ -549,6 +548,37 @@ mod tests {
             scores: false,
             json: Some(json.to_path_buf()),
         })
+    }
+
+    /// Only convolutions and pools make a flow convolutional (its cycle target per pixel, its
+    /// quick settings): a logic-mapped network has no dense widths either, but is no convnet.
+    #[test]
+    fn only_convolutions_and_pools_make_a_flow_convolutional() {
+        let cfg = |arch: Option<&str>| FlowConfig {
+            data: DataSource::named("mnist"),
+            output: "run".into(),
+            quick: true,
+            max_drop: 1.0,
+            target_cycles: None,
+            synth_target: Target::Xilinx,
+            seed: 1,
+            hidden: vec![256, 256, 256],
+            arch: arch.map(|a| a.parse().unwrap()),
+            validation: None,
+            jobs: 1,
+            ray: None,
+        };
+        for (arch, conv) in [
+            (None, false),
+            (Some("d64,d32"), false),
+            (Some("lut"), false),
+            (Some("l100f4"), false),
+            (Some("conv"), true),
+            (Some("c8,d16"), true),
+            (Some("p2,d16"), true),
+        ] {
+            assert_eq!(cfg(arch).convolutional(), conv, "{arch:?}");
+        }
     }
 
     #[test]
