@@ -10,8 +10,8 @@
 // s_axis_tready (not full) and m_axis_tvalid (not empty) are functions of the fill count, a
 // register: a beat taken in one cycle can leave in the next (latency 1), one beat a cycle
 // enters and one leaves (interval 1), and a full FIFO takes a beat again the cycle after one
-// has left.
-// cbnn-timing: latency=1 interval=1
+// has left (so a FIFO of DEPTH 1, full with one beat, passes one every other cycle).
+// cbnn-timing: latency=1 interval=1 interval_depth_1=2
 module cbnn_fifo #(
     parameter W = 8,                           // bits a beat
     parameter DEPTH = 4,                       // beats held, at least 1

@@ -552,10 +552,7 @@ fn max_pool_core_ors_every_window_at_the_predicted_cycle() {
 fn fifo_passes_every_beat_in_order_at_the_predicted_cycle() {
     use cbnn::reference::stream::{self, Fifo, Skid};
     let timing = timing_line("cbnn_fifo.v");
-    assert_eq!(
-        (timing["latency"].as_str(), timing["interval"].as_str()),
-        ("1", "1")
-    );
+    let latency: u64 = timing["latency"].parse().unwrap();
     let mut rng = Rng::new(7, 0);
     for (w, depth) in [(5usize, 1usize), (40, 3), (1, 16)] {
         let dir = temp_dir(&format!("core-fifo{w}-{depth}"));
@@ -581,6 +578,22 @@ fn fifo_passes_every_beat_in_order_at_the_predicted_cycle() {
                     "W {w} DEPTH {depth}, {schedule:?}: cycle of beat {i}"
                 );
             }
+            if schedule.stall_seed.is_none() {
+                // Beat 0 is taken in cycle 0 and leaves the FIFO after its latency, then the
+                // register slice's cycle; then one beat every `interval` cycles.
+                let key = if depth == 1 {
+                    "interval_depth_1"
+                } else {
+                    "interval"
+                };
+                let interval: u64 = timing[key].parse().unwrap();
+                assert_eq!(predicted[0], latency + 1, "W {w} DEPTH {depth}: latency");
+                let gaps: Vec<u64> = predicted.windows(2).map(|g| g[1] - g[0]).collect();
+                assert!(
+                    gaps.iter().all(|&g| g == interval),
+                    "W {w} DEPTH {depth}: gaps {gaps:?}"
+                );
+            }
         }
     }
 }
@@ -588,6 +601,9 @@ fn fifo_passes_every_beat_in_order_at_the_predicted_cycle() {
 #[test]
 fn splitter_hands_on_every_pixel_of_a_beat_at_the_predicted_cycle() {
     use cbnn::reference::stream::{self, Split};
+    let timing = timing_line("cbnn_split.v");
+    let interval: u64 = timing["interval"].parse().unwrap();
+    let latency: u64 = timing["latency"].parse().unwrap();
     let mut rng = Rng::new(8, 0);
     // (PPB, PW, N): a partly padded last beat, one pixel a beat, one beat an image.
     for (ppb, pw, n) in [(3usize, 5usize, 7usize), (1, 4, 5), (4, 9, 4)] {
@@ -630,6 +646,22 @@ fn splitter_hands_on_every_pixel_of_a_beat_at_the_predicted_cycle() {
                     *cycle, predicted[i],
                     "PPB {ppb} PW {pw} N {n}, {schedule:?}: cycle of pixel {i}"
                 );
+            }
+            if schedule.stall_seed.is_none() {
+                // Beat 0 is taken in cycle 0; its first pixel leaves after the latency, the
+                // pixels of one beat `interval` cycles apart.
+                let case = format!("PPB {ppb} PW {pw} N {n}");
+                assert_eq!(predicted[0], latency, "{case}: latency");
+                for i in 1..predicted.len() {
+                    let same_beat = (i % n) / ppb == ((i - 1) % n) / ppb && i % n != 0;
+                    if same_beat {
+                        assert_eq!(
+                            predicted[i] - predicted[i - 1],
+                            interval,
+                            "{case}: pixel {i}"
+                        );
+                    }
+                }
             }
         }
     }
