@@ -1,4 +1,4 @@
-//! The benchmark harness (`cbnn bench`): inference speed of the full-precision MLP, the 8-plane baseline BNN and the
+//! The benchmark harness (`cbnn bench`): inference speed of the full-precision network, the 8-plane baseline BNN and the
 //! compact BNN side by side in one run, plus training and simulation speed.
 //!
 //! Models that are not given are made in the work directory by jobs with their defaults (and
@@ -249,7 +249,7 @@ fn simulate(a: &BenchConfig, name: &'static str, model_path: &Path) -> Result<Si
 }
 
 /// Training images per second of one epoch of the baseline's configuration and of the
-/// full-precision MLP, on the first `n` training images.
+/// full-precision network, on the first `n` training images.
 fn training_speed(
     a: &BenchConfig,
     baseline: &IntModel,
@@ -319,7 +319,7 @@ pub struct BenchConfig {
     pub baseline: Option<PathBuf>,
     /// The compact model [default: the pruning of the baseline with its defaults, in `work`].
     pub compact: Option<PathBuf>,
-    /// The full-precision MLP [default: trained in `work` in the baseline's shape].
+    /// The full-precision network [default: trained in `work` in the baseline's shape].
     pub float: Option<PathBuf>,
     /// Where models that are not given are made (and found again), and designs simulated.
     pub work: PathBuf,

@@ -1,4 +1,4 @@
-//! Inference speed measurement: the same images through the full-precision MLP and the binary
+//! Inference speed measurement: the same images through the full-precision network and the binary
 //! networks, at a given batch size and thread count, timed pass by pass.
 //!
 //! Every engine starts from the 8-bit pixels in memory and ends with a class per image: the

@@ -73,7 +73,7 @@ pub enum Command {
     /// accuracy, LUTs and cycles per image (RUN_DIR/report.md, report.json, pareto.svg).
     /// Finished jobs are reused, so an interrupted sweep resumes.
     Sweep(SweepArgs),
-    /// Inference speed of the full-precision MLP, the 8-plane baseline and the compact BNN side
+    /// Inference speed of the full-precision network, the 8-plane baseline and the compact BNN side
     /// by side (1 thread and all, batch 1 and 1000), training and simulation speed, the ratios.
     Bench(BenchArgs),
 }
@@ -89,7 +89,8 @@ pub struct BenchArgs {
     /// The compact BNN [default: `cbnn prune` of the baseline with its defaults, in --work].
     #[arg(long, value_name = "MODEL.json")]
     pub compact: Option<PathBuf>,
-    /// The full-precision MLP [default: `cbnn train --float` of the baseline's shape, in --work].
+    /// The full-precision network [default: `cbnn train --float` of the baseline's shape (a
+    /// perceptron or a convnet), in --work].
     #[arg(long, value_name = "MODEL.json")]
     pub float: Option<PathBuf>,
     /// Where models that are not given are made (and found again by the next run), and the
@@ -127,13 +128,14 @@ pub struct FlowArgs {
     pub output: PathBuf,
     /// Reduced flow for a first look (about 4 minutes on 2 cores): 6 training epochs on 12000
     /// images, the same for every pruning candidate, 500 simulated images, a 2048-cycle
-    /// folding.
+    /// folding (a convnet: 3 epochs on 6000 images, 100 simulated images, 128 cycles a pixel).
     #[arg(long)]
     pub quick: bool,
     /// Largest validation accuracy loss accepted by the pruning search, in percentage points.
     #[arg(long, default_value_t = 1.0, value_name = "PP")]
     pub max_drop: f64,
-    /// Cycles per image both accelerators are folded for [default: 256, --quick: 2048].
+    /// Cycles per image both accelerators are folded for [default: 256, --quick: 2048; a
+    /// convnet: 64 cycles a pixel of its images, --quick: 128].
     #[arg(long, value_name = "N")]
     pub target_cycles: Option<usize>,
     /// Synthesis target for both accelerators.
@@ -345,7 +347,8 @@ pub struct PruneArgs {
     #[arg(long, default_value_t = 1.0, value_name = "SE")]
     pub noise_margin: f64,
     /// Training epochs per candidate (the search's budget: candidates x epochs) [default: 30
-    /// for a perceptron, 4 for a network with convolutions (10 with --from-scratch)]
+    /// for a perceptron, 4 for a network with convolutions (10 with --from-scratch), 10 for a
+    /// logic-mapped network]
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Train every candidate of a network with convolutions from scratch instead of from the
@@ -435,7 +438,7 @@ pub struct RetrainArgs {
     #[arg(long, value_name = "SPEC")]
     pub arch: Option<String>,
     /// Training epochs [default: `cbnn prune`'s per candidate: 30 for a perceptron; for a
-    /// network with convolutions 4 with --warm, else 10].
+    /// network with convolutions 4 with --warm, else 10; 10 for a logic-mapped network].
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Train on only the first N training images.
@@ -472,7 +475,8 @@ pub struct RtlArgs {
     #[arg(long, value_name = "SPEC")]
     pub fold: Option<String>,
     /// Cycles per image the design must meet (with --fold auto): every layer and the input
-    /// stream get at most this many; pixels per beat grow if the input needs it.
+    /// stream get at most this many; pixels per beat grow if the input needs it (a
+    /// convnet streams one pixel a beat).
     #[arg(long, value_name = "N")]
     pub target_cycles: Option<usize>,
     /// Clock frequency the constraint files (XDC, SDC) and place and route aim for, in MHz.

@@ -75,7 +75,7 @@ pub fn warm_starts(baseline: &IntModel, from_scratch: bool) -> bool {
 
 /// Epochs per candidate when none are given: [`DEFAULT_EPOCHS`] for a perceptron,
 /// [`DEFAULT_WARM_EPOCHS`] for warm-started candidates, [`DEFAULT_CONV_EPOCHS`] for anything
-/// else.
+/// else (a convnet from scratch, a logic-mapped network).
 pub fn default_epochs(baseline: &IntModel, from_scratch: bool) -> usize {
     if crate::train::arch::is_perceptron(&baseline.arch()) {
         DEFAULT_EPOCHS

@@ -18,7 +18,8 @@ pub enum Folding {
     /// A per-layer specification, `L0:PE,SIMD;L1:full;...` (layers not named get the default).
     Spec(String),
     /// Per layer, the folding of least estimated cost that meets this many cycles per image;
-    /// pixels per beat grow if the input stream needs it.
+    /// pixels per beat grow if the input stream needs it (not for a convnet, which streams one
+    /// pixel a beat).
     Auto {
         /// Cycles per image.
         target_cycles: usize,
@@ -39,7 +40,7 @@ pub struct RtlJob {
     /// Register stages after each popcount tree (0 or 1) where the folding does not say.
     pub pipe: usize,
     /// Pixels per input beat [default: 8, or the image's pixels when fewer; grown by
-    /// [`Folding::Auto`] when the target needs it].
+    /// [`Folding::Auto`] when the target needs it; a convnet: 1].
     pub pixels_per_beat: Option<usize>,
     /// Input bits per beat of a logic-mapped design [default: every bit its first layer
     /// reads, one image a beat].

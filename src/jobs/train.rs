@@ -49,7 +49,7 @@ pub struct TrainJob {
     pub output: PathBuf,
     /// The JSON report, if any.
     pub json: Option<PathBuf>,
-    /// Train the full-precision MLP of the same shape instead (8-bit pixels, no planes).
+    /// Train the full-precision network of the same shape instead (8-bit pixels, no planes).
     pub float: bool,
 }
 

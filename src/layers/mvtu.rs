@@ -1,5 +1,6 @@
 //! The matrix-vector-threshold unit (`rtl/cbnn_mvtu.v`) from the Rust side: the core that the
-//! dense kinds ([`super::Dense`], [`super::Scores`]) instantiate, its memory images and its
+//! dense kinds ([`super::Dense`], [`super::Scores`]) and the convolution ([`super::Conv`], over
+//! its sliding window) instantiate, its memory images and its
 //! instantiation in the top level.
 //!
 //! Memory images (`$readmemh`) are in the layout the core documents: word `nf * SF + sf`

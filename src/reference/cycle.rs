@@ -4,7 +4,8 @@
 //! every valid and ready driven by registers only: for a perceptron an input unpacker that
 //! gathers `beats` input beats into one feature vector, one matrix-vector unit per layer that
 //! needs `steps` cycles per image, and a two-entry output register slice (skid buffer); a
-//! convolutional network adds sliding-window units and max-pools ([`StageTiming`]). This model
+//! convolutional network adds an input splitter, sliding-window units, max-pools and FIFOs
+//! between layers, a logic-mapped one is a register pipeline ([`StageTiming`]). This model
 //! chains the cycle models of those same state machines (`super::stream`) cycle by cycle for a given
 //! input-valid/output-ready schedule, so it predicts the exact cycle of every handshake. The
 //! content of each output beat (class and scores) is the reference executor's; this module

@@ -98,7 +98,7 @@ pub struct Port {
 pub struct LayerInfo {
     /// `L<i>`.
     pub name: String,
-    /// `threshold` or `output`.
+    /// The layer's kind (`threshold`, `output`, `conv`, `maxpool`, `lut`, `group_sum`).
     pub kind: String,
     /// Inputs per neuron.
     pub inputs: usize,
@@ -119,7 +119,9 @@ pub struct LayerInfo {
     pub padded_inputs: usize,
     /// Neurons after padding to a multiple of PE.
     pub padded_outputs: usize,
-    /// Cycles per image: compute steps plus one hand-over cycle.
+    /// Cycles per image, as the layer's kind counts them (a dense unit: compute steps plus one
+    /// hand-over cycle; a convolution: that per window, or the walk over the padded image when
+    /// longer; a pool: its input pixels).
     pub cycles_per_image: usize,
     /// Weight memory image (empty for a layer without weights: a max-pool).
     pub weight_file: String,

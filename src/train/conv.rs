@@ -8,7 +8,8 @@
 //!   batch norm per output channel (statistics over batch and positions) and `sign` with the
 //!   straight-through estimator, exactly as a dense layer.
 //! - **Max-pool** acts on the ±1 outputs of the layer before (after its sign); its gradient goes
-//!   to the first position that holds the maximum.
+//!   to the window's position of the largest batch-norm output of that layer (the same value,
+//!   since the sign is monotone; where a pool before the sign would send it).
 //! - **Dense** layers and the output layer (with its learned positive scale `alpha`) are those of
 //!   the MLP graph ([`super::net`]).
 //!

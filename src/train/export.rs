@@ -1,4 +1,4 @@
-//! Lowering the float graph to the integer model (DESIGN.md section 2).
+//! Lowering the float graph to the integer model (its semantics: docs/model-format.md).
 //!
 //! A hidden neuron's float output is `sign(bn(z))` with `z = 2p - N` for `p` matching inputs.
 //! Batch norm in inference mode is monotone in `z` (non-decreasing for a positive scale), so the

@@ -1,8 +1,11 @@
-//! Training: the only floating-point code of the tool.
+//! Training of the binary networks (the full-precision yardstick of `cbnn train --float` is
+//! [`crate::float`]).
 //!
-//! A dedicated trainer for the fully binary MLP (see ARCHITECTURE.md for why not a framework):
+//! A dedicated trainer for the fully binary networks (see ARCHITECTURE.md for why not a
+//! framework); for the perceptron:
 //! the first layer sums weight rows over the set bits of each image ([`first_layer`]), the small
-//! dense layers use `matrixmultiply`, Adam updates the latent weights. After every epoch the
+//! dense layers use `matrixmultiply`, Adam updates the latent weights; the convolutional graph
+//! ([`conv`]) and the logic-mapped one ([`lut`]) share the epoch loop. After every epoch the
 //! network is lowered to the integer model ([`export`]) and scored by the reference model on
 //! the validation split; the best epoch is kept. The result is an [`IntModel`]: nothing
 //! downstream ever sees a float.
