@@ -1,5 +1,6 @@
-//! The benchmark harness (`cbnn bench`): inference speed of the full-precision network, the 8-plane baseline BNN and the
-//! compact BNN side by side in one run, plus training and simulation speed.
+//! The benchmark harness (`cbnn bench`): inference speed of the full-precision network, the
+//! 8-plane baseline BNN and the compact BNN side by side in one run, plus training and
+//! simulation speed.
 //!
 //! Models that are not given are made in the work directory by jobs with their defaults (and
 //! reused by the next run, as the flow's stages are). Within each repeat the engines run one after the other for every

@@ -379,7 +379,8 @@ pub fn accuracy(m: &FloatModel, set: &LabeledSet) -> f64 {
     crate::reference::Evaluation::new(&pred, &set.labels, m.classes).accuracy
 }
 
-/// Trains the full-precision network (a perceptron or a convnet) on `train`, keeping the epoch that scores best on `val`.
+/// Trains the full-precision network (a perceptron or a convnet) on `train`, keeping the epoch
+/// that scores best on `val`.
 pub fn train(
     cfg: &FloatConfig,
     input: InputShape,

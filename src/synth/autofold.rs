@@ -3,10 +3,10 @@
 //!
 //! A layer's cycles per image are its kind's (`ceil(M / PE) * ceil(N / SIMD) + PIPE + 1` for a
 //! dense layer, that times the windows for a convolution or its padded input's pixels when more,
-//! the pixels for a pool); its cost is the resource model's LUTs plus block RAM ([`super::estimate::Estimate::cost`]). Layers are
-//! independent given the target, so each gets the cheapest folding that meets it, which also
-//! balances the pipeline: every layer ends up just under the target rather than one layer far
-//! faster than the slowest. Only the smallest `PE` for each neuron-fold count and the smallest
+//! the pixels for a pool); its cost is the resource model's LUTs plus block RAM
+//! ([`super::estimate::Estimate::cost`]). Layers are independent given the target, so each
+//! gets the cheapest folding that meets it, which also balances the pipeline: every layer ends
+//! up just under the target rather than one layer far faster than the slowest. Only the smallest `PE` for each neuron-fold count and the smallest
 //! `SIMD` for each input-fold count are candidates, since larger ones cost more for the same
 //! cycles.
 
