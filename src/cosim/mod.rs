@@ -436,7 +436,8 @@ fn simulate_in(tmp: &Path, exe: &Path, st: &Stimulus, bin: &[u8]) -> Result<Trac
     Ok(trace)
 }
 
-/// Runs the simulator, showing how many output beats it has logged so far (on a terminal).
+/// Runs the simulator, showing how many output beats it has logged so far: a bar on a terminal,
+/// a line each tenth of the images otherwise (a long run logged to a file shows it is alive).
 fn run_with_progress(mut cmd: Command, log: &Path, images: usize) -> Result<std::process::Output> {
     let exe = PathBuf::from(cmd.get_program());
     let mut guarded = crate::util::process::spawn(
@@ -447,17 +448,25 @@ fn run_with_progress(mut cmd: Command, log: &Path, images: usize) -> Result<std:
     let stderr = guarded.child.stderr.take();
     let pb = crate::util::progress::bar(images as u64, "simulate");
     let done = std::sync::atomic::AtomicBool::new(false);
+    let start = Instant::now();
     let output = std::thread::scope(|scope| {
-        if !pb.is_hidden() {
-            scope.spawn(|| {
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    if let Ok(text) = std::fs::read(log) {
-                        pb.set_position(text.iter().filter(|&&b| b == b'o').count() as u64);
+        let poller = scope.spawn(|| {
+            let mut lines = crate::util::progress::Milestones::new("simulate", images as u64);
+            // A terminal's bar wants frequent updates, a line per tenth does not; the end of the
+            // run wakes the loop at once.
+            let every = std::time::Duration::from_millis(if pb.is_hidden() { 2000 } else { 250 });
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(text) = std::fs::read(log) {
+                    let beats = text.iter().filter(|&&b| b == b'o').count() as u64;
+                    if !pb.is_hidden() {
+                        pb.set_position(beats);
+                    } else if let Some(line) = lines.update(beats, start.elapsed()) {
+                        crate::util::progress::stderr_line(format_args!("{line}"));
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(250));
                 }
-            });
-        }
+                std::thread::park_timeout(every);
+            }
+        });
         let mut text = Vec::new();
         if let Some(mut e) = stderr {
             let _ = std::io::Read::read_to_end(&mut e, &mut text);
@@ -468,6 +477,7 @@ fn run_with_progress(mut cmd: Command, log: &Path, images: usize) -> Result<std:
             stderr: text,
         });
         done.store(true, std::sync::atomic::Ordering::Relaxed);
+        poller.thread().unpark();
         out
     });
     pb.finish_and_clear();
