@@ -20,11 +20,7 @@ const PORTS: &str = "input wire ap_clk, input wire ap_rst_n,
 /// Writes the cores and a `cbnn_top` wrapper with `body` into `dir`; builds it.
 fn build(dir: &Path, iw: usize, ow: usize, body: &str) -> std::path::PathBuf {
     let mut files = Vec::new();
-    for (name, text) in rtlgen::CORES
-        .iter()
-        .chain(&rtlgen::CONV_CORES)
-        .chain(&rtlgen::LUT_CORES)
-    {
+    for (name, text) in rtlgen::all_cores() {
         std::fs::write(dir.join(name), text).unwrap();
         files.push(name.to_string());
     }
@@ -100,6 +96,7 @@ const SCHEDULES: [Schedule; 3] = [
 
 #[test]
 fn skid_buffer_passes_every_beat_in_order_at_one_per_cycle() {
+    use cbnn::reference::stream::{self, Skid};
     let mut rng = Rng::new(1, 0);
     for w in [1usize, 70] {
         let dir = temp_dir(&format!("core-skid{w}"));
@@ -109,8 +106,15 @@ fn skid_buffer_passes_every_beat_in_order_at_one_per_cycle() {
         let beats = random_beats(&mut rng, 300, w);
         for schedule in SCHEDULES {
             let trace = run(&exe, &dir, &beats, (1, 1), (w, w), schedule);
+            let predicted =
+                stream::output_cycles(&mut [&mut Skid::default()], 300, 300, schedule, 1 << 20)
+                    .unwrap();
             for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
                 assert_eq!(words, &beats[i], "W {w}, beat {i}, {schedule:?}");
+                assert_eq!(
+                    *cycle, predicted[i],
+                    "W {w}, {schedule:?}: cycle of beat {i}"
+                );
                 if schedule.stall_seed.is_none() {
                     assert_eq!(
                         *cycle,
@@ -125,6 +129,7 @@ fn skid_buffer_passes_every_beat_in_order_at_one_per_cycle() {
 
 #[test]
 fn unpacker_gathers_beats_into_vectors() {
+    use cbnn::reference::stream::{self, Unpack};
     let mut rng = Rng::new(2, 0);
     for (n, iw) in [(10usize, 3usize), (65, 8)] {
         let per = n.div_ceil(iw);
@@ -135,7 +140,19 @@ fn unpacker_gathers_beats_into_vectors() {
         let beats = random_beats(&mut rng, 40 * per, iw);
         for schedule in SCHEDULES {
             let trace = run(&exe, &dir, &beats, (per, 1), (iw, n), schedule);
+            let predicted = stream::output_cycles(
+                &mut [&mut Unpack::new(per)],
+                40 * per,
+                40,
+                schedule,
+                1 << 20,
+            )
+            .unwrap();
             for (img, (cycle, words)) in trace.outputs.iter().enumerate() {
+                assert_eq!(
+                    *cycle, predicted[img],
+                    "N {n}, IW {iw}, {schedule:?}: cycle of vector {img}"
+                );
                 for f in 0..n {
                     let (b, j) = (f / iw, f % iw);
                     assert_eq!(
@@ -155,6 +172,7 @@ fn unpacker_gathers_beats_into_vectors() {
 
 #[test]
 fn threshold_unit_matches_the_definition_under_any_folding() {
+    use cbnn::reference::stream::{self, Mvtu, Unpack};
     let mut rng = Rng::new(3, 0);
     for (n, m, pe, simd, pipe) in [
         (9usize, 5usize, 2usize, 4usize, 0usize),
@@ -183,9 +201,26 @@ fn threshold_unit_matches_the_definition_under_any_folding() {
             n - 1
         ));
         let beats = random_beats(&mut rng, 50, n);
+        let steps = cbnn::rtlgen::fold::LayerShape {
+            inputs: n,
+            outputs: m,
+        }
+        .steps(f);
         for schedule in SCHEDULES {
             let trace = run(&exe, &dir, &beats, (1, 1), (n, m), schedule);
-            for (img, (_, words)) in trace.outputs.iter().enumerate() {
+            let predicted = stream::output_cycles(
+                &mut [&mut Unpack::new(1), &mut Mvtu::new(steps)],
+                50,
+                50,
+                schedule,
+                1 << 20,
+            )
+            .unwrap();
+            for (img, (cycle, words)) in trace.outputs.iter().enumerate() {
+                assert_eq!(
+                    *cycle, predicted[img],
+                    "N {n} M {m} PE {pe} SIMD {simd} PIPE {pipe}, {schedule:?}: cycle of vector {img}"
+                );
                 for (j, &tj) in t.iter().enumerate() {
                     let matches = (0..n)
                         .filter(|&i| w.get(j, i) == get(&beats[img], i))
@@ -347,12 +382,7 @@ fn popcount_counts_with_adder_and_table_leaves() {
 
 /// The `cbnn-timing` line of a core's header: `key=value` pairs.
 fn timing_line(core: &str) -> std::collections::HashMap<String, String> {
-    let text = rtlgen::CORES
-        .iter()
-        .chain(&rtlgen::CONV_CORES)
-        .find(|(n, _)| *n == core)
-        .unwrap()
-        .1;
+    let text = rtlgen::all_cores().find(|(n, _)| *n == core).unwrap().1;
     let line = text
         .lines()
         .find_map(|l| l.strip_prefix("// cbnn-timing: "))
@@ -781,11 +811,7 @@ fn sliding_window_unit_and_threshold_unit_compute_a_convolution() {
 #[test]
 fn cores_check_their_parameters_at_elaboration() {
     let dir = temp_dir("core-params");
-    for (name, text) in rtlgen::CORES
-        .iter()
-        .chain(&rtlgen::CONV_CORES)
-        .chain(&rtlgen::LUT_CORES)
-    {
+    for (name, text) in rtlgen::all_cores() {
         std::fs::write(dir.join(name), text).unwrap();
     }
     let cases = [
@@ -860,12 +886,7 @@ fn cores_check_their_parameters_at_elaboration() {
         let _ = module;
         let top = format!("module t; {module} #(.{params}) u (); endmodule\n");
         std::fs::write(dir.join("t.v"), top).unwrap();
-        let mut files: Vec<String> = rtlgen::CORES
-            .iter()
-            .chain(&rtlgen::CONV_CORES)
-            .chain(&rtlgen::LUT_CORES)
-            .map(|(n, _)| n.to_string())
-            .collect();
+        let mut files: Vec<String> = rtlgen::all_cores().map(|(n, _)| n.to_string()).collect();
         files.push("t.v".into());
         let v = std::process::Command::new("verilator")
             .current_dir(&dir)

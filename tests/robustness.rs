@@ -498,6 +498,10 @@ fn absurd_resource_flags_get_one_sentence() {
     assert_fails(&out, 2, "more than the 268435456 training may hold");
     let out = cbnn(&["train", "--dataset", &data, "--validation", "0", "-o", o]);
     assert_fails(&out, 2, "--validation 0 leaves nothing to decide on");
+    let out = cbnn(&["train", "--dataset", &data, "--batch", "65537", "-o", o]);
+    assert_fails(&out, 2, "--batch 65537 is more than 65536 images");
+    let out = cbnn(&["train", "--dataset", &data, "--epochs", "100001", "-o", o]);
+    assert_fails(&out, 2, "--epochs must be between 1 and 100000");
     let out = cbnn(&[
         "data",
         "fetch",

@@ -455,7 +455,12 @@ fn run_with_progress(mut cmd: Command, log: &Path, images: usize) -> Result<std:
             // A terminal's bar wants frequent updates, a line per tenth does not; the end of the
             // run wakes the loop at once.
             let every = std::time::Duration::from_millis(if pb.is_hidden() { 2000 } else { 250 });
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            loop {
+                // Waiting first keeps a run of a few seconds silent when there is no bar.
+                std::thread::park_timeout(every);
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
                 if let Ok(text) = std::fs::read(log) {
                     let beats = text.iter().filter(|&&b| b == b'o').count() as u64;
                     if !pb.is_hidden() {
@@ -464,7 +469,6 @@ fn run_with_progress(mut cmd: Command, log: &Path, images: usize) -> Result<std:
                         crate::util::progress::stderr_line(format_args!("{line}"));
                     }
                 }
-                std::thread::park_timeout(every);
             }
         });
         let mut text = Vec::new();

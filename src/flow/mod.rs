@@ -171,7 +171,8 @@ pub struct StageLog {
 
 fn stage_key(st: &Stage) -> Result<String> {
     let mut h = fnv(FNV_START, env!("CARGO_PKG_VERSION").as_bytes());
-    for (name, text) in crate::rtlgen::CORES {
+    // Every core: a changed sliding-window unit must not leave a conv design's stages reused.
+    for (name, text) in crate::rtlgen::all_cores() {
         h = fnv(fnv(h, name.as_bytes()), text.as_bytes());
     }
     h = fnv(h, crate::cosim::HARNESS.as_bytes());

@@ -45,6 +45,11 @@ pub const LUT_CORES: [(&str, &str); 2] = [
     ("cbnn_pipe.v", include_str!("../../rtl/cbnn_pipe.v")),
 ];
 
+/// Every hand-written core, whichever designs it goes into.
+pub fn all_cores() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    CORES.iter().chain(&CONV_CORES).chain(&LUT_CORES)
+}
+
 /// The copy of the model kept in every design directory (the simulator checks against it).
 pub const MODEL_FILE: &str = "model.json";
 
@@ -698,5 +703,31 @@ fn port(name: &str, direction: &str, width: usize) -> Port {
         name: name.into(),
         direction: direction.into(),
         width,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every core file in `rtl/` is one the generator knows, so the flow's stage keys (which
+    /// hash `all_cores`) change when any of them does.
+    #[test]
+    fn all_cores_lists_every_core_in_rtl() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rtl");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".v"))
+            .collect();
+        on_disk.sort();
+        let mut known: Vec<String> = super::all_cores().map(|(n, _)| n.to_string()).collect();
+        known.sort();
+        assert_eq!(known, on_disk);
+        for (name, text) in super::all_cores() {
+            assert_eq!(
+                *text,
+                std::fs::read_to_string(dir.join(name)).unwrap(),
+                "{name}"
+            );
+        }
     }
 }
