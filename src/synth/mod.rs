@@ -126,9 +126,19 @@ fn run_logged(
         s
     });
     let mut text = String::new();
+    // Without a terminal the spinner is hidden: a line with the current step at most every
+    // 30 s instead, so that a long run logged to a file shows where it is.
+    let mut shown = Instant::now();
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
             if let Some(msg) = step(&line) {
+                if pb.is_hidden() && shown.elapsed().as_secs() >= 30 {
+                    shown = Instant::now();
+                    crate::util::progress::stderr_line(format_args!(
+                        "{what}: {} so far, at {msg}",
+                        crate::util::progress::duration(start.elapsed())
+                    ));
+                }
                 pb.set_message(msg);
             }
             text.push_str(&line);
