@@ -41,7 +41,9 @@ Events:
 
 `--address local` starts a throwaway cluster on the loopback address: a head node that runs
 no tasks and `--workers` worker nodes of `--cpus-per-job` CPUs each, its session files in
-`--temp-dir` (Ray's default otherwise: /tmp/ray), stopped at the end.
+`--temp-dir` (Ray's default otherwise: /tmp/ray), stopped at the end. cbnn also sets
+`RAY_TMPDIR` to its scratch directory, so that what Ray writes into its default folder (the
+address file of a throwaway cluster) stays there too, and nothing outside it is touched.
 """
 
 import argparse
@@ -83,6 +85,33 @@ def emit(event):
     PROTOCOL.flush()
 
 
+def remove_dead_job_dirs(parent):
+    """Removes the job directories (`cbnn-job-PID-...`) of worker processes that are gone: a
+    worker killed in the middle of a job cannot remove its own. Nothing else is touched: not
+    another name, not a link, not a live process's directory."""
+    import re
+    import shutil
+
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        m = re.fullmatch(r"cbnn-job-(\d+)-[^/]+", name)
+        if not m:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue  # another user's, or not a process id
+        path = os.path.join(parent, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def run_job(binary, argv, cwd, files, dirs, outputs, threads, *blobs):
     """The Ray task: writes the job's files, runs cbnn, returns its outputs' bytes."""
     import ctypes
@@ -91,7 +120,8 @@ def run_job(binary, argv, cwd, files, dirs, outputs, threads, *blobs):
     import subprocess
 
     start = time.monotonic()
-    work = tempfile.mkdtemp(prefix="cbnn-job-")
+    remove_dead_job_dirs(tempfile.gettempdir())
+    work = tempfile.mkdtemp(prefix="cbnn-job-%d-" % os.getpid())
     try:
         exe = os.path.join(work, "cbnn")
         with open(exe, "wb") as f:
@@ -215,6 +245,10 @@ def main():
     cluster = None
     if args.address == "local":
         from ray.cluster_utils import Cluster
+
+        # Ray's default folder, where the cluster writes its address whatever temp_dir says.
+        if os.environ.get("RAY_TMPDIR"):
+            os.makedirs(os.path.join(os.environ["RAY_TMPDIR"], "ray"), exist_ok=True)
 
         # Its sessions' files (logs, sockets) in cbnn's scratch directory, removed with it.
         common = {"node_ip_address": "127.0.0.1", "temp_dir": args.temp_dir}

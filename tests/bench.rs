@@ -146,13 +146,12 @@ fn bench_makes_missing_models_measures_and_reuses_them() {
     }
     let train = r["training_images_per_second"].as_array().unwrap();
     assert_eq!(train.len(), 2);
-    if cbnn::cosim::verilator_version().is_ok() {
-        let sim = r["simulation"].as_array().unwrap();
-        assert_eq!(sim.len(), 2);
-        assert!(sim
-            .iter()
-            .all(|s| s["images"] == 20 && s["cycles"].as_u64().unwrap() > 0));
-    }
+    require_verilator();
+    let sim = r["simulation"].as_array().unwrap();
+    assert_eq!(sim.len(), 2);
+    assert!(sim
+        .iter()
+        .all(|s| s["images"] == 20 && s["cycles"].as_u64().unwrap() > 0));
 
     // The next run finds the models it made and measures at batch 1000 too.
     let mut again = args.to_vec();

@@ -266,10 +266,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 
 #[test]
 fn a_killed_verilator_build_leaves_no_process_and_no_temporary() {
-    if Command::new("verilator").arg("--version").output().is_err() {
-        eprintln!("skipped: no verilator");
-        return;
-    }
+    require_verilator();
     let (dir, data, model) = setup("rob-build");
     let design = dir.join("design");
     cbnn_ok(&["rtl", &model, "-o", design.to_str().unwrap()]);
@@ -724,10 +721,7 @@ fn a_logic_mapped_model_is_evaluated_and_what_cannot_take_it_yet_says_so() {
 /// directory (make, which then could not find the harness).
 #[test]
 fn a_relative_cache_directory_is_ignored() {
-    if cbnn::cosim::verilator_version().is_err() {
-        eprintln!("skipped: no verilator");
-        return;
-    }
+    require_verilator();
     let (dir, data, model) = setup("rob-relcache");
     let design = dir.join("design");
     cbnn_ok(&["rtl", &model, "-o", design.to_str().unwrap()]);

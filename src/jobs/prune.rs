@@ -12,6 +12,7 @@ use crate::prune::{self, Context, Event, PruneConfig, PruneReport};
 use crate::train::arch::Arch;
 use crate::train::{self, TrainConfig};
 use crate::util::output::Plan;
+use crate::util::scratch::Scratch;
 use crate::util::{atomic, process};
 
 /// `cbnn prune`.
@@ -307,7 +308,6 @@ struct Processes {
     jobs: usize,
     exe: PathBuf,
     search: PruneJob,
-    scratch: PathBuf,
     threads: usize,
     started: std::cell::Cell<usize>,
 }
@@ -315,12 +315,10 @@ struct Processes {
 impl Processes {
     fn new(job: &PruneJob) -> Result<Self> {
         let exe = std::env::current_exe().map_err(|e| Error::io("the cbnn executable", e))?;
-        let scratch = std::env::temp_dir().join(format!("cbnn-prune-{}", std::process::id()));
         Ok(Self {
             jobs: job.jobs,
             exe,
             search: job.clone(),
-            scratch,
             threads: rayon::current_num_threads(),
             started: std::cell::Cell::new(0),
         })
@@ -372,14 +370,14 @@ impl prune::Executor for Processes {
         on_start: &mut dyn FnMut(&prune::Spec),
         take: &mut dyn FnMut(IntModel, f64) -> Result<bool>,
     ) -> Result<()> {
-        let scratch = new_scratch(&self.scratch)?;
-        let _cleanup = RemoveOnDrop(scratch.clone());
+        let scratch = Scratch::new("prune")?;
+        let scratch = scratch.path();
         let mut running = std::collections::VecDeque::new();
         let mut next = 0;
         loop {
             while running.len() < self.jobs && next < specs.len() {
                 let started = self.start(
-                    &scratch,
+                    scratch,
                     &specs[next],
                     epochs,
                     ctx.parent.is_some(),
@@ -451,7 +449,6 @@ struct OnRay {
     search: PruneJob,
     /// The dataset's files, hashed once for every job.
     dataset: std::collections::BTreeMap<String, super::remote::FileRef>,
-    scratch: PathBuf,
 }
 
 impl OnRay {
@@ -461,7 +458,6 @@ impl OnRay {
             ray: std::cell::RefCell::new(ray),
             search: job.clone(),
             dataset: super::remote::dataset_files(&job.data)?,
-            scratch: std::env::temp_dir().join(format!("cbnn-prune-ray-{}", std::process::id())),
         })
     }
 }
@@ -475,8 +471,8 @@ impl prune::Executor for OnRay {
         on_start: &mut dyn FnMut(&prune::Spec),
         take: &mut dyn FnMut(IntModel, f64) -> Result<bool>,
     ) -> Result<()> {
-        let scratch = new_scratch(&self.scratch)?;
-        let _cleanup = RemoveOnDrop(scratch.clone());
+        let scratch = Scratch::new("prune-ray")?;
+        let scratch = scratch.path();
         let mut ray = self.ray.borrow_mut();
         let mut sent = Vec::new();
         for (n, spec) in specs.iter().enumerate() {
@@ -524,27 +520,6 @@ impl prune::Executor for OnRay {
             ray.cancel(*id);
         }
         result
-    }
-}
-
-/// A new directory beside `stem` (`stem.0`, `stem.1`, ...): nothing in it is anyone else's.
-pub(super) fn new_scratch(stem: &std::path::Path) -> Result<PathBuf> {
-    (0..)
-        .map(|k| stem.with_extension(k.to_string()))
-        .find_map(|dir| match std::fs::create_dir(&dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
-            other => Some(other.map(|()| dir)),
-        })
-        .expect("an unbounded range")
-        .map_err(|e| Error::io(stem, e))
-}
-
-/// Removes a directory tree when dropped.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use super::remote::RemoteJob;
 use crate::error::{Error, Result};
 use crate::util::process;
+use crate::util::scratch::Scratch;
 
 /// The driver's source.
 const DRIVER: &str = include_str!("../../ray-driver/driver.py");
@@ -107,12 +108,40 @@ pub struct Ray {
     events: Receiver<String>,
     finished: HashMap<u64, Done>,
     next: u64,
-    /// The scratch directory holding the driver's script and the outputs of finished jobs.
-    home: PathBuf,
+    /// The scratch directory holding the driver's script, the outputs of finished jobs and
+    /// everything Ray writes on this machine; removed last, after the driver has ended.
+    home: Scratch,
     /// CPUs of the cluster's workers.
     pub cpus: f64,
     /// Live nodes, the head included.
     pub nodes: usize,
+}
+
+/// The longest Unix socket path, in bytes (`sun_path` holds 108 with the closing zero).
+const SOCKET_PATH_MAX: usize = 107;
+
+/// What Ray appends to its temporary folder for its longest socket path:
+/// `/session_YYYY-MM-DD_HH-MM-SS_UUUUUU_PID/sockets/plasma_store.NNN` (a process id of up to
+/// seven digits, a node number of up to three).
+const RAY_SOCKET_TAIL: usize =
+    "/session_2026-12-07_08-54-29_883342_".len() + 7 + "/sockets/plasma_store".len() + ".256".len();
+
+/// Fails, in one sentence, when Ray's sockets below `home` would not fit a Unix socket path
+/// (a long `$TMPDIR`); Ray itself would fail after its start-up with a long message.
+fn check_socket_room(home: &Path) -> Result<()> {
+    let ray = home.join("ray");
+    let room = SOCKET_PATH_MAX.saturating_sub(RAY_SOCKET_TAIL);
+    if ray.as_os_str().len() > room {
+        let tmp = home.parent().unwrap_or(home);
+        return Err(Error::usage(format!(
+            "{}: the temporary folder's path is too long for Ray, whose sockets below it \
+             would exceed the {SOCKET_PATH_MAX} bytes a Unix socket's path may have; set \
+             TMPDIR to a folder of at most {} bytes",
+            tmp.display(),
+            tmp.as_os_str().len() - (ray.as_os_str().len() - room)
+        )));
+    }
+    Ok(())
 }
 
 /// The Python that runs the driver.
@@ -136,13 +165,9 @@ impl Ray {
         settings.check()?;
         let python = python()?;
         // A new directory of its own (nothing in it is anyone else's), removed at the end.
-        let home = super::prune::new_scratch(
-            &std::env::temp_dir().join(format!("cbnn-ray-{}", std::process::id())),
-        )?;
-        // Once the connection exists, its drop removes the directory.
-        let ray = Self::start(settings, &python, &home).inspect_err(|_| {
-            let _ = std::fs::remove_dir_all(&home);
-        })?;
+        let home = Scratch::new("ray")?;
+        check_socket_room(home.path())?;
+        let ray = Self::start(settings, &python, home)?;
         errln!(
             "Ray: {} nodes, {} CPUs for jobs of {} CPU(s) each",
             ray.nodes,
@@ -152,10 +177,9 @@ impl Ray {
         Ok(ray)
     }
 
-    fn start(settings: &RaySettings, python: &Path, home: &Path) -> Result<Ray> {
-        let home = home.to_path_buf();
+    fn start(settings: &RaySettings, python: &Path, home: Scratch) -> Result<Ray> {
         let exe = std::env::current_exe().map_err(|e| Error::io("the cbnn executable", e))?;
-        let script = home.join("driver.py");
+        let script = home.path().join("driver.py");
         std::fs::write(&script, DRIVER).map_err(|e| Error::io(&script, e))?;
         let mut cmd = Command::new(python);
         cmd.arg(&script)
@@ -168,9 +192,18 @@ impl Ray {
             .arg("--cpus-per-job")
             .arg(settings.cpus_per_job.to_string())
             .arg("--staging")
-            .arg(home.join("out"))
+            .arg(home.path().join("out"))
             .arg("--temp-dir")
-            .arg(home.join("ray"))
+            .arg(home.path().join("ray"))
+            // Everything Ray writes on this machine goes below the scratch directory: its
+            // session files, and the cluster-address file that `ray.cluster_utils.Cluster`
+            // writes into Ray's *default* folder whatever temp_dir says (`$RAY_TMPDIR/ray`),
+            // which fails where that folder does not exist yet (a new machine) and would
+            // replace the address of a user's own cluster where it does.
+            .env("RAY_TMPDIR", home.path())
+            // The driver's own temporaries too, and on a throwaway cluster those of the
+            // nodes and workers it starts (a worker killed mid-job cannot remove its own).
+            .env("TMPDIR", home.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -325,7 +358,7 @@ impl Ray {
         let Some(d) = self.finished.remove(&id) else {
             return Ok(None);
         };
-        let staging = self.home.join("out").join(id.to_string());
+        let staging = self.home.path().join("out").join(id.to_string());
         let installed = if d.code == 0 {
             job.install(&staging)
         } else {
@@ -360,6 +393,6 @@ impl Drop for Ray {
             // whatever is left of its process group.
             let _ = d.child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.home);
+        // `home` goes when the fields are dropped, after this.
     }
 }

@@ -1,5 +1,5 @@
 //! Small helpers shared by every layer: atomic file output, a deterministic random generator,
-//! progress reporting, a checked face on the GEMM library.
+//! progress reporting, a checked face on the GEMM library, scratch directories.
 
 pub mod atomic;
 pub mod gemm;
@@ -8,3 +8,4 @@ pub mod output;
 pub mod process;
 pub mod progress;
 pub mod rng;
+pub mod scratch;

@@ -77,6 +77,14 @@ pub fn write_fixture_dataset(dir: &Path, train: usize, test: usize, side: usize,
     }
 }
 
+/// Fails the test unless Verilator is installed: the test command (`bash scripts/test.sh`)
+/// installs it, so a test that needs it never passes without having run.
+pub fn require_verilator() {
+    if let Err(e) = cbnn::cosim::verilator_version() {
+        panic!("this test needs Verilator, which `bash scripts/setup.sh` installs: {e}");
+    }
+}
+
 /// Runs the cbnn binary with `args`.
 pub fn cbnn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cbnn"))
