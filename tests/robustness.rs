@@ -199,7 +199,13 @@ fn rtl_replaces_only_a_directory_that_is_provably_its_own_design() {
 fn a_flow_locks_its_run_directory_and_cleans_only_its_own_dead_temporaries() {
     let (dir, data, _model) = setup("rob-flow");
     let run = dir.join("run");
-    std::fs::create_dir_all(&run).unwrap();
+    // The run directory of an earlier flow (its marker).
+    std::fs::create_dir_all(run.join("stages")).unwrap();
+    std::fs::write(
+        run.join("stages/run.json"),
+        r#"{"format": "cbnn-run", "kind": "flow"}"#,
+    )
+    .unwrap();
     // A temporary of a live process (this test), one of a dead process, and a link to a
     // directory outside the run holding something that looks like a temporary.
     let live = run.join(format!(".base.json.tmp-{}", std::process::id()));
@@ -248,6 +254,60 @@ fn a_flow_locks_its_run_directory_and_cleans_only_its_own_dead_temporaries() {
         std::fs::read(outside.join(".x.tmp-99999999")).unwrap(),
         b"not cbnn's"
     );
+}
+
+/// `cbnn flow -o DIR` and `cbnn sweep -o DIR` write only into a new or empty directory or a run
+/// directory of their own: a user's directory holding files of the names they write is
+/// refused before any work, and every file in it stays as it was.
+#[test]
+fn flow_and_sweep_write_only_into_a_run_directory_of_their_own() {
+    let dir = temp_dir("rob-rundir");
+    let spec = sweep_fixture(&dir);
+    let data = dir.join("data");
+    let users = dir.join("mine");
+    for (name, text) in [
+        ("report.md", "my notes"),
+        ("report.json", "{}"),
+        ("pareto.svg", "<svg/>"),
+        ("base.json", "my model"),
+        ("models/big.json", "my model"),
+        ("eval/big.json", "my numbers"),
+    ] {
+        let p = users.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+    }
+    let before = tree(&users);
+    let u = users.to_str().unwrap();
+    let t0 = Instant::now();
+    let flow = cbnn(&[
+        "flow",
+        "--dataset",
+        data.to_str().unwrap(),
+        "-o",
+        u,
+        "--quick",
+        "--hidden",
+        "16",
+        "--validation",
+        "100",
+    ]);
+    assert_fails(
+        &flow,
+        2,
+        "the directory holds files and is not a run directory of `cbnn flow`",
+    );
+    let sweep = cbnn(&["sweep", spec.to_str().unwrap(), "-o", u]);
+    assert_fails(
+        &sweep,
+        2,
+        "the directory holds files and is not a run directory of `cbnn sweep`",
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "refused only after work"
+    );
+    assert_eq!(tree(&users), before, "the user's directory changed");
 }
 
 /// Processes whose command line mentions `needle`.

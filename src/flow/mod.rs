@@ -32,6 +32,7 @@ use crate::train::arch::Arch;
 use crate::util::atomic;
 use crate::util::hash::{fnv, FNV_START};
 use crate::util::output::Plan;
+use crate::util::rundir::RunDir;
 
 /// What a flow runs on and aims for.
 #[derive(Clone, Debug, PartialEq)]
@@ -373,42 +374,15 @@ pub fn run_stages(
         .collect())
 }
 
-/// Holds the run directory for this process: a second flow on the same directory is refused
-/// (naming the process that holds it) instead of corrupting this one. The lock is released
-/// when the process ends, however it ends.
-pub fn lock_run_dir(run: &Path) -> Result<std::fs::File> {
-    use std::io::{Read, Seek, Write};
-    let path = run.join("stages").join("flow.lock");
-    if let Ok(meta) = std::fs::symlink_metadata(&path) {
-        if !meta.is_file() {
-            return Err(Error::usage(format!(
-                "{}: exists and is {}; it is cbnn's lock file",
-                path.display(),
-                crate::util::output::describe(&meta)
-            )));
-        }
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    if file.try_lock().is_err() {
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        return Err(Error::usage(format!(
-            "{}: another cbnn flow (process {}) is running in this directory; wait for it or \
-             give another directory",
-            run.display(),
-            holder.trim()
-        )));
-    }
-    let _ = file.set_len(0);
-    let _ = file.rewind();
-    let _ = write!(file, "{}", std::process::id());
-    Ok(file)
+/// A report's files with the run's log (`run-log.json`) before the last (the JSON report), so
+/// that a report file and the log are always of the same run.
+pub fn with_run_log(
+    mut files: Vec<(&'static str, Vec<u8>)>,
+    log: &RunLog,
+) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let bytes = atomic::json_bytes(Path::new("run-log.json"), log)?;
+    files.insert(files.len().saturating_sub(1), ("run-log.json", bytes));
+    Ok(files)
 }
 
 /// Test images the quick flow of a convnet's sensitivity analysis evaluates.
@@ -511,22 +485,18 @@ pub fn run(cfg: &FlowConfig, on: &mut (dyn FnMut(&Outcome) + Send)) -> Result<re
     cfg.plan().check()?;
     let cfg = &cfg.resolved()?.jobs_paths()?;
     let run = &cfg.output;
-    std::fs::create_dir_all(run.join("stages")).map_err(|e| Error::io(run, e))?;
-    let _lock = lock_run_dir(run)?;
+    let dir = RunDir::open(run, "flow")?;
     atomic::remove_stale_in(run);
     atomic::remove_stale_in(&run.join("stages"));
     let start = Instant::now();
     let exec = Executor::new(cfg.ray.as_ref())?;
     let logs = run_stages(&exec, run, &stages(cfg), cfg.jobs, OnFailure::Stop, on)?;
     let rep = report::build(run, cfg, &logs)?;
-    report::write(run, &rep)?;
-    atomic::write_json(
-        &run.join("run-log.json"),
-        &RunLog {
-            seconds: start.elapsed().as_secs_f64(),
-            stages: logs,
-        },
-    )?;
+    let log = RunLog {
+        seconds: start.elapsed().as_secs_f64(),
+        stages: logs,
+    };
+    dir.write_report(&with_run_log(report::files(&rep)?, &log)?)?;
     errln!(
         "flow finished in {:.0} s: {} and {}",
         start.elapsed().as_secs_f64(),

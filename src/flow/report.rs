@@ -398,20 +398,30 @@ pub fn markdown(r: &FlowReport) -> String {
     m
 }
 
-/// Writes report.json, report.md and the two pictures drawn here.
-pub fn write(run: &Path, r: &FlowReport) -> Result<()> {
-    draw(&run.join("pareto.svg"), |svg| pareto(r, svg))?;
-    draw(&run.join("resources.svg"), |svg| resources(r, svg))?;
-    atomic::write_json(&run.join("report.json"), r)?;
-    atomic::write_atomic(&run.join("report.md"), markdown(r).as_bytes())
+/// The report's files, by name in the run directory, in the order they are written: the two
+/// pictures drawn here, report.md, then report.json.
+pub fn files(r: &FlowReport) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    Ok(vec![
+        ("pareto.svg", draw("pareto.svg", |svg| pareto(r, svg))?),
+        (
+            "resources.svg",
+            draw("resources.svg", |svg| resources(r, svg))?,
+        ),
+        ("report.md", markdown(r).into_bytes()),
+        (
+            "report.json",
+            atomic::json_bytes(Path::new("report.json"), r)?,
+        ),
+    ])
 }
 
 pub(crate) type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
-pub(crate) fn draw(path: &Path, f: impl FnOnce(&mut String) -> DrawResult) -> Result<()> {
+/// The SVG text `f` draws; `name` names the chart in an error.
+pub(crate) fn draw(name: &str, f: impl FnOnce(&mut String) -> DrawResult) -> Result<Vec<u8>> {
     let mut svg = String::new();
-    f(&mut svg).map_err(|e| Error::bad_file(path, format!("cannot draw the chart: {e}")))?;
-    atomic::write_atomic(path, svg.as_bytes())
+    f(&mut svg).map_err(|e| Error::bad_file(name, format!("cannot draw the chart: {e}")))?;
+    Ok(svg.into_bytes())
 }
 
 fn pareto(r: &FlowReport, svg: &mut String) -> DrawResult {

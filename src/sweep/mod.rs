@@ -43,6 +43,7 @@ use crate::jobs::{DataSource, Job};
 use crate::synth::Target;
 use crate::util::atomic;
 use crate::util::output::Plan;
+use crate::util::rundir::RunDir;
 
 /// The spec file as written.
 #[derive(Deserialize, Debug)]
@@ -432,8 +433,7 @@ pub fn run(cfg: &SweepConfig) -> Result<report::SweepReport> {
             cfg.jobs
         )));
     }
-    std::fs::create_dir_all(run.join("stages")).map_err(|e| Error::io(&run, e))?;
-    let _lock = flow::lock_run_dir(&run)?;
+    let dir = RunDir::open(&run, "sweep")?;
     atomic::remove_stale_in(&run);
     atomic::remove_stale_in(&run.join("stages"));
     let layout = Layout(&run);
@@ -466,14 +466,11 @@ pub fn run(cfg: &SweepConfig) -> Result<report::SweepReport> {
         .filter_map(|l| Some((l.name.clone(), l.failed.clone()?)))
         .collect();
     let rep = report::build(&spec, &layout, &points, &failures)?;
-    report::write(&run, &rep)?;
-    atomic::write_json(
-        &run.join("run-log.json"),
-        &flow::RunLog {
-            seconds: start.elapsed().as_secs_f64(),
-            stages: logs.clone(),
-        },
-    )?;
+    let log = flow::RunLog {
+        seconds: start.elapsed().as_secs_f64(),
+        stages: logs.clone(),
+    };
+    dir.write_report(&flow::with_run_log(report::files(&rep)?, &log)?)?;
     errln!(
         "sweep finished in {:.0} s: {} and {}",
         start.elapsed().as_secs_f64(),

@@ -383,11 +383,17 @@ pub fn markdown(r: &SweepReport) -> String {
     m
 }
 
-/// Writes `report.md`, `report.json` and `pareto.svg` into `run`.
-pub fn write(run: &Path, r: &SweepReport) -> Result<()> {
-    draw(&run.join("pareto.svg"), |svg| chart(r, svg))?;
-    atomic::write_json(&run.join("report.json"), r)?;
-    atomic::write_atomic(&run.join("report.md"), markdown(r).as_bytes())
+/// The report's files, by name in the run directory, in the order they are written: the
+/// chart, report.md, then report.json.
+pub fn files(r: &SweepReport) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    Ok(vec![
+        ("pareto.svg", draw("pareto.svg", |svg| chart(r, svg))?),
+        ("report.md", markdown(r).into_bytes()),
+        (
+            "report.json",
+            atomic::json_bytes(Path::new("report.json"), r)?,
+        ),
+    ])
 }
 
 const PALETTE: [RGBColor; 6] = [

@@ -259,10 +259,16 @@ pub fn check_writable(path: &Path) -> Result<()> {
 
 /// Serialises `value` as pretty JSON (with a final newline) and writes it atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, &json_bytes(path, value)?)
+}
+
+/// The bytes [`write_json`] writes for `value` (pretty JSON and a newline); `path` names it in
+/// an error.
+pub fn json_bytes<T: serde::Serialize>(path: &Path, value: &T) -> Result<Vec<u8>> {
     let mut text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::bad_file(path, format!("cannot serialise JSON: {e}")))?;
     text.push('\n');
-    write_atomic(path, text.as_bytes())
+    Ok(text.into_bytes())
 }
 
 #[cfg(test)]

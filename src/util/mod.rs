@@ -1,5 +1,5 @@
 //! Small helpers shared by every layer: atomic file output, a deterministic random generator,
-//! progress reporting, a checked face on the GEMM library, scratch directories.
+//! progress reporting, a checked face on the GEMM library, scratch and run directories.
 
 pub mod atomic;
 pub mod gemm;
@@ -8,4 +8,5 @@ pub mod output;
 pub mod process;
 pub mod progress;
 pub mod rng;
+pub mod rundir;
 pub mod scratch;
