@@ -330,3 +330,190 @@ fn a_brevitas_mlp_imports_exactly_and_what_cannot_be_represented_is_refused() {
         "garbage.onnx",
     );
 }
+
+/// Runs cbnn with `args` under a 4 GiB address-space limit (so that a regression reading
+/// without bound fails the test instead of filling the machine) and a 60 s time limit; `None`
+/// when it had to be killed.
+fn cbnn_limited(args: &[&str]) -> Option<std::process::Output> {
+    use std::process::Stdio;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_cbnn"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+/// Hostile ONNX files, one of each class the importer once failed on (a hang, a panic, an
+/// abort, a silent import, a model the loader refuses, a read without bound), each give exit
+/// code 2 and one sentence naming the file (or flag) and the node or tensor; nothing is
+/// written. Every case is run, and the failures are listed together.
+#[test]
+fn hostile_graphs_get_one_sentence() {
+    use onnx_protobuf::{Message, ModelProto, NodeProto};
+    let dir = temp_dir("interop-hostile");
+    // 16 features (plane 7 of 16x1x1 images), hidden 5, 3 classes. cbnn's QONNX nodes are
+    // BipolarQuant_0 (features), _1 (w0), MatMul_2, Add_3, BipolarQuant_4, BipolarQuant_5 (w1),
+    // MatMul_6, Add_7 (n1), Mul_8 (half): the scores.
+    let model = random_model(7, 16, &[7], &[5], 3);
+    let bytes = cbnn::interop::onnx::export(&model, cbnn::interop::onnx::Format::Qonnx, 1)
+        .expect("exports");
+    let valid = ModelProto::parse_from_bytes(&bytes).unwrap();
+    let write = |name: &str, edit: &dyn Fn(&mut ModelProto)| -> PathBuf {
+        let mut m = valid.clone();
+        edit(&mut m);
+        let path = dir.join(name);
+        std::fs::write(&path, m.write_to_bytes().unwrap()).unwrap();
+        path
+    };
+    fn edit_node(m: &mut ModelProto, name: &str, f: &dyn Fn(&mut NodeProto)) {
+        let g = m.graph.as_mut().unwrap();
+        f(g.node.iter_mut().find(|n| n.name == name).unwrap())
+    }
+    let set_tensor = |m: &mut ModelProto, name: &str, dims: &[i64], data: &[f32]| {
+        let g = m.graph.as_mut().unwrap();
+        let t = g.initializer.iter_mut().find(|t| t.name == name).unwrap();
+        t.dims = dims.to_vec();
+        t.float_data = data.to_vec();
+    };
+    let cycle = write("cycle.onnx", &|m| {
+        // The walk from the input went round i1 and i2 forever (i2 writes the graph's input).
+        let g = m.graph.as_mut().unwrap();
+        g.node[0].input[0] = "elsewhere".into();
+        for (name, from, to) in [("i1", "features", "b"), ("i2", "b", "features")] {
+            let mut n = NodeProto::new();
+            n.op_type = "Identity".into();
+            n.name = name.into();
+            n.input = vec![from.into()];
+            n.output = vec![to.into()];
+            g.node.push(n);
+        }
+    });
+    let no_output = write("no-output.onnx", &|m| {
+        edit_node(m, "Mul_8", &|n| n.output.clear())
+    });
+    let no_input = write("no-input.onnx", &|m| {
+        edit_node(m, "BipolarQuant_5", &|n| n.input.clear())
+    });
+    let no_classes = write("no-classes.onnx", &|m| set_tensor(m, "w1", &[5, 0], &[]));
+    let absurd = write("absurd.onnx", &|m| set_tensor(m, "w1", &[0, 1 << 40], &[]));
+    let infinite = write("infinite.onnx", &|m| {
+        set_tensor(m, "n1", &[], &[f32::INFINITY])
+    });
+    let fine = write("fine.onnx", &|_| {});
+    let huge = dir.join("huge.onnx");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len((1 << 30) + 1)
+        .unwrap();
+    let out = dir.join("m.json");
+    let o = out.to_str().unwrap();
+    let path = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let cases: Vec<(&str, String, Vec<&str>, &str)> = vec![
+        (
+            "a cycle",
+            path(&cycle),
+            vec![],
+            "node i1 (Identity): its input features depends on its own output (a cycle); ONNX \
+             graphs are acyclic",
+        ),
+        (
+            "a node with no output",
+            path(&no_output),
+            vec![],
+            "node Mul_8 (Mul) has no output; every ONNX node has at least one",
+        ),
+        (
+            "a node with no input",
+            path(&no_input),
+            vec![],
+            "node BipolarQuant_5 (BipolarQuant): it has 0 inputs; BipolarQuant takes 2",
+        ),
+        (
+            "an output layer of no classes",
+            path(&no_classes),
+            vec![],
+            "node MatMul_6 (MatMul): its weights give 0 outputs for 5 inputs; a layer has \
+             between 1 and 67108864 of each",
+        ),
+        (
+            "a tensor of dimensions [0, 2^40]",
+            path(&absurd),
+            vec![],
+            "tensor w1 has dimensions [0, 1099511627776]; each dimension and their product \
+             must be between 0 and 268435456",
+        ),
+        (
+            "an infinite output bias for every class",
+            path(&infinite),
+            vec![],
+            "tensor n1 holds inf at element 0; cbnn imports finite float32 constants only",
+        ),
+        (
+            "an --input whose size wraps to the graph's features",
+            path(&fine),
+            vec!["--planes", "7", "--input", "16x1152921504606846977x1"],
+            "--input \"16x1152921504606846977x1\" gives more than 67108864 features, the most a \
+             model may have",
+        ),
+        (
+            "a file of more than 1 GiB",
+            path(&huge),
+            vec![],
+            "holds more than 1073741824 bytes (1 GiB), the most cbnn import reads of an ONNX \
+             file",
+        ),
+        (
+            "an endless file",
+            "/dev/zero".to_string(),
+            vec![],
+            "holds more than 1073741824 bytes (1 GiB)",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, file, extra, needle) in &cases {
+        let mut args = vec!["import", file.as_str(), "-o", o];
+        args.extend(extra);
+        let run = cbnn_limited(&args);
+        let verdict = match &run {
+            None => "was killed after 60 s".to_string(),
+            Some(r) => {
+                let stderr = String::from_utf8_lossy(&r.stderr).trim_end().to_string();
+                // The flag's message names the flag, every other one the file.
+                let names = extra.is_empty();
+                if r.status.code() != Some(2) {
+                    format!("exit {:?}: {stderr}", r.status.code())
+                } else if stderr.lines().count() != 1 || stderr.contains("panicked") {
+                    format!("not one line: {stderr}")
+                } else if !stderr.contains(needle) {
+                    format!("not {needle:?}: {stderr}")
+                } else if names && !stderr.contains(&format!("error: {file}: ")) {
+                    format!("does not name {file}: {stderr}")
+                } else if out.exists() {
+                    "wrote the model".to_string()
+                } else {
+                    continue;
+                }
+            }
+        };
+        failures.push(format!("{what}: {verdict}"));
+        let _ = std::fs::remove_file(&out);
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    // The untouched graph imports.
+    cbnn_ok(&["import", fine.to_str().unwrap(), "-o", o]);
+    assert!(out.is_file());
+}

@@ -49,21 +49,26 @@ pub fn parse_input(text: &str) -> Result<InputShape> {
         Some(&[height, width]) => Some((height, width, 1)),
         _ => None,
     };
-    match shape {
-        Some((height, width, channels))
-            if height > 0 && width > 0 && channels > 0 && height * width * channels <= 1 << 24 =>
-        {
-            Ok(InputShape {
-                height,
-                width,
-                channels,
-            })
-        }
-        _ => Err(invalid!(
+    let Some((height, width, channels)) = shape.filter(|&(h, w, c)| h > 0 && w > 0 && c > 0) else {
+        return Err(invalid!(
             Setting::Input,
             " {text:?} is not HxWxC (for example 28x28x1), each at least 1"
-        )),
+        ));
+    };
+    let input = InputShape {
+        height,
+        width,
+        channels,
+    };
+    // The model loader's rule, so that no model is written that other commands refuse.
+    if import::feature_count(1, &input).is_none() {
+        return Err(invalid!(
+            Setting::Input,
+            " {text:?} gives more than {} features, the most a model may have",
+            model::MAX_LAYER_INPUTS
+        ));
     }
+    Ok(input)
 }
 
 impl ImportJob {
@@ -92,7 +97,7 @@ impl ImportJob {
             planes: self.planes.as_deref().map(PlaneSet::new).transpose()?,
             input: self.input.as_deref().map(parse_input).transpose()?,
         };
-        let bytes = std::fs::read(&self.onnx).map_err(|e| crate::Error::io(&self.onnx, e))?;
+        let bytes = import::read(&self.onnx)?;
         let imported = import::import(&bytes, &options)
             .map_err(|e| crate::Error::usage(format!("{}: {e}", self.onnx.display())))?;
         let m = &imported.model;
