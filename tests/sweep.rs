@@ -299,3 +299,72 @@ fn a_tool_out_of_memory_is_one_sentence_and_a_sweep_goes_on_past_it() {
         .unwrap()
         .contains("## Failed jobs"));
 }
+
+/// Builds of the same design at once share nothing but the finished simulator: a sweep that
+/// lists one model twice, with an empty simulator cache and two jobs at a time, builds the
+/// simulator of both (identical) designs at the same moment, in one process; and three `cbnn
+/// sim` processes of copies of one design do the same across processes.
+#[test]
+fn builds_of_the_same_design_at_once_do_not_break_each_other() {
+    let dir = temp_dir("sweep-same");
+    let (data, m) = (dir.join("data"), dir.join("m.json"));
+    tiny_model(&data, &m);
+    std::fs::write(
+        dir.join("twice.toml"),
+        "dataset = \"data\"\n\
+         cycles = [64]\n\
+         targets = []\n\
+         sim_images = 10\n\
+         \n\
+         [models]\n\
+         a = \"m.json\"\n\
+         b = \"m.json\"\n",
+    )
+    .unwrap();
+    let cache = dir.join("cache");
+    let run = dir.join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(["sweep", "twice.toml", "-o", "run", "--jobs", "2"])
+        .current_dir(&dir)
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(run.join("report.json").is_file());
+    // Across processes: copies of one design, a new cache.
+    let cache = dir.join("cache2");
+    let designs: Vec<_> = (0..3).map(|k| dir.join(format!("d{k}"))).collect();
+    for d in &designs {
+        cbnn_ok(&["rtl", m.to_str().unwrap(), "-o", d.to_str().unwrap()]);
+    }
+    let children: Vec<_> = designs
+        .iter()
+        .map(|d| {
+            Command::new(env!("CARGO_BIN_EXE_cbnn"))
+                .args(["sim", d.to_str().unwrap(), "--dataset"])
+                .arg(&data)
+                .args(["--count", "5"])
+                .env("XDG_CACHE_HOME", &cache)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // One simulator in the cache, and no build directory left beside it.
+    let entries: Vec<_> = std::fs::read_dir(cache.join("cbnn/verilator"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+}

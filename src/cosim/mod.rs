@@ -151,6 +151,12 @@ pub fn build_within(
     if exe.is_file() {
         return Ok((exe, 0.0));
     }
+    // One build of a design at a time, whoever asks (a thread of this process or another
+    // process): the others wait here, then find the finished simulator.
+    let _held = lock_build(&root)?;
+    if exe.is_file() {
+        return Ok((exe, 0.0));
+    }
     let budget = crate::util::process::memory_budget()?;
     if let Some(bits) = datapath_bits {
         crate::util::process::check_predicted(
@@ -168,7 +174,11 @@ pub fn build_within(
     starting();
     let start = Instant::now();
     remove_stale_builds(&cache_root());
-    let work = root.with_extension(format!("tmp-{}", std::process::id()));
+    // A build directory of this build's own (process and a counter of this process's), so
+    // that nothing else ever writes into it or removes it.
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let work = root.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     let harness = work.join("harness.cpp");
@@ -189,14 +199,33 @@ pub fn build_within(
     Ok((exe, start.elapsed().as_secs_f64()))
 }
 
-/// Removes the build directories (`HASH.tmp-PID`) of builds whose process is gone.
+/// Holds the build of the simulator at `root` for this caller until dropped: an exclusive
+/// lock on `root.lock` (a lock of the open file, so it keeps out the threads of this process
+/// as well as other processes, and goes when the process ends, however it ends).
+fn lock_build(root: &Path) -> Result<std::fs::File> {
+    let path = root.with_extension("lock");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    file.lock().map_err(|e| Error::io(&path, e))?;
+    Ok(file)
+}
+
+/// Removes the build directories (`HASH.tmp-PID-N`) of builds whose process is gone.
 fn remove_stale_builds(cache: &Path) {
     let Ok(entries) = std::fs::read_dir(cache) else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some((_, pid)) = name.rsplit_once(".tmp-") {
+        if let Some((_, rest)) = name.rsplit_once(".tmp-") {
+            let pid = rest.split('-').next().unwrap_or(rest);
             if !crate::util::atomic::process_is_running(pid) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
@@ -347,32 +376,9 @@ pub fn simulate(exe: &Path, st: &Stimulus) -> Result<Trace> {
     for w in st.data {
         bin.extend_from_slice(&w.to_le_bytes());
     }
-    let tmp = std::env::temp_dir().join(format!(
-        "cbnn-sim-{}-{}",
-        std::process::id(),
-        fnv(FNV_START, st.dir.to_string_lossy().as_bytes())
-    ));
-    remove_stale_sim_dirs();
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = simulate_in(&tmp, exe, st, &bin);
-    let _ = std::fs::remove_dir_all(&tmp);
-    result
-}
-
-/// Removes the scratch directories (`cbnn-sim-PID-HASH`) of simulations whose process is gone.
-fn remove_stale_sim_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix("cbnn-sim-")
-            .and_then(|rest| rest.split('-').next());
-        if pid.is_some_and(|p| !crate::util::atomic::process_is_running(p)) {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
+    // A directory of this run's own: two runs of one design at once never share it.
+    let tmp = crate::util::scratch::Scratch::new("sim")?;
+    simulate_in(tmp.path(), exe, st, &bin)
 }
 
 fn simulate_in(tmp: &Path, exe: &Path, st: &Stimulus, bin: &[u8]) -> Result<Trace> {
