@@ -368,3 +368,54 @@ fn builds_of_the_same_design_at_once_do_not_break_each_other() {
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
 }
+
+/// A finished job is reused only while every file it wrote is still there, unchanged: after a
+/// design file is deleted, or edited, the next run generates the design again (and simulates
+/// cbnn's design, not the edited one), instead of failing on every rerun.
+#[test]
+fn a_deleted_or_edited_output_is_made_again_not_reused() {
+    let dir = temp_dir("sweep-reuse");
+    let (data, m) = (dir.join("data"), dir.join("m.json"));
+    tiny_model(&data, &m);
+    std::fs::write(
+        dir.join("one.toml"),
+        "dataset = \"data\"\ncycles = [64]\ntargets = []\nsim_images = 10\n\n\
+         [models]\na = \"m.json\"\n",
+    )
+    .unwrap();
+    let sweep = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+            .args(["sweep", "one.toml", "-o", "run"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    sweep();
+    let design = dir.join("run/designs/a/auto-64");
+    let weights = design.join("l0_weights.hex");
+    let top = design.join("cbnn_top.v");
+    let (w, t) = (
+        std::fs::read(&weights).unwrap(),
+        std::fs::read(&top).unwrap(),
+    );
+    // All reused when nothing changed.
+    let again = sweep();
+    assert!(!again.contains("] cbnn "), "a job ran again: {again}");
+    // A deleted memory image: the design is generated again.
+    std::fs::remove_file(&weights).unwrap();
+    let again = sweep();
+    assert!(again.contains("[rtl.a.auto-64] cbnn rtl"), "{again}");
+    assert_eq!(std::fs::read(&weights).unwrap(), w);
+    // An edited top level: generated again, so that what the report shows is of cbnn's
+    // design (the same as before, whose simulation stands), never of the edited one.
+    let mut edited = t.clone();
+    edited.extend_from_slice(b"// edited\n");
+    std::fs::write(&top, &edited).unwrap();
+    let again = sweep();
+    assert!(again.contains("[rtl.a.auto-64] cbnn rtl"), "{again}");
+    assert!(again.contains("[sim.a.auto-64] reused"), "{again}");
+    assert_eq!(std::fs::read(&top).unwrap(), t);
+}

@@ -5,8 +5,10 @@
 //! directory (each written atomically by the job). After a stage succeeds, a record
 //! `RUN_DIR/stages/NAME.json` keeps its command line and a key: a hash of that command line,
 //! of the tool's version and hardware cores, and of the bytes of every file the job reads
-//! (its model, its design files, the dataset's files). A stage whose record matches and whose
-//! outputs exist is skipped, so a second run reuses everything and an interrupted run resumes
+//! (its model, its design files, the dataset's files), and the hash of every file it wrote. A
+//! stage whose record matches and whose outputs are all still there, unchanged, is skipped
+//! (a deleted or edited output makes it run again), so a second run reuses everything and an
+//! interrupted run resumes
 //! at the stage that was running (it has no record yet). The report is rebuilt from the
 //! stages' JSON outputs every time.
 
@@ -141,6 +143,44 @@ struct Record {
     command: String,
     key: String,
     seconds: f64,
+    /// Every file the stage wrote (those in a directory it wrote too), with the hash of its
+    /// bytes when the stage ended: the stage is reused only while each is still there,
+    /// unchanged. (A record without it, of an earlier version, is never reused.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outputs: Option<std::collections::BTreeMap<PathBuf, String>>,
+}
+
+/// Every file at the paths `writes` (a directory's files, at any depth; links are not
+/// followed) and the hash of its bytes.
+fn output_hashes<'a>(
+    writes: impl Iterator<Item = &'a Path>,
+) -> Result<std::collections::BTreeMap<PathBuf, String>> {
+    fn visit(p: &Path, out: &mut std::collections::BTreeMap<PathBuf, String>) -> Result<()> {
+        let meta = std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p).map_err(|e| Error::io(p, e))? {
+                visit(&e.map_err(|e| Error::io(p, e))?.path(), out)?;
+            }
+        } else {
+            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+            out.insert(p.to_path_buf(), format!("{:016x}", fnv(FNV_START, &bytes)));
+        }
+        Ok(())
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for p in writes {
+        if std::fs::symlink_metadata(p).is_ok() {
+            visit(p, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Whether every file of `recorded` is still there with the bytes it had.
+fn outputs_intact(recorded: &std::collections::BTreeMap<PathBuf, String>) -> bool {
+    recorded.iter().all(|(p, h)| {
+        std::fs::read(p).is_ok_and(|bytes| format!("{:016x}", fnv(FNV_START, &bytes)) == *h)
+    })
 }
 
 /// `RUN_DIR/run-log.json`: how the last run went (the report holds only results, so that it
@@ -220,7 +260,8 @@ pub fn run_stage_on(
     let command = command_line(&st.job.argv());
     if let Ok(text) = std::fs::read_to_string(&rec_path) {
         if let Ok(rec) = serde_json::from_str::<Record>(&text) {
-            if rec.key == key && st.job.plan().writes().all(Path::exists) {
+            let intact = rec.outputs.as_ref().is_some_and(outputs_intact);
+            if rec.key == key && intact && st.job.plan().writes().all(Path::exists) {
                 errln!("[{}] reused: finished before with the same inputs", st.name);
                 return Ok(StageLog {
                     name: st.name.clone(),
@@ -239,6 +280,7 @@ pub fn run_stage_on(
         on(&outcome);
     }
     let seconds = start.elapsed().as_secs_f64();
+    let plan = st.job.plan();
     atomic::write_json(
         &rec_path,
         &Record {
@@ -246,6 +288,7 @@ pub fn run_stage_on(
             command: command.clone(),
             key,
             seconds,
+            outputs: Some(output_hashes(plan.writes())?),
         },
     )?;
     Ok(StageLog {
