@@ -798,3 +798,59 @@ fn a_relative_cache_directory_is_ignored() {
     );
     assert!(!dir.join("relative-cache").exists());
 }
+
+/// Under a hard `ulimit -v` below the memory cbnn would let its tools use, an ordinary user's
+/// `cbnn sim` and `cbnn synth` run: the tools get what cbnn itself was given, and cbnn never
+/// asks to raise the hard limit (only a privileged process may; the request failed every
+/// simulation and synthesis with "Operation not permitted"). As root, the commands run as the
+/// user `nobody`.
+#[test]
+fn a_hard_memory_limit_below_the_budget_is_kept_not_raised() {
+    require_verilator();
+    let (dir, data, model) = setup("rob-ulimit");
+    let design = dir.join("design");
+    cbnn_ok(&["rtl", &model, "-o", design.to_str().unwrap()]);
+    std::fs::create_dir(dir.join("cache")).unwrap();
+    let open = Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(open.success());
+    let root = unsafe { libc_geteuid() } == 0;
+    let limited = |args: &str| {
+        let line = format!(
+            "ulimit -v 4000000 && exec {} {args}",
+            env!("CARGO_BIN_EXE_cbnn")
+        );
+        let mut c = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"]);
+            c.arg("sh");
+            c
+        } else {
+            Command::new("sh")
+        };
+        c.args(["-c", &line])
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .output()
+            .unwrap()
+    };
+    let d = design.to_str().unwrap();
+    for args in [
+        format!("sim {d} --dataset {data} --count 5"),
+        format!("synth {d} --target generic"),
+    ] {
+        let out = limited(&args);
+        assert!(
+            out.status.success(),
+            "{args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

@@ -118,25 +118,58 @@ pub const TOOL_MEMORY_VAR: &str = "CBNN_TOOL_MEMORY_MB";
 /// The memory a tool cbnn runs (Yosys, nextpnr) may take: `$CBNN_TOOL_MEMORY_MB` MiB, else
 /// three quarters of this machine's (`MemTotal`), so that a design too large to synthesize here
 /// fails with a clear error instead of waking the kernel's out-of-memory killer, which may end
-/// any process on the machine.
+/// any process on the machine; never more than the address space cbnn itself was given
+/// (`ulimit -v`), which its tools inherit and cannot exceed.
 pub fn memory_budget() -> crate::error::Result<Option<u64>> {
+    let own = own_memory_limit();
     if let Some(v) = std::env::var_os(TOOL_MEMORY_VAR) {
         let v = v.to_string_lossy();
         return match v.trim().parse::<u64>() {
-            Ok(mb) if (16..=1 << 24).contains(&mb) => Ok(Some(mb << 20)),
+            Ok(mb) if (16..=1 << 24).contains(&mb) => Ok(Some(cap(mb << 20, own))),
             _ => Err(crate::error::Error::usage(format!(
                 "{TOOL_MEMORY_VAR}='{v}' must be a whole number of MiB from 16 to 16777216"
             ))),
         };
     }
     let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
-        return Ok(None);
+        return Ok(own);
     };
     let kib: Option<u64> = text
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
-    Ok(kib.map(|k| k * 1024 / 4 * 3))
+    Ok(kib.map(|k| cap(k * 1024 / 4 * 3, own)).or(own))
+}
+
+fn cap(bytes: u64, limit: Option<u64>) -> u64 {
+    limit.map_or(bytes, |l| bytes.min(l))
+}
+
+/// The address space this process may use (`ulimit -v`, the soft limit), when limited.
+fn own_memory_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0;
+    (ok && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur as u64)
+}
+
+/// What limits the tools' memory, as a message says it.
+fn budget_source() -> &'static str {
+    let own = own_memory_limit();
+    if std::env::var_os(TOOL_MEMORY_VAR).is_some() {
+        if own.is_some_and(|l| memory_budget().ok().flatten() == Some(l)) {
+            "the address space cbnn was given, ulimit -v"
+        } else {
+            TOOL_MEMORY_VAR
+        }
+    } else if own.is_some() && memory_budget().ok().flatten() == own {
+        "the address space cbnn was given, ulimit -v"
+    } else {
+        "three quarters of this machine's memory"
+    }
 }
 
 /// Environment variable that, set to `off`, lets a tool start on a design whatever memory it
@@ -192,11 +225,7 @@ pub fn ran_out(program: &str, bytes: u64, dir: &Path, log: Option<&Path>) -> cra
         "{program} ran out of the {:.1} GiB cbnn lets it use ({}) on {}: the design is too large \
          to build here; fold it more (a larger --target-cycles, or smaller PE and SIMD){}",
         bytes as f64 / (1u64 << 30) as f64,
-        if std::env::var_os(TOOL_MEMORY_VAR).is_some() {
-            TOOL_MEMORY_VAR
-        } else {
-            "three quarters of this machine's memory"
-        },
+        budget_source(),
         dir.display(),
         log.map_or(String::new(), |l| format!(" (log: {})", l.display()))
     ))
@@ -209,9 +238,19 @@ pub fn limit_memory(cmd: &mut Command, bytes: u64) {
     // setrlimit, which is async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
+            // Never above the hard limit this process has: only a privileged process may
+            // raise it, and an ordinary one asking to would fail to start the tool at all.
+            let mut old = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            let mut bytes = bytes as libc::rlim_t;
+            if libc::getrlimit(libc::RLIMIT_AS, &mut old) == 0 && old.rlim_max < bytes {
+                bytes = old.rlim_max;
+            }
             let lim = libc::rlimit {
-                rlim_cur: bytes as libc::rlim_t,
-                rlim_max: bytes as libc::rlim_t,
+                rlim_cur: bytes,
+                rlim_max: bytes,
             };
             if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
