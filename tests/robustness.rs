@@ -854,3 +854,44 @@ extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+/// Model, sweep spec and design manifest files are read through a size cap of their kind:
+/// something that never ends (`/dev/zero`) is one sentence, not a machine out of memory. (The
+/// commands run under an address-space limit, so that a regression fails here instead of
+/// exhausting the machine.)
+#[test]
+fn endless_or_huge_input_files_are_refused_at_their_cap() {
+    let dir = temp_dir("rob-caps");
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 60, 10, 8, false);
+    let design = dir.join("design");
+    std::fs::create_dir(&design).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", design.join("design.json")).unwrap();
+    let limited = |args: &str| {
+        let line = format!(
+            "ulimit -v 6000000 && exec {} {args}",
+            env!("CARGO_BIN_EXE_cbnn")
+        );
+        Command::new("sh").args(["-c", &line]).output().unwrap()
+    };
+    let d = data.to_str().unwrap();
+    let run = dir.join("run");
+    let r = run.to_str().unwrap();
+    for (args, message) in [
+        (
+            format!("eval /dev/zero --dataset {d}"),
+            "/dev/zero: holds more than 2 GiB, the most cbnn reads of a model file",
+        ),
+        (
+            format!("sweep /dev/zero -o {r}"),
+            "/dev/zero: holds more than 1 MiB, the most cbnn reads of a sweep spec",
+        ),
+        (
+            format!("synth {}", design.display()),
+            "design.json: holds more than 64 MiB, the most cbnn reads of a design manifest",
+        ),
+    ] {
+        assert_fails(&limited(&args), 2, message);
+    }
+    assert!(!run.exists());
+}

@@ -299,9 +299,14 @@ impl FloatModel {
     }
 }
 
+/// The largest full-precision model file read: 4 GiB, room for the most weights training may
+/// hold (2^28) as JSON numbers.
+pub const MAX_FILE_BYTES: u64 = 4 << 30;
+
 /// Reads and validates a full-precision model file.
 pub fn load(path: &Path) -> Result<FloatModel> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text =
+        crate::util::input::read_text_capped(path, MAX_FILE_BYTES, "a full-precision model")?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::bad_file(path, format!("not valid JSON ({e})")))?;
     match value.get("format").and_then(|f| f.as_str()) {
@@ -354,7 +359,7 @@ pub fn save(m: &FloatModel, path: &Path) -> Result<()> {
 /// Whether the JSON file at `path` is a full-precision model (by its `format` field; `false`
 /// when it cannot be read).
 pub fn is_float_model(path: &Path) -> bool {
-    std::fs::read_to_string(path)
+    crate::util::input::read_text_capped(path, MAX_FILE_BYTES, "a full-precision model")
         .ok()
         .and_then(|t| {
             // The format field comes first in files this tool writes; parse only if present.

@@ -526,7 +526,7 @@ impl prune::Executor for OnRay {
 /// The plane ranking of the sensitivity report at `path`, which must be of a model with the
 /// planes of `base`.
 fn ranking_of(base: &IntModel, path: &std::path::Path) -> Result<Vec<u8>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::util::input::read_text_capped(path, 64 << 20, "a sensitivity report")?;
     let report: crate::sensitivity::Report = serde_json::from_str(&text).map_err(|e| {
         Error::bad_file(
             path,

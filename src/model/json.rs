@@ -282,9 +282,13 @@ pub fn save(model: &IntModel, path: &Path) -> Result<()> {
     atomic::write_atomic(path, to_json(model).as_bytes())
 }
 
+/// The largest model file read: 2 GiB, room for the most weight bits a model may have (2^32,
+/// 1 GiB as hexadecimal text) and their JSON.
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
 /// Reads and validates a model file.
 pub fn load(path: &Path) -> Result<IntModel> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::util::input::read_text_capped(path, MAX_FILE_BYTES, "a model file")?;
     from_json(path, &text)
 }
 

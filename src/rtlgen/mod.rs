@@ -53,10 +53,14 @@ pub fn all_cores() -> impl Iterator<Item = &'static (&'static str, &'static str)
 /// The copy of the model kept in every design directory (the simulator checks against it).
 pub const MODEL_FILE: &str = "model.json";
 
+/// The largest `design.json` read (a manifest is a few kilobytes).
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
 /// Reads and checks `DIR/design.json`.
 pub fn load_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join("design.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text =
+        crate::util::input::read_text_capped(&path, MAX_MANIFEST_BYTES, "a design manifest")?;
     let m: Manifest = serde_json::from_str(&text)
         .map_err(|e| Error::bad_file(&path, format!("not a cbnn design manifest ({e})")))?;
     if m.version != 1 {

@@ -98,10 +98,13 @@ fn good_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// The largest sweep spec read (a spec is a few lines of TOML).
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
+
 impl Spec {
     /// Reads the spec file at `path`.
     pub fn load(path: &Path) -> Result<Spec> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::util::input::read_text_capped(path, MAX_SPEC_BYTES, "a sweep spec")?;
         Self::parse(&text, path)
     }
 

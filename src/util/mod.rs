@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod gemm;
 pub mod hash;
+pub mod input;
 pub mod output;
 pub mod process;
 pub mod progress;
