@@ -761,3 +761,126 @@ fn a_hung_design_times_out() {
     );
     assert!(start.elapsed().as_secs() < 30);
 }
+
+/// design.json's latency counts from the first image's first input handshake, as
+/// docs/hardware.md defines it: a "same" first convolution fed one pixel a beat walks its top
+/// padding row and one padding position (`W + 2 pad + 1` cycles, `s_axis_tready` low) before
+/// it takes the first pixel, and those cycles are not the image's. The co-simulation measures
+/// the latency from the handshake the harness logs, and it equals design.json's; a "valid"
+/// convolution and a split beat of three pixels take their first beat in cycle 0.
+#[test]
+fn latency_counts_from_the_first_input_handshake() {
+    for (case, (same, ppb)) in [(true, 1), (false, 1), (true, 3)].into_iter().enumerate() {
+        let (h, w) = (7, 6);
+        let model = random_conv_model(
+            400 + case as u64,
+            (h, w),
+            &[7, 6],
+            &[Op::Conv(3, 3, same), Op::Pool(2), Op::Dense(5)],
+            4,
+        );
+        let fold = rtlgen::fold::default_folding(&model, 0);
+        let dir = temp_dir(&format!("latency{case}"));
+        let manifest = generate(&model, fold.clone(), ppb, &dir);
+        let free = cycle::free_running(&rtlgen::timing(&model, &fold, ppb));
+        let walk = if same && ppb == 1 {
+            (w + 2 + 1) as u64
+        } else {
+            0
+        };
+        assert_eq!(free.first_input, walk, "case {case}");
+        assert_eq!(manifest.latency, free.first_output - walk, "case {case}");
+        let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
+        let images = cbnn::data::Images {
+            height: h,
+            width: w,
+            ..random_images(case as u64, 9, h * w)
+        };
+        let report = cosimulate(&exe, &dir, &model, &manifest, &images, Schedule::FREE).unwrap();
+        assert_eq!(
+            report.measured_latency,
+            Some(manifest.latency),
+            "case {case}"
+        );
+        assert_eq!(
+            report.measured_interval,
+            Some(manifest.initiation_interval),
+            "case {case}"
+        );
+    }
+}
+
+/// `cbnn sim` recomputes a design's timing from its model.json and folding and refuses a
+/// design.json whose timing fields were edited (exit code 2, one sentence naming the field);
+/// a stalled run of three images still measures the latency and the interval free-running
+/// (on eight images more) and reports them.
+#[test]
+fn cbnn_sim_refuses_edited_timing_and_measures_it() {
+    let dir = temp_dir("edited-timing");
+    write_fixture_dataset(&dir, 20, 12, 8, false);
+    let model = random_conv_model(
+        410,
+        (8, 8),
+        &[7],
+        &[
+            Op::Conv(4, 3, true),
+            Op::Pool(2),
+            Op::Conv(3, 3, true),
+            Op::Dense(6),
+        ],
+        10,
+    );
+    let design = dir.join("design");
+    let fold = rtlgen::fold::default_folding(&model, 0);
+    let manifest = generate(&model, fold, 1, &design);
+    assert!(manifest.layers[2].fifo_depth.is_some());
+    let path = design.join("design.json");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let (d, data) = (design.to_str().unwrap(), dir.to_str().unwrap());
+    for (field, edit) in [
+        (
+            "latency",
+            &(|m: &mut serde_json::Value| m["latency"] = (manifest.latency + 26).into())
+                as &dyn Fn(&mut serde_json::Value),
+        ),
+        ("initiation_interval", &|m| {
+            m["initiation_interval"] = (manifest.initiation_interval - 1).into()
+        }),
+        ("beats_per_image", &|m| m["beats_per_image"] = 63.into()),
+        ("layers[0].cycles_per_image", &|m| {
+            m["layers"][0]["cycles_per_image"] = 1.into()
+        }),
+        ("layers[2].fifo_depth", &|m| {
+            m["layers"][2]["fifo_depth"] = 9999.into()
+        }),
+    ] {
+        let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
+        edit(&mut m);
+        std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+        let out = cbnn(&["sim", d, "--dataset", data, "--count", "2"]);
+        let err = assert_fails(&out, 2, &format!("\"{field}\" is "));
+        assert!(err.contains("regenerate the design"), "{err}");
+    }
+    std::fs::write(&path, &original).unwrap();
+    let out = cbnn_ok(&[
+        "sim",
+        d,
+        "--dataset",
+        data,
+        "--count",
+        "3",
+        "--stall-seed",
+        "4",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("latency {} cycles (simulated", manifest.latency)),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("8 images free-running for the timing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
