@@ -6,7 +6,8 @@
 // seed, sets m_axis_tready with the ready schedule of that seed, and writes one line per output
 // handshake: "o CYCLE WORD..." (32-bit words of m_axis_tdata, least significant first) until
 // the number of output beats the file names (one per image for a design; a core test of a
-// sliding-window unit expects one per window) have come. The
+// sliding-window unit expects one per window) have come, and one line "i CYCLE" per image for
+// the handshake of its first input beat (an image's latency counts from it). The
 // schedules are the ones of src/reference/cycle.rs (Schedule), bit for bit.
 //
 // usage: Vsim INPUT.bin OUTPUT.txt (free|SEED) MAX_CYCLES [TRACE.vcd]
@@ -115,7 +116,11 @@ int main(int argc, char** argv) {
             outputs++;
         }
         top->ap_clk = 1; top->eval(); if (tfp) tfp->dump(now++);
-        if (in_hs) { offering = false; sent++; }
+        if (in_hs) {
+            if (sent % beats == 0) fprintf(out, "i %llu\n", (unsigned long long)t);
+            offering = false;
+            sent++;
+        }
         t++;
     }
     fprintf(out, "end %llu\n", (unsigned long long)t);

@@ -322,3 +322,160 @@ fn conv_training_gives_the_same_model_on_one_thread_and_on_four() {
     assert_eq!(losses(&a), losses(&b));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--fold auto --target-cycles` is monotonic: a target is met whenever a smaller one is, and
+/// every design it gives meets its target (the cycle model's interval). On a 3x3 "same"
+/// convolution of 8 channels over 10x10 pixels, folding each layer by its cycles per image
+/// met 400 and refused 600 (the convolution folded to 600 cycles of windows took 617, its
+/// window walk included); folded again for smaller bounds when the pipeline misses the
+/// target, it meets every target from its fastest on.
+#[test]
+fn an_automatic_folding_target_is_met_whenever_a_smaller_one_is() {
+    use cbnn::jobs::rtl::{choose_folding, Folding};
+    let models = [
+        random_conv_model(
+            500,
+            (10, 10),
+            &[7],
+            &[Op::Conv(8, 3, true), Op::Pool(2), Op::Dense(16)],
+            10,
+        ),
+        random_conv_model(
+            501,
+            (9, 11),
+            &[7, 6],
+            &[
+                Op::Conv(5, 3, true),
+                Op::Pool(2),
+                Op::Conv(4, 3, false),
+                Op::Dense(7),
+            ],
+            5,
+        ),
+        random_conv_model(502, (8, 8), &[7], &[Op::Conv(6, 5, true), Op::Dense(9)], 3),
+    ];
+    for (i, model) in models.iter().enumerate() {
+        let mut met_below = None;
+        for target in (100..=1200).step_by(7).chain([600]) {
+            let auto = Folding::Auto {
+                target_cycles: target,
+            };
+            match choose_folding(model, &auto, 0, None) {
+                Ok((fold, ppb)) => {
+                    let timing = cbnn::rtlgen::timing(model, &fold, ppb);
+                    let interval = cbnn::reference::cycle::latency_and_interval(&timing).1;
+                    assert!(interval <= target as u64, "model {i}, target {target}");
+                    met_below.get_or_insert(target);
+                }
+                Err(e) => assert!(
+                    met_below.is_none_or(|m| m > target),
+                    "model {i}: target {target} refused ({e}) although {met_below:?} was met"
+                ),
+            }
+        }
+        assert!(met_below.is_some_and(|m| m < 600), "model {i}");
+    }
+}
+
+/// A convolution's interval alone is its window unit's walk with the unit behind it, more
+/// than its `cycles_per_image` (windows times the unit's cycles, or the padded image's
+/// positions); with the FIFOs the cycle model sizes, a random conv pipeline's interval is
+/// exactly its slowest layer's interval alone, so no cycle is lost between layers.
+#[test]
+fn a_pipelines_interval_is_its_slowest_layers_alone() {
+    use cbnn::reference::cycle::{self, StageTiming, Timing};
+    use cbnn::reference::stream::{self, Stage};
+    let mut rng = cbnn::util::rng::Rng::new(90, 0);
+    let mut above = 0;
+    for case in 0..120u64 {
+        let (h, w) = (5 + rng.below(8), 5 + rng.below(8));
+        let k = [1, 2, 3, 3, 5][rng.below(5)];
+        let same = k % 2 == 1 && rng.below(2) == 0;
+        let mut ops = vec![Op::Conv(1 + rng.below(6), k, same)];
+        if rng.below(2) == 0 {
+            ops.push(Op::Pool(2));
+        }
+        if rng.below(2) == 0 {
+            ops.push(Op::Conv(1 + rng.below(6), 3, rng.below(2) == 0));
+        }
+        if rng.below(2) == 0 {
+            ops.push(Op::Dense(1 + rng.below(12)));
+        }
+        let model = random_conv_model(600 + case, (h, w), &[7], &ops, 3);
+        if model.validate(std::path::Path::new("random")).is_err() {
+            continue;
+        }
+        let fold: Vec<_> = cbnn::rtlgen::fold::shapes(&model)
+            .iter()
+            .map(|s| cbnn::rtlgen::LayerFold {
+                pe: 1 + rng.below(s.outputs),
+                simd: 1 + rng.below(s.inputs),
+                pipe: rng.below(2),
+            })
+            .collect();
+        let inputs = cbnn::rtlgen::layer_inputs(&model);
+        let mut slowest = 0;
+        for ((l, &input), &f) in model.layers.iter().zip(&inputs).zip(&fold) {
+            let hw = l.hardware();
+            // The layer's stages alone, fed at will and drained at will.
+            let per_image = if hw.streams() {
+                let out = l.semantics().output_shape(input);
+                out.height * out.width
+            } else {
+                1
+            };
+            let stages = hw.stages(input, f);
+            let mut alone: Vec<Box<dyn Stage>> = stages
+                .iter()
+                .map(|s| -> Box<dyn Stage> {
+                    match *s {
+                        StageTiming::Window {
+                            height,
+                            width,
+                            kernel,
+                            pad,
+                        } => Box::new(stream::SlidingWindow::new(height, width, kernel, pad)),
+                        StageTiming::Unit { steps } => Box::new(stream::Mvtu::new(steps)),
+                        StageTiming::Pool {
+                            height,
+                            width,
+                            size,
+                        } => Box::new(stream::MaxPool::new(height, width, size)),
+                        StageTiming::Unpack { beats } => Box::new(stream::Unpack::new(beats)),
+                        other => panic!("{other:?}"),
+                    }
+                })
+                .collect();
+            alone.push(Box::new(stream::Skid::default()));
+            let mut refs: Vec<&mut dyn Stage> = alone
+                .iter_mut()
+                .map(|b| &mut **b as &mut dyn Stage)
+                .collect();
+            let pixels = input.height * input.width;
+            let c = stream::output_cycles(
+                &mut refs,
+                8 * pixels,
+                8 * per_image,
+                cycle::Schedule::FREE,
+                1 << 26,
+            )
+            .unwrap();
+            let measured = (c[7 * per_image - 1] - c[6 * per_image - 1]) as usize;
+            assert_eq!(
+                hw.interval(input, f),
+                measured,
+                "case {case}: {}",
+                l.semantics().kind()
+            );
+            above += usize::from(hw.cycles_per_image(input, f) < measured);
+            slowest = slowest.max(measured);
+        }
+        let timing: Timing = cbnn::rtlgen::timing(&model, &fold, 1);
+        let interval = cycle::latency_and_interval(&timing).1;
+        assert_eq!(interval, slowest as u64, "case {case}: {ops:?} {fold:?}");
+    }
+    assert!(
+        above > 20,
+        "the window walk costs cycles in many layers ({above})"
+    );
+}

@@ -761,3 +761,274 @@ fn a_hung_design_times_out() {
     );
     assert!(start.elapsed().as_secs() < 30);
 }
+
+/// design.json's latency counts from the first image's first input handshake, as
+/// docs/hardware.md defines it: a "same" first convolution fed one pixel a beat walks its top
+/// padding row and one padding position (`W + 2 pad + 1` cycles, `s_axis_tready` low) before
+/// it takes the first pixel, and those cycles are not the image's. The co-simulation measures
+/// the latency from the handshake the harness logs, and it equals design.json's; a "valid"
+/// convolution and a split beat of three pixels take their first beat in cycle 0.
+#[test]
+fn latency_counts_from_the_first_input_handshake() {
+    for (case, (same, ppb)) in [(true, 1), (false, 1), (true, 3)].into_iter().enumerate() {
+        let (h, w) = (7, 6);
+        let model = random_conv_model(
+            400 + case as u64,
+            (h, w),
+            &[7, 6],
+            &[Op::Conv(3, 3, same), Op::Pool(2), Op::Dense(5)],
+            4,
+        );
+        let fold = rtlgen::fold::default_folding(&model, 0);
+        let dir = temp_dir(&format!("latency{case}"));
+        let manifest = generate(&model, fold.clone(), ppb, &dir);
+        let free = cycle::free_running(&rtlgen::timing(&model, &fold, ppb));
+        let walk = if same && ppb == 1 {
+            (w + 2 + 1) as u64
+        } else {
+            0
+        };
+        assert_eq!(free.first_input, walk, "case {case}");
+        assert_eq!(manifest.latency, free.first_output - walk, "case {case}");
+        let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
+        let images = cbnn::data::Images {
+            height: h,
+            width: w,
+            ..random_images(case as u64, 9, h * w)
+        };
+        let report = cosimulate(&exe, &dir, &model, &manifest, &images, Schedule::FREE).unwrap();
+        assert_eq!(
+            report.measured_latency,
+            Some(manifest.latency),
+            "case {case}"
+        );
+        assert_eq!(
+            report.measured_interval,
+            Some(manifest.initiation_interval),
+            "case {case}"
+        );
+    }
+}
+
+/// `cbnn sim` recomputes a design's timing from its model.json and folding and refuses a
+/// design.json whose timing fields were edited (exit code 2, one sentence naming the field);
+/// a stalled run of three images still measures the latency and the interval free-running
+/// (on eight images more) and reports them.
+#[test]
+fn cbnn_sim_refuses_edited_timing_and_measures_it() {
+    let dir = temp_dir("edited-timing");
+    write_fixture_dataset(&dir, 20, 12, 8, false);
+    let model = random_conv_model(
+        410,
+        (8, 8),
+        &[7],
+        &[
+            Op::Conv(4, 3, true),
+            Op::Pool(2),
+            Op::Conv(3, 3, true),
+            Op::Dense(6),
+        ],
+        10,
+    );
+    let design = dir.join("design");
+    let fold = rtlgen::fold::default_folding(&model, 0);
+    let manifest = generate(&model, fold, 1, &design);
+    assert!(manifest.layers[2].fifo_depth.is_some());
+    let path = design.join("design.json");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let (d, data) = (design.to_str().unwrap(), dir.to_str().unwrap());
+    for (field, edit) in [
+        (
+            "latency",
+            &(|m: &mut serde_json::Value| m["latency"] = (manifest.latency + 26).into())
+                as &dyn Fn(&mut serde_json::Value),
+        ),
+        ("initiation_interval", &|m| {
+            m["initiation_interval"] = (manifest.initiation_interval - 1).into()
+        }),
+        ("beats_per_image", &|m| m["beats_per_image"] = 63.into()),
+        ("layers[0].cycles_per_image", &|m| {
+            m["layers"][0]["cycles_per_image"] = 1.into()
+        }),
+        ("layers[2].fifo_depth", &|m| {
+            m["layers"][2]["fifo_depth"] = 9999.into()
+        }),
+    ] {
+        let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
+        edit(&mut m);
+        std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+        let out = cbnn(&["sim", d, "--dataset", data, "--count", "2"]);
+        let err = assert_fails(&out, 2, &format!("\"{field}\" is "));
+        assert!(err.contains("regenerate the design"), "{err}");
+    }
+    std::fs::write(&path, &original).unwrap();
+    let out = cbnn_ok(&[
+        "sim",
+        d,
+        "--dataset",
+        data,
+        "--count",
+        "3",
+        "--stall-seed",
+        "4",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("latency {} cycles (simulated", manifest.latency)),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("8 images free-running for the timing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every key path of `value`, objects' keys joined by `.` and array elements as `[]`
+/// (`layers[].receives.height`), stopping at the paths in `leaves`.
+fn key_paths(value: &serde_json::Value, prefix: &str, leaves: &[&str], out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(m) if !leaves.contains(&prefix) => {
+            for (k, v) in m {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.push(path.clone());
+                key_paths(v, &path, leaves, out);
+            }
+        }
+        serde_json::Value::Array(a) if !leaves.contains(&prefix) => {
+            let path = format!("{prefix}[]");
+            for v in a {
+                if v.is_object() {
+                    key_paths(v, &path, leaves, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the table rows of `section` document `path`: a row whose first cell names a prefix
+/// of it in backticks (`layers[]`, `model`, the whole path) and that names every remaining
+/// key in backticks.
+fn documented(section: &str, path: &str) -> bool {
+    let segments: Vec<&str> = path.split('.').collect();
+    section.lines().filter(|l| l.starts_with('|')).any(|row| {
+        let first = row.split('|').nth(1).unwrap_or("");
+        let ticked: Vec<&str> = row.split('`').skip(1).step_by(2).collect();
+        let words: Vec<&str> = ticked
+            .iter()
+            .flat_map(|t| t.split(|c: char| !(c.is_alphanumeric() || c == '_')))
+            .collect();
+        (1..=segments.len()).any(|k| {
+            let prefix = segments[..k].join(".");
+            let named = first.split('`').skip(1).step_by(2).any(|t| t == prefix)
+                || first.contains(&format!("`{}", prefix.replace("[]", "[]`")));
+            named
+                && segments[k..]
+                    .iter()
+                    .all(|s| words.contains(&s.trim_end_matches("[]")))
+        })
+    })
+}
+
+/// The text of the section of `doc` that starts at the heading `heading`, to the next heading
+/// of its level or above.
+fn section(doc: &str, heading: &str) -> String {
+    let start = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} is missing"));
+    let level = heading.chars().take_while(|&c| c == '#').count();
+    let rest = &doc[start + heading.len()..];
+    let end = rest
+        .lines()
+        .scan(0, |at, l| {
+            let here = *at;
+            *at += l.len() + 1;
+            Some((here, l))
+        })
+        .find(|(_, l)| {
+            let hashes = l.chars().take_while(|&c| c == '#').count();
+            hashes > 0 && hashes <= level
+        })
+        .map_or(rest.len(), |(at, _)| at);
+    rest[..end].to_string()
+}
+
+/// docs/hardware.md's design.json table names every field of a perceptron's, a convnet's and a
+/// logic-mapped network's design.json (narrow port and registered group sums included), and
+/// docs/model-format.md's field table every field of their model files, provenance included.
+#[test]
+fn the_docs_name_every_field_of_a_design_and_a_model() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let hardware = std::fs::read_to_string(root.join("hardware.md")).unwrap();
+    let format = std::fs::read_to_string(root.join("model-format.md")).unwrap();
+    let design_table = section(&hardware, "## design.json");
+    let model_table = section(&format, "## Fields");
+    let (mlp, mlp_fold, mlp_ppb) = cases().swap_remove(0);
+    let conv = random_conv_model(
+        420,
+        (8, 8),
+        &[7, 6],
+        &[Op::Conv(4, 3, true), Op::Pool(2), Op::Dense(6)],
+        4,
+    );
+    let lut = random_lut_model(421, (6, 6), &[7, 6], &[(20, 3), (12, 4)], 4);
+    let lut_fold = {
+        let mut f = rtlgen::fold::default_folding(&lut, 0);
+        f.last_mut().unwrap().pipe = 1;
+        f
+    };
+    let designs = [
+        (&mlp, mlp_fold, mlp_ppb, None),
+        (&conv, rtlgen::fold::default_folding(&conv, 0), 1, None),
+        (&lut, lut_fold, 1, Some(5)),
+    ];
+    let mut missing = Vec::new();
+    for (i, (model, fold, ppb, bits)) in designs.into_iter().enumerate() {
+        let dir = temp_dir(&format!("fields{i}"));
+        let mut model = model.clone();
+        model.provenance = cbnn::model::Provenance {
+            tool: "cbnn".into(),
+            test_accuracy: Some(0.5),
+            hyper: serde_json::json!({"epochs": 1}),
+            ..Default::default()
+        };
+        rtlgen::generate(
+            &model,
+            Path::new("random.json"),
+            &RtlConfig {
+                fold,
+                pixels_per_beat: ppb,
+                bits_per_beat: bits,
+                clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
+            },
+            &dir,
+        )
+        .unwrap();
+        for (file, table, leaves) in [
+            (
+                "design.json",
+                &design_table,
+                &["model.provenance", "written", "files", "constraints"][..],
+            ),
+            ("model.json", &model_table, &["provenance.hyper"][..]),
+        ] {
+            let json = json_file(&dir.join(file));
+            let mut paths = Vec::new();
+            key_paths(&json, "", leaves, &mut paths);
+            for p in paths {
+                if !documented(table, &p) {
+                    missing.push(format!("{file}: {p}"));
+                }
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "undocumented fields: {missing:#?}");
+}

@@ -458,6 +458,12 @@ pub fn print(outcome: &Outcome) {
             if let Some(ii) = r.measured_interval {
                 outln!("initiation interval {ii} cycles (simulated, free-running)");
             }
+            if let Some(l) = r.measured_latency {
+                outln!(
+                    "latency {l} cycles (simulated, free-running: first input handshake to \
+                     output handshake)"
+                );
+            }
         }
         Outcome::Synth(r) => print_synth(r),
         Outcome::Testbench(t) => print_testbench(t),

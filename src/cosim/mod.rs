@@ -3,8 +3,10 @@
 //! The design is compiled once with Verilator together with `sim/harness.cpp` into a small
 //! executable, cached by a hash of its HDL and harness (memory images are read at run time, so
 //! retrained weights reuse the build). The harness plays the input beats and the stall schedule
-//! of [`Schedule`] and logs every output handshake; every logged beat and its cycle must equal
-//! the reference executor's class and scores and the cycle model's prediction.
+//! of [`Schedule`] and logs every output handshake and each image's first input handshake;
+//! every logged beat and its cycle must equal the reference executor's class and scores and the
+//! cycle model's prediction, and so must the cycle each image's first beat was taken in (an
+//! image's latency counts from it).
 
 pub mod testbench;
 
@@ -55,6 +57,11 @@ pub struct SimReport {
     /// initiation interval once the pipeline is full); `None` under stalls or for one image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_interval: Option<u64>,
+    /// The first image's latency free-running, from the handshake of its first input beat to
+    /// its output handshake (design.json's `latency`): of this run when it is free-running
+    /// (`None` under stalls), and `cbnn sim` measures it on eight images more when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_latency: Option<u64>,
 }
 
 /// The version of the Verilator on `PATH`, or a usage error saying what to install.
@@ -352,6 +359,9 @@ pub struct Stimulus<'a> {
 pub struct Trace {
     /// Every output handshake: its cycle and the beat's words.
     pub outputs: Vec<(u64, Vec<u32>)>,
+    /// The cycle of each image's first input handshake (of every `beats` input beats, the
+    /// first).
+    pub first_inputs: Vec<u64>,
     /// Cycles simulated.
     pub cycles: u64,
     /// The run hit `max_cycles` before every output came.
@@ -434,6 +444,12 @@ fn simulate_in(tmp: &Path, exe: &Path, st: &Stimulus, bin: &[u8]) -> Result<Trac
                     .collect();
                 trace.outputs.push((cycle, words));
             }
+            Some("i") => trace.first_inputs.push(
+                parts
+                    .next()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(u64::MAX),
+            ),
             Some("end") => trace.cycles = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0),
             Some("timeout") => trace.timed_out = true,
             _ => {}
@@ -541,12 +557,13 @@ pub fn expected_outputs(job: &Job) -> Vec<crate::reference::Prediction> {
 /// The cycle after which a run of `images` images under `schedule` counts as hung: the
 /// free-running run's length, four times that with stalls (random stalls let the source offer
 /// and the sink take in about three cycles of four, so even a design bound by both runs well
-/// inside it), plus ten latencies and a thousand cycles.
+/// inside it), plus ten times the first output's cycle and a thousand cycles.
 pub fn timeout_cycles(timing: &Timing, images: usize, schedule: Schedule) -> u64 {
-    let (latency, interval) = cycle::latency_and_interval(timing);
-    let free_end = latency + interval * (images.max(1) as u64 - 1);
+    let free = cycle::free_running(timing);
+    let first = free.first_output;
+    let free_end = first + free.interval * (images.max(1) as u64 - 1);
     let factor = if schedule.stall_seed.is_some() { 4 } else { 1 };
-    free_end * factor + 10 * latency + 1000
+    free_end * factor + 10 * first + 1000
 }
 
 /// Runs the simulation and compares every output beat and cycle. A mismatch is a
@@ -567,9 +584,9 @@ pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
     // a bound on the run's length from the free-running timing instead of from the model's
     // last cycle.
     let max_cycles = timeout_cycles(job.timing, n, job.schedule);
-    let (expected_cycles, trace) = std::thread::scope(|scope| {
+    let (expected, trace) = std::thread::scope(|scope| {
         let model = scope.spawn(|| {
-            cycle::output_cycles(job.timing, n, job.schedule, u64::MAX)
+            cycle::handshakes(job.timing, n, job.schedule, u64::MAX)
                 .expect("the cycle model of a valid design always finishes")
         });
         let trace = simulate(
@@ -590,6 +607,22 @@ pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
         (model.join().expect("the cycle model does not panic"), trace)
     });
     let trace = trace?;
+    let expected_cycles = &expected.outputs;
+    // Each image's first input beat is taken when the cycle model says (the harness logs it
+    // before the output it leads to, so a run stopped early has at least as many).
+    for (i, (&got, &want)) in trace
+        .first_inputs
+        .iter()
+        .zip(&expected.first_inputs)
+        .enumerate()
+    {
+        if got != want {
+            return Err(Error::CheckFailed(format!(
+                "mismatch at image {i}: the cycle model expects its first input beat to be taken \
+                 at cycle {want}, the design took it at cycle {got}"
+            )));
+        }
+    }
     let mut correct = 0;
     for (i, (cycle, words)) in trace.outputs.iter().enumerate() {
         if i >= n {
@@ -623,6 +656,12 @@ pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
             "the design produced {matched} of {n} outputs"
         )));
     }
+    if trace.first_inputs.len() != n {
+        return Err(Error::CheckFailed(format!(
+            "the simulator logged the first input beat of {} of {n} images",
+            trace.first_inputs.len()
+        )));
+    }
     Ok(SimReport {
         images: n,
         stall_seed: job.schedule.stall_seed,
@@ -636,6 +675,10 @@ pub fn run(exe: &Path, job: &Job) -> Result<SimReport> {
         build_seconds: 0.0,
         measured_interval: match (job.schedule.stall_seed, trace.outputs.as_slice()) {
             (None, [.., (a, _), (b, _)]) => Some(b - a),
+            _ => None,
+        },
+        measured_latency: match (job.schedule.stall_seed, trace.first_inputs.first()) {
+            (None, Some(&first)) => Some(trace.outputs[0].0 - first),
             _ => None,
         },
     })

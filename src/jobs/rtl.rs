@@ -82,19 +82,43 @@ pub fn choose_folding(
                 None if rtlgen::streams_in(m) => 1,
                 None => synth::autofold::pixels_per_beat(pixels, *target_cycles)?.max(default_ppb),
             };
-            let fold = synth::autofold::fold(m, *target_cycles, pipe)?;
-            // A convolutional pipeline's stages interact (a window unit hands on bursts); the
-            // cycle model says whether the whole meets the target.
+            let mut fold = synth::autofold::fold(m, *target_cycles, pipe)?;
+            // A convolutional pipeline's stages interact (a window unit hands on bursts, and
+            // holds its walk while a window waits: a convolution takes more than its cycles per
+            // image); the cycle model says whether the whole meets the target. When it does
+            // not, each layer is folded again for a bound just below the slowest layer's cycles
+            // per image, until it does: the foldings tried are those of smaller targets, so a
+            // target is met whenever a smaller one is.
             if rtlgen::streams_in(m) && ppb == 1 {
-                let timing = rtlgen::timing(m, &fold, ppb);
-                let (_, interval) = crate::reference::cycle::latency_and_interval(&timing);
-                if interval > *target_cycles as u64 {
-                    return Err(invalid!(
-                        Setting::TargetCycles,
-                        " {target_cycles} cannot be met: with each layer folded to meet it alone, \
-                         the pipeline takes {interval} cycles per image (the cycle model); give \
-                         a larger target"
-                    ));
+                let target = *target_cycles as u64;
+                loop {
+                    let timing = rtlgen::timing(m, &fold, ppb);
+                    let (_, interval) = crate::reference::cycle::latency_and_interval(&timing);
+                    if interval <= target {
+                        break;
+                    }
+                    let slowest = m
+                        .layers
+                        .iter()
+                        .zip(rtlgen::layer_inputs(m))
+                        .zip(&fold)
+                        .map(|((l, input), &f)| l.hardware().cycles_per_image(input, f))
+                        .max()
+                        .unwrap_or(0);
+                    match slowest
+                        .checked_sub(1)
+                        .and_then(|bound| synth::autofold::fold(m, bound, pipe).ok())
+                    {
+                        Some(faster) => fold = faster,
+                        None => {
+                            return Err(invalid!(
+                                Setting::TargetCycles,
+                                " {target_cycles} cannot be met: with each layer folded to meet \
+                                 it alone, the pipeline takes {interval} cycles per image (the \
+                                 cycle model); give a larger target"
+                            ))
+                        }
+                    }
                 }
             } else if ppb > 0 {
                 // The input stream alone may miss the target when the pixels per beat are

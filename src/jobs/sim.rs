@@ -1,4 +1,5 @@
-//! Co-simulating a generated design in Verilator against the reference and cycle models.
+//! Co-simulating a generated design in Verilator against the reference and cycle models, and
+//! checking design.json's latency and initiation interval against the simulated design.
 
 use std::path::PathBuf;
 
@@ -99,13 +100,32 @@ impl SimJob {
             }
         };
         report.build_seconds = build_seconds;
-        // Past the images the manifest's interval was measured on, the simulated interval is
-        // the manifest's.
-        if let Some(measured) = report.measured_interval.filter(|_| count >= 9) {
-            if measured != manifest.initiation_interval {
+        // design.json's latency and interval are the first image's and the 7th to 8th image's
+        // of eight sent back to back, free-running: measured on this run when it is one,
+        // otherwise on eight images more.
+        let (latency, interval) = match (report.measured_latency, report.measured_interval) {
+            (Some(l), Some(i)) if count >= TIMING_IMAGES => (l, i),
+            _ => {
+                errln!("simulating {TIMING_IMAGES} images free-running for the timing ...");
+                let job = design.job_on(&design.first, &self.dir, None, None);
+                let timing = cosim::run(&exe, &job)?;
+                let interval = timing.measured_interval.unwrap_or_default();
+                let latency = timing.measured_latency.unwrap_or_default();
+                (latency, interval)
+            }
+        };
+        report.measured_latency = Some(latency);
+        for (what, measured, claimed) in [
+            ("latency", latency, manifest.latency),
+            (
+                "initiation interval",
+                interval,
+                manifest.initiation_interval,
+            ),
+        ] {
+            if measured != claimed {
                 return Err(crate::error::Error::CheckFailed(format!(
-                    "the simulated initiation interval is {measured} cycles, design.json says {}",
-                    manifest.initiation_interval
+                    "the simulated {what} is {measured} cycles, design.json says {claimed}"
                 )));
             }
         }
@@ -115,6 +135,9 @@ impl SimJob {
         Ok(report)
     }
 }
+
+/// Images of the free-running run that measures a design's latency and initiation interval.
+const TIMING_IMAGES: usize = 8;
 
 /// A design directory checked and loaded with the test images a run drives.
 pub(super) struct Design {
@@ -126,6 +149,8 @@ pub(super) struct Design {
     pub timing: crate::reference::cycle::Timing,
     /// The first `count` test images (all by default).
     pub test: crate::data::LabeledSet,
+    /// The first eight test images (repeated when there are fewer).
+    pub first: crate::data::LabeledSet,
 }
 
 impl Design {
@@ -137,24 +162,37 @@ impl Design {
         let m = model::load(&model_path)?;
         manifest.check_model(&m, &dir.join("design.json"))?;
         manifest.check_files(dir)?;
-        let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.per_beat());
+        let timing = manifest.check_timing(&m, &dir.join("design.json"))?;
         let ds = data.open()?;
         check_compatible(&m, &model_path, &ds)?;
         let count = count.unwrap_or(ds.test.len()).min(ds.test.len());
         if count == 0 {
             return Err(invalid!(Setting::Count, " must be at least 1"));
         }
+        let first = repeated(&ds.test, TIMING_IMAGES);
         Ok(Design {
             manifest,
             model: m,
             timing,
             test: ds.test.slice(0..count),
+            first,
         })
     }
 
     /// The co-simulation job of these images under the schedule of `stall_seed`.
     pub fn job<'a>(
         &'a self,
+        dir: &'a std::path::Path,
+        stall_seed: Option<u64>,
+        vcd: Option<&'a std::path::Path>,
+    ) -> cosim::Job<'a> {
+        self.job_on(&self.test, dir, stall_seed, vcd)
+    }
+
+    /// The co-simulation job of `set` under the schedule of `stall_seed`.
+    fn job_on<'a>(
+        &'a self,
+        set: &'a crate::data::LabeledSet,
         dir: &'a std::path::Path,
         stall_seed: Option<u64>,
         vcd: Option<&'a std::path::Path>,
@@ -166,10 +204,22 @@ impl Design {
             output: &self.manifest.output,
             bits_per_beat: self.manifest.input.bits_per_beat,
             reads: self.manifest.input.reads.as_deref(),
-            images: &self.test.images,
-            labels: &self.test.labels,
+            images: &set.images,
+            labels: &set.labels,
             schedule: Schedule { stall_seed },
             vcd,
         }
     }
+}
+
+/// The first `n` images of `set`, from its start again when it has fewer (it has at least one).
+fn repeated(set: &crate::data::LabeledSet, n: usize) -> crate::data::LabeledSet {
+    let have = set.len().min(n);
+    let mut out = set.slice(0..have);
+    while out.len() < n {
+        let more = set.slice(0..have.min(n - out.len()));
+        out.images.pixels.extend_from_slice(&more.images.pixels);
+        out.labels.extend_from_slice(&more.labels);
+    }
+    out
 }

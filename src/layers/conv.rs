@@ -278,6 +278,19 @@ impl Hardware for Conv {
             .max((input.height + pad) * (input.width + pad))
     }
 
+    /// The window unit's walk with the unit behind it (its steps plus one cycles a window):
+    /// more than [`Hardware::cycles_per_image`] by the cycles a waiting window holds the walk
+    /// (`SlidingWindow::image_cycles_with`).
+    fn interval(&self, input: Shape, f: LayerFold) -> usize {
+        crate::reference::stream::SlidingWindow::new(
+            input.height,
+            input.width,
+            self.kernel,
+            self.pad(),
+        )
+        .image_cycles_with(self.steps(f) + 1)
+    }
+
     fn unit(&self) -> LayerShape {
         LayerShape {
             inputs: self.weights.cols(),

@@ -202,6 +202,14 @@ pub trait Hardware {
         (self.steps(f) + 1).max(gather)
     }
 
+    /// Cycles per image of its cores alone, free-running, their input always offered: its
+    /// interval in a pipeline whose other layers are no slower (with the FIFOs the cycle model
+    /// sizes). [`Hardware::cycles_per_image`] unless that leaves cycles out (a convolution's
+    /// window walk).
+    fn interval(&self, input: Shape, f: LayerFold) -> usize {
+        self.cycles_per_image(input, f)
+    }
+
     /// Its stages in the cycle model when it receives a stream of `input` pixels, one pixel
     /// (`input.channels` bits) a beat: a unit over the whole vector, gathered first when it
     /// comes as more than one pixel.

@@ -206,22 +206,63 @@ pub fn output_cycles(
     sched: Schedule,
     max_cycles: u64,
 ) -> Option<Vec<u64>> {
+    handshakes(timing, images, sched, max_cycles).map(|h| h.outputs)
+}
+
+/// [`output_cycles`], with the cycle of each image's first input handshake beside them.
+pub fn handshakes(
+    timing: &Timing,
+    images: usize,
+    sched: Schedule,
+    max_cycles: u64,
+) -> Option<stream::Handshakes> {
     let mut models: Vec<Model> = timing.stages.iter().map(|s| s.model()).collect();
-    stream::chain_cycles(
+    stream::chain_handshakes(
         &mut models,
         images * timing.beats,
+        timing.beats,
         images,
         sched,
         max_cycles,
     )
 }
 
-/// Latency (first input beat to first output, free-running) and initiation interval (cycles
-/// between consecutive outputs in steady state) of a design.
+/// The free-running timing of a design, from eight images sent back to back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FreeRunning {
+    /// The cycle of the first image's first input handshake (cycle 0 is the first after
+    /// reset; later when the first layer walks positions before it takes a pixel, as a "same"
+    /// convolution does over its top padding).
+    pub first_input: u64,
+    /// The cycle of the first image's output handshake.
+    pub first_output: u64,
+    /// The cycles between the 7th and the 8th output handshakes.
+    pub interval: u64,
+}
+
+impl FreeRunning {
+    /// Cycles from the first image's first input handshake to its output handshake.
+    pub fn latency(&self) -> u64 {
+        self.first_output - self.first_input
+    }
+}
+
+/// The free-running timing of a design.
+pub fn free_running(timing: &Timing) -> FreeRunning {
+    let h = handshakes(timing, 8, Schedule::FREE, u64::MAX).expect("free-running design finishes");
+    FreeRunning {
+        first_input: h.first_inputs[0],
+        first_output: h.outputs[0],
+        interval: h.outputs[7] - h.outputs[6],
+    }
+}
+
+/// Latency (the first image's first input handshake to its output handshake, free-running)
+/// and initiation interval (cycles between consecutive outputs in steady state: the 7th and
+/// the 8th of eight images) of a design.
 pub fn latency_and_interval(timing: &Timing) -> (u64, u64) {
-    let many =
-        output_cycles(timing, 8, Schedule::FREE, u64::MAX).expect("free-running design finishes");
-    (many[0], many[7] - many[6])
+    let f = free_running(timing);
+    (f.latency(), f.interval)
 }
 
 #[cfg(test)]
@@ -239,6 +280,37 @@ mod tests {
         assert_eq!(out[1] - out[0], 4);
         assert_eq!(out[2] - out[1], 4);
         assert_eq!(latency_and_interval(&t), (7, 4));
+    }
+
+    /// A "same" convolution first walks its top padding row and one padding position
+    /// (`W + 2 pad + 1` positions, `s_axis_tready` low) before it takes the first pixel; the
+    /// latency counts from that handshake, not from reset.
+    #[test]
+    fn latency_counts_from_the_first_input_handshake() {
+        let same = |pad| Timing {
+            beats: 16,
+            stages: vec![
+                StageTiming::Window {
+                    height: 4,
+                    width: 4,
+                    kernel: 3,
+                    pad,
+                },
+                StageTiming::Unit { steps: 1 },
+                StageTiming::Unpack {
+                    beats: 16 - 12 * (1 - pad),
+                },
+                StageTiming::Unit { steps: 2 },
+                StageTiming::Skid,
+            ],
+        };
+        let f = free_running(&same(1));
+        assert_eq!(f.first_input, 4 + 2 + 1);
+        assert_eq!(latency_and_interval(&same(1)).0, f.first_output - 7);
+        // "valid": the first pixel is taken in cycle 0.
+        let v = free_running(&same(0));
+        assert_eq!(v.first_input, 0);
+        assert_eq!(v.latency(), v.first_output);
     }
 
     #[test]

@@ -78,6 +78,46 @@ impl SlidingWindow {
             2 * self.height * self.width
         }
     }
+
+    /// Free-running cycles per image in steady state when the unit behind takes a window at
+    /// most every `unit` cycles (a matrix-vector unit: its steps plus one, at least 2) and the
+    /// input always offers a pixel: a convolution's interval alone.
+    ///
+    /// Where the cycles go: a position that completes a window shifts only once the previous
+    /// window has left the output register, which empties at the end of the cycle of its
+    /// handshake, so a window leaves at most every two cycles; positions that complete none
+    /// (the first `k - 1` of every padded row, the first `k - 1` padded rows of an image) shift
+    /// one a cycle while a window waits, but never past a waiting window. When every output row
+    /// has at least two windows this is
+    /// `windows * unit + (rows - 1) * max(0, k + 2 - 2 unit) + max(0, (k - 1) * (Wp + 1) + 3 -
+    /// 2 unit)` (`rows` output rows, `Wp` padded columns; at `unit = 2`,
+    /// [`SlidingWindow::image_cycles`]); this steps the positions of three images and returns
+    /// the third's cycles, which holds for any shape.
+    pub fn image_cycles_with(&self, unit: usize) -> usize {
+        let (hp, wp) = self.padded();
+        let k = self.kernel;
+        let unit = unit.max(1) as u64;
+        // `next`: the cycle the walk reaches the next position; `taken`: the cycle the last
+        // window's handshake happened (the unit was loaded), `None` before the first.
+        let (mut next, mut taken) = (0u64, None::<u64>);
+        let mut ends = [0u64; 3];
+        for end in &mut ends {
+            for y in 0..hp {
+                for x in 0..wp {
+                    if y + 1 >= k && x + 1 >= k {
+                        let shift = taken.map_or(next, |h| next.max(h + 1));
+                        let h = taken.map_or(shift + 1, |h| (shift + 1).max(h + unit));
+                        taken = Some(h);
+                        next = shift + 1;
+                    } else {
+                        next += 1;
+                    }
+                }
+            }
+            *end = taken.unwrap_or(next);
+        }
+        (ends[2] - ends[1]) as usize
+    }
 }
 
 impl Stage for SlidingWindow {
@@ -472,6 +512,16 @@ pub fn output_cycles<'s>(
     chain_cycles(stages, beats, outputs, sched, max_cycles)
 }
 
+/// The handshakes of a run: when the source's beats and the sink's beats were taken.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Handshakes {
+    /// The cycle of the input handshake of beat `i * per_image` for every `i`: each image's
+    /// first beat.
+    pub first_inputs: Vec<u64>,
+    /// The cycle of every output handshake.
+    pub outputs: Vec<u64>,
+}
+
 /// [`output_cycles`] over stages of one type: a design's chain steps every cycle of a run (a
 /// convolutional one millions of them), and stages of one type (an enum of the kinds) are
 /// called without dynamic dispatch, several times faster.
@@ -482,9 +532,23 @@ pub fn chain_cycles<S: Stage>(
     sched: Schedule,
     max_cycles: u64,
 ) -> Option<Vec<u64>> {
+    chain_handshakes(stages, beats, beats.max(1), outputs, sched, max_cycles).map(|h| h.outputs)
+}
+
+/// [`chain_cycles`], also recording the input handshake of the first of every `per_image`
+/// beats (an image's first beat, from which its latency counts).
+pub fn chain_handshakes<S: Stage>(
+    stages: &mut [S],
+    beats: usize,
+    per_image: usize,
+    outputs: usize,
+    sched: Schedule,
+    max_cycles: u64,
+) -> Option<Handshakes> {
     let n = stages.len();
     let (mut sent, mut offering) = (0usize, false);
     let mut out = Vec::with_capacity(outputs);
+    let mut first_inputs = Vec::with_capacity(beats / per_image.max(1) + 1);
     let mut t = 0u64;
     let mut valid = vec![false; n + 1];
     let mut ready = vec![false; n + 1];
@@ -506,6 +570,9 @@ pub fn chain_cycles<S: Stage>(
             out.push(t);
         }
         if offering && ready[0] {
+            if sent.is_multiple_of(per_image.max(1)) {
+                first_inputs.push(t);
+            }
             offering = false;
             sent += 1;
         }
@@ -514,7 +581,10 @@ pub fn chain_cycles<S: Stage>(
         }
         t += 1;
     }
-    Some(out)
+    Some(Handshakes {
+        first_inputs,
+        outputs: out,
+    })
 }
 
 #[cfg(test)]
@@ -542,6 +612,62 @@ mod tests {
         let c = free(4, 4, 3, 0, 1);
         assert_eq!(&c[..2], &[11, 13]);
         assert_eq!(c.len(), 4);
+    }
+
+    /// A convolution's interval alone (a window unit feeding a matrix-vector unit of `steps`
+    /// steps) is what [`SlidingWindow::image_cycles_with`] says, and, with at least two
+    /// windows a row, the formula its comment and docs/hardware.md give; at two cycles a
+    /// window it is the window unit's own line. The layer's `cycles_per_image` (windows times
+    /// the unit's cycles, or the padded image's positions) is below it.
+    #[test]
+    fn a_convolutions_interval_is_the_window_walk_with_its_unit() {
+        let mut rng = crate::util::rng::Rng::new(11, 3);
+        let mut above = 0;
+        for case in 0..400 {
+            let k = [1, 2, 3, 3, 5][rng.below(5)];
+            let pad = if k % 2 == 1 && rng.below(2) == 0 {
+                (k - 1) / 2
+            } else {
+                0
+            };
+            let (h, w) = (k + rng.below(9), k + rng.below(9));
+            let steps = 1 + [0, 1, 2, 3, 5, 8, 20, 60][rng.below(8)];
+            let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+            let (rows, cols) = (hp + 1 - k, wp + 1 - k);
+            let windows = rows * cols;
+            let mut swu = SlidingWindow::new(h, w, k, pad);
+            let mut unit = Mvtu::new(steps);
+            let mut skid = Skid::default();
+            let c = output_cycles(
+                &mut [&mut swu, &mut unit, &mut skid],
+                8 * h * w,
+                8 * windows,
+                Schedule::FREE,
+                1 << 24,
+            )
+            .unwrap();
+            let alone = (c[7 * windows - 1] - c[6 * windows - 1]) as usize;
+            let p = steps + 1;
+            let s = SlidingWindow::new(h, w, k, pad);
+            assert_eq!(
+                s.image_cycles_with(p),
+                alone,
+                "case {case}: {h}x{w} k{k} pad {pad} P {p}"
+            );
+            if cols >= 2 {
+                let formula = windows * p
+                    + (rows - 1) * (k + 2).saturating_sub(2 * p)
+                    + ((k - 1) * (wp + 1) + 3).saturating_sub(2 * p);
+                assert_eq!(formula, alone, "case {case}: the closed form");
+            }
+            if p == 2 {
+                assert_eq!(s.image_cycles(), alone, "case {case}: the timing line");
+            }
+            let nominal = (windows * p).max(hp * wp);
+            assert!(nominal <= alone, "case {case}");
+            above += usize::from(nominal < alone);
+        }
+        assert!(above > 100, "the walk costs cycles in most cases ({above})");
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! A design manifest read back from disk is checked before anything uses it: a `design.json`
 //! that parses but does not describe a design cbnn could have written (zero pixels per beat,
 //! zero PE, an output port too narrow for its scores, no layers, file names that leave the
-//! directory) is one error naming the field, never a panic or a simulation of nonsense.
+//! directory) is one error naming the field, never a panic or a simulation of nonsense; its
+//! timing fields (latency, initiation interval, beats and each layer's cycles per image and
+//! FIFO depth) must be what the cycle model computes for its model and folding.
 
 use std::path::Path;
 
 use super::{fold, output_packing, Manifest};
 use crate::error::{Error, Result};
 use crate::model::IntModel;
+use crate::reference::cycle::{self, Timing};
 
 /// Widest input or output beat a manifest may declare, in bits.
 const MAX_BEAT_BITS: usize = 1 << 16;
@@ -199,5 +202,73 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// Checks the manifest's timing fields against what the cycle model computes for `model`
+    /// (the copy in its directory, already checked with [`Manifest::check_model`]) under the
+    /// manifest's folding, and returns that timing: an edited latency, initiation interval,
+    /// beat count, layer cycles or FIFO depth is one error naming the field, before anything
+    /// reports or compares it.
+    pub fn check_timing(&self, model: &IntModel, path: &Path) -> Result<Timing> {
+        let fold = self.folding();
+        let per_beat = self.input.per_beat();
+        let fifos = super::fifo_depths(model, &fold, per_beat);
+        let timing = super::timing_with(model, &fold, per_beat, &fifos);
+        let (latency, interval) = cycle::latency_and_interval(&timing);
+        let bad = |field: &str, is: String, computed: String| {
+            Err(Error::bad_file(
+                path,
+                format!(
+                    "\"{field}\" is {is}, but the design's model.json and folding give \
+                     {computed}; regenerate the design with `cbnn rtl`"
+                ),
+            ))
+        };
+        if self.beats_per_image != timing.beats {
+            return bad(
+                "beats_per_image",
+                self.beats_per_image.to_string(),
+                timing.beats.to_string(),
+            );
+        }
+        let streams = model.layers.iter().any(|l| l.hardware().streams());
+        let inputs = super::layer_inputs(model);
+        for (k, (((l, info), &f), &input)) in model
+            .layers
+            .iter()
+            .zip(&self.layers)
+            .zip(&fold)
+            .zip(&inputs)
+            .enumerate()
+        {
+            let cycles = l.hardware().cycles_per_image(input, f);
+            if info.cycles_per_image != cycles {
+                return bad(
+                    &format!("layers[{k}].cycles_per_image"),
+                    info.cycles_per_image.to_string(),
+                    cycles.to_string(),
+                );
+            }
+            let depth = streams.then_some(fifos[k]);
+            if info.fifo_depth != depth {
+                let show = |d: Option<usize>| d.map_or("absent".to_string(), |d| d.to_string());
+                return bad(
+                    &format!("layers[{k}].fifo_depth"),
+                    show(info.fifo_depth),
+                    show(depth),
+                );
+            }
+        }
+        if self.initiation_interval != interval {
+            return bad(
+                "initiation_interval",
+                self.initiation_interval.to_string(),
+                interval.to_string(),
+            );
+        }
+        if self.latency != latency {
+            return bad("latency", self.latency.to_string(), latency.to_string());
+        }
+        Ok(timing)
     }
 }
