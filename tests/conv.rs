@@ -241,9 +241,8 @@ fn a_conv_model_trains_evaluates_prunes_and_its_accelerator_cosimulates() {
     }
     assert_eq!(r["training_images_per_second"].as_array().unwrap().len(), 2);
     // Both accelerators are co-simulated too.
-    if cbnn::cosim::verilator_version().is_ok() {
-        assert_eq!(r["simulation"].as_array().unwrap().len(), 2, "{r}");
-    }
+    require_verilator();
+    assert_eq!(r["simulation"].as_array().unwrap().len(), 2, "{r}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
