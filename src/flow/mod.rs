@@ -35,6 +35,7 @@ use crate::util::atomic;
 use crate::util::hash::{fnv, FNV_START};
 use crate::util::output::Plan;
 use crate::util::rundir::RunDir;
+use crate::util::shell::command_line;
 
 /// What a flow runs on and aims for.
 #[derive(Clone, Debug, PartialEq)]
@@ -225,21 +226,6 @@ fn stage_key(st: &Stage) -> Result<String> {
         h = fnv(h, &bytes);
     }
     Ok(format!("{h:016x}"))
-}
-
-/// `argv` as one shell-quoted `cbnn ...` line.
-pub fn command_line(argv: &[String]) -> String {
-    let quote = |a: &String| {
-        if a.is_empty() || a.contains([' ', ';', '\'', '"', '$', '\\', '*', '?', '&', '|']) {
-            format!("'{}'", a.replace('\'', r"'\''"))
-        } else {
-            a.clone()
-        }
-    };
-    std::iter::once("cbnn".to_string())
-        .chain(argv.iter().map(quote))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Runs `st` in the run directory `run` unless its record says it already ran with the same

@@ -46,7 +46,6 @@
 //!   model other commands refuse.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::Path;
 
 use onnx_protobuf::{
@@ -103,31 +102,7 @@ pub const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
 /// it is read, anything else (a pipe, a device such as `/dev/zero`) after one byte more than
 /// the cap.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let too_large = || {
-        Error::bad_file(
-            path,
-            format!(
-                "holds more than {MAX_FILE_BYTES} bytes (1 GiB), the most cbnn import reads of \
-                 an ONNX file"
-            ),
-        )
-    };
-    let size = match file.metadata() {
-        Ok(m) if m.is_file() && m.len() > MAX_FILE_BYTES => return Err(too_large()),
-        Ok(m) if m.is_file() => m.len(),
-        _ => 0,
-    };
-    read_capped(file, MAX_FILE_BYTES, size)
-        .map_err(|e| Error::io(path, e))?
-        .ok_or_else(too_large)
-}
-
-/// At most `cap` bytes of `reader` (`None` when it holds more); `size` is the expected length.
-fn read_capped(reader: impl Read, cap: u64, size: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::with_capacity(size.min(cap) as usize + 1);
-    reader.take(cap + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= cap).then_some(bytes))
+    crate::util::input::read_capped(path, MAX_FILE_BYTES, "an ONNX file")
 }
 
 fn refuse(node: &NodeProto, what: impl std::fmt::Display) -> Error {
@@ -1419,10 +1394,6 @@ mod tests {
 
     #[test]
     fn files_are_read_through_a_cap() {
-        // An endless stream stops one byte past the cap.
-        assert_eq!(read_capped(std::io::repeat(0), 1000, 0).unwrap(), None);
-        let four = read_capped(&[1u8, 2, 3, 4][..], 4, 4).unwrap();
-        assert_eq!(four.as_deref(), Some(&[1u8, 2, 3, 4][..]));
         // A regular file larger than the cap is refused before it is read (a sparse file).
         let dir = std::env::temp_dir().join(format!("cbnn-import-cap-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -1433,7 +1404,7 @@ mod tests {
             .unwrap();
         let e = read(&big).unwrap_err().to_string();
         assert!(
-            e.contains("big.onnx: holds more than 1073741824 bytes (1 GiB)"),
+            e.contains("big.onnx: holds more than 1 GiB, the most cbnn reads of an ONNX file"),
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

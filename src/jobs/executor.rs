@@ -100,7 +100,7 @@ impl OnRay {
         };
         let message = format!(
             "{} ({place}): {}",
-            crate::flow::command_line(&job.argv()),
+            crate::util::shell::command_line(&job.argv()),
             done.message()
         );
         // cbnn's exit status 2 is bad input, which stays bad input here.

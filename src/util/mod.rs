@@ -11,3 +11,4 @@ pub mod progress;
 pub mod rng;
 pub mod rundir;
 pub mod scratch;
+pub mod shell;
