@@ -173,6 +173,55 @@ fn a_yosys_failure_shows_the_error() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// `cbnn synth` runs only the Yosys script `cbnn rtl` writes for the design: a script edited to
+/// run a command (Yosys's `shell`) is refused before Yosys starts, and a manifest whose names
+/// would carry a command into the script is refused as inconsistent.
+#[test]
+fn only_cbnns_own_yosys_script_is_run() {
+    let model = random_model(3, 6, &[7], &[4], 2);
+    let (dir, _) = design(
+        &model,
+        &[LayerFold::new(2, 3), LayerFold::new(2, 4)],
+        3,
+        "synth-script",
+    );
+    let script = dir.join("synth_generic.ys");
+    let own = std::fs::read_to_string(&script).unwrap();
+    let marker = dir.join("ran");
+    std::fs::write(&script, format!("shell touch {}\n{own}", marker.display())).unwrap();
+    let out = cbnn(&["synth", dir.to_str().unwrap(), "--target", "generic"]);
+    assert_fails(
+        &out,
+        2,
+        "synth_generic.ys: differs from the script `cbnn rtl` writes for this design",
+    );
+    assert!(!marker.exists(), "the edited script ran");
+    assert!(!dir.join("synth_generic.log").exists());
+    // Names that would carry a command into a script.
+    std::fs::write(&script, own).unwrap();
+    let manifest = dir.join("design.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["module"] = "cbnn_top; shell touch ran".into();
+    std::fs::write(&manifest, serde_json::to_string(&m).unwrap()).unwrap();
+    let out = cbnn(&["synth", dir.to_str().unwrap(), "--target", "generic"]);
+    assert_fails(
+        &out,
+        2,
+        "\"module\" is 'cbnn_top; shell touch ran', not a Verilog identifier",
+    );
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["files"][0] = "a;b.v".into();
+    std::fs::write(&manifest, serde_json::to_string(&m).unwrap()).unwrap();
+    let out = cbnn(&["synth", dir.to_str().unwrap(), "--target", "generic"]);
+    assert_fails(
+        &out,
+        2,
+        "names 'a;b.v', which is not a file name cbnn gives",
+    );
+    assert!(!marker.exists());
+}
+
 /// The resource model stays within its stated tolerance of Yosys's LUT count and matches its
 /// block RAM on designs it was not fitted on.
 #[test]

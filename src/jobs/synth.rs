@@ -50,6 +50,7 @@ impl SynthJob {
         manifest.check_files(&self.dir)?;
         // A bad memory limit, or a design too large for it, is said before any work.
         let budget = crate::util::process::memory_budget()?;
+        synth::check_script(&self.dir, &manifest, self.target)?;
         synth::check_predicted_memory(&self.dir, &manifest, budget)?;
         errln!(
             "synthesizing {} for {} with Yosys ...",

@@ -122,14 +122,30 @@ impl Manifest {
                     .filter(|f| !f.is_empty()),
             )
             .chain(self.layers.iter().filter_map(|l| l.threshold_file.as_ref()));
+        // Names of the characters cbnn gives its files: they go into tool scripts (a Yosys
+        // script splits commands at `;`), so nothing else may pass.
+        let plain_char = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
         for f in names {
             let plain = Path::new(f).file_name().is_some_and(|n| n == f.as_str());
-            if !plain || f.starts_with('.') {
+            if !plain || f.starts_with('.') || !f.chars().all(plain_char) {
                 return bad(
                     "files",
-                    format!("names '{f}', which is not a file name inside the design directory"),
+                    format!(
+                        "names '{f}', which is not a file name cbnn gives inside the design \
+                         directory (letters, digits, '_', '.', '-')"
+                    ),
                 );
             }
+        }
+        let ident = |s: &str| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !ident(&self.module) {
+            return bad(
+                "module",
+                format!("is '{}', not a Verilog identifier", self.module),
+            );
         }
         Ok(())
     }

@@ -38,6 +38,23 @@ pub fn render(template: &str, vars: &[(&str, String)]) -> String {
 /// Writes the constraint files and synthesis scripts for `manifest`'s design into `dir`;
 /// returns their names.
 pub fn write(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for (name, text) in rendered(manifest) {
+        write_atomic(&dir.join(name), text.as_bytes())?;
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
+
+/// The text of the file `name` (a template's) for `manifest`'s design.
+pub fn expected(manifest: &Manifest, name: &str) -> Option<String> {
+    rendered(manifest)
+        .into_iter()
+        .find_map(|(n, text)| (n == name).then_some(text))
+}
+
+/// Every template's file name and text for `manifest`'s design.
+fn rendered(manifest: &Manifest) -> Vec<(&'static str, String)> {
     let period = 1000.0 / manifest.clock_mhz;
     let data_pins: usize = manifest
         .ports
@@ -53,12 +70,12 @@ pub fn write(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
         ("DATA_PINS", data_pins.to_string()),
         ("FILES", manifest.files.join(" ")),
     ];
-    let mut names = Vec::new();
-    for (name, template) in TEMPLATES {
-        let text = render(template, &vars);
-        debug_assert!(!text.contains("{{"), "unrendered placeholder in {name}");
-        write_atomic(&dir.join(name), text.as_bytes())?;
-        names.push(name.to_string());
-    }
-    Ok(names)
+    TEMPLATES
+        .iter()
+        .map(|&(name, template)| {
+            let text = render(template, &vars);
+            debug_assert!(!text.contains("{{"), "unrendered placeholder in {name}");
+            (name, text)
+        })
+        .collect()
 }

@@ -2,8 +2,9 @@
 //! nextpnr-ice40 runs and their reports, the resource model and automatic folding.
 //!
 //! Yosys runs the script `cbnn rtl` wrote into the design directory (`synth_<target>.ys`), so
-//! what `cbnn synth` measures is what a user running that script by hand gets. Its log and
-//! statistics stay in the directory.
+//! what `cbnn synth` measures is what a user running that script by hand gets; a script that
+//! differs from the one `cbnn rtl` writes for the design is never run. Its log and statistics
+//! stay in the directory.
 
 pub mod autofold;
 pub mod constraints;
@@ -244,9 +245,9 @@ pub fn check_predicted_memory(dir: &Path, manifest: &Manifest, budget: Option<u6
     )
 }
 
-/// Synthesizes the design in `dir` for `target`.
-pub fn synthesize(dir: &Path, manifest: &Manifest, target: Target) -> Result<SynthReport> {
-    yosys_version()?;
+/// The name of `target`'s Yosys script in `dir`, after checking that it is the one `cbnn rtl`
+/// writes for the design.
+pub fn check_script(dir: &Path, manifest: &Manifest, target: Target) -> Result<String> {
     let t = target.name();
     let script = format!("synth_{t}.ys");
     if !dir.join(&script).is_file() {
@@ -255,6 +256,26 @@ pub fn synthesize(dir: &Path, manifest: &Manifest, target: Target) -> Result<Syn
             dir.display()
         )));
     }
+    // Only the script `cbnn rtl` writes for this design: a Yosys script can run any command
+    // (`shell`, `!`), so one from elsewhere is never run in the user's name.
+    let own = constraints::expected(manifest, &script);
+    let found = crate::util::input::read_capped(&dir.join(&script), 1 << 20, "a Yosys script")?;
+    if own.as_deref().map(str::as_bytes) != Some(&found[..]) {
+        return Err(Error::usage(format!(
+            "{}: differs from the script `cbnn rtl` writes for this design; `cbnn synth` runs \
+             only its own script (a Yosys script can run any command), so regenerate the \
+             design with `cbnn rtl`, or run this script with yosys yourself",
+            dir.join(&script).display()
+        )));
+    }
+    Ok(script)
+}
+
+/// Synthesizes the design in `dir` for `target`.
+pub fn synthesize(dir: &Path, manifest: &Manifest, target: Target) -> Result<SynthReport> {
+    yosys_version()?;
+    let t = target.name();
+    let script = check_script(dir, manifest, target)?;
     let log = dir.join(format!("synth_{t}.log"));
     let stat = dir.join(format!("synth_{t}.stat.json"));
     let _ = std::fs::remove_file(&stat);
