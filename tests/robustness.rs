@@ -895,3 +895,25 @@ fn endless_or_huge_input_files_are_refused_at_their_cap() {
     }
     assert!(!run.exists());
 }
+
+/// A design directory whose path holds what a makefile or a shell treats specially (`$( )`,
+/// backticks, a space, a newline) is built and simulated like any other: Verilator builds
+/// copies of the sources in a directory of cbnn's own.
+#[test]
+fn a_design_path_with_shell_characters_is_built() {
+    require_verilator();
+    let (dir, data, model) = setup("rob-oddpath");
+    let design = dir.join("odd $(x) `y`\nname");
+    let d = design.to_str().unwrap();
+    cbnn_ok(&["rtl", &model, "-o", d, "--fold", "L0:3,16;L1:2,4"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_cbnn"))
+        .args(["sim", d, "--dataset", &data, "--count", "5"])
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -146,12 +146,21 @@ pub fn build_within(
     for flag in build_flags(trace) {
         h = fnv(h, flag.as_bytes());
     }
+    // The sources' bytes: what is hashed is what is built (from copies in the build
+    // directory, whose path is cbnn's own: Verilator's makefiles break on a design directory
+    // whose path holds `$`, a space or a newline).
     let mut sources = Vec::new();
     for f in files {
         let path = dir.join(f);
+        if Path::new(f).file_name().is_none_or(|n| n != f.as_str()) {
+            return Err(Error::bad_file(
+                &path,
+                "is not a file name inside the design directory",
+            ));
+        }
         let text = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         h = fnv(fnv(h, f.as_bytes()), &text);
-        sources.push(path.canonicalize().map_err(|e| Error::io(&path, e))?);
+        sources.push((f.as_str(), text));
     }
     let root = cache_root().join(format!("{h:016x}"));
     let exe = root.join("Vsim");
@@ -190,7 +199,16 @@ pub fn build_within(
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     let harness = work.join("harness.cpp");
     std::fs::write(&harness, HARNESS).map_err(|e| Error::io(&harness, e))?;
-    let built = build_in(dir, &work, &sources, &harness, trace, budget);
+    let src = work.join("src");
+    let copied = std::fs::create_dir(&src)
+        .and_then(|()| {
+            sources
+                .iter()
+                .map(|(name, text)| std::fs::write(src.join(name), text).map(|()| src.join(name)))
+                .collect::<std::io::Result<Vec<PathBuf>>>()
+        })
+        .map_err(|e| Error::io(&src, e));
+    let built = copied.and_then(|paths| build_in(dir, &work, &paths, &harness, trace, budget));
     if built.is_err() {
         let _ = std::fs::remove_dir_all(&work);
     }
@@ -264,7 +282,10 @@ fn build_in(
     let out = crate::util::process::output(&mut cmd, Some(work))
         .map_err(|e| Error::io("verilator", e))?;
     if !out.status.success() {
-        let log = String::from_utf8_lossy(&out.stderr);
+        // Messages name the design's files, not the copies built.
+        let copies = format!("{}/", work.join("src").display());
+        let log =
+            String::from_utf8_lossy(&out.stderr).replace(&copies, &format!("{}/", dir.display()));
         if let Some(bytes) =
             budget.filter(|_| crate::util::process::out_of_memory(&log, &out.status))
         {
@@ -280,6 +301,7 @@ fn build_in(
     let built = work.join("obj").join("Vsim");
     std::fs::copy(&built, work.join("Vsim")).map_err(|e| Error::io(&built, e))?;
     let _ = std::fs::remove_dir_all(work.join("obj"));
+    let _ = std::fs::remove_dir_all(work.join("src"));
     Ok(())
 }
 
