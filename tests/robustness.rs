@@ -363,8 +363,15 @@ fn a_killed_verilator_build_leaves_no_process_and_no_temporary() {
     let start = Instant::now();
     let left = loop {
         let left = processes_mentioning(cache.to_str().unwrap());
+        // The entry's lock file (`HASH.lock`) is the cache's own, kept for every simulator
+        // built or being built, not a temporary.
         let tmp: Vec<_> = std::fs::read_dir(cache.join("cbnn/verilator"))
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name())
+                    .filter(|n| !n.to_string_lossy().ends_with(".lock"))
+                    .collect()
+            })
             .unwrap_or_default();
         if (left.is_empty() && tmp.is_empty()) || start.elapsed() > Duration::from_secs(10) {
             break (left, tmp);

@@ -129,7 +129,7 @@ fn a_bad_spec_or_model_is_one_sentence() {
     let s = spec.to_str().unwrap();
     let run = dir.join("run");
     let r = run.to_str().unwrap();
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 7] = [
         ("cycles = [64]\n[models]\n", "names no model"),
         (
             "cycles = [64]\ntarget = [\"xilinx\"]\n[models]\na = \"a.json\"\n",
@@ -144,6 +144,15 @@ fn a_bad_spec_or_model_is_one_sentence() {
             "foldings = [\"L7:1,1\"]\n[models]\na = \"m.json\"\n",
             "fits none of the models",
         ),
+        // What every job would fail on is said once, before any work.
+        (
+            "dataset = \"data\"\nclock_mhz = 5000\ncycles = [64]\n[models]\na = \"m.json\"\n",
+            "clock_mhz 5000 must be between 1 and 2000",
+        ),
+        (
+            "dataset = \"no-such-data\"\ncycles = [64]\n[models]\na = \"m.json\"\n",
+            "unknown dataset 'no-such-data'",
+        ),
     ];
     let m = dir.join("m.json");
     let data = dir.join("data");
@@ -151,6 +160,7 @@ fn a_bad_spec_or_model_is_one_sentence() {
     for (text, says) in cases {
         std::fs::write(&spec, text).unwrap();
         assert_fails(&cbnn(&["sweep", s, "-o", r]), 2, says);
+        assert!(!run.exists(), "{says}: the sweep began");
     }
     assert_fails(
         &cbnn(&["sweep", dir.join("none.toml").to_str().unwrap(), "-o", r]),

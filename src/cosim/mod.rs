@@ -167,12 +167,6 @@ pub fn build_within(
     if exe.is_file() {
         return Ok((exe, 0.0));
     }
-    // One build of a design at a time, whoever asks (a thread of this process or another
-    // process): the others wait here, then find the finished simulator.
-    let _held = lock_build(&root)?;
-    if exe.is_file() {
-        return Ok((exe, 0.0));
-    }
     let budget = crate::util::process::memory_budget()?;
     if let Some(bits) = datapath_bits {
         crate::util::process::check_predicted(
@@ -186,6 +180,12 @@ pub fn build_within(
             verilator_memory_bound(bits),
             budget,
         )?;
+    }
+    // One build of a design at a time, whoever asks (a thread of this process or another
+    // process): the others wait here, then find the finished simulator.
+    let _held = lock_build(&root)?;
+    if exe.is_file() {
+        return Ok((exe, 0.0));
     }
     starting();
     let start = Instant::now();

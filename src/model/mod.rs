@@ -9,7 +9,7 @@
 
 mod json;
 
-pub use json::{from_json, load, save, to_json as json_text, FORMAT, VERSION};
+pub use json::{from_json, load, save, to_json as json_text, FORMAT, MAX_FILE_BYTES, VERSION};
 
 use serde::{Deserialize, Serialize};
 

@@ -53,6 +53,9 @@ pub fn all_cores() -> impl Iterator<Item = &'static (&'static str, &'static str)
 /// The copy of the model kept in every design directory (the simulator checks against it).
 pub const MODEL_FILE: &str = "model.json";
 
+/// The clocks a design may be generated for, in MHz (its constraint files carry it).
+pub const CLOCK_MHZ: std::ops::RangeInclusive<f64> = 1.0..=2000.0;
+
 /// The largest `design.json` read (a manifest is a few kilobytes).
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
@@ -519,11 +522,13 @@ pub fn generate(
         }
         _ => std::borrow::Cow::Borrowed(model),
     };
-    if !(cfg.clock_mhz >= 1.0 && cfg.clock_mhz <= 2000.0) {
+    if !CLOCK_MHZ.contains(&cfg.clock_mhz) {
         return Err(invalid!(
             Setting::ClockMhz,
-            " {} must be between 1 and 2000",
-            cfg.clock_mhz
+            " {} must be between {} and {}",
+            cfg.clock_mhz,
+            CLOCK_MHZ.start(),
+            CLOCK_MHZ.end()
         ));
     }
     if let (Some(r), Some(b)) = (&reads, cfg.bits_per_beat) {

@@ -40,6 +40,7 @@ use crate::jobs::rtl::{self, Folding, RtlJob};
 use crate::jobs::sim::SimJob;
 use crate::jobs::synth::SynthJob;
 use crate::jobs::{DataSource, Job};
+use crate::model::IntModel;
 use crate::synth::Target;
 use crate::util::atomic;
 use crate::util::output::Plan;
@@ -205,10 +206,16 @@ impl Spec {
             ));
         }
         let clock_mhz = f.clock_mhz.unwrap_or(rtl::DEFAULT_CLOCK_MHZ);
-        if !(clock_mhz.is_finite() && clock_mhz > 0.0 && clock_mhz <= 10_000.0) {
+        // The range `cbnn rtl` takes: every job of a sweep it accepts can run.
+        let range = crate::rtlgen::CLOCK_MHZ;
+        if !range.contains(&clock_mhz) {
             return Err(spec_error(
                 path,
-                format!("clock_mhz {clock_mhz} must be above 0 and at most 10000"),
+                format!(
+                    "clock_mhz {clock_mhz} must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
             ));
         }
         let pipe = f.pipe.unwrap_or(0);
@@ -297,15 +304,15 @@ fn run_path(output: &Path) -> Result<PathBuf> {
     crate::jobs::remote::relative_to_cwd(output)
 }
 
-/// The design points of `spec`, each checked (folding chosen) against its model at `models`.
-pub fn points(spec: &Spec, layout: &Layout) -> Result<Vec<Point>> {
+/// The design points of `spec`, each checked (folding chosen) against its model in `models`
+/// (named by its copy in `layout`).
+pub fn points(spec: &Spec, layout: &Layout, models: &[(String, IntModel)]) -> Result<Vec<Point>> {
     let mut out = Vec::new();
-    for (name, _) in &spec.models {
+    for (name, m) in models {
         let path = layout.model(name);
-        let m = crate::model::load(&path)?;
         for (label, fold) in &spec.foldings {
-            let infeasible = crate::rtlgen::check_supported(&m, &path)
-                .and_then(|()| rtl::choose_folding(&m, fold, spec.pipe, None))
+            let infeasible = crate::rtlgen::check_supported(m, &path)
+                .and_then(|()| rtl::choose_folding(m, fold, spec.pipe, None))
                 .err()
                 .map(|e| e.to_string());
             out.push(Point {
@@ -399,16 +406,21 @@ pub fn stages(spec: &Spec, layout: &Layout, points: &[Point]) -> Vec<Stage> {
     out
 }
 
-/// Copies model `from` to `to` unless `to` already holds the same bytes (its record stays
-/// valid then).
-fn copy_model(from: &Path, to: &Path) -> Result<()> {
-    let bytes = std::fs::read(from).map_err(|e| Error::io(from, e))?;
-    // It must be a model: a wrong file is said now, naming the spec's path.
-    crate::model::load(from)?;
+/// Model file `path`, which must be a model (a wrong file is said naming the spec's path),
+/// and its bytes.
+fn read_model(path: &Path) -> Result<(IntModel, Vec<u8>)> {
+    let cap = crate::model::MAX_FILE_BYTES;
+    let text = crate::util::input::read_text_capped(path, cap, "a model file")?;
+    Ok((crate::model::from_json(path, &text)?, text.into_bytes()))
+}
+
+/// Writes the model `bytes` to `to` unless `to` already holds them (its record stays valid
+/// then).
+fn copy_model(bytes: &[u8], to: &Path) -> Result<()> {
     if std::fs::read(to).is_ok_and(|b| b == bytes) {
         return Ok(());
     }
-    atomic::write_atomic(to, &bytes)
+    atomic::write_atomic(to, bytes)
 }
 
 /// Runs the sweep.
@@ -427,6 +439,20 @@ pub fn run(cfg: &SweepConfig) -> Result<report::SweepReport> {
     spec.data
         .plan(Plan::new().workdir(Setting::Output, &run))
         .check()?;
+    // Every job reads the dataset (the evaluations, the co-simulations): one that cannot be
+    // found is said once, before any work, not as a failure of every job.
+    crate::data::resolve::resolve(&spec.data.dataset, spec.data.data_dir.as_deref())?;
+    // Every model is read and checked, and every design point with it, before the run
+    // directory is touched.
+    let mut models = Vec::new();
+    let mut copies = Vec::new();
+    for (name, path) in &spec.models {
+        let (m, bytes) = read_model(path)?;
+        models.push((name.clone(), m));
+        copies.push((name.clone(), bytes));
+    }
+    let layout = Layout(&run);
+    let points = points(&spec, &layout, &models)?;
     if let Some(r) = &cfg.ray {
         r.check()?;
     }
@@ -439,11 +465,9 @@ pub fn run(cfg: &SweepConfig) -> Result<report::SweepReport> {
     let dir = RunDir::open(&run, "sweep")?;
     atomic::remove_stale_in(&run);
     atomic::remove_stale_in(&run.join("stages"));
-    let layout = Layout(&run);
-    for (name, path) in &spec.models {
-        copy_model(path, &layout.model(name))?;
+    for (name, bytes) in &copies {
+        copy_model(bytes, &layout.model(name))?;
     }
-    let points = points(&spec, &layout)?;
     let stages = stages(&spec, &layout, &points);
     let built = points.iter().filter(|p| p.infeasible.is_none()).count();
     errln!(
