@@ -924,3 +924,70 @@ fn a_design_path_with_shell_characters_is_built() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A logic-mapped network: its design takes one cycle an image, so `--target-cycles 1` is met
+/// (a narrower port that misses a target is refused naming it); `cbnn bench` without a
+/// full-precision model says in one sentence that none can be trained for it, instead of naming
+/// a flag the user never gave (`--hidden []`).
+#[test]
+fn a_logic_mapped_network_meets_one_cycle_and_bench_names_what_it_needs() {
+    let dir = temp_dir("rob-lut");
+    let data = dir.join("data");
+    write_fixture_dataset(&data, 300, 50, 8, false);
+    let (d, m) = (data.to_str().unwrap(), dir.join("lut.json"));
+    let m = m.to_str().unwrap();
+    cbnn_ok(&[
+        "train",
+        "--dataset",
+        d,
+        "--arch",
+        "l20f6",
+        "--epochs",
+        "1",
+        "--validation",
+        "50",
+        "-o",
+        m,
+    ]);
+    let design = dir.join("design");
+    cbnn_ok(&[
+        "rtl",
+        m,
+        "-o",
+        design.to_str().unwrap(),
+        "--fold",
+        "auto",
+        "--target-cycles",
+        "1",
+    ]);
+    assert_eq!(
+        json_file(&design.join("design.json"))["initiation_interval"],
+        1
+    );
+    let narrow = dir.join("narrow");
+    let out = cbnn(&[
+        "rtl",
+        m,
+        "-o",
+        narrow.to_str().unwrap(),
+        "--fold",
+        "auto",
+        "--target-cycles",
+        "1",
+        "--bits-per-beat",
+        "8",
+    ]);
+    assert_fails(
+        &out,
+        2,
+        "--target-cycles 1 cannot be met: the logic-mapped design takes",
+    );
+    assert!(!narrow.exists());
+    let out = cbnn(&["bench", "--dataset", d, "--baseline", m, "--compact", m]);
+    assert_fails(
+        &out,
+        2,
+        "a logic-mapped network (l20f6) has no full-precision counterpart to train; give one \
+         with --float",
+    );
+}

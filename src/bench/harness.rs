@@ -153,6 +153,23 @@ fn make_models(a: &BenchConfig) -> Result<Models> {
             p
         }
     };
+    // A logic-mapped network has no full-precision counterpart the trainer makes (its
+    // tables are not layers of floats): said before any work.
+    if a.float.is_none() {
+        let arch: crate::train::arch::Arch = model::load(&baseline)?.arch().parse()?;
+        if arch.is_logic_mapped() {
+            return Err(Error::invalid([
+                format!(
+                    "{}: a logic-mapped network ({arch}) has no full-precision counterpart to \
+                     train; give one with ",
+                    baseline.display()
+                )
+                .into(),
+                error::Setting::Float.into(),
+                " (a model of `cbnn train --float`)".into(),
+            ]));
+        }
+    }
     let compact = match &a.compact {
         Some(p) => p.clone(),
         None => {
@@ -261,7 +278,8 @@ fn training_speed(
     let split = ds.split(a.validation, Some(a.train_images))?;
     let planes = baseline.planes.clone();
     let arch: crate::train::arch::Arch = baseline.arch().parse()?;
-    let arch = arch.is_conv().then_some(arch);
+    // The baseline's own architecture, unless it is a plain perceptron (its widths say it).
+    let arch = (arch.is_conv() || arch.is_logic_mapped()).then_some(arch);
     let cfg = TrainConfig {
         hidden: baseline.hidden_widths(),
         arch: arch.clone(),

@@ -80,6 +80,8 @@ pub fn choose_folding(
             let ppb = match pixels_per_beat {
                 Some(p) => p,
                 None if rtlgen::streams_in(m) => 1,
+                // A logic-mapped design takes its whole input at once (no pixel stream).
+                None if rtlgen::logic_mapped(m) => default_ppb,
                 None => synth::autofold::pixels_per_beat(pixels, *target_cycles)?.max(default_ppb),
             };
             let mut fold = synth::autofold::fold(m, *target_cycles, pipe)?;
@@ -120,7 +122,7 @@ pub fn choose_folding(
                         }
                     }
                 }
-            } else if ppb > 0 {
+            } else if ppb > 0 && !rtlgen::logic_mapped(m) {
                 // The input stream alone may miss the target when the pixels per beat are
                 // given.
                 let timing = rtlgen::timing(m, &fold, ppb);
@@ -248,6 +250,20 @@ impl RtlJob {
         };
         let (manifest, estimate) = crate::util::atomic::write_dir_atomic(&self.output, |dir| {
             let mut manifest = rtlgen::generate(&m, &self.model, &cfg, dir)?;
+            // A logic-mapped design's cycles per image follow from its port (one image a
+            // clock, or a beat a clock behind a narrower one): checked on the design itself.
+            if let (Folding::Auto { target_cycles }, true) = (&self.fold, rtlgen::logic_mapped(&m))
+            {
+                if manifest.initiation_interval > *target_cycles as u64 {
+                    return Err(invalid!(
+                        Setting::TargetCycles,
+                        " {target_cycles} cannot be met: the logic-mapped design takes {} cycles \
+                         per image with its port of {} bits a beat",
+                        manifest.initiation_interval,
+                        manifest.input.bits_per_beat
+                    ));
+                }
+            }
             manifest.constraints = synth::constraints::write(dir, &manifest)?;
             let estimate = synth::estimate::for_manifest(&m, &manifest);
             crate::util::atomic::write_json(&dir.join("estimate.json"), &estimate)?;
