@@ -991,3 +991,38 @@ fn a_logic_mapped_network_meets_one_cycle_and_bench_names_what_it_needs() {
          with --float",
     );
 }
+
+/// `cbnn synth` on a design directory it cannot write its log into says so before Yosys
+/// starts, not after the whole run. (As root, which may write anywhere, it runs as `nobody`.)
+#[test]
+fn synth_of_a_read_only_design_is_refused_before_yosys_starts() {
+    let (dir, _data, model) = setup("rob-readonly");
+    let design = dir.join("design");
+    cbnn_ok(&["rtl", &model, "-o", design.to_str().unwrap()]);
+    let chmod = |mode: &str, p: &Path| {
+        assert!(Command::new("chmod")
+            .args(["-R", mode])
+            .arg(p)
+            .status()
+            .unwrap()
+            .success())
+    };
+    chmod("a+rX", &dir);
+    chmod("a-w", &design);
+    let root = unsafe { libc_geteuid() } == 0;
+    let mut c = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_cbnn"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_cbnn"))
+    };
+    let out = c
+        .args(["synth", design.to_str().unwrap(), "--target", "generic"])
+        .output()
+        .unwrap();
+    chmod("u+w", &design);
+    let err = assert_fails(&out, 2, "synth_generic.log: Permission denied");
+    assert!(!err.contains("Yosys"), "{err}");
+}

@@ -268,6 +268,9 @@ pub fn check_script(dir: &Path, manifest: &Manifest, target: Target) -> Result<S
             dir.join(&script).display()
         )));
     }
+    // Yosys writes its log and statistics into the directory: a directory that cannot take
+    // them is said now, not after the whole run.
+    crate::util::atomic::check_writable(&dir.join(format!("synth_{t}.log")))?;
     Ok(script)
 }
 
