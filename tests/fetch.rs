@@ -196,3 +196,28 @@ fn cli_fetch_with_mirror_and_missing_file() {
     let out = cbnn(&["data", "fetch", "cifar-99", "--dir", dir.to_str().unwrap()]);
     assert_fails(&out, 2, "unknown dataset 'cifar-99'");
 }
+
+/// A response that goes on past the most a dataset file may take is cut there and discarded:
+/// nothing is kept "for resuming", the same mirror is not asked again, and the error says so.
+#[test]
+fn an_endless_response_is_cut_at_the_cap_and_nothing_is_kept() {
+    let (_, remote) = fixture_files();
+    let huge = vec![0u8; fetch::MAX_FILE_BYTES as usize + (1 << 20)];
+    let (url, log) = serve(vec![(remote[0].name.clone(), huge)], vec![]);
+    let ds = RemoteDataset {
+        name: "fixture".into(),
+        mirrors: vec![url],
+        files: remote,
+    };
+    let dir = temp_dir("fetch-endless");
+    let err = fetch::fetch(&ds, &dir, None, &mut |_| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("goes on past 256 MiB"), "{msg}");
+    assert!(!msg.contains("kept for resuming"), "{msg}");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "something was kept"
+    );
+    assert_eq!(log.lock().unwrap().len(), 1, "the mirror was asked again");
+}

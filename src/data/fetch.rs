@@ -113,6 +113,11 @@ pub enum Outcome {
     },
 }
 
+/// The most bytes a dataset file may take as downloaded (the largest known file, MNIST's
+/// training images, is 47 MB uncompressed): a response that goes on beyond it is discarded,
+/// never kept "for resuming".
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
 /// Attempts per mirror before moving to the next one (each resumes the previous).
 const ATTEMPTS: usize = 3;
 
@@ -177,7 +182,16 @@ fn fetch_file(
         ));
         let resumed_from = part.metadata().map(|m| m.len()).unwrap_or(0);
         for attempt in 1..=ATTEMPTS {
-            match download(agent, &url, &part) {
+            let got = download(agent, &url, &part);
+            if let (Err(e), true) = (&got, too_large(&part)) {
+                // An endless or oversized response: nothing of it is kept, and trying it
+                // again would only fetch as much again.
+                let _ = fs::remove_file(&part);
+                log(&format!("{url}: {e}"));
+                last_error = format!("{url}: {e}");
+                break;
+            }
+            match got {
                 Ok(()) => {
                     let actual = payload_md5(&part)?;
                     if actual != file.md5 {
@@ -202,10 +216,29 @@ fn fetch_file(
             }
         }
     }
+    let kept = mirrors.iter().any(|base| {
+        let url = format!("{base}{}", file.name);
+        dir.join(format!(
+            ".{}.{:016x}.part",
+            file.name,
+            fnv1a(url.as_bytes())
+        ))
+        .is_file()
+    });
     Err(Error::Network(format!(
-        "could not download {}: {last_error} (partial data kept for resuming)",
-        file.name
+        "could not download {}: {last_error}{}",
+        file.name,
+        if kept {
+            " (partial data kept for resuming)"
+        } else {
+            ""
+        }
     )))
+}
+
+/// Whether the partial download at `part` went past [`MAX_FILE_BYTES`].
+fn too_large(part: &Path) -> bool {
+    part.metadata().is_ok_and(|m| m.len() > MAX_FILE_BYTES)
 }
 
 /// Downloads `url` into `part`, resuming from its current length. On success `part` holds the
@@ -248,6 +281,13 @@ fn download(agent: &ureq::Agent, url: &str, part: &Path) -> std::result::Result<
         };
         out.write_all(&buf[..n])
             .map_err(|e| format!("{}: {e}", part.display()))?;
+        if too_large(part) {
+            return Err(format!(
+                "the response goes on past {} MiB, more than cbnn downloads for a dataset \
+                 file; it was discarded",
+                MAX_FILE_BYTES >> 20
+            ));
+        }
     }
     out.sync_all()
         .map_err(|e| format!("{}: {e}", part.display()))
