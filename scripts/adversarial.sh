@@ -4,7 +4,8 @@
 # code, prints no panic, is not killed by a signal (abort, segfault), does not hang, and every
 # sentinel (a user file, a FIFO, the device /dev/null, the input model) is intact afterwards.
 # Prints a Markdown table (case, exit, first line of stderr, verdict) and exits 1 if any case
-# failed. Bounded: about a minute and a few megabytes on 2 cores.
+# failed. Bounded: about a minute and a few megabytes on 2 cores (the 2 and 3 GiB files are
+# sparse: refused by their size before anything is read).
 #
 #   bash scripts/adversarial.sh [DATASET] [--data-dir DIR]    (default: fashion-mnist)
 set -uo pipefail
@@ -78,7 +79,7 @@ run() { # run NAME EXPECTED_EXIT CMD...
     if [ "$(sums)" != "$BEFORE" ]; then verdict="$verdict; A SENTINEL CHANGED"; BEFORE=$(sums); fi
     [ "$verdict" = ok ] || FAILED=$((FAILED + 1))
     local line
-    line=$(grep -m1 . <<<"$err" | sed "s|$W/||g; s/|/\\\\|/g" | cut -c1-150)
+    line=$(grep -m1 . <<<"$err" | sed "s|[./]*${W#/}/||g; s/|/\\\\|/g" | cut -c1-150)
     echo "| $name | $code | \`${line:-}\` | $verdict |"
 }
 piped() { # stdout closed at once: exit 0 and a complete predictions file
@@ -164,6 +165,41 @@ run "--method bogus" 2 "$CBNN" sensitivity "$W/m.json" "${DATA[@]}" --method bog
 run "--dataset /dev/null" 2 "$CBNN" data info --dataset /dev/null
 run "--dataset a missing directory" 2 "$CBNN" data info --dataset "$W/nothing/here"
 run "--count 0" 2 "$CBNN" sim "$W/design" "${DATA[@]}" --count 0
+# 4. Run directories, whole-file reads, specs and scripts from elsewhere.
+DATA_DIR_LINE=""  # the spec's data_dir, when --data-dir is given
+[ "${1:-}" = --data-dir ] && DATA_DIR_LINE="data_dir = \"$(realpath "$2")\""
+printf 'dataset = "%s"\n%s\ncycles = [4096]\ntargets = []\n[models]\na = "%s"\n' \
+    "$DATASET" "$DATA_DIR_LINE" "$W/m.json" > "$W/spec.toml"
+printf 'dataset = "%s"\nclock_mhz = 5000\ncycles = [4096]\n[models]\na = "%s"\n' \
+    "$DATASET" "$W/m.json" > "$W/clock.toml"
+printf 'dataset = "no-such-data"\ncycles = [4096]\n[models]\na = "%s"\n' "$W/m.json" \
+    > "$W/nodata.toml"
+truncate -s 3G "$W/huge.json"
+truncate -s 2G "$W/huge.onnx"
+edited_script() { # a design whose Yosys script runs a command: refused, the command never run
+    rm -rf "$W/edited" && cp -r "$W/design" "$W/edited"
+    printf 'shell touch %s\n' "$W/ran" | cat - "$W/design/synth_generic.ys" \
+        > "$W/edited/synth_generic.ys"
+    timeout "$LIMIT" "$CBNN" synth "$W/edited" --target generic
+    local code=$?
+    [ -e "$W/ran" ] && return 3
+    return "$code"
+}
+linked_lock() { # a run directory whose lock is a hard link to the user's notes: refused
+    rm -rf "$W/run" && mkdir -p "$W/run/stages"
+    printf '{"format": "cbnn-run", "kind": "sweep"}' > "$W/run/stages/run.json"
+    ln "$W/userdir/notes.txt" "$W/run/stages/flow.lock"
+    timeout "$LIMIT" "$CBNN" sweep "$W/spec.toml" -o "$W/run"
+}
+run "flow -o a directory holding a user's files" 2 "$CBNN" flow "${DATA[@]}" -o "$W/userdir" --quick
+run "sweep -o a directory holding a user's files" 2 "$CBNN" sweep "$W/spec.toml" -o "$W/userdir"
+run "sweep -o a run directory whose lock is a hard link" 2 linked_lock
+run "sweep spec with clock_mhz 5000" 2 "$CBNN" sweep "$W/clock.toml" -o "$W/r2"
+run "sweep spec with a dataset that does not exist" 2 "$CBNN" sweep "$W/nodata.toml" -o "$W/r3"
+run "sweep /dev/zero (an endless spec)" 2 "$CBNN" sweep /dev/zero -o "$W/r4"
+run "eval a 3 GiB model file" 2 "$CBNN" eval "$W/huge.json" "${DATA[@]}"
+run "import a 2 GiB ONNX file" 2 "$CBNN" import "$W/huge.onnx" -o "$W/i.json"
+run "synth a design whose Yosys script runs a command" 2 edited_script
 
 echo
 if [ "$FAILED" -gt 0 ]; then
