@@ -55,7 +55,7 @@ pub fn read_text_capped(path: &Path, cap: u64, what: &str) -> Result<String> {
 /// `bytes` in the largest binary unit that divides it ("1 GiB", "64 MiB", "4096 bytes").
 fn size_text(bytes: u64) -> String {
     for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{} {unit}", bytes >> shift);
         }
     }
