@@ -860,6 +860,9 @@ fn cbnn_sim_refuses_edited_timing_and_measures_it() {
         let out = cbnn(&["sim", d, "--dataset", data, "--count", "2"]);
         let err = assert_fails(&out, 2, &format!("\"{field}\" is "));
         assert!(err.contains("regenerate the design"), "{err}");
+        // Synthesis reports the design's timing too: refused the same way, before Yosys.
+        let out = cbnn(&["synth", d, "--target", "generic"]);
+        assert_fails(&out, 2, &format!("\"{field}\" is "));
     }
     std::fs::write(&path, &original).unwrap();
     let out = cbnn_ok(&[

@@ -48,6 +48,12 @@ impl SynthJob {
     pub(super) fn run(&self) -> Result<SynthReport> {
         let manifest = rtlgen::load_manifest(&self.dir)?;
         manifest.check_files(&self.dir)?;
+        // The timing the report carries (cycles per image, latency) is the design's: an edited
+        // design.json is refused here as `cbnn sim` refuses it.
+        let m = crate::model::load(&self.dir.join(rtlgen::MODEL_FILE))?;
+        let at = self.dir.join("design.json");
+        manifest.check_model(&m, &at)?;
+        manifest.check_timing(&m, &at)?;
         // A bad memory limit, or a design too large for it, is said before any work.
         let budget = crate::util::process::memory_budget()?;
         synth::check_script(&self.dir, &manifest, self.target)?;
