@@ -824,21 +824,13 @@ fn a_hard_memory_limit_below_the_budget_is_kept_not_raised() {
         .status()
         .unwrap();
     assert!(open.success());
-    let root = unsafe { libc_geteuid() } == 0;
     let limited = |args: &str| {
         let line = format!(
             "ulimit -v 4000000 && exec {} {args}",
             env!("CARGO_BIN_EXE_cbnn")
         );
-        let mut c = if root {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"]);
-            c.arg("sh");
-            c
-        } else {
-            Command::new("sh")
-        };
-        c.args(["-c", &line])
+        as_ordinary_user("sh")
+            .args(["-c", &line])
             .env("XDG_CACHE_HOME", dir.join("cache"))
             .output()
             .unwrap()
@@ -860,6 +852,19 @@ fn a_hard_memory_limit_below_the_budget_is_kept_not_raised() {
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
+}
+
+/// `program` run as an ordinary user: as `nobody` when the tests run as root (who may raise
+/// any limit and write anywhere), else as the user running them.
+fn as_ordinary_user(program: &str) -> Command {
+    if unsafe { libc_geteuid() } == 0 {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
 }
 
 /// Model, sweep spec and design manifest files are read through a size cap of their kind:
@@ -1009,16 +1014,7 @@ fn synth_of_a_read_only_design_is_refused_before_yosys_starts() {
     };
     chmod("a+rX", &dir);
     chmod("a-w", &design);
-    let root = unsafe { libc_geteuid() } == 0;
-    let mut c = if root {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_cbnn"));
-        c
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_cbnn"))
-    };
-    let out = c
+    let out = as_ordinary_user(env!("CARGO_BIN_EXE_cbnn"))
         .args(["synth", design.to_str().unwrap(), "--target", "generic"])
         .output()
         .unwrap();

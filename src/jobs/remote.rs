@@ -427,12 +427,20 @@ mod tests {
             output: dir.join("out.json"),
         };
         let r = RemoteJob::of(&Job::Retrain(job), None).unwrap();
-        // The scratch directory lies below the system's temporary directory: the command
-        // runs as deep below the worker's root as the current directory lies below `/`.
+        // The scratch directory named from the current directory: up to what the two paths
+        // share (the root, or more when the tests run below the temporary directory), then
+        // down.
         let here = std::env::current_dir().unwrap().canonicalize().unwrap();
-        let depth = here.components().count() - 1;
+        let dir = dir.canonicalize().unwrap();
+        let shared = here
+            .components()
+            .zip(dir.components())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let depth = here.components().count() - shared;
         let up = "../".repeat(depth);
-        let rel = format!("{up}{}", dir.strip_prefix("/").unwrap().display());
+        let down: PathBuf = dir.components().skip(shared).collect();
+        let rel = format!("{up}{}", down.display());
         assert_eq!(
             r.argv.join(" "),
             format!(
@@ -441,13 +449,7 @@ mod tests {
             )
         );
         assert_eq!(r.cwd, vec!["c"; depth].join("/"));
-        let place = |name: &str| {
-            dir.strip_prefix("/")
-                .unwrap()
-                .join(name)
-                .to_string_lossy()
-                .into_owned()
-        };
+        let place = |name: &str| down.join(name).to_string_lossy().into_owned();
         // MD5 of "abc".
         assert_eq!(
             r.files[&place("base.json")].hash,
