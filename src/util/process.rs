@@ -159,14 +159,10 @@ fn own_memory_limit() -> Option<u64> {
 /// What limits the tools' memory, as a message says it.
 fn budget_source() -> &'static str {
     let own = own_memory_limit();
-    if std::env::var_os(TOOL_MEMORY_VAR).is_some() {
-        if own.is_some_and(|l| memory_budget().ok().flatten() == Some(l)) {
-            "the address space cbnn was given, ulimit -v"
-        } else {
-            TOOL_MEMORY_VAR
-        }
-    } else if own.is_some() && memory_budget().ok().flatten() == own {
+    if own.is_some() && memory_budget().ok().flatten() == own {
         "the address space cbnn was given, ulimit -v"
+    } else if std::env::var_os(TOOL_MEMORY_VAR).is_some() {
+        TOOL_MEMORY_VAR
     } else {
         "three quarters of this machine's memory"
     }
