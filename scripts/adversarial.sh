@@ -174,6 +174,26 @@ printf 'dataset = "%s"\nclock_mhz = 5000\ncycles = [4096]\n[models]\na = "%s"\n'
     "$DATASET" "$W/m.json" > "$W/clock.toml"
 printf 'dataset = "no-such-data"\ncycles = [4096]\n[models]\na = "%s"\n' "$W/m.json" \
     > "$W/nodata.toml"
+python3 - "$W/big-image.json" <<'EOF2' # 2.5 kB declaring 8192x8192 images: conv, 13 pools
+import json, sys
+shape = lambda h, c: {"height": h, "width": h, "channels": c}
+layers = [{"kind": "conv", "input": shape(8192, 1), "output": shape(8190, 2), "kernel": 3,
+           "padding": "valid", "inputs": 9, "outputs": 2, "weights": ["0101", "0f00"],
+           "thresholds": [0, 10]}]
+h = 8190
+while h > 1:
+    layers.append({"kind": "maxpool", "input": shape(h, 2), "output": shape(h // 2, 2),
+                   "pool": 2})
+    h //= 2
+layers.append({"kind": "output", "input": shape(1, 2), "output": shape(1, 2), "inputs": 2,
+               "outputs": 2, "weights": ["01", "02"]})
+provenance = {"tool": "", "command": "", "dataset": "", "seed": 0, "epochs": 0,
+              "best_epoch": 0, "train_images": 0, "val_images": 0, "val_accuracy": 0.0,
+              "test_accuracy": None, "hyper": None}
+json.dump({"format": "cbnn-model", "version": 2, "input": shape(8192, 1), "planes": [7],
+           "features": 8192 * 8192, "classes": 2, "size_bits": 30, "layers": layers,
+           "provenance": provenance}, open(sys.argv[1], "w"))
+EOF2
 truncate -s 3G "$W/huge.json"
 truncate -s 2G "$W/huge.onnx"
 edited_script() { # a design whose Yosys script runs a command: refused, the command never run
@@ -200,6 +220,7 @@ run "sweep /dev/zero (an endless spec)" 2 "$CBNN" sweep /dev/zero -o "$W/r4"
 run "eval a 3 GiB model file" 2 "$CBNN" eval "$W/huge.json" "${DATA[@]}"
 run "import a 2 GiB ONNX file" 2 "$CBNN" import "$W/huge.onnx" -o "$W/i.json"
 run "synth a design whose Yosys script runs a command" 2 edited_script
+run "rtl of a 2.5 kB model declaring 8192x8192 images" 2 "$CBNN" rtl "$W/big-image.json" -o "$W/r5"
 
 echo
 if [ "$FAILED" -gt 0 ]; then

@@ -1022,3 +1022,42 @@ fn synth_of_a_read_only_design_is_refused_before_yosys_starts() {
     let err = assert_fails(&out, 2, "synth_generic.log: Permission denied");
     assert!(!err.contains("Yosys"), "{err}");
 }
+
+/// A small model file may declare images far larger than any streaming design could take;
+/// `rtl` (and `sim` or `synth` of a design holding such a model) refuse it in one sentence
+/// before the cycle model walks its pixels, instead of staying busy for hours.
+#[test]
+fn a_streaming_design_of_huge_images_is_refused_up_front() {
+    let dir = temp_dir("rob-huge-image");
+    let ops = [Op::Conv(1, 3, false), Op::Pool(8), Op::Pool(8)];
+    let huge = dir.join("huge.json");
+    cbnn::model::save(&random_conv_model(7, (515, 515), &[7], &ops, 2), &huge).unwrap();
+    let h = huge.to_str().unwrap();
+    let sentence = "huge.json: images of 515x515 pixels are more than a design that streams \
+                    pixels takes (262144 pixels, 512x512)";
+    let started = Instant::now();
+    assert_fails(
+        &cbnn(&["rtl", h, "-o", dir.join("d").to_str().unwrap()]),
+        2,
+        sentence,
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!dir.join("d").exists());
+    // The same model inside a design directory (its model.json replaced after generation).
+    let small = dir.join("small.json");
+    cbnn::model::save(&random_conv_model(7, (19, 19), &[7], &ops[..2], 2), &small).unwrap();
+    let design = dir.join("design");
+    cbnn_ok(&[
+        "rtl",
+        small.to_str().unwrap(),
+        "-o",
+        design.to_str().unwrap(),
+    ]);
+    std::fs::copy(&huge, design.join("model.json")).unwrap();
+    let out = cbnn(&["synth", design.to_str().unwrap(), "--target", "generic"]);
+    assert_fails(
+        &out,
+        2,
+        "design.json: images of 515x515 pixels are more than a design that streams",
+    );
+}

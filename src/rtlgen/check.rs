@@ -178,6 +178,7 @@ impl Manifest {
                 format!("\"{field}\" {msg} (the design's model.json says otherwise)"),
             ))
         };
+        super::check_supported(model, path)?;
         if self.input.planes != model.planes.planes() {
             return bad("input.planes", format!("is {:?}", self.input.planes));
         }

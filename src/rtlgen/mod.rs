@@ -469,8 +469,16 @@ pub fn output_packing(model: &IntModel) -> OutputPacking {
     }
 }
 
-/// Checks that every layer of `model` has an accelerator core (`model_path` names it), and
-/// that logic-mapped layers are not mixed with folded ones.
+/// The most pixels an image may have in a design whose layers stream pixels (convolutions
+/// and pools): 512x512. The generator sizes each FIFO by running the cycle model over eight
+/// images per candidate depth, so its time grows with the pixels (about 30 s at this size for
+/// a convolution and nine pools, on this project's 2-core machine); a larger image is refused
+/// up front instead of keeping `cbnn rtl` busy for hours.
+pub const MAX_STREAM_PIXELS: usize = 512 * 512;
+
+/// Checks that every layer of `model` has an accelerator core (`model_path` names it), that
+/// logic-mapped layers are not mixed with folded ones, and that a streaming design's images
+/// have at most [`MAX_STREAM_PIXELS`] pixels.
 pub fn check_supported(model: &IntModel, model_path: &Path) -> Result<()> {
     let logic = model
         .layers
@@ -482,6 +490,17 @@ pub fn check_supported(model: &IntModel, model_path: &Path) -> Result<()> {
             "{}: a design is either logic-mapped (kinds \"lut\" and \"group_sum\" only) or \
              folded; this model mixes them",
             model_path.display()
+        )));
+    }
+    if model.input.height * model.input.width > MAX_STREAM_PIXELS
+        && model.layers.iter().any(|l| l.hardware().streams())
+    {
+        return Err(Error::usage(format!(
+            "{}: images of {}x{} pixels are more than a design that streams pixels takes \
+             ({MAX_STREAM_PIXELS} pixels, 512x512)",
+            model_path.display(),
+            model.input.height,
+            model.input.width
         )));
     }
     for (i, l) in model.layers.iter().enumerate() {
