@@ -419,6 +419,15 @@ fn hostile_graphs_get_one_sentence() {
         .unwrap()
         .set_len((1 << 30) + 1)
         .unwrap();
+    // 30 MB of empty attributes of one node (graph, field 7 > node, 1 > attribute, 5): the
+    // parser would expand them to about 4.8 GB.
+    let empty = dir.join("empty-messages.onnx");
+    let attributes = [0x2a, 0x00].repeat(15_000_000);
+    let mut node = vec![0x0a, 0x80, 0x87, 0xa7, 0x0e]; // field 1, 30,000,000 bytes
+    node.extend_from_slice(&attributes);
+    let mut graph = vec![0x3a, 0x85, 0x87, 0xa7, 0x0e]; // field 7, 30,000,005 bytes
+    graph.extend_from_slice(&node);
+    std::fs::write(&empty, graph).unwrap();
     let out = dir.join("m.json");
     let o = out.to_str().unwrap();
     let path = |p: &PathBuf| p.to_str().unwrap().to_string();
@@ -474,6 +483,14 @@ fn hostile_graphs_get_one_sentence() {
             path(&huge),
             vec![],
             "holds more than 1 GiB, the most cbnn reads of an ONNX file",
+        ),
+        (
+            "a file of empty messages",
+            path(&empty),
+            vec![],
+            "the graph's protobuf messages would take up to 7.2 GiB of memory to read (the file \
+             holds many small or empty messages), more than the 2 GiB cbnn lets an ONNX graph \
+             take",
         ),
         (
             "an endless file",

@@ -29,7 +29,9 @@
 //! A hostile file gets one sentence too, never a panic, a hang or an unbounded allocation,
 //! because the graph is checked as a whole before any of it is used (`Chain::new`):
 //!
-//! - the file is read through a cap of [`MAX_FILE_BYTES`] (1 GiB, [`read`]);
+//! - the file is read through a cap of [`MAX_FILE_BYTES`] (1 GiB, [`read`]), and parsed only
+//!   when what the parser would allocate for its messages, walked at the wire level first
+//!   ([`super::wire::parse_cost`]), is at most [`MAX_PARSE_BYTES`] (2 GiB);
 //! - every node has an output, and every operator cbnn reads has the inputs it takes
 //!   (`check_arity`), so no later step indexes an input or output that is not there;
 //! - every tensor has one definition (a graph input, an initializer or one node's output), and
@@ -97,6 +99,12 @@ pub const MAX_FILE_BYTES: u64 = 1 << 30;
 /// Most elements a tensor may declare, in any one dimension and in all (2^28: 1 GiB of
 /// float32, as much as [`MAX_FILE_BYTES`]).
 pub const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
+
+/// The most memory the protobuf parser may need to read a graph, as [`super::wire::parse_cost`]
+/// bounds it before parsing: 2 GiB, room for a graph of [`MAX_FILE_BYTES`] of tensors (their
+/// bytes are copied once), while a file of empty messages, which the parser would expand about
+/// 160-fold, is refused.
+pub const MAX_PARSE_BYTES: u64 = 2 << 30;
 
 /// Reads an ONNX file of at most [`MAX_FILE_BYTES`]. A larger regular file is refused before
 /// it is read, anything else (a pipe, a device such as `/dev/zero`) after one byte more than
@@ -899,6 +907,16 @@ pub fn feature_count(planes: usize, input: &InputShape) -> Option<usize> {
 
 /// The integer model of the QONNX graph `bytes`.
 pub fn import(bytes: &[u8], options: &Options) -> Result<Imported> {
+    let cost = super::wire::parse_cost(bytes, super::wire::Onnx::Model);
+    if cost > MAX_PARSE_BYTES {
+        return Err(Error::usage(format!(
+            "the graph's protobuf messages would take up to {:.1} GiB of memory to read (the \
+             file holds many small or empty messages), more than the {} GiB cbnn lets an ONNX \
+             graph take",
+            cost as f64 / (1u64 << 30) as f64,
+            MAX_PARSE_BYTES >> 30
+        )));
+    }
     let model = ModelProto::parse_from_bytes(bytes)
         .map_err(|e| Error::usage(format!("not an ONNX model ({e})")))?;
     let graph = model

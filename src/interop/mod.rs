@@ -3,3 +3,4 @@
 
 pub mod import;
 pub mod onnx;
+pub mod wire;
