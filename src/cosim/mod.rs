@@ -244,18 +244,16 @@ fn lock_build(root: &Path) -> Result<std::fs::File> {
 
 /// Removes the build directories (`HASH.tmp-PID-N`) of builds whose process is gone.
 fn remove_stale_builds(cache: &Path) {
-    let Ok(entries) = std::fs::read_dir(cache) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some((_, rest)) = name.rsplit_once(".tmp-") {
-            let pid = rest.split('-').next().unwrap_or(rest);
-            if !crate::util::atomic::process_is_running(pid) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
+    crate::util::scratch::remove_dead_dirs(cache, build_owner);
+}
+
+/// The process id in the name of a build directory (`HASH.tmp-PID-N`), if the name is one.
+fn build_owner(name: &str) -> Option<&str> {
+    let (hash, rest) = name.split_once(".tmp-")?;
+    let (pid, counter) = rest.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let hex = !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex && digits(pid) && digits(counter)).then_some(pid)
 }
 
 /// Runs Verilator in `work` (guarded: a killed cbnn leaves no compiler behind).
@@ -741,6 +739,22 @@ fn mismatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_build_directories_of_the_exact_form_name_their_process() {
+        assert_eq!(build_owner("004398eb8fc9a9a0.tmp-123-0"), Some("123"));
+        for other in [
+            "004398eb8fc9a9a0",
+            "004398eb8fc9a9a0.lock",
+            "004398eb8fc9a9a0.tmp-123",
+            "004398eb8fc9a9a0.tmp-x-0",
+            ".tmp-123-0",
+            "mine.tmp-123-0",
+            "004398eb8fc9a9a0.tmp-123-0-1",
+        ] {
+            assert_eq!(build_owner(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn the_verilator_memory_bound_covers_what_was_measured() {

@@ -66,6 +66,13 @@ fn owner<'a>(name: &'a str, purpose: &str) -> Option<&'a str> {
 
 /// Removes the scratch directories of `purpose` in `parent` whose process is gone.
 fn remove_dead(parent: &Path, purpose: &str) {
+    remove_dead_dirs(parent, |name| owner(name, purpose));
+}
+
+/// Removes the directories in `parent` whose name `owner` recognises, giving the process that
+/// made it, when that process is gone (also used for other temporary directories of cbnn's,
+/// such as a Verilator build's in the cache).
+pub fn remove_dead_dirs(parent: &Path, owner: impl Fn(&str) -> Option<&str>) {
     // Without a process table every process would look gone: remove nothing then.
     if !Path::new("/proc/self").exists() {
         return;
@@ -75,7 +82,7 @@ fn remove_dead(parent: &Path, purpose: &str) {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let dead = owner(&name, purpose).is_some_and(|pid| !process_is_running(pid));
+        let dead = owner(&name).is_some_and(|pid| !process_is_running(pid));
         // `file_type` does not follow links: a link is never removed, nor what it points to.
         if dead && e.file_type().is_ok_and(|t| t.is_dir()) {
             let _ = std::fs::remove_dir_all(e.path());
