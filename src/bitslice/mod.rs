@@ -177,6 +177,78 @@ fn pack_image(pixels: &[u8], lut: &[u8; 256], k: u32, out: &mut [u64]) {
     }
 }
 
+/// Moves packed features from a plane set to a subset of it, image by image: what slicing
+/// the same images with the subset gives, without the images (the trainer's shared network,
+/// [`crate::train::shared`], reads every candidate's features from one slicing with all
+/// planes).
+#[derive(Clone, Debug)]
+pub struct Subset {
+    /// For each code of the larger set's planes of one pixel, its code in the subset.
+    table: Vec<u8>,
+    from: usize,
+    to: u32,
+}
+
+impl Subset {
+    /// The move from features sliced with `from` to those sliced with `to`; `None` when a
+    /// plane of `to` is not in `from`.
+    pub fn new(from: &PlaneSet, to: &PlaneSet) -> Option<Subset> {
+        let at: Vec<usize> = to
+            .planes()
+            .iter()
+            .map(|p| from.planes().iter().position(|q| q == p))
+            .collect::<Option<_>>()?;
+        let table = (0..1usize << from.len())
+            .map(|code| {
+                at.iter()
+                    .enumerate()
+                    .fold(0u8, |acc, (j, &i)| acc | ((((code >> i) & 1) as u8) << j))
+            })
+            .collect();
+        Some(Subset {
+            table,
+            from: from.len(),
+            to: to.len() as u32,
+        })
+    }
+
+    /// Features per image in the subset, for images of `pixels` pixels.
+    pub fn features(&self, pixels: usize) -> usize {
+        pixels * self.to as usize
+    }
+
+    /// Writes into `out` (`words_for(pixels * |to|)` words, overwritten) the subset's features
+    /// of the image whose features with the larger set are `row`.
+    pub fn apply(&self, row: &[u64], pixels: usize, out: &mut [u64]) {
+        out.fill(0);
+        let k = self.from;
+        let mask = (1u64 << k) - 1;
+        let codes = (0..pixels).map(|p| {
+            let (w, o) = ((p * k) / 64, (p * k) % 64);
+            let mut v = row[w] >> o;
+            if o + k > 64 {
+                v |= row[w + 1] << (64 - o);
+            }
+            (v & mask) as usize
+        });
+        let (mut acc, mut pos, mut w) = (0u64, 0u32, 0);
+        for code in codes {
+            let c = u64::from(self.table[code]);
+            acc |= c << pos;
+            pos += self.to;
+            if pos >= 64 {
+                out[w] = acc;
+                w += 1;
+                pos -= 64;
+                acc = if pos == 0 { 0 } else { c >> (self.to - pos) };
+            }
+        }
+        if pos > 0 {
+            out[w] = acc;
+        }
+    }
+}
+
 /// The value (`true` = +1) of feature `f` of an image, straight from the definition. Slow; the
 /// yardstick the packed form is tested against.
 pub fn feature(pixels: &[u8], planes: &PlaneSet, f: usize) -> bool {
@@ -192,6 +264,37 @@ pub fn get(row: &[u64], f: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Moving features to a subset of the planes gives what slicing with the subset gives,
+    /// for every subset of a few plane sets, on images whose bits straddle words.
+    #[test]
+    fn a_subset_of_the_features_is_the_slicing_with_the_subset() {
+        let mut rng = crate::util::rng::Rng::new(5, 0);
+        let pixels: Vec<u8> = (0..3 * 37).map(|_| rng.next_u64() as u8).collect();
+        let images = Images {
+            height: 37,
+            width: 1,
+            channels: 1,
+            pixels,
+        };
+        for from in [PlaneSet::all(), PlaneSet::new(&[7, 5, 4, 1]).unwrap()] {
+            let full = slice(&images, &from);
+            for mask in 1u32..256 {
+                let planes: Vec<u8> = (0..8u8).rev().filter(|p| mask >> p & 1 == 1).collect();
+                let to = PlaneSet::new(&planes).unwrap();
+                let Some(sub) = Subset::new(&from, &to) else {
+                    assert!(planes.iter().any(|p| !from.planes().contains(p)));
+                    continue;
+                };
+                let want = slice(&images, &to);
+                let mut out = vec![0u64; want.words];
+                for i in 0..3 {
+                    sub.apply(full.row(i), 37, &mut out);
+                    assert_eq!(out, want.row(i), "{from} -> {to}, image {i}");
+                }
+            }
+        }
+    }
     use crate::util::rng::Rng;
 
     fn random_images(count: usize, h: usize, w: usize, c: usize, seed: u64) -> Images {

@@ -246,6 +246,7 @@ fn prune_job(a: &PruneArgs) -> Result<PruneJob> {
         ranking: a.ranking.clone(),
         jobs: a.jobs,
         ray,
+        shared: a.search == crate::cli::SearchArg::Shared,
     })
 }
 

@@ -385,6 +385,20 @@ pub struct PruneArgs {
     pub executor: ExecutorArg,
     #[command(flatten)]
     pub ray: RayArgs,
+    /// How candidates are scored: `retrain`, each trained for --epochs epochs, or `shared`,
+    /// each taken from one network trained once (--epochs epochs) for every candidate, its
+    /// batch norm recalibrated (perceptrons).
+    #[arg(long, value_enum, default_value_t = SearchArg::Retrain)]
+    pub search: SearchArg,
+}
+
+/// How the search scores its candidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SearchArg {
+    /// Each candidate retrained.
+    Retrain,
+    /// Each candidate taken from one shared network.
+    Shared,
 }
 
 /// Where the jobs of a flow or a sweep run.

@@ -46,6 +46,9 @@ pub struct PruneJob {
     pub jobs: usize,
     /// Train the candidates on a Ray cluster instead (`--executor ray`).
     pub ray: Option<RaySettings>,
+    /// Score candidates taken from one shared network instead of retraining each
+    /// (`--search shared`).
+    pub shared: bool,
 }
 
 /// Accuracy budget by default, percentage points.
@@ -115,6 +118,7 @@ impl PruneJob {
             ranking: None,
             jobs: 1,
             ray: None,
+            shared: false,
         }
     }
 
@@ -159,6 +163,9 @@ impl PruneJob {
         a.opt("--validation", self.validation);
         if self.jobs != 1 {
             a.flag("--jobs", self.jobs);
+        }
+        if self.shared {
+            a.flag("--search", "shared");
         }
         if let Some(r) = &self.ray {
             a.flag("--executor", "ray");
@@ -250,7 +257,9 @@ impl PruneJob {
         let mut base_val = f64::NAN;
         let mut n = 0;
         let processes = Processes::new(self)?;
+        let shared = prune::shared::Shared::new(cfg.epochs, cfg.multipliers.clone(), cfg.min_width);
         let exec: &dyn prune::Executor = match &on_ray {
+            _ if self.shared => &shared,
             Some(r) => r,
             None if self.jobs == 1 => &prune::InProcess,
             None => &processes,

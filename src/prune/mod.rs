@@ -34,6 +34,8 @@
 //! budget sits at its edge, where 5000 validation images cannot tell a 0.9 pp drop from a
 //! 1.3 pp one on unseen images.
 
+pub mod shared;
+
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};

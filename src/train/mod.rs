@@ -19,6 +19,7 @@ pub mod export;
 pub mod first_layer;
 pub mod lut;
 pub mod net;
+pub mod shared;
 pub mod warm;
 
 use std::time::Instant;
@@ -205,6 +206,45 @@ impl Graph for Net {
     }
 }
 
+impl Graph for shared::SharedNet {
+    type Ws = (Workspace, Vec<ActiveBits>);
+
+    fn step(
+        &mut self,
+        rows: &[&[u64]],
+        labels: &[u8],
+        lr: f32,
+        adam: &mut adam::Adam,
+        ws: &mut Self::Ws,
+    ) -> (f64, usize) {
+        shared::SharedNet::step(self, rows, labels, lr, adam, ws)
+    }
+
+    /// The widest candidate's batch norm recalibrated on the first [`CALIBRATION_IMAGES`]
+    /// training images: the running statistics mix every candidate's.
+    fn settle(&mut self, train: &Sliced) {
+        let n = train.count().min(CALIBRATION_IMAGES);
+        let rows: Vec<&[u64]> = (0..n).map(|i| train.row(i)).collect();
+        let widest = shared::Shape {
+            planes: PlaneSet::all(),
+            hidden: self.full.hidden.clone(),
+        };
+        let calibrated = self.calibrated(&widest, &rows);
+        for (b, c) in self.full.bn.iter_mut().zip(calibrated.bn) {
+            b.mean = c.mean;
+            b.var = c.var;
+        }
+    }
+
+    fn export(&self, meta: &DataMeta) -> IntModel {
+        export::export(&self.full, meta.input, &meta.planes, Provenance::default())
+    }
+
+    fn network(self) -> Network {
+        Network::Mlp(self.full)
+    }
+}
+
 /// Training images the convolutional graph's batch norm is recalibrated on after each epoch.
 pub const CALIBRATION_IMAGES: usize = 5000;
 
@@ -277,7 +317,7 @@ pub fn train(
     if let Some((neurons, fan_in)) = cfg.arch.as_ref().and_then(arch::Arch::logic_mapped) {
         let tau = lut::temperature(neurons / meta.classes);
         let graph = lut::LutGraph::new(features, neurons, fan_in, meta.classes, tau, cfg.seed);
-        return epochs(graph, cfg, meta, train, val);
+        return epochs(graph, cfg, meta, train, val).map(|(t, _)| t);
     }
     match cfg.arch.as_ref().filter(|a| a.is_conv()) {
         Some(arch) => {
@@ -287,7 +327,7 @@ pub fn train(
                 channels: meta.input.channels * meta.planes.len(),
             };
             let net = ConvNet::new(input, arch, meta.classes, cfg.seed);
-            epochs(net, cfg, meta, train, val)
+            epochs(net, cfg, meta, train, val).map(|(t, _)| t)
         }
         None => {
             let hidden = cfg
@@ -296,7 +336,7 @@ pub fn train(
                 .and_then(arch::Arch::dense_widths)
                 .unwrap_or_else(|| cfg.hidden.clone());
             let net = Net::new(features, &hidden, meta.classes, cfg.seed);
-            epochs(net, cfg, meta, train, val)
+            epochs(net, cfg, meta, train, val).map(|(t, _)| t)
         }
     }
 }
@@ -312,17 +352,37 @@ pub fn fine_tune(
     val: &SlicedSet,
 ) -> Result<Trained> {
     validate(cfg, meta, train)?;
+    epochs(net, cfg, meta, train, val).map(|(t, _)| t)
+}
+
+/// Trains a shared network ([`shared::SharedNet`]: one candidate of the perceptron search a
+/// batch, on one set of weights) on `train`, whose features must be of all eight planes;
+/// keeps the epoch whose widest candidate scores best on `val`. Returns the shared network
+/// and the run (its model: the widest candidate's).
+pub fn train_shared(
+    net: shared::SharedNet,
+    cfg: &TrainConfig,
+    meta: &DataMeta,
+    train: &SlicedSet,
+    val: &SlicedSet,
+) -> Result<(Trained, shared::SharedNet)> {
+    if meta.planes != PlaneSet::all() {
+        return Err(Error::usage(
+            "a shared network is trained on the features of all eight planes",
+        ));
+    }
+    validate(cfg, meta, train)?;
     epochs(net, cfg, meta, train, val)
 }
 
-/// The epoch loop of every graph.
+/// The epoch loop of every graph; returns the run and the graph of its best epoch.
 fn epochs<G: Graph>(
     mut net: G,
     cfg: &TrainConfig,
     meta: &DataMeta,
     train: &SlicedSet,
     val: &SlicedSet,
-) -> Result<Trained> {
+) -> Result<(Trained, G)> {
     let mut adam = adam::Adam::default();
     let mut rng = Rng::new(cfg.seed, 2);
     let mut order: Vec<usize> = (0..train.x.count()).collect();
@@ -431,12 +491,15 @@ fn epochs<G: Graph>(
         test_accuracy: None,
         hyper: serde_json::to_value(cfg).expect("config serialises"),
     };
-    Ok(Trained {
-        model,
-        net: best_net.network(),
-        history,
-        images_per_second: images as f64 / train_seconds.max(1e-9),
-    })
+    Ok((
+        Trained {
+            model,
+            net: best_net.clone().network(),
+            history,
+            images_per_second: images as f64 / train_seconds.max(1e-9),
+        },
+        best_net,
+    ))
 }
 
 /// Checks that a finished training run did not collapse: its last loss is not that of a
