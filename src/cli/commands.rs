@@ -247,6 +247,9 @@ fn prune_job(a: &PruneArgs) -> Result<PruneJob> {
         jobs: a.jobs,
         ray,
         shared: a.search == crate::cli::SearchArg::Shared,
+        teacher: a.teacher.clone(),
+        distill: a.distill,
+        temperature: a.temperature,
     })
 }
 

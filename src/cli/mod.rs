@@ -390,6 +390,17 @@ pub struct PruneArgs {
     /// batch norm recalibrated (perceptrons).
     #[arg(long, value_enum, default_value_t = SearchArg::Retrain)]
     pub search: SearchArg,
+    /// The model whose class scores the shared training learns from beside the labels
+    /// (--distill) [default: the baseline].
+    #[arg(long, value_name = "MODEL.json")]
+    pub teacher: Option<PathBuf>,
+    /// Weight of the teacher's soft targets in the shared training's loss, 0 to 1 (0: labels
+    /// only).
+    #[arg(long, default_value_t = 0.0, value_name = "W")]
+    pub distill: f32,
+    /// Temperature of the teacher's soft targets.
+    #[arg(long, default_value_t = 2.0, value_name = "T")]
+    pub temperature: f32,
 }
 
 /// How the search scores its candidates.

@@ -49,7 +49,16 @@ pub struct PruneJob {
     /// Score candidates taken from one shared network instead of retraining each
     /// (`--search shared`).
     pub shared: bool,
+    /// The teacher's model file [default: the baseline].
+    pub teacher: Option<PathBuf>,
+    /// Weight of the teacher's soft targets (0: no distillation).
+    pub distill: f32,
+    /// Temperature of the teacher's soft targets.
+    pub temperature: f32,
 }
+
+/// The default temperature of a teacher's soft targets.
+pub const DEFAULT_TEMPERATURE: f32 = 2.0;
 
 /// Accuracy budget by default, percentage points.
 pub const DEFAULT_MAX_DROP: f64 = 1.0;
@@ -119,6 +128,9 @@ impl PruneJob {
             jobs: 1,
             ray: None,
             shared: false,
+            teacher: None,
+            distill: 0.0,
+            temperature: DEFAULT_TEMPERATURE,
         }
     }
 
@@ -167,6 +179,13 @@ impl PruneJob {
         if self.shared {
             a.flag("--search", "shared");
         }
+        a.opt_path("--teacher", self.teacher.as_deref());
+        if self.distill != 0.0 {
+            a.flag("--distill", self.distill);
+        }
+        if self.temperature != DEFAULT_TEMPERATURE {
+            a.flag("--temperature", self.temperature);
+        }
         if let Some(r) = &self.ray {
             a.flag("--executor", "ray");
             a.flag("--ray-address", &r.address);
@@ -188,6 +207,9 @@ impl PruneJob {
             .input("the model", &self.model);
         if let Some(r) = &self.ranking {
             plan = plan.input("the sensitivity report", r);
+        }
+        if let Some(t) = &self.teacher {
+            plan = plan.input("the teacher", t);
         }
         self.data.plan(plan)
     }
@@ -211,6 +233,45 @@ impl PruneJob {
                 self.model.display()
             )));
         }
+        if !(0.0..=1.0).contains(&self.distill) {
+            return Err(Error::usage(format!(
+                "--distill {} must be between 0 and 1",
+                self.distill
+            )));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(Error::usage(format!(
+                "--temperature {} must be a positive number",
+                self.temperature
+            )));
+        }
+        if (self.teacher.is_some() || self.distill > 0.0) && !self.shared {
+            return Err(Error::usage(
+                "--teacher and --distill are for the shared training (--search shared)",
+            ));
+        }
+        let teacher = match &self.teacher {
+            Some(path) => {
+                let t = model::load(path)?;
+                if t.classes() != base.classes() || t.input != base.input {
+                    return Err(Error::usage(format!(
+                        "{}: the teacher classifies {} classes of {}x{}x{} images; the baseline \
+                         {} of {}x{}x{}",
+                        path.display(),
+                        t.classes(),
+                        t.input.height,
+                        t.input.width,
+                        t.input.channels,
+                        base.classes(),
+                        base.input.height,
+                        base.input.width,
+                        base.input.channels
+                    )));
+                }
+                t
+            }
+            None => base.clone(),
+        };
         let cfg = PruneConfig {
             max_drop_pp: self.max_drop,
             noise_margin: self.noise_margin,
@@ -257,14 +318,18 @@ impl PruneJob {
         let mut base_val = f64::NAN;
         let mut n = 0;
         let processes = Processes::new(self)?;
-        let shared = prune::shared::Shared::new(cfg.epochs, cfg.multipliers.clone(), cfg.min_width);
+        let mut shared =
+            prune::shared::Shared::new(cfg.epochs, cfg.multipliers.clone(), cfg.min_width);
+        if self.distill > 0.0 {
+            shared.teacher = Some((teacher, self.temperature, self.distill));
+        }
         let exec: &dyn prune::Executor = match &on_ray {
             _ if self.shared => &shared,
             Some(r) => r,
             None if self.jobs == 1 => &prune::InProcess,
             None => &processes,
         };
-        let (chosen, report) = prune::prune_with(&base, &ctx, &cfg, exec, &mut |e| {
+        let mut on = |e: Event| {
             match e {
             Event::Ranked {
                 baseline_val,
@@ -291,7 +356,12 @@ impl PruneJob {
                 if c.accepted { "accepted" } else { "rejected" }
             ),
         }
-        })?;
+        };
+        let (chosen, report) = if self.shared {
+            prune::shared::search(&base, &ctx, &cfg, &shared, &mut on)?
+        } else {
+            prune::prune_with(&base, &ctx, &cfg, exec, &mut on)?
+        };
         model::save(&chosen, &self.output)?;
         if let Some(path) = &self.report {
             atomic::write_json(path, &report)?;

@@ -31,6 +31,16 @@ pub struct Shared {
     pub multipliers: Vec<f64>,
     /// Narrowest hidden layer (the search's).
     pub min_width: usize,
+    /// The teacher whose class scores the shared training learns from beside the labels, with
+    /// the temperature and the weight of its soft targets ([`crate::train::distill`]).
+    pub teacher: Option<(IntModel, f32, f32)>,
+    /// Percentage points the search's budget is widened by while it scores candidates taken
+    /// from the shared network (a candidate gains accuracy when it is fine-tuned).
+    pub slack_pp: f64,
+    /// Epochs of each fine-tuning.
+    pub fine_tune_epochs: usize,
+    /// Most candidates fine-tuned.
+    pub fine_tunes: usize,
     trained: RefCell<Option<Trained>>,
 }
 
@@ -38,6 +48,8 @@ struct Trained {
     net: SharedNet,
     meta: DataMeta,
     calibration: bitslice::Sliced,
+    teacher: Option<train::distill::Teacher>,
+    cfg: train::TrainConfig,
     seconds: f64,
 }
 
@@ -49,6 +61,10 @@ impl Shared {
             epochs,
             multipliers,
             min_width,
+            teacher: None,
+            slack_pp: 1.0,
+            fine_tune_epochs: epochs.div_ceil(3),
+            fine_tunes: 3,
             trained: RefCell::new(None),
         }
     }
@@ -125,15 +141,66 @@ impl Shared {
         };
         let start = Instant::now();
         let net = SharedNet::new(images.image_len(), &widths, ctx.classes, shapes, cfg.seed);
-        let (_, net) = train::train_shared(net, &cfg, &meta, &train_set, &val_set)?;
+        let teacher = self.teacher.as_ref().map(|(model, t, w)| {
+            let x = bitslice::slice(images, &model.planes);
+            train::distill::Teacher::new(model, &x, &ctx.split.train.labels, *t, *w)
+        });
+        let (_, net) =
+            train::train_shared(net, &cfg, &meta, &train_set, &val_set, teacher.as_ref())?;
         let n = ctx.split.train.len().min(train::CALIBRATION_IMAGES);
         let calibration = bitslice::slice(&ctx.split.train.slice(0..n).images, &all);
         Ok(Trained {
             net,
             meta,
             calibration,
+            teacher,
+            cfg,
             seconds: start.elapsed().as_secs_f64(),
         })
+    }
+}
+
+impl Shared {
+    /// Fine-tunes candidate `spec` from the shared weights for `epochs` epochs (learning
+    /// from the teacher too, when there is one). The shared network must have been trained.
+    pub fn fine_tune(&self, ctx: &Context, spec: &Spec, epochs: usize) -> Result<IntModel> {
+        let guard = self.trained.borrow();
+        let t = guard
+            .as_ref()
+            .ok_or_else(|| Error::usage("the shared network has not been trained"))?;
+        let shape = sharing::Shape {
+            planes: PlaneSet::new(&spec.planes)?,
+            hidden: spec
+                .arch
+                .dense_widths()
+                .ok_or_else(|| Error::usage("the search by evaluation takes perceptrons only"))?,
+        };
+        let n = t.calibration.count();
+        let rows: Vec<&[u64]> = (0..n).map(|i| t.calibration.row(i)).collect();
+        let net = t.net.calibrated(&shape, &rows);
+        let meta = DataMeta {
+            planes: shape.planes.clone(),
+            ..t.meta.clone()
+        };
+        let slice = |s: &crate::data::LabeledSet, keep: bool| SlicedSet {
+            x: bitslice::slice(&s.images, &shape.planes),
+            y: s.labels.clone(),
+            images: keep.then(|| s.images.clone()),
+        };
+        let cfg = train::TrainConfig {
+            hidden: shape.hidden.clone(),
+            epochs,
+            ..t.cfg.clone()
+        };
+        let trained = train::fine_tune_net(
+            net,
+            &cfg,
+            &meta,
+            &slice(&ctx.split.train, true),
+            &slice(&ctx.split.val, false),
+            t.teacher.as_ref(),
+        )?;
+        Ok(trained.model)
     }
 }
 
@@ -188,4 +255,114 @@ impl Executor for Shared {
         }
         Ok(())
     }
+}
+
+/// The search by evaluation: the search's phases run on candidates taken from the shared
+/// network, with the budget widened by [`Shared::slack_pp`]; then the candidates inside that
+/// wider budget are fine-tuned ([`Shared::fine_tune_epochs`] epochs each), smallest first, and
+/// the first one inside the real budget (the same rule as the retraining search: validation
+/// drop plus the noise margin) is chosen. At most [`Shared::fine_tunes`] are fine-tuned; the
+/// baseline is returned when none is accepted.
+pub fn search(
+    baseline: &IntModel,
+    ctx: &Context,
+    cfg: &super::PruneConfig,
+    exec: &Shared,
+    on: &mut dyn FnMut(super::Event),
+) -> Result<(IntModel, super::PruneReport)> {
+    let (slack_pp, fine_tune_epochs, fine_tunes) =
+        (exec.slack_pp, exec.fine_tune_epochs, exec.fine_tunes);
+    let start = Instant::now();
+    let relaxed = super::PruneConfig {
+        max_drop_pp: cfg.max_drop_pp + slack_pp,
+        ..cfg.clone()
+    };
+    let (_, mut report) = super::prune_with(baseline, ctx, &relaxed, exec, on)?;
+    let threshold = report.baseline.val_accuracy - cfg.max_drop_pp / 100.0;
+    let base_correct = super::correct(baseline, &ctx.split.val);
+    let mut promising: Vec<super::Candidate> = report
+        .candidates
+        .iter()
+        .filter(|c| c.accepted && c.summary.size_bits < report.baseline.size_bits)
+        .cloned()
+        .collect();
+    promising.sort_by_key(|c| c.summary.size_bits);
+    promising.dedup_by(|a, b| {
+        a.summary.planes == b.summary.planes && a.summary.hidden == b.summary.hidden
+    });
+    // Evaluated candidates are reported as scored, not as chosen.
+    for c in &mut report.candidates {
+        c.accepted = false;
+    }
+    let mut chosen: Option<(IntModel, super::Summary)> = None;
+    for c in promising.into_iter().take(fine_tunes) {
+        let spec = Spec {
+            planes: c.summary.planes.clone(),
+            arch: c.summary.arch.parse()?,
+            phase: "fine-tune",
+            multiplier: c.multiplier,
+        };
+        on(super::Event::Start {
+            planes: &spec.planes,
+            arch: &spec.arch,
+        });
+        let t0 = Instant::now();
+        let model = exec.fine_tune(ctx, &spec, fine_tune_epochs)?;
+        let cand_correct = super::correct(&model, &ctx.split.val);
+        let val =
+            cand_correct.iter().filter(|&&k| k).count() as f64 / cand_correct.len().max(1) as f64;
+        let drop_se = super::paired_drop_se(&base_correct, &cand_correct);
+        let tuned = super::Candidate {
+            summary: super::summary(&model, val, super::accuracy(&model, &ctx.split.test)),
+            phase: "fine-tune".into(),
+            multiplier: c.multiplier,
+            epochs: fine_tune_epochs,
+            seconds: t0.elapsed().as_secs_f64(),
+            drop_se,
+            accepted: val - cfg.noise_margin * drop_se >= threshold,
+        };
+        on(super::Event::Done(&tuned));
+        let accepted = tuned.accepted;
+        let summary = tuned.summary.clone();
+        report.candidates.push(tuned);
+        if accepted {
+            chosen = Some((model, summary));
+            break;
+        }
+    }
+    let base = report.baseline.clone();
+    let (model, summary, outcome) = match chosen {
+        Some((mut m, s)) => {
+            m.provenance.command = "prune".into();
+            let text = format!(
+                "chose planes {:?}, {} (fine-tuned from the shared network): {:.2}x smaller, \
+                 validation {:.2}% (baseline {:.2}%)",
+                s.planes,
+                super::widths_text(&s),
+                base.size_bits as f64 / s.size_bits as f64,
+                100.0 * s.val_accuracy,
+                100.0 * base.val_accuracy
+            );
+            (m, s, text)
+        }
+        None => (
+            baseline.clone(),
+            base.clone(),
+            format!(
+                "no fine-tuned candidate reached {:.2}% validation accuracy (baseline {:.2}% \
+                 minus {} pp) with {} standard errors to spare: returning the baseline",
+                100.0 * threshold,
+                100.0 * base.val_accuracy,
+                cfg.max_drop_pp,
+                cfg.noise_margin
+            ),
+        ),
+    };
+    report.config = cfg.clone();
+    report.val_threshold = threshold;
+    report.size_reduction = base.size_bits as f64 / summary.size_bits as f64;
+    report.chosen = summary;
+    report.outcome = outcome;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok((model, report))
 }

@@ -456,7 +456,17 @@ impl ConvNet {
 
     /// Softmax cross-entropy of the last forward pass: mean loss and correct predictions.
     pub fn loss(&self, labels: &[u8], ws: &mut Workspace) -> (f64, usize) {
-        softmax_loss(&ws.logits, labels, self.classes, &mut ws.dlogits)
+        self.loss_with(labels, None, ws)
+    }
+
+    /// [`ConvNet::loss`] with the teacher's soft targets of the batch mixed in.
+    pub fn loss_with(
+        &self,
+        labels: &[u8],
+        soft: Option<super::distill::Soft>,
+        ws: &mut Workspace,
+    ) -> (f64, usize) {
+        softmax_loss(&ws.logits, labels, self.classes, soft, &mut ws.dlogits)
     }
 
     /// Backward pass after [`ConvNet::forward`] (train mode) and [`ConvNet::loss`]: fills

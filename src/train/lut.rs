@@ -277,10 +277,14 @@ impl super::Graph for LutGraph {
         &mut self,
         rows: &[&[u64]],
         labels: &[u8],
+        soft: Option<super::distill::Soft>,
         lr: f32,
         adam: &mut super::adam::Adam,
         (ws, x): &mut Self::Ws,
     ) -> (f64, usize) {
+        // No caller distils into a logic-mapped network yet (its group-sum loss has no soft
+        // term): nothing is passed here.
+        debug_assert!(soft.is_none());
         super::conv::unpack(rows, self.inputs, x);
         let sums = self.forward(x, rows.len(), ws);
         let loss = self.loss(ws, labels);

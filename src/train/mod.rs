@@ -15,6 +15,7 @@ pub mod arch;
 mod augment;
 mod channel_norm;
 pub mod conv;
+pub mod distill;
 pub mod export;
 pub mod first_layer;
 pub mod lut;
@@ -159,6 +160,7 @@ trait Graph: Clone {
         &mut self,
         rows: &[&[u64]],
         labels: &[u8],
+        soft: Option<distill::Soft>,
         lr: f32,
         adam: &mut adam::Adam,
         ws: &mut Self::Ws,
@@ -179,6 +181,7 @@ impl Graph for Net {
         &mut self,
         rows: &[&[u64]],
         labels: &[u8],
+        soft: Option<distill::Soft>,
         lr: f32,
         adam: &mut adam::Adam,
         (ws, bits): &mut Self::Ws,
@@ -188,7 +191,7 @@ impl Graph for Net {
             slot.fill(row, self.features);
         }
         self.forward(bits, Mode::Train, ws);
-        let (loss, ok) = self.loss(labels, ws);
+        let (loss, ok) = self.loss_with(labels, soft, ws);
         self.backward(bits, ws);
         let offset = self.first_offset(ws).to_vec();
         if loss.is_finite() {
@@ -213,11 +216,12 @@ impl Graph for shared::SharedNet {
         &mut self,
         rows: &[&[u64]],
         labels: &[u8],
+        soft: Option<distill::Soft>,
         lr: f32,
         adam: &mut adam::Adam,
         ws: &mut Self::Ws,
     ) -> (f64, usize) {
-        shared::SharedNet::step(self, rows, labels, lr, adam, ws)
+        shared::SharedNet::step(self, rows, labels, soft, lr, adam, ws)
     }
 
     /// The widest candidate's batch norm recalibrated on the first [`CALIBRATION_IMAGES`]
@@ -255,13 +259,14 @@ impl Graph for ConvNet {
         &mut self,
         rows: &[&[u64]],
         labels: &[u8],
+        soft: Option<distill::Soft>,
         lr: f32,
         adam: &mut adam::Adam,
         (ws, x): &mut Self::Ws,
     ) -> (f64, usize) {
         conv::unpack(rows, self.input.len(), x);
         self.forward(x, Mode::Train, ws);
-        let (loss, ok) = self.loss(labels, ws);
+        let (loss, ok) = self.loss_with(labels, soft, ws);
         if loss.is_finite() {
             self.backward(ws);
             adam.step_params(self.params_mut(), lr);
@@ -317,7 +322,7 @@ pub fn train(
     if let Some((neurons, fan_in)) = cfg.arch.as_ref().and_then(arch::Arch::logic_mapped) {
         let tau = lut::temperature(neurons / meta.classes);
         let graph = lut::LutGraph::new(features, neurons, fan_in, meta.classes, tau, cfg.seed);
-        return epochs(graph, cfg, meta, train, val).map(|(t, _)| t);
+        return epochs(graph, cfg, meta, train, val, None).map(|(t, _)| t);
     }
     match cfg.arch.as_ref().filter(|a| a.is_conv()) {
         Some(arch) => {
@@ -327,7 +332,7 @@ pub fn train(
                 channels: meta.input.channels * meta.planes.len(),
             };
             let net = ConvNet::new(input, arch, meta.classes, cfg.seed);
-            epochs(net, cfg, meta, train, val).map(|(t, _)| t)
+            epochs(net, cfg, meta, train, val, None).map(|(t, _)| t)
         }
         None => {
             let hidden = cfg
@@ -336,7 +341,7 @@ pub fn train(
                 .and_then(arch::Arch::dense_widths)
                 .unwrap_or_else(|| cfg.hidden.clone());
             let net = Net::new(features, &hidden, meta.classes, cfg.seed);
-            epochs(net, cfg, meta, train, val).map(|(t, _)| t)
+            epochs(net, cfg, meta, train, val, None).map(|(t, _)| t)
         }
     }
 }
@@ -352,7 +357,22 @@ pub fn fine_tune(
     val: &SlicedSet,
 ) -> Result<Trained> {
     validate(cfg, meta, train)?;
-    epochs(net, cfg, meta, train, val).map(|(t, _)| t)
+    epochs(net, cfg, meta, train, val, None).map(|(t, _)| t)
+}
+
+/// Fine-tunes a perceptron that starts from trained weights (a candidate taken from a shared
+/// network, [`shared::SharedNet::subnet`]), learning from `teacher`'s soft targets too when
+/// given: the same epochs, checks and export as [`train`].
+pub fn fine_tune_net(
+    net: Net,
+    cfg: &TrainConfig,
+    meta: &DataMeta,
+    train: &SlicedSet,
+    val: &SlicedSet,
+    teacher: Option<&distill::Teacher>,
+) -> Result<Trained> {
+    validate(cfg, meta, train)?;
+    epochs(net, cfg, meta, train, val, teacher).map(|(t, _)| t)
 }
 
 /// Trains a shared network ([`shared::SharedNet`]: one candidate of the perceptron search a
@@ -365,6 +385,7 @@ pub fn train_shared(
     meta: &DataMeta,
     train: &SlicedSet,
     val: &SlicedSet,
+    teacher: Option<&distill::Teacher>,
 ) -> Result<(Trained, shared::SharedNet)> {
     if meta.planes != PlaneSet::all() {
         return Err(Error::usage(
@@ -372,7 +393,7 @@ pub fn train_shared(
         ));
     }
     validate(cfg, meta, train)?;
-    epochs(net, cfg, meta, train, val)
+    epochs(net, cfg, meta, train, val, teacher)
 }
 
 /// The epoch loop of every graph; returns the run and the graph of its best epoch.
@@ -382,7 +403,16 @@ fn epochs<G: Graph>(
     meta: &DataMeta,
     train: &SlicedSet,
     val: &SlicedSet,
+    teacher: Option<&distill::Teacher>,
 ) -> Result<(Trained, G)> {
+    if let Some(t) = teacher {
+        if t.probs.len() != train.x.count() * meta.classes || t.classes != meta.classes {
+            return Err(Error::usage(
+                "the teacher's scores are not of these training images and classes",
+            ));
+        }
+    }
+    let mut soft_probs: Vec<f32> = Vec::new();
     let mut adam = adam::Adam::default();
     let mut rng = Rng::new(cfg.seed, 2);
     let mut order: Vec<usize> = (0..train.x.count()).collect();
@@ -421,7 +451,16 @@ fn epochs<G: Graph>(
                 }
                 None => chunk.iter().map(|&i| train.x.row(i)).collect(),
             };
-            let (loss, ok) = net.step(&rows, &labels, lr, &mut adam, &mut ws);
+            let soft = teacher.map(|t| {
+                soft_probs.clear();
+                soft_probs.extend(chunk.iter().flat_map(|&i| t.row(i).iter().copied()));
+                distill::Soft {
+                    probs: &soft_probs,
+                    temperature: t.temperature,
+                    weight: t.weight,
+                }
+            });
+            let (loss, ok) = net.step(&rows, &labels, soft, lr, &mut adam, &mut ws);
             if !loss.is_finite() {
                 return Err(Error::CheckFailed(format!(
                     "training diverged in epoch {epoch} (the loss is {loss}); a smaller learning \

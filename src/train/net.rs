@@ -349,7 +349,17 @@ impl Net {
     /// Softmax cross-entropy of the last forward pass against `labels`: returns the mean loss
     /// and the number of correct argmax predictions, and leaves `d loss / d logits` in `ws.dz`.
     pub fn loss(&self, labels: &[u8], ws: &mut Workspace) -> (f64, usize) {
-        softmax_loss(&ws.logits, labels, self.classes, &mut ws.dz)
+        self.loss_with(labels, None, ws)
+    }
+
+    /// [`Net::loss`] with the teacher's soft targets of the batch mixed in.
+    pub fn loss_with(
+        &self,
+        labels: &[u8],
+        soft: Option<super::distill::Soft>,
+        ws: &mut Workspace,
+    ) -> (f64, usize) {
+        softmax_loss(&ws.logits, labels, self.classes, soft, &mut ws.dz)
     }
 
     /// Backward pass after [`Net::forward`] (train mode) and [`Net::loss`]: fills every
@@ -637,12 +647,14 @@ pub(super) fn norm_backward(
     dz
 }
 
-/// Mean softmax cross-entropy of `logits` (`batch x classes`) against `labels` and the number of
-/// correct argmax predictions; `d loss / d logits` goes to `dlogits`.
+/// Mean softmax cross-entropy of `logits` (`batch x classes`) against `labels`, mixed with the
+/// teacher's soft targets when given ([`super::distill`]), and the number of correct argmax
+/// predictions; `d loss / d logits` goes to `dlogits`.
 pub(super) fn softmax_loss(
     logits: &[f32],
     labels: &[u8],
     c: usize,
+    soft: Option<super::distill::Soft>,
     dlogits: &mut Vec<f32>,
 ) -> (f64, usize) {
     let b = logits.len() / c;
@@ -651,20 +663,16 @@ pub(super) fn softmax_loss(
     let mut loss = 0.0f64;
     let mut correct = 0;
     for (r, (row, &label)) in logits.chunks_exact(c).zip(labels).enumerate() {
-        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f64 = row.iter().map(|&x| ((x - max) as f64).exp()).sum();
-        let label = label as usize;
-        loss += sum.ln() - (row[label] - max) as f64;
+        let s = soft.map(|s| (&s.probs[r * c..(r + 1) * c], s.temperature, s.weight));
+        let grad = &mut dlogits[r * c..(r + 1) * c];
+        loss += super::distill::image_loss(row, label as usize, s, b as f64, grad);
         let mut best = 0;
         for k in 0..c {
             if row[k] > row[best] {
                 best = k;
             }
-            let p = ((row[k] - max) as f64).exp() / sum;
-            let target = if k == label { 1.0 } else { 0.0 };
-            dlogits[r * c + k] = ((p - target) / b as f64) as f32;
         }
-        correct += (best == label) as usize;
+        correct += (best == label as usize) as usize;
     }
     (loss / b as f64, correct)
 }

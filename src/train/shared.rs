@@ -238,6 +238,7 @@ impl SharedNet {
         &mut self,
         rows: &[&[u64]],
         labels: &[u8],
+        soft: Option<super::distill::Soft>,
         lr: f32,
         adam: &mut Adam,
         (ws, bits): &mut (Workspace, Vec<ActiveBits>),
@@ -252,7 +253,7 @@ impl SharedNet {
             slot.fill(row, sub.features);
         }
         sub.forward(bits, Mode::Train, ws);
-        let (loss, ok) = sub.loss(labels, ws);
+        let (loss, ok) = sub.loss_with(labels, soft, ws);
         sub.backward(bits, ws);
         let offset = self.scatter_grads(&shape, &sub, sub.first_offset(ws));
         if loss.is_finite() {
@@ -372,10 +373,11 @@ mod tests {
         let mut alone = shared.full.clone();
         let mut ws = Default::default();
         let mut adam = Adam::default();
-        let a = super::super::Graph::step(&mut alone, &rows, &labels, 0.01, &mut adam, &mut ws);
+        let a =
+            super::super::Graph::step(&mut alone, &rows, &labels, None, 0.01, &mut adam, &mut ws);
         let mut ws = Default::default();
         let mut adam = Adam::default();
-        let b = shared.step(&rows, &labels, 0.01, &mut adam, &mut ws);
+        let b = shared.step(&rows, &labels, None, 0.01, &mut adam, &mut ws);
         assert_eq!(a, b);
         assert!(alone.w1.value == shared.full.w1.value, "w1 differs");
         assert!(
@@ -409,12 +411,13 @@ mod tests {
             &mut alone,
             &sub_refs,
             &labels,
+            None,
             0.01,
             &mut Adam::default(),
             &mut ws,
         );
         let mut ws = Default::default();
-        let b = shared.step(&rows, &labels, 0.01, &mut Adam::default(), &mut ws);
+        let b = shared.step(&rows, &labels, None, 0.01, &mut Adam::default(), &mut ws);
         assert_eq!(a, b);
         // The candidate's weights moved as its own network's did.
         let after = shared.subnet(&small);
