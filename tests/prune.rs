@@ -344,3 +344,114 @@ fn a_warm_start_of_a_perceptron_is_refused() {
     );
     assert!(!out.exists());
 }
+
+/// The search by evaluation on a small subset: the shared network serves every candidate of
+/// the phases (scored, never chosen as scored), the smallest inside the widened budget are
+/// fine-tuned, and the chosen model is one of those fine-tuned and accepted, or the baseline;
+/// whatever is chosen is a valid model of its own planes whose numbers are what the report
+/// says.
+#[test]
+fn the_search_by_evaluation_chooses_only_a_fine_tuned_candidate() {
+    let (dir, model) = baseline();
+    let out_model = dir.join("shared.json");
+    let report = dir.join("shared-report.json");
+    cbnn_ok(&[
+        "prune",
+        model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--search",
+        "shared",
+        "--distill",
+        "0.5",
+        "--epochs",
+        "2",
+        "--limit",
+        "1500",
+        "--max-drop",
+        "15",
+        "-o",
+        out_model.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let r = json_file(&report);
+    let cands = r["candidates"].as_array().unwrap();
+    let (tuned, scored): (Vec<_>, Vec<_>) = cands.iter().partition(|c| c["phase"] == "fine-tune");
+    assert!(!scored.is_empty());
+    assert!(scored.iter().all(|c| c["accepted"] == false), "{r}");
+    assert!(!tuned.is_empty() && tuned.len() <= 3, "{r}");
+    let chosen = &r["chosen"];
+    assert_ne!(chosen, &r["baseline"], "a budget of 15 pp admits a smaller model: {r}");
+    {
+        let winner = tuned
+            .iter()
+            .find(|c| c["accepted"] == true)
+            .expect("a chosen model is a fine-tuned, accepted candidate");
+        assert_eq!(winner["planes"], chosen["planes"]);
+        assert_eq!(winner["size_bits"], chosen["size_bits"]);
+    }
+    let m = json_file(&out_model);
+    assert_eq!(m["planes"], chosen["planes"]);
+    assert_eq!(m["size_bits"], chosen["size_bits"]);
+    cbnn_ok(&[
+        "eval",
+        out_model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+    ]);
+}
+
+/// A teacher that cannot teach this baseline, or distillation outside the shared search, is
+/// one sentence before any work.
+#[test]
+fn a_bad_teacher_is_refused_in_one_sentence() {
+    let (dir, model) = baseline();
+    let m = model.to_str().unwrap();
+    let out = dir.join("t.json");
+    let o = out.to_str().unwrap();
+    let other = dir.join("other-classes.json");
+    cbnn::model::save(&random_model(3, 784, &[7], &[5], 4), &other).unwrap();
+    let missing = dir.join("no-such-teacher.json");
+    for (extra, needle) in [
+        (
+            vec![
+                "--search",
+                "shared",
+                "--distill",
+                "0.5",
+                "--teacher",
+                missing.to_str().unwrap(),
+            ],
+            "no-such-teacher.json",
+        ),
+        (
+            vec![
+                "--search",
+                "shared",
+                "--distill",
+                "0.5",
+                "--teacher",
+                other.to_str().unwrap(),
+            ],
+            "the teacher classifies 4 classes of 784x1x1 images; the baseline 10 of 28x28x1",
+        ),
+        (
+            vec!["--distill", "0.5"],
+            "--teacher and --distill are for the shared training (--search shared)",
+        ),
+        (
+            vec!["--search", "shared", "--distill", "1.5"],
+            "--distill 1.5 must be between 0 and 1",
+        ),
+        (
+            vec!["--search", "shared", "--temperature", "0"],
+            "--temperature 0 must be a positive number",
+        ),
+    ] {
+        let mut args = vec!["prune", m, "--dataset", "fashion-mnist", "-o", o];
+        args.extend(extra);
+        assert_fails(&cbnn(&args), 2, needle);
+        assert!(!out.exists());
+    }
+}

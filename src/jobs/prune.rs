@@ -318,8 +318,7 @@ impl PruneJob {
         let mut base_val = f64::NAN;
         let mut n = 0;
         let processes = Processes::new(self)?;
-        let mut shared =
-            prune::shared::Shared::new(cfg.epochs, cfg.multipliers.clone(), cfg.min_width);
+        let mut shared = prune::shared::Shared::new(cfg.epochs);
         if self.distill > 0.0 {
             shared.teacher = Some((teacher, self.temperature, self.distill));
         }

@@ -2,10 +2,9 @@
 //! the candidates of the search, and each candidate the search asks for is then taken from its
 //! weights and scored instead of retrained.
 //!
-//! Owns: which candidates the shared network is trained on (the plane sets the search's first
-//! phase asks for and all eight planes, each at the baseline's widths scaled by every width
-//! multiplier of the search), and the executor that hands the search each candidate's model
-//! ([`Shared`]). The search itself, its phases and its acceptance rule are
+//! Owns: which candidates the shared network is trained on (each phase's, when the phase first
+//! asks for them, with the widest candidate beside them: the network is trained further phase
+//! after phase), and the executor that hands the search each candidate's model ([`Shared`]). The search itself, its phases and its acceptance rule are
 //! [`crate::prune`]'s, unchanged.
 //!
 //! Never: retrains a candidate. Perceptrons only: a convolutional or logic-mapped baseline is
@@ -18,19 +17,14 @@ use super::{Context, Executor, Spec};
 use crate::bitslice::{self, PlaneSet};
 use crate::error::{Error, Result};
 use crate::model::{InputShape, IntModel};
-use crate::train::arch::Arch;
 use crate::train::shared::{self as sharing, SharedNet};
 use crate::train::{self, DataMeta, SlicedSet};
 
 /// The executor of the search by evaluation: trains the shared network when the search asks
 /// for its first candidates, then takes every candidate from it.
 pub struct Shared {
-    /// Epochs of the shared training.
+    /// Epochs of the shared training, each phase.
     pub epochs: usize,
-    /// Width multipliers of the candidates trained (the search's).
-    pub multipliers: Vec<f64>,
-    /// Narrowest hidden layer (the search's).
-    pub min_width: usize,
     /// The teacher whose class scores the shared training learns from beside the labels, with
     /// the temperature and the weight of its soft targets ([`crate::train::distill`]).
     pub teacher: Option<(IntModel, f32, f32)>,
@@ -51,16 +45,15 @@ struct Trained {
     teacher: Option<train::distill::Teacher>,
     cfg: train::TrainConfig,
     seconds: f64,
+    /// Every candidate trained on so far (planes, hidden layers).
+    trained_on: Vec<(Vec<u8>, String)>,
 }
 
 impl Shared {
-    /// An executor whose shared network trains `epochs` epochs on the candidates of the given
-    /// width multipliers.
-    pub fn new(epochs: usize, multipliers: Vec<f64>, min_width: usize) -> Shared {
+    /// An executor whose shared network trains `epochs` epochs on each phase's candidates.
+    pub fn new(epochs: usize) -> Shared {
         Shared {
             epochs,
-            multipliers,
-            min_width,
             teacher: None,
             slack_pp: 1.0,
             fine_tune_epochs: epochs.div_ceil(3),
@@ -74,42 +67,47 @@ impl Shared {
         self.trained.borrow().as_ref().map_or(0.0, |t| t.seconds)
     }
 
-    /// Trains the shared network for the plane sets of `specs` (the search's first phase) and
-    /// all eight planes, at the baseline's widths (those of `specs`) and their scalings.
-    fn train(&self, ctx: &Context, specs: &[Spec]) -> Result<Trained> {
-        let base = specs
-            .first()
-            .map(|s| s.arch.clone())
-            .ok_or_else(|| Error::usage("the search asked for no candidate"))?;
-        let widths = base.dense_widths().ok_or_else(|| {
-            Error::usage(format!(
-                "the search by evaluation (--search shared) takes perceptrons; this baseline is \
-                 {base}; use --search retrain"
-            ))
-        })?;
-        let mut sets: Vec<PlaneSet> = vec![PlaneSet::all()];
+    /// Trains the shared network (further, when `previous` has been trained) on the
+    /// candidates of `specs` and the widest one, all eight planes at the baseline's widths.
+    fn train(&self, ctx: &Context, specs: &[Spec], previous: Option<Trained>) -> Result<Trained> {
+        let mut shapes: Vec<sharing::Shape> = Vec::new();
         for s in specs {
-            let p = PlaneSet::new(&s.planes)?;
-            if !sets.contains(&p) {
-                sets.push(p);
+            let hidden = s.arch.dense_widths().ok_or_else(|| {
+                Error::usage(format!(
+                    "the search by evaluation (--search shared) takes perceptrons; this \
+                     candidate is {}; use --search retrain",
+                    s.arch
+                ))
+            })?;
+            let shape = sharing::Shape {
+                planes: PlaneSet::new(&s.planes)?,
+                hidden,
+            };
+            if !shapes.contains(&shape) {
+                shapes.push(shape);
             }
         }
-        let mut hiddens: Vec<Vec<usize>> = vec![widths.clone()];
-        for &m in &self.multipliers {
-            let scaled = scaled_widths(&base, m, self.min_width, ctx.classes)?;
-            if !hiddens.contains(&scaled) {
-                hiddens.push(scaled);
-            }
+        let widths = match &previous {
+            Some(p) => p.net.full.hidden.clone(),
+            None => shapes
+                .first()
+                .map(|s| s.hidden.clone())
+                .ok_or_else(|| Error::usage("the search asked for no candidate"))?,
+        };
+        if shapes.iter().any(|s| {
+            s.hidden.len() != widths.len() || s.hidden.iter().zip(&widths).any(|(a, b)| a > b)
+        }) {
+            return Err(Error::usage(
+                "a candidate is wider than the baseline; the shared network cannot serve it",
+            ));
         }
-        let shapes: Vec<sharing::Shape> = sets
-            .iter()
-            .flat_map(|p| {
-                hiddens.iter().map(|h| sharing::Shape {
-                    planes: p.clone(),
-                    hidden: h.clone(),
-                })
-            })
-            .collect();
+        let widest = sharing::Shape {
+            planes: PlaneSet::all(),
+            hidden: widths.clone(),
+        };
+        if !shapes.contains(&widest) {
+            shapes.insert(0, widest);
+        }
         let images = &ctx.split.train.images;
         let meta = DataMeta {
             dataset: ctx.dataset.clone(),
@@ -140,11 +138,21 @@ impl Shared {
             ..ctx.train.clone()
         };
         let start = Instant::now();
-        let net = SharedNet::new(images.image_len(), &widths, ctx.classes, shapes, cfg.seed);
-        let teacher = self.teacher.as_ref().map(|(model, t, w)| {
-            let x = bitslice::slice(images, &model.planes);
-            train::distill::Teacher::new(model, &x, &ctx.split.train.labels, *t, *w)
-        });
+        let (net, before, teacher) = match previous {
+            Some(p) => (
+                SharedNet::from_net(p.net.full, images.image_len(), shapes),
+                p.seconds,
+                p.teacher,
+            ),
+            None => (
+                SharedNet::new(images.image_len(), &widths, ctx.classes, shapes, cfg.seed),
+                0.0,
+                self.teacher.as_ref().map(|(model, t, w)| {
+                    let x = bitslice::slice(images, &model.planes);
+                    train::distill::Teacher::new(model, &x, &ctx.split.train.labels, *t, *w)
+                }),
+            ),
+        };
         let (_, net) =
             train::train_shared(net, &cfg, &meta, &train_set, &val_set, teacher.as_ref())?;
         let n = ctx.split.train.len().min(train::CALIBRATION_IMAGES);
@@ -155,7 +163,8 @@ impl Shared {
             calibration,
             teacher,
             cfg,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: before + start.elapsed().as_secs_f64(),
+            trained_on: Vec::new(),
         })
     }
 }
@@ -204,14 +213,6 @@ impl Shared {
     }
 }
 
-/// The hidden widths of `base` scaled by `m` as the search scales them.
-fn scaled_widths(base: &Arch, m: f64, min_width: usize, classes: usize) -> Result<Vec<usize>> {
-    base.scaled(m, min_width, 0)
-        .in_groups(classes)
-        .dense_widths()
-        .ok_or_else(|| Error::usage("a scaled perceptron is a perceptron"))
-}
-
 impl Executor for Shared {
     fn run(
         &self,
@@ -221,8 +222,29 @@ impl Executor for Shared {
         on_start: &mut dyn FnMut(&Spec),
         take: &mut dyn FnMut(IntModel, f64) -> Result<bool>,
     ) -> Result<()> {
-        if self.trained.borrow().is_none() {
-            let t = self.train(ctx, specs)?;
+        // Trained, or trained further, on the candidates it is asked for that it has not
+        // been trained on: each phase's, as the phase asks.
+        let key = |s: &Spec| (s.planes.clone(), s.arch.to_string());
+        let untrained: Vec<Spec> = {
+            let guard = self.trained.borrow();
+            specs
+                .iter()
+                .filter(|s| {
+                    guard
+                        .as_ref()
+                        .is_none_or(|t| !t.trained_on.contains(&key(s)))
+                })
+                .cloned()
+                .collect()
+        };
+        if !untrained.is_empty() {
+            let previous = self.trained.borrow_mut().take();
+            let mut trained_on = previous
+                .as_ref()
+                .map_or(Vec::new(), |p| p.trained_on.clone());
+            let mut t = self.train(ctx, &untrained, previous)?;
+            trained_on.extend(untrained.iter().map(key));
+            t.trained_on = trained_on;
             *self.trained.borrow_mut() = Some(t);
         }
         let guard = self.trained.borrow();
