@@ -56,8 +56,8 @@ impl Shared {
             epochs,
             teacher: None,
             slack_pp: 1.0,
-            fine_tune_epochs: epochs.div_ceil(3),
-            fine_tunes: 3,
+            fine_tune_epochs: epochs.div_ceil(2),
+            fine_tunes: 4,
             trained: RefCell::new(None),
         }
     }
@@ -68,7 +68,8 @@ impl Shared {
     }
 
     /// Trains the shared network (further, when `previous` has been trained) on the
-    /// candidates of `specs` and the widest one, all eight planes at the baseline's widths.
+    /// candidates of `specs`, each of their plane sets at the baseline's widths, and all eight
+    /// planes at the baseline's widths.
     fn train(&self, ctx: &Context, specs: &[Spec], previous: Option<Trained>) -> Result<Trained> {
         let mut shapes: Vec<sharing::Shape> = Vec::new();
         for s in specs {
@@ -101,12 +102,23 @@ impl Shared {
                 "a candidate is wider than the baseline; the shared network cannot serve it",
             ));
         }
-        let widest = sharing::Shape {
-            planes: PlaneSet::all(),
-            hidden: widths.clone(),
-        };
-        if !shapes.contains(&widest) {
-            shapes.insert(0, widest);
+        // Beside the candidates, each of their plane sets at the widest widths, and all eight
+        // planes: the largest member of each family keeps being trained, so that what a
+        // phase started from does not drift while the phase trains narrower ones.
+        let mut families: Vec<PlaneSet> = vec![PlaneSet::all()];
+        for s in &shapes {
+            if !families.contains(&s.planes) {
+                families.push(s.planes.clone());
+            }
+        }
+        for (k, planes) in families.into_iter().enumerate() {
+            let widest = sharing::Shape {
+                planes,
+                hidden: widths.clone(),
+            };
+            if !shapes.contains(&widest) {
+                shapes.insert(k, widest);
+            }
         }
         let images = &ctx.split.train.images;
         let meta = DataMeta {
