@@ -188,6 +188,9 @@ fn impossible_budget_returns_the_baseline_and_says_so() {
     assert!(stdout.contains("returning the baseline"), "{stdout}");
     let r = json_file(&report);
     assert_eq!(r["chosen"], r["baseline"]);
+    assert_eq!(r["search"], "retrain");
+    assert_eq!(r["phase_seconds"][0]["phase"], "sensitivity");
+    assert_eq!(r["phase_seconds"][1]["phase"], "planes");
     assert_eq!(json_file(&out_model)["layers"], json_file(model)["layers"]);
 }
 
@@ -376,13 +379,29 @@ fn the_search_by_evaluation_chooses_only_a_fine_tuned_candidate() {
         report.to_str().unwrap(),
     ]);
     let r = json_file(&report);
+    assert_eq!(r["search"], "shared");
+    let parts: Vec<&str> = r["phase_seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        parts[..3],
+        ["sensitivity", "shared training", "planes"],
+        "{parts:?}"
+    );
+    assert!(parts.contains(&"fine-tune"), "{parts:?}");
     let cands = r["candidates"].as_array().unwrap();
     let (tuned, scored): (Vec<_>, Vec<_>) = cands.iter().partition(|c| c["phase"] == "fine-tune");
     assert!(!scored.is_empty());
     assert!(scored.iter().all(|c| c["accepted"] == false), "{r}");
     assert!(!tuned.is_empty() && tuned.len() <= 4, "{r}");
     let chosen = &r["chosen"];
-    assert_ne!(chosen, &r["baseline"], "a budget of 15 pp admits a smaller model: {r}");
+    assert_ne!(
+        chosen, &r["baseline"],
+        "a budget of 15 pp admits a smaller model: {r}"
+    );
     {
         let winner = tuned
             .iter()

@@ -179,8 +179,39 @@ pub struct PruneReport {
     pub candidates: Vec<Candidate>,
     /// One sentence on the outcome.
     pub outcome: String,
+    /// How candidates were scored: `retrain` (each trained) or `shared` (each taken from one
+    /// shared network, then the smallest fine-tuned: [`shared`]).
+    pub search: String,
+    /// Wall-clock seconds of each part of the search, in the order they ran: the sensitivity
+    /// analysis, each phase's candidates, and for the search by evaluation the shared
+    /// training and the fine-tuning.
+    pub phase_seconds: Vec<PhaseSeconds>,
     /// Total seconds.
     pub seconds: f64,
+}
+
+/// The seconds one part of a search took.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PhaseSeconds {
+    /// The part: `sensitivity`, a phase (`planes`, `widths`, ...), `shared training`.
+    pub phase: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Seconds by phase of `candidates`, in the order the phases first appear, after `before`.
+fn phase_seconds(before: Vec<PhaseSeconds>, candidates: &[Candidate]) -> Vec<PhaseSeconds> {
+    let mut out = before;
+    for c in candidates {
+        match out.iter_mut().find(|p| p.phase == c.phase) {
+            Some(p) => p.seconds += c.seconds,
+            None => out.push(PhaseSeconds {
+                phase: c.phase.clone(),
+                seconds: c.seconds,
+            }),
+        }
+    }
+    out
 }
 
 /// Events reported while the search runs.
@@ -350,6 +381,7 @@ pub fn prune_with(
     );
     let threshold = base.val_accuracy - cfg.max_drop_pp / 100.0;
     let base_correct = correct(baseline, &ctx.split.val);
+    let ranked_at = Instant::now();
     let ranking = match &ctx.ranking {
         Some(r) => r.clone(),
         None => sensitivity::analyze(
@@ -361,6 +393,10 @@ pub fn prune_with(
             &|| {},
         )
         .ranking(),
+    };
+    let sensitivity_seconds = PhaseSeconds {
+        phase: "sensitivity".into(),
+        seconds: ranked_at.elapsed().as_secs_f64(),
     };
     on(Event::Ranked {
         baseline_val: base.val_accuracy,
@@ -616,8 +652,10 @@ pub fn prune_with(
         chosen,
         val_threshold: threshold,
         plane_ranking: ranking,
+        phase_seconds: phase_seconds(vec![sensitivity_seconds], &candidates),
         candidates,
         outcome,
+        search: "retrain".into(),
         seconds: start.elapsed().as_secs_f64(),
     };
     Ok((model, report))

@@ -392,6 +392,15 @@ pub fn search(
             ),
         ),
     };
+    // The scored candidates' seconds are those of taking them from the shared network; the
+    // shared training is a part of its own.
+    let mut parts = vec![report.phase_seconds[0].clone()];
+    parts.push(super::PhaseSeconds {
+        phase: "shared training".into(),
+        seconds: exec.training_seconds(),
+    });
+    report.phase_seconds = super::phase_seconds(parts, &report.candidates);
+    report.search = "shared".into();
     report.config = cfg.clone();
     report.val_threshold = threshold;
     report.size_reduction = base.size_bits as f64 / summary.size_bits as f64;
