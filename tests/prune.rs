@@ -456,8 +456,8 @@ fn a_bad_teacher_is_refused_in_one_sentence() {
             "the teacher classifies 4 classes of 784x1x1 images; the baseline 10 of 28x28x1",
         ),
         (
-            vec!["--distill", "0.5"],
-            "--teacher and --distill are for the shared training (--search shared)",
+            vec!["--teacher", m],
+            "--teacher is the model --distill W learns from; give --distill too",
         ),
         (
             vec!["--search", "shared", "--distill", "1.5"],

@@ -247,9 +247,7 @@ fn prune_job(a: &PruneArgs) -> Result<PruneJob> {
         jobs: a.jobs,
         ray,
         shared: a.search == crate::cli::SearchArg::Shared,
-        teacher: a.teacher.clone(),
-        distill: a.distill,
-        temperature: a.temperature,
+        distill: distill(&a.distill),
     })
 }
 
@@ -264,7 +262,16 @@ fn retrain_job(a: &RetrainArgs) -> Result<RetrainJob> {
         validation: a.validation,
         warm: a.warm,
         output: a.output.clone(),
+        distill: distill(&a.distill),
     })
+}
+
+fn distill(a: &crate::cli::DistillArgs) -> crate::jobs::prune::Distill {
+    crate::jobs::prune::Distill {
+        teacher: a.teacher.clone(),
+        weight: a.distill,
+        temperature: a.temperature,
+    }
 }
 
 fn rtl_job(a: &RtlArgs) -> Result<RtlJob> {
@@ -848,6 +855,34 @@ mod tests {
         let cli =
             Cli::try_parse_from(std::iter::once("cbnn".to_string()).chain(float.argv())).unwrap();
         assert_eq!(job(&cli.command).unwrap(), Some(float));
+        // The search by evaluation and distillation, on prune and on one candidate's retrain.
+        let distill = crate::jobs::prune::Distill {
+            teacher: Some("the teacher.json".into()),
+            weight: 0.7,
+            temperature: 3.0,
+        };
+        let prune = Job::Prune(PruneJob {
+            shared: true,
+            distill: distill.clone(),
+            ..PruneJob::new("m.json".into(), DataSource::named("mnist"), "c.json".into())
+        });
+        let retrain = Job::Retrain(RetrainJob {
+            baseline: "m.json".into(),
+            data: DataSource::named("mnist"),
+            planes: vec![7, 5],
+            arch: None,
+            epochs: Some(3),
+            limit: None,
+            validation: None,
+            warm: false,
+            output: "r.json".into(),
+            distill,
+        });
+        for j in [prune, retrain] {
+            let cli =
+                Cli::try_parse_from(std::iter::once("cbnn".to_string()).chain(j.argv())).unwrap();
+            assert_eq!(job(&cli.command).unwrap(), Some(j));
+        }
     }
 
     /// A command line with no settings gives the job with the library's defaults.

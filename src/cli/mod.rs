@@ -390,12 +390,18 @@ pub struct PruneArgs {
     /// batch norm recalibrated (perceptrons).
     #[arg(long, value_enum, default_value_t = SearchArg::Retrain)]
     pub search: SearchArg,
-    /// The model whose class scores the shared training learns from beside the labels
-    /// (--distill) [default: the baseline].
+    #[command(flatten)]
+    pub distill: DistillArgs,
+}
+
+/// Distillation from a teacher's class scores.
+#[derive(Debug, Args)]
+pub struct DistillArgs {
+    /// The model whose class scores the training learns from beside the labels (--distill)
+    /// [default: the baseline].
     #[arg(long, value_name = "MODEL.json")]
     pub teacher: Option<PathBuf>,
-    /// Weight of the teacher's soft targets in the shared training's loss, 0 to 1 (0: labels
-    /// only).
+    /// Weight of the teacher's soft targets in the training loss, 0 to 1 (0: labels only).
     #[arg(long, default_value_t = 0.0, value_name = "W")]
     pub distill: f32,
     /// Temperature of the teacher's soft targets.
@@ -481,6 +487,8 @@ pub struct RetrainArgs {
     /// Output: the retrained model.
     #[arg(long, short = 'o', value_name = "MODEL.json")]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub distill: DistillArgs,
 }
 
 /// `cbnn rtl`

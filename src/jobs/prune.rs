@@ -49,16 +49,106 @@ pub struct PruneJob {
     /// Score candidates taken from one shared network instead of retraining each
     /// (`--search shared`).
     pub shared: bool,
-    /// The teacher's model file [default: the baseline].
-    pub teacher: Option<PathBuf>,
-    /// Weight of the teacher's soft targets (0: no distillation).
-    pub distill: f32,
-    /// Temperature of the teacher's soft targets.
-    pub temperature: f32,
+    /// Distillation from a teacher.
+    pub distill: Distill,
 }
 
 /// The default temperature of a teacher's soft targets.
 pub const DEFAULT_TEMPERATURE: f32 = 2.0;
+
+/// Distillation settings of a training job (`--teacher`, `--distill`, `--temperature`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Distill {
+    /// The teacher's model file [default: the baseline].
+    pub teacher: Option<PathBuf>,
+    /// Weight of the teacher's soft targets (0: no distillation).
+    pub weight: f32,
+    /// Temperature of the teacher's soft targets.
+    pub temperature: f32,
+}
+
+impl Default for Distill {
+    fn default() -> Self {
+        Distill {
+            teacher: None,
+            weight: 0.0,
+            temperature: DEFAULT_TEMPERATURE,
+        }
+    }
+}
+
+impl Distill {
+    /// The flags that give these settings.
+    pub(super) fn argv(&self, a: &mut Argv) {
+        a.opt_path("--teacher", self.teacher.as_deref());
+        if self.weight != 0.0 {
+            a.flag("--distill", self.weight);
+        }
+        if self.temperature != DEFAULT_TEMPERATURE {
+            a.flag("--temperature", self.temperature);
+        }
+    }
+
+    /// Adds the teacher's file to a plan's inputs.
+    pub(super) fn plan(&self, plan: Plan) -> Plan {
+        match &self.teacher {
+            Some(t) => plan.input("the teacher", t),
+            None => plan,
+        }
+    }
+
+    /// Checks the settings and loads the teacher (the baseline `base`, from `base_path`,
+    /// when none is given): `None` without distillation. One sentence for a weight outside
+    /// 0 to 1, a temperature that is not positive, a teacher of other classes or images, or a
+    /// logic-mapped student.
+    pub(super) fn load(&self, base: &IntModel) -> Result<Option<IntModel>> {
+        if !(0.0..=1.0).contains(&self.weight) {
+            return Err(Error::usage(format!(
+                "--distill {} must be between 0 and 1",
+                self.weight
+            )));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(Error::usage(format!(
+                "--temperature {} must be a positive number",
+                self.temperature
+            )));
+        }
+        if self.weight == 0.0 {
+            if self.teacher.is_some() {
+                return Err(Error::usage(
+                    "--teacher is the model --distill W learns from; give --distill too",
+                ));
+            }
+            return Ok(None);
+        }
+        if base.layers.iter().any(|l| l.hardware().logic_mapped()) {
+            return Err(Error::usage(
+                "a logic-mapped network cannot learn from a teacher yet (--distill)",
+            ));
+        }
+        let Some(path) = &self.teacher else {
+            return Ok(Some(base.clone()));
+        };
+        let t = model::load(path)?;
+        if t.classes() != base.classes() || t.input != base.input {
+            return Err(Error::usage(format!(
+                "{}: the teacher classifies {} classes of {}x{}x{} images; the baseline {} of \
+                 {}x{}x{}",
+                path.display(),
+                t.classes(),
+                t.input.height,
+                t.input.width,
+                t.input.channels,
+                base.classes(),
+                base.input.height,
+                base.input.width,
+                base.input.channels
+            )));
+        }
+        Ok(Some(t))
+    }
+}
 
 /// Accuracy budget by default, percentage points.
 pub const DEFAULT_MAX_DROP: f64 = 1.0;
@@ -128,9 +218,7 @@ impl PruneJob {
             jobs: 1,
             ray: None,
             shared: false,
-            teacher: None,
-            distill: 0.0,
-            temperature: DEFAULT_TEMPERATURE,
+            distill: Distill::default(),
         }
     }
 
@@ -152,6 +240,7 @@ impl PruneJob {
             validation: self.validation,
             warm,
             output,
+            distill: self.distill.clone(),
         }
     }
 
@@ -179,13 +268,7 @@ impl PruneJob {
         if self.shared {
             a.flag("--search", "shared");
         }
-        a.opt_path("--teacher", self.teacher.as_deref());
-        if self.distill != 0.0 {
-            a.flag("--distill", self.distill);
-        }
-        if self.temperature != DEFAULT_TEMPERATURE {
-            a.flag("--temperature", self.temperature);
-        }
+        self.distill.argv(&mut a);
         if let Some(r) = &self.ray {
             a.flag("--executor", "ray");
             a.flag("--ray-address", &r.address);
@@ -208,10 +291,7 @@ impl PruneJob {
         if let Some(r) = &self.ranking {
             plan = plan.input("the sensitivity report", r);
         }
-        if let Some(t) = &self.teacher {
-            plan = plan.input("the teacher", t);
-        }
-        self.data.plan(plan)
+        self.data.plan(self.distill.plan(plan))
     }
 
     pub(super) fn run(&self) -> Result<PruneOutcome> {
@@ -233,45 +313,13 @@ impl PruneJob {
                 self.model.display()
             )));
         }
-        if !(0.0..=1.0).contains(&self.distill) {
-            return Err(Error::usage(format!(
-                "--distill {} must be between 0 and 1",
-                self.distill
-            )));
-        }
-        if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(Error::usage(format!(
-                "--temperature {} must be a positive number",
-                self.temperature
-            )));
-        }
-        if (self.teacher.is_some() || self.distill > 0.0) && !self.shared {
+        let teacher = self.distill.load(&base)?;
+        if teacher.is_some() && self.ray.is_some() {
             return Err(Error::usage(
-                "--teacher and --distill are for the shared training (--search shared)",
+                "--distill does not run on Ray yet (the teacher would have to travel with each \
+                 job); use --executor local",
             ));
         }
-        let teacher = match &self.teacher {
-            Some(path) => {
-                let t = model::load(path)?;
-                if t.classes() != base.classes() || t.input != base.input {
-                    return Err(Error::usage(format!(
-                        "{}: the teacher classifies {} classes of {}x{}x{} images; the baseline \
-                         {} of {}x{}x{}",
-                        path.display(),
-                        t.classes(),
-                        t.input.height,
-                        t.input.width,
-                        t.input.channels,
-                        base.classes(),
-                        base.input.height,
-                        base.input.width,
-                        base.input.channels
-                    )));
-                }
-                t
-            }
-            None => base.clone(),
-        };
         let cfg = PruneConfig {
             max_drop_pp: self.max_drop,
             noise_margin: self.noise_margin,
@@ -295,6 +343,9 @@ impl PruneJob {
                 None => None,
             },
             parent: cfg.warm.then_some(&base),
+            teacher: teacher
+                .as_ref()
+                .map(|t| (t, self.distill.temperature, self.distill.weight)),
         };
         // Before any work or message: a cluster that cannot be used is the only line.
         let on_ray = match &self.ray {
@@ -319,8 +370,8 @@ impl PruneJob {
         let mut n = 0;
         let processes = Processes::new(self)?;
         let mut shared = prune::shared::Shared::new(cfg.epochs);
-        if self.distill > 0.0 {
-            shared.teacher = Some((teacher, self.temperature, self.distill));
+        if let Some(t) = &teacher {
+            shared.teacher = Some((t.clone(), self.distill.temperature, self.distill.weight));
         }
         let exec: &dyn prune::Executor = match &on_ray {
             _ if self.shared => &shared,

@@ -425,6 +425,7 @@ mod tests {
             validation: Some(50),
             warm: false,
             output: dir.join("out.json"),
+            distill: Default::default(),
         };
         let r = RemoteJob::of(&Job::Retrain(job), None).unwrap();
         // The scratch directory named from the current directory: up to what the two paths

@@ -36,6 +36,8 @@ pub struct RetrainJob {
     pub warm: bool,
     /// The model file.
     pub output: PathBuf,
+    /// Distillation from a teacher (`--distill`; the teacher is the model by default).
+    pub distill: super::prune::Distill,
 }
 
 impl RetrainJob {
@@ -51,15 +53,18 @@ impl RetrainJob {
         if self.warm {
             a.word("--warm");
         }
+        self.distill.argv(&mut a);
         self.data.argv(&mut a);
         a.0
     }
 
     pub(super) fn plan(&self) -> Plan {
         self.data.plan(
-            Plan::new()
-                .file(Setting::Output, Some(&self.output))
-                .input("the model", &self.baseline),
+            self.distill.plan(
+                Plan::new()
+                    .file(Setting::Output, Some(&self.output))
+                    .input("the model", &self.baseline),
+            ),
         )
     }
 
@@ -73,6 +78,7 @@ impl RetrainJob {
                 base.arch()
             )));
         }
+        let teacher = self.distill.load(&base)?;
         let ds = self.data.open()?;
         check_compatible(&base, &self.baseline, &ds)?;
         let split = ds.split(self.validation, self.limit)?;
@@ -83,6 +89,9 @@ impl RetrainJob {
             train: super::prune::baseline_settings(&base, &self.baseline)?,
             ranking: None,
             parent: None,
+            teacher: teacher
+                .as_ref()
+                .map(|t| (t, self.distill.temperature, self.distill.weight)),
         };
         let arch: Arch = match &self.arch {
             Some(a) => a.clone(),

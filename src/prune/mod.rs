@@ -250,6 +250,9 @@ pub struct Context<'a> {
     /// The model every candidate starts from (a warm start from the baseline, see
     /// [`crate::train::warm`]); `None`: candidates are trained from scratch.
     pub parent: Option<&'a IntModel>,
+    /// The teacher every candidate learns from beside the labels, with the temperature and
+    /// the weight of its soft targets ([`crate::train::distill`]); `None`: labels only.
+    pub teacher: Option<(&'a IntModel, f32, f32)>,
 }
 
 fn summary(model: &IntModel, val: f64, test: f64) -> Summary {
@@ -732,6 +735,11 @@ pub fn retrain(
         },
     };
     let (train_set, val_set) = (slice(&ctx.split.train, true), slice(&ctx.split.val, false));
+    let teacher = ctx.teacher.map(|(model, t, w)| {
+        let x = bitslice::slice(&ctx.split.train.images, &model.planes);
+        train::distill::Teacher::new(model, &x, &ctx.split.train.labels, t, w)
+    });
+    let teacher = teacher.as_ref();
     let trained = match warm.filter(|_| shape.is_conv()) {
         Some(parent) => {
             let n = ctx.split.train.len().min(train::CALIBRATION_IMAGES);
@@ -739,9 +747,9 @@ pub fn retrain(
             let calibration = bitslice::slice(&first.images, &parent.planes);
             let rows: Vec<&[u64]> = (0..n).map(|i| calibration.row(i)).collect();
             let net = train::warm::child(parent, &rows, &planes, shape, cfg.seed)?;
-            train::fine_tune(net, &cfg, &meta, &train_set, &val_set)?
+            train::fine_tune(net, &cfg, &meta, &train_set, &val_set, teacher)?
         }
-        None => train::train(&cfg, &meta, &train_set, &val_set)?,
+        None => train::train_distilled(&cfg, &meta, &train_set, &val_set, teacher)?,
     };
     Ok(trained.model)
 }

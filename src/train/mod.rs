@@ -317,10 +317,27 @@ pub fn train(
     train: &SlicedSet,
     val: &SlicedSet,
 ) -> Result<Trained> {
+    train_distilled(cfg, meta, train, val, None)
+}
+
+/// [`train`], learning from `teacher`'s soft targets beside the labels when given
+/// ([`distill`]; perceptrons and convolutional networks, not logic-mapped ones).
+pub fn train_distilled(
+    cfg: &TrainConfig,
+    meta: &DataMeta,
+    train: &SlicedSet,
+    val: &SlicedSet,
+    teacher: Option<&distill::Teacher>,
+) -> Result<Trained> {
     validate(cfg, meta, train)?;
     let features = train.x.features;
     if let Some((neurons, fan_in)) = cfg.arch.as_ref().and_then(arch::Arch::logic_mapped) {
         let tau = lut::temperature(neurons / meta.classes);
+        if teacher.is_some() {
+            return Err(Error::usage(
+                "a logic-mapped network cannot learn from a teacher yet (--distill)",
+            ));
+        }
         let graph = lut::LutGraph::new(features, neurons, fan_in, meta.classes, tau, cfg.seed);
         return epochs(graph, cfg, meta, train, val, None).map(|(t, _)| t);
     }
@@ -332,7 +349,7 @@ pub fn train(
                 channels: meta.input.channels * meta.planes.len(),
             };
             let net = ConvNet::new(input, arch, meta.classes, cfg.seed);
-            epochs(net, cfg, meta, train, val, None).map(|(t, _)| t)
+            epochs(net, cfg, meta, train, val, teacher).map(|(t, _)| t)
         }
         None => {
             let hidden = cfg
@@ -341,7 +358,7 @@ pub fn train(
                 .and_then(arch::Arch::dense_widths)
                 .unwrap_or_else(|| cfg.hidden.clone());
             let net = Net::new(features, &hidden, meta.classes, cfg.seed);
-            epochs(net, cfg, meta, train, val, None).map(|(t, _)| t)
+            epochs(net, cfg, meta, train, val, teacher).map(|(t, _)| t)
         }
     }
 }
@@ -355,9 +372,10 @@ pub fn fine_tune(
     meta: &DataMeta,
     train: &SlicedSet,
     val: &SlicedSet,
+    teacher: Option<&distill::Teacher>,
 ) -> Result<Trained> {
     validate(cfg, meta, train)?;
-    epochs(net, cfg, meta, train, val, None).map(|(t, _)| t)
+    epochs(net, cfg, meta, train, val, teacher).map(|(t, _)| t)
 }
 
 /// Fine-tunes a perceptron that starts from trained weights (a candidate taken from a shared
