@@ -266,8 +266,8 @@ fn retrain_job(a: &RetrainArgs) -> Result<RetrainJob> {
     })
 }
 
-fn distill(a: &crate::cli::DistillArgs) -> crate::jobs::prune::Distill {
-    crate::jobs::prune::Distill {
+fn distill(a: &crate::cli::DistillArgs) -> crate::jobs::distill::Distill {
+    crate::jobs::distill::Distill {
         teacher: a.teacher.clone(),
         weight: a.distill,
         temperature: a.temperature,
@@ -856,7 +856,7 @@ mod tests {
             Cli::try_parse_from(std::iter::once("cbnn".to_string()).chain(float.argv())).unwrap();
         assert_eq!(job(&cli.command).unwrap(), Some(float));
         // The search by evaluation and distillation, on prune and on one candidate's retrain.
-        let distill = crate::jobs::prune::Distill {
+        let distill = crate::jobs::distill::Distill {
             teacher: Some("the teacher.json".into()),
             weight: 0.7,
             temperature: 3.0,

@@ -37,7 +37,7 @@ pub struct RetrainJob {
     /// The model file.
     pub output: PathBuf,
     /// Distillation from a teacher (`--distill`; the teacher is the model by default).
-    pub distill: super::prune::Distill,
+    pub distill: super::distill::Distill,
 }
 
 impl RetrainJob {
