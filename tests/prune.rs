@@ -262,15 +262,6 @@ fn prune_takes_the_ranking_of_a_sensitivity_report() {
     assert!(!other.exists());
 }
 
-/// Report fields that depend on the machine's load, not on the search.
-fn without_timings(mut r: serde_json::Value) -> serde_json::Value {
-    r.as_object_mut().unwrap().remove("seconds");
-    for c in r["candidates"].as_array_mut().unwrap() {
-        c.as_object_mut().unwrap().remove("seconds");
-    }
-    r
-}
-
 /// `--jobs 2` trains the candidates in `cbnn retrain` processes, ahead of the search's
 /// decisions, and still chooses the same model byte for byte, after the same candidates with
 /// the same numbers; `--jobs 0` is refused before any work.
@@ -473,4 +464,44 @@ fn a_bad_teacher_is_refused_in_one_sentence() {
         assert_fails(&cbnn(&args), 2, needle);
         assert!(!out.exists());
     }
+}
+
+/// The search by evaluation with distillation is deterministic for a seed, whatever the
+/// thread count: the same chosen model and the same report but for its timings.
+#[test]
+fn the_search_by_evaluation_gives_the_same_result_on_one_thread_and_on_three() {
+    let (dir, model) = baseline();
+    let run = |threads: &str| {
+        let out = dir.join(format!("det-{threads}.json"));
+        let report = dir.join(format!("det-{threads}-report.json"));
+        cbnn_ok(&[
+            "--threads",
+            threads,
+            "prune",
+            model.to_str().unwrap(),
+            "--dataset",
+            "fashion-mnist",
+            "--search",
+            "shared",
+            "--distill",
+            "0.5",
+            "--epochs",
+            "2",
+            "--limit",
+            "1000",
+            "--max-drop",
+            "15",
+            "-o",
+            out.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        (
+            std::fs::read(&out).unwrap(),
+            without_timings(json_file(&report)),
+        )
+    };
+    let (a, b) = (run("1"), run("3"));
+    assert!(a.0 == b.0, "the chosen models differ");
+    assert_eq!(a.1, b.1);
 }

@@ -129,15 +129,6 @@ fn assert_cluster_gone(what: &str) {
     );
 }
 
-/// Report fields that depend on the machine's load, not on the search.
-fn without_timings(mut r: serde_json::Value) -> serde_json::Value {
-    r.as_object_mut().unwrap().remove("seconds");
-    for c in r["candidates"].as_array_mut().unwrap() {
-        c.as_object_mut().unwrap().remove("seconds");
-    }
-    r
-}
-
 fn prune_args<'a>(model: &'a str, out: &'a str, report: &'a str) -> Vec<&'a str> {
     vec![
         "prune",
