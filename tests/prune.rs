@@ -339,17 +339,17 @@ fn a_warm_start_of_a_perceptron_is_refused() {
     assert!(!out.exists());
 }
 
-/// The search by evaluation on a small subset: the shared network serves every candidate of
-/// the phases (scored, never chosen as scored), the smallest inside the widened budget are
-/// fine-tuned, and the chosen model is one of those fine-tuned and accepted, or the baseline;
-/// whatever is chosen is a valid model of its own planes whose numbers are what the report
-/// says.
-#[test]
-fn the_search_by_evaluation_chooses_only_a_fine_tuned_candidate() {
-    let (dir, model) = baseline();
-    let out_model = dir.join("shared.json");
-    let report = dir.join("shared-report.json");
-    cbnn_ok(&[
+/// `cbnn [first...] prune MODEL --search shared --distill 0.5` on the first `limit` training
+/// images, 2 epochs, a budget of 15 pp.
+fn shared_search(
+    model: &std::path::Path,
+    out: &std::path::Path,
+    report: &std::path::Path,
+    limit: &str,
+    first: &[&str],
+) {
+    let mut args = first.to_vec();
+    args.extend([
         "prune",
         model.to_str().unwrap(),
         "--dataset",
@@ -361,14 +361,28 @@ fn the_search_by_evaluation_chooses_only_a_fine_tuned_candidate() {
         "--epochs",
         "2",
         "--limit",
-        "1500",
+        limit,
         "--max-drop",
         "15",
         "-o",
-        out_model.to_str().unwrap(),
+        out.to_str().unwrap(),
         "--report",
         report.to_str().unwrap(),
     ]);
+    cbnn_ok(&args);
+}
+
+/// The search by evaluation on a small subset: the shared network serves every candidate of
+/// the phases (scored, never chosen as scored), the smallest inside the widened budget are
+/// fine-tuned, and the chosen model is one of those fine-tuned and accepted, or the baseline;
+/// whatever is chosen is a valid model of its own planes whose numbers are what the report
+/// says.
+#[test]
+fn the_search_by_evaluation_chooses_only_a_fine_tuned_candidate() {
+    let (dir, model) = baseline();
+    let out_model = dir.join("shared.json");
+    let report = dir.join("shared-report.json");
+    shared_search(model, &out_model, &report, "1500", &[]);
     let r = json_file(&report);
     assert_eq!(r["search"], "shared");
     let parts: Vec<&str> = r["phase_seconds"]
@@ -474,28 +488,7 @@ fn the_search_by_evaluation_gives_the_same_result_on_one_thread_and_on_three() {
     let run = |threads: &str| {
         let out = dir.join(format!("det-{threads}.json"));
         let report = dir.join(format!("det-{threads}-report.json"));
-        cbnn_ok(&[
-            "--threads",
-            threads,
-            "prune",
-            model.to_str().unwrap(),
-            "--dataset",
-            "fashion-mnist",
-            "--search",
-            "shared",
-            "--distill",
-            "0.5",
-            "--epochs",
-            "2",
-            "--limit",
-            "1000",
-            "--max-drop",
-            "15",
-            "-o",
-            out.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ]);
+        shared_search(model, &out, &report, "1000", &["--threads", threads]);
         (
             std::fs::read(&out).unwrap(),
             without_timings(json_file(&report)),
