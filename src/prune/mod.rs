@@ -282,6 +282,45 @@ fn correct(model: &IntModel, set: &LabeledSet) -> Vec<bool> {
         .collect()
 }
 
+/// The acceptance rule of a search: a candidate is accepted when its validation accuracy
+/// minus `noise_margin` paired standard errors of its drop reaches `threshold`.
+struct Rule {
+    /// Which validation images the baseline classifies correctly.
+    base_correct: Vec<bool>,
+    /// Validation accuracy a candidate must reach.
+    threshold: f64,
+    /// Standard errors of the drop added to it.
+    noise_margin: f64,
+}
+
+impl Rule {
+    /// Scores `model` on the validation and test images and judges it: the report's line of
+    /// a candidate of `phase` trained `epochs` epochs in `seconds`.
+    fn judge(
+        &self,
+        model: &IntModel,
+        ctx: &Context,
+        phase: &str,
+        multiplier: f64,
+        epochs: usize,
+        seconds: f64,
+    ) -> Candidate {
+        let cand_correct = correct(model, &ctx.split.val);
+        let val =
+            cand_correct.iter().filter(|&&c| c).count() as f64 / cand_correct.len().max(1) as f64;
+        let drop_se = paired_drop_se(&self.base_correct, &cand_correct);
+        Candidate {
+            summary: summary(model, val, accuracy(model, &ctx.split.test)),
+            phase: phase.into(),
+            multiplier,
+            epochs,
+            seconds,
+            drop_se,
+            accepted: val - self.noise_margin * drop_se >= self.threshold,
+        }
+    }
+}
+
 /// Standard error of `accuracy(base) - accuracy(candidate)` when both are measured on the same
 /// images (`base[i]`, `cand[i]`: image `i` classified correctly): the standard error of the
 /// mean of the per-image differences.
@@ -383,7 +422,11 @@ pub fn prune_with(
         accuracy(baseline, &ctx.split.test),
     );
     let threshold = base.val_accuracy - cfg.max_drop_pp / 100.0;
-    let base_correct = correct(baseline, &ctx.split.val);
+    let rule = Rule {
+        base_correct: correct(baseline, &ctx.split.val),
+        threshold,
+        noise_margin: cfg.noise_margin,
+    };
     let ranked_at = Instant::now();
     let ranking = match &ctx.ranking {
         Some(r) => r.clone(),
@@ -426,22 +469,18 @@ pub fn prune_with(
                 },
                 &mut |model, seconds| {
                     let spec = &specs[i];
-                    let cand_correct = correct(&model, &ctx.split.val);
-                    let val = cand_correct.iter().filter(|&&c| c).count() as f64
-                        / cand_correct.len().max(1) as f64;
-                    let test = accuracy(&model, &ctx.split.test);
-                    let drop_se = paired_drop_se(&base_correct, &cand_correct);
-                    let c = Candidate {
-                        summary: summary(&model, val, test),
-                        phase: spec.phase.into(),
-                        multiplier: spec.multiplier,
-                        epochs: cfg.epochs,
+                    let c = rule.judge(
+                        &model,
+                        ctx,
+                        spec.phase,
+                        spec.multiplier,
+                        cfg.epochs,
                         seconds,
-                        drop_se,
-                        accepted: val - cfg.noise_margin * drop_se >= threshold,
-                    };
+                    );
                     (on_cell.borrow_mut())(Event::Done(&c));
-                    let ok = c.accepted.then_some((val, c.summary.size_bits));
+                    let ok = c
+                        .accepted
+                        .then_some((c.summary.val_accuracy, c.summary.size_bits));
                     candidates.push(c);
                     models.push(model);
                     let go_on = decide(i, ok);
@@ -747,7 +786,14 @@ pub fn retrain(
             let calibration = bitslice::slice(&first.images, &parent.planes);
             let rows: Vec<&[u64]> = (0..n).map(|i| calibration.row(i)).collect();
             let net = train::warm::child(parent, &rows, &planes, shape, cfg.seed)?;
-            train::fine_tune(net, &cfg, &meta, &train_set, &val_set, teacher)?
+            train::fine_tune(
+                train::Network::Conv(net),
+                &cfg,
+                &meta,
+                &train_set,
+                &val_set,
+                teacher,
+            )?
         }
         None => train::train_distilled(&cfg, &meta, &train_set, &val_set, teacher)?,
     };

@@ -213,8 +213,8 @@ impl Shared {
             epochs,
             ..t.cfg.clone()
         };
-        let trained = train::fine_tune_net(
-            net,
+        let trained = train::fine_tune(
+            train::Network::Mlp(net),
             &cfg,
             &meta,
             &slice(&ctx.split.train, true),
@@ -313,7 +313,11 @@ pub fn search(
     };
     let (_, mut report) = super::prune_with(baseline, ctx, &relaxed, exec, on)?;
     let threshold = report.baseline.val_accuracy - cfg.max_drop_pp / 100.0;
-    let base_correct = super::correct(baseline, &ctx.split.val);
+    let rule = super::Rule {
+        base_correct: super::correct(baseline, &ctx.split.val),
+        threshold,
+        noise_margin: cfg.noise_margin,
+    };
     let mut promising: Vec<super::Candidate> = report
         .candidates
         .iter()
@@ -342,19 +346,14 @@ pub fn search(
         });
         let t0 = Instant::now();
         let model = exec.fine_tune(ctx, &spec, fine_tune_epochs)?;
-        let cand_correct = super::correct(&model, &ctx.split.val);
-        let val =
-            cand_correct.iter().filter(|&&k| k).count() as f64 / cand_correct.len().max(1) as f64;
-        let drop_se = super::paired_drop_se(&base_correct, &cand_correct);
-        let tuned = super::Candidate {
-            summary: super::summary(&model, val, super::accuracy(&model, &ctx.split.test)),
-            phase: "fine-tune".into(),
-            multiplier: c.multiplier,
-            epochs: fine_tune_epochs,
-            seconds: t0.elapsed().as_secs_f64(),
-            drop_se,
-            accepted: val - cfg.noise_margin * drop_se >= threshold,
-        };
+        let tuned = rule.judge(
+            &model,
+            ctx,
+            "fine-tune",
+            c.multiplier,
+            fine_tune_epochs,
+            t0.elapsed().as_secs_f64(),
+        );
         on(super::Event::Done(&tuned));
         let accepted = tuned.accepted;
         let summary = tuned.summary.clone();

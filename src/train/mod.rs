@@ -334,9 +334,7 @@ pub fn train_distilled(
     if let Some((neurons, fan_in)) = cfg.arch.as_ref().and_then(arch::Arch::logic_mapped) {
         let tau = lut::temperature(neurons / meta.classes);
         if teacher.is_some() {
-            return Err(Error::usage(
-                "a logic-mapped network cannot learn from a teacher yet (--distill)",
-            ));
+            return Err(no_teacher_for_lut());
         }
         let graph = lut::LutGraph::new(features, neurons, fan_in, meta.classes, tau, cfg.seed);
         return epochs(graph, cfg, meta, train, val, None).map(|(t, _)| t);
@@ -363,26 +361,17 @@ pub fn train_distilled(
     }
 }
 
-/// Fine-tunes a convolutional graph that starts from trained weights (a warm start,
-/// [`warm::child`]) instead of a fresh initialisation: the same epochs, checks and export as
-/// [`train`].
-pub fn fine_tune(
-    net: ConvNet,
-    cfg: &TrainConfig,
-    meta: &DataMeta,
-    train: &SlicedSet,
-    val: &SlicedSet,
-    teacher: Option<&distill::Teacher>,
-) -> Result<Trained> {
-    validate(cfg, meta, train)?;
-    epochs(net, cfg, meta, train, val, teacher).map(|(t, _)| t)
+/// The refusal of a teacher for a logic-mapped network, whose group-sum loss has no soft term.
+fn no_teacher_for_lut() -> Error {
+    Error::usage("a logic-mapped network cannot learn from a teacher yet (--distill)")
 }
 
-/// Fine-tunes a perceptron that starts from trained weights (a candidate taken from a shared
-/// network, [`shared::SharedNet::subnet`]), learning from `teacher`'s soft targets too when
-/// given: the same epochs, checks and export as [`train`].
-pub fn fine_tune_net(
-    net: Net,
+/// Fine-tunes a network that starts from trained weights instead of a fresh initialisation (a
+/// convnet's warm start, [`warm::child`]; a perceptron taken from a shared network,
+/// [`shared::SharedNet::subnet`]), learning from `teacher`'s soft targets too when given: the
+/// same epochs, checks and export as [`train`].
+pub fn fine_tune(
+    net: Network,
     cfg: &TrainConfig,
     meta: &DataMeta,
     train: &SlicedSet,
@@ -390,7 +379,17 @@ pub fn fine_tune_net(
     teacher: Option<&distill::Teacher>,
 ) -> Result<Trained> {
     validate(cfg, meta, train)?;
-    epochs(net, cfg, meta, train, val, teacher).map(|(t, _)| t)
+    let trained = match net {
+        Network::Mlp(n) => epochs(n, cfg, meta, train, val, teacher)?.0,
+        Network::Conv(n) => epochs(n, cfg, meta, train, val, teacher)?.0,
+        Network::Lut(n) => {
+            if teacher.is_some() {
+                return Err(no_teacher_for_lut());
+            }
+            epochs(n, cfg, meta, train, val, None)?.0
+        }
+    };
+    Ok(trained)
 }
 
 /// Trains a shared network ([`shared::SharedNet`]: one candidate of the perceptron search a
