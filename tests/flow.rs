@@ -36,6 +36,17 @@ fn flow_runs_every_stage_reuses_them_and_resumes_after_a_kill() {
         assert!(h["cycles_per_image"].as_u64().unwrap() <= 64, "{h}");
     }
     let md = std::fs::read_to_string(run1.join("report.md")).unwrap();
+    // Which search ran is in the report; how long each of its parts took, in the run log.
+    assert_eq!(report["search"], "retrain");
+    assert!(md.contains("Search by retraining"), "{md}");
+    let phases = json_file(&run1.join("run-log.json"))["search_phases"].clone();
+    let names: Vec<&str> = phases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[..2], ["sensitivity", "planes"], "{phases}");
     for pic in ["sensitivity.svg", "pareto.svg", "resources.svg"] {
         assert!(md.contains(&format!("]({pic})")), "{pic} not linked");
         let svg = std::fs::read_to_string(run1.join(pic)).unwrap();

@@ -192,6 +192,11 @@ pub struct RunLog {
     pub seconds: f64,
     /// Every stage.
     pub stages: Vec<StageLog>,
+    /// Seconds of each part of the pruning search (its sensitivity analysis, each phase's
+    /// candidates, a shared training, the fine-tuning), in the order they ran; empty for a
+    /// run without a search.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub search_phases: Vec<crate::prune::PhaseSeconds>,
 }
 
 /// One stage of a run.
@@ -524,6 +529,7 @@ pub fn run(cfg: &FlowConfig, on: &mut (dyn FnMut(&Outcome) + Send)) -> Result<re
     let log = RunLog {
         seconds: start.elapsed().as_secs_f64(),
         stages: logs,
+        search_phases: report::search_phases(run)?,
     };
     dir.write_report(&with_run_log(report::files(&rep)?, &log)?)?;
     errln!(

@@ -116,6 +116,9 @@ pub struct FlowReport {
     pub test_accuracy_drop: f64,
     /// Validation accuracy with each plane replaced by noise, percent (plane, accuracy).
     pub plane_noise_accuracy: Vec<(u64, f64)>,
+    /// How the pruning search scored its candidates: `retrain` (each one trained) or `shared`
+    /// (each one evaluated from one shared network, the smallest fine-tuned).
+    pub search: String,
     /// Every pruning candidate.
     pub candidates: Vec<Candidate>,
     /// Both accelerators.
@@ -143,6 +146,14 @@ struct PruneOutput {
     baseline: crate::prune::Summary,
     chosen: crate::prune::Summary,
     candidates: Vec<crate::prune::Candidate>,
+    search: String,
+    phase_seconds: Vec<crate::prune::PhaseSeconds>,
+}
+
+/// The seconds each part of the run's pruning search took (its `prune.json`): they go to the
+/// run log, not the report, which holds only results.
+pub fn search_phases(run: &Path) -> Result<Vec<crate::prune::PhaseSeconds>> {
+    Ok(read::<PruneOutput>(&run.join("prune.json"))?.phase_seconds)
 }
 
 /// What the report takes from `sensitivity --json`.
@@ -258,6 +269,7 @@ pub fn build(run: &Path, a: &FlowConfig, stages: &[StageLog]) -> Result<FlowRepo
         baseline,
         compact,
         plane_noise_accuracy,
+        search: prune.search.clone(),
         candidates,
         hardware,
         lut_reduction,
@@ -337,7 +349,17 @@ pub fn markdown(r: &FlowReport) -> String {
     }
     let _ = writeln!(
         m,
-        "\n## Pruning candidates\n\n![accuracy against size](pareto.svg)\n"
+        "\n## Pruning candidates\n\n![accuracy against size](pareto.svg)\n\n{} The seconds \
+         each phase of the search took: `run-log.json`.\n",
+        match r.search.as_str() {
+            "shared" =>
+                "Search by evaluation (`--search shared`): every candidate was evaluated \
+                         from one shared network, and the smallest promising ones fine-tuned \
+                         and judged by the budget.",
+            _ =>
+                "Search by retraining (`--search retrain`): every candidate was trained and \
+                  judged by the budget.",
+        }
     );
     let _ = writeln!(m, "| phase | planes | hidden | size (bits) | validation accuracy (%) | test accuracy (%) | accepted | Pareto |");
     let _ = writeln!(m, "|---|---|---|---|---|---|---|---|");

@@ -191,7 +191,7 @@ pub struct PruneReport {
 }
 
 /// The seconds one part of a search took.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PhaseSeconds {
     /// The part: `sensitivity`, a phase (`planes`, `widths`, ...), `shared training`.
     pub phase: String,

@@ -496,6 +496,7 @@ pub fn run(cfg: &SweepConfig) -> Result<report::SweepReport> {
     let log = flow::RunLog {
         seconds: start.elapsed().as_secs_f64(),
         stages: logs.clone(),
+        search_phases: Vec::new(),
     };
     dir.write_report(&flow::with_run_log(report::files(&rep)?, &log)?)?;
     errln!(
