@@ -57,8 +57,7 @@ impl Distill {
 
     /// Checks the settings and loads the teacher (the baseline `base`, from `base_path`,
     /// when none is given): `None` without distillation. One sentence for a weight outside
-    /// 0 to 1, a temperature that is not positive, a teacher of other classes or images, or a
-    /// logic-mapped student.
+    /// 0 to 1, a temperature that is not positive, or a teacher of other classes or images.
     pub(super) fn load(&self, base: &IntModel) -> Result<Option<IntModel>> {
         if !(0.0..=1.0).contains(&self.weight) {
             return Err(Error::usage(format!(
@@ -79,11 +78,6 @@ impl Distill {
                 ));
             }
             return Ok(None);
-        }
-        if base.layers.iter().any(|l| l.hardware().logic_mapped()) {
-            return Err(Error::usage(
-                "a logic-mapped network cannot learn from a teacher yet (--distill)",
-            ));
         }
         let Some(path) = &self.teacher else {
             return Ok(Some(base.clone()));

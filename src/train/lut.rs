@@ -58,8 +58,8 @@ pub struct Workspace {
     addr: Vec<u8>,
     /// `B x M` outputs (0 or 1).
     out: Vec<u8>,
-    /// `B x C` class probabilities.
-    probs: Vec<f32>,
+    /// `B x C` logits: the group sums over the temperature.
+    logits: Vec<f32>,
     /// `B x M*F` input gradients.
     g_in: Vec<f32>,
 }
@@ -164,52 +164,70 @@ impl LutGraph {
                 sums[i * self.classes + j / group] += u32::from(o);
             }
         }
-        ws.probs.clear();
-        for row in sums.chunks(self.classes) {
-            let z: Vec<f32> = row.iter().map(|&s| s as f32 / self.tau).collect();
-            let top = z.iter().cloned().fold(f32::MIN, f32::max);
-            let e: Vec<f32> = z.iter().map(|&v| (v - top).exp()).collect();
-            let total: f32 = e.iter().sum();
-            ws.probs.extend(e.iter().map(|v| v / total));
-        }
+        ws.logits.clear();
+        ws.logits.extend(sums.iter().map(|&s| s as f32 / self.tau));
         sums
     }
 
-    /// Mean cross-entropy of the last forward pass against `labels`.
-    pub fn loss(&self, ws: &Workspace, labels: &[u8]) -> f32 {
-        let c = self.classes;
-        labels
-            .iter()
-            .enumerate()
-            .map(|(i, &y)| -ws.probs[i * c + y as usize].max(1e-30).ln())
-            .sum::<f32>()
-            / labels.len() as f32
-    }
-
-    /// The gradient of each neuron output's contribution: `dL/d out[b][j]` of the mean
-    /// cross-entropy, for the last forward pass.
-    pub fn output_gradients(&self, ws: &Workspace, labels: &[u8]) -> Vec<f32> {
+    /// The mean loss of the last forward pass against `labels` and, if given, a teacher's
+    /// soft targets ([`super::distill::image_loss`] on the logits `sums / tau`), and the
+    /// gradient of each neuron output's contribution, `dL/d out[b][j]`: its class's logit
+    /// gradient over `tau`.
+    pub fn loss_and_gradients(
+        &self,
+        ws: &Workspace,
+        labels: &[u8],
+        soft: Option<super::distill::Soft>,
+    ) -> (f32, Vec<f32>) {
         let (m, c) = (self.neurons, self.classes);
         let group = m / c;
         let b = labels.len();
         let mut g = vec![0.0f32; b * m];
+        let mut dlogit = vec![0.0f32; c];
+        let (mut loss, mut soft_loss) = (0.0f32, 0.0f64);
         for (i, &y) in labels.iter().enumerate() {
+            let row = &ws.logits[i * c..(i + 1) * c];
+            match soft {
+                Some(s) => {
+                    let q = (&s.probs[i * c..(i + 1) * c], s.temperature, s.weight);
+                    let batch = b as f64;
+                    soft_loss +=
+                        super::distill::image_loss(row, y as usize, Some(q), batch, &mut dlogit);
+                    for d in &mut dlogit {
+                        *d /= self.tau;
+                    }
+                }
+                // Labels only: the plain cross-entropy in single precision, as the graph
+                // always computed it (the same trainings, bit for bit).
+                None => {
+                    let top = row.iter().cloned().fold(f32::MIN, f32::max);
+                    let e: Vec<f32> = row.iter().map(|&v| (v - top).exp()).collect();
+                    let total: f32 = e.iter().sum();
+                    loss -= (e[y as usize] / total).max(1e-30).ln();
+                    for (k, d) in dlogit.iter_mut().enumerate() {
+                        let p = e[k] / total;
+                        *d = (p - f32::from(k == y as usize)) / (self.tau * b as f32);
+                    }
+                }
+            }
             for j in 0..m {
-                let k = j / group;
-                let d = ws.probs[i * c + k] - f32::from(k == y as usize);
-                g[i * m + j] = d / (self.tau * b as f32);
+                g[i * m + j] = dlogit[j / group];
             }
         }
-        g
+        let loss = match soft {
+            Some(_) => (soft_loss / b.max(1) as f64) as f32,
+            None => loss / b as f32,
+        };
+        (loss, g)
     }
 
-    /// The backward pass of the last forward pass on `x` (`b x P`, ±1): the gradients of the
-    /// tables and of the mapping, in their `grad`.
-    pub fn backward(&mut self, x: &[f32], labels: &[u8], ws: &mut Workspace) {
+    /// The backward pass of the last forward pass on `x` (`b x P`, ±1) given the gradients of
+    /// the neuron outputs ([`LutGraph::loss_and_gradients`]): the gradients of the tables and
+    /// of the mapping, in their `grad`.
+    pub fn backward(&mut self, x: &[f32], g_out: &[f32], ws: &mut Workspace) {
         let (m, f, p) = (self.neurons, self.fan_in, self.inputs);
         let t = 1usize << f;
-        let b = labels.len();
-        let g_out = self.output_gradients(ws, labels);
+        let b = g_out.len() / m;
         self.tables.grad.fill(0.0);
         ws.g_in.clear();
         ws.g_in.resize(b * m * f, 0.0);
@@ -282,12 +300,9 @@ impl super::Graph for LutGraph {
         adam: &mut super::adam::Adam,
         (ws, x): &mut Self::Ws,
     ) -> (f64, usize) {
-        // No caller distils into a logic-mapped network yet (its group-sum loss has no soft
-        // term): nothing is passed here.
-        debug_assert!(soft.is_none());
         super::conv::unpack(rows, self.inputs, x);
         let sums = self.forward(x, rows.len(), ws);
-        let loss = self.loss(ws, labels);
+        let (loss, g_out) = self.loss_and_gradients(ws, labels, soft);
         let c = self.classes;
         let correct = labels
             .iter()
@@ -295,7 +310,7 @@ impl super::Graph for LutGraph {
             .filter(|&(i, &y)| crate::reference::argmax(&sums[i * c..(i + 1) * c]) == y as usize)
             .count();
         if loss.is_finite() {
-            self.backward(x, labels, ws);
+            self.backward(x, &g_out, ws);
             adam.step_params(vec![&mut self.mapping, &mut self.tables], lr);
         }
         (f64::from(loss), correct)
@@ -362,9 +377,10 @@ pub fn fit(
             let y: Vec<u8> = chunk.iter().map(|&i| labels[i]).collect();
             super::conv::unpack(&batch, g.inputs, &mut x);
             g.forward(&x, chunk.len(), &mut ws);
-            total += g.loss(&ws, &y) * chunk.len() as f32;
+            let (loss, g_out) = g.loss_and_gradients(&ws, &y, None);
+            total += loss * chunk.len() as f32;
             n += chunk.len();
-            g.backward(&x, &y, &mut ws);
+            g.backward(&x, &g_out, &mut ws);
             adam.step_params(vec![&mut g.mapping, &mut g.tables], lr);
         }
         epoch_done(epoch, total / n.max(1) as f32, g);
@@ -422,6 +438,67 @@ mod tests {
         }
     }
 
+    /// With a teacher's soft targets: the loss is the mixed loss of the logits `sums / tau`
+    /// (written out here on its own), and each neuron output's gradient its finite
+    /// difference.
+    #[test]
+    fn distilled_gradients_match_finite_differences() {
+        let mut rng = Rng::new(7, 0);
+        let g = LutGraph::new(19, 9, 3, 3, 2.0, 4);
+        let x = random_x(&mut rng, 4, 19);
+        let labels = [2u8, 0, 1, 1];
+        let probs = [
+            0.2f32, 0.1, 0.7, 0.6, 0.3, 0.1, 0.3, 0.4, 0.3, 0.05, 0.9, 0.05,
+        ];
+        let (t, w) = (3.0f32, 0.4f32);
+        let soft = super::super::distill::Soft {
+            probs: &probs,
+            temperature: t,
+            weight: w,
+        };
+        let mut ws = Workspace::default();
+        let sums = g.forward(&x, 4, &mut ws);
+        let (loss, grads) = g.loss_and_gradients(&ws, &labels, Some(soft));
+        let log_softmax = |z: &[f64]| -> Vec<f64> {
+            let top = z.iter().cloned().fold(f64::MIN, f64::max);
+            let lse = top + z.iter().map(|v| (v - top).exp()).sum::<f64>().ln();
+            z.iter().map(|v| v - lse).collect()
+        };
+        let loss_of = |s: &[f64]| -> f64 {
+            let (t, w) = (f64::from(t), f64::from(w));
+            s.chunks(3)
+                .enumerate()
+                .map(|(i, row)| {
+                    let z: Vec<f64> = row.iter().map(|v| v / 2.0).collect();
+                    let hard = -log_softmax(&z)[labels[i] as usize];
+                    let zt: Vec<f64> = z.iter().map(|v| v / t).collect();
+                    let lp = log_softmax(&zt);
+                    let kl: f64 = (0..3)
+                        .map(|k| {
+                            let q = f64::from(probs[i * 3 + k]);
+                            q * (q.ln() - lp[k])
+                        })
+                        .sum();
+                    (1.0 - w) * hard + w * t * t * kl
+                })
+                .sum::<f64>()
+                / 4.0
+        };
+        let base: Vec<f64> = sums.iter().map(|&s| f64::from(s)).collect();
+        assert!((loss_of(&base) - f64::from(loss)).abs() < 1e-4);
+        for i in 0..4 {
+            for j in 0..9 {
+                let k = i * 3 + j / 3;
+                let (mut up, mut down) = (base.clone(), base.clone());
+                up[k] += 1e-3;
+                down[k] -= 1e-3;
+                let fd = (loss_of(&up) - loss_of(&down)) / 2e-3;
+                let got = f64::from(grads[i * 9 + j]);
+                assert!((fd - got).abs() < 1e-4, "image {i} neuron {j}: {fd} {got}");
+            }
+        }
+    }
+
     /// The output gradients against central finite differences of the loss as a function of
     /// the (real-valued) group sums, and the table rows of the extended finite difference
     /// against its definition.
@@ -433,7 +510,7 @@ mod tests {
         let labels = [0u8, 1, 1, 0, 1, 0];
         let mut ws = Workspace::default();
         let sums = g.forward(&x, 6, &mut ws);
-        let grads = g.output_gradients(&ws, &labels);
+        let (loss, grads) = g.loss_and_gradients(&ws, &labels, None);
         let loss_of = |s: &[f32]| -> f32 {
             s.chunks(2)
                 .zip(&labels)
@@ -447,7 +524,7 @@ mod tests {
                 / 6.0
         };
         let base: Vec<f32> = sums.iter().map(|&s| s as f32).collect();
-        assert!((loss_of(&base) - g.loss(&ws, &labels)).abs() < 1e-5);
+        assert!((loss_of(&base) - loss).abs() < 1e-5);
         for i in 0..6 {
             for j in 0..8 {
                 let k = i * 2 + j / 4;
@@ -458,7 +535,7 @@ mod tests {
                 assert!((fd - grads[i * 8 + j]).abs() < 1e-3, "image {i} neuron {j}");
             }
         }
-        g.backward(&x, &labels, &mut ws);
+        g.backward(&x, &grads, &mut ws);
         for (j, &gj) in grads.iter().enumerate().take(8) {
             for l in 0..4 {
                 let a = ws.addr[j] as usize;

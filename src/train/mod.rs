@@ -333,11 +333,8 @@ pub fn train_distilled(
     let features = train.x.features;
     if let Some((neurons, fan_in)) = cfg.arch.as_ref().and_then(arch::Arch::logic_mapped) {
         let tau = lut::temperature(neurons / meta.classes);
-        if teacher.is_some() {
-            return Err(no_teacher_for_lut());
-        }
         let graph = lut::LutGraph::new(features, neurons, fan_in, meta.classes, tau, cfg.seed);
-        return epochs(graph, cfg, meta, train, val, None).map(|(t, _)| t);
+        return epochs(graph, cfg, meta, train, val, teacher).map(|(t, _)| t);
     }
     match cfg.arch.as_ref().filter(|a| a.is_conv()) {
         Some(arch) => {
@@ -361,11 +358,6 @@ pub fn train_distilled(
     }
 }
 
-/// The refusal of a teacher for a logic-mapped network, whose group-sum loss has no soft term.
-fn no_teacher_for_lut() -> Error {
-    Error::usage("a logic-mapped network cannot learn from a teacher yet (--distill)")
-}
-
 /// Fine-tunes a network that starts from trained weights instead of a fresh initialisation (a
 /// convnet's warm start, [`warm::child`]; a perceptron taken from a shared network,
 /// [`shared::SharedNet::subnet`]), learning from `teacher`'s soft targets too when given: the
@@ -382,12 +374,7 @@ pub fn fine_tune(
     let trained = match net {
         Network::Mlp(n) => epochs(n, cfg, meta, train, val, teacher)?.0,
         Network::Conv(n) => epochs(n, cfg, meta, train, val, teacher)?.0,
-        Network::Lut(n) => {
-            if teacher.is_some() {
-                return Err(no_teacher_for_lut());
-            }
-            epochs(n, cfg, meta, train, val, None)?.0
-        }
+        Network::Lut(n) => epochs(n, cfg, meta, train, val, teacher)?.0,
     };
     Ok(trained)
 }
