@@ -21,7 +21,7 @@ pub fn check_replaceable(dir: &Path, later_stage_file: &dyn Fn(&str) -> bool) ->
         return Err(Error::usage(format!(
             "{}: exists and is {}, not a directory",
             dir.display(),
-            crate::util::output::describe(&meta)
+            crate::util::target::describe(&meta)
         )));
     }
     let entries: Vec<String> = std::fs::read_dir(dir)

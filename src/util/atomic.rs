@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::util::output;
+use crate::util::target::regular_target;
 
 /// The temporary path used while `path` is being written.
 fn temp_path(path: &Path) -> PathBuf {
@@ -25,7 +25,7 @@ fn temp_path(path: &Path) -> PathBuf {
 /// refused (checked again just before the rename), and a symbolic link to a regular file is
 /// written through (its target is replaced, the link stays).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let target = output::regular_target(path)?.unwrap_or_else(|| path.to_path_buf());
+    let target = regular_target(path)?.unwrap_or_else(|| path.to_path_buf());
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -40,7 +40,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     .map_err(|e| Error::io(path, e))
     .and_then(|()| {
         // The path may have changed kind while the file was written.
-        output::regular_target(&target)?;
+        regular_target(&target)?;
         fs::rename(&tmp, &target).map_err(|e| Error::io(path, e))
     });
     if result.is_err() {
@@ -53,7 +53,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// path that program should write, beside the regular file `path` will replace. Hand it to
 /// [`commit`] afterwards.
 pub fn temporary_for(path: &Path) -> Result<PathBuf> {
-    let target = output::regular_target(path)?.unwrap_or_else(|| path.to_path_buf());
+    let target = regular_target(path)?.unwrap_or_else(|| path.to_path_buf());
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -70,7 +70,7 @@ pub fn commit(tmp: &Path, path: &Path) -> Result<()> {
             path.display()
         )));
     }
-    let target = match output::regular_target(path) {
+    let target = match regular_target(path) {
         Ok(t) => t.unwrap_or_else(|| path.to_path_buf()),
         Err(e) => {
             let _ = fs::remove_file(tmp);
@@ -247,7 +247,7 @@ pub fn process_is_running(pid: &str) -> bool {
 /// directories and a temporary file beside it, then removes that file. Fails with the same
 /// error the final write would give.
 pub fn check_writable(path: &Path) -> Result<()> {
-    let path = &output::regular_target(path)?.unwrap_or_else(|| path.to_path_buf());
+    let path = &regular_target(path)?.unwrap_or_else(|| path.to_path_buf());
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }

@@ -12,3 +12,4 @@ pub mod rng;
 pub mod rundir;
 pub mod scratch;
 pub mod shell;
+pub mod target;

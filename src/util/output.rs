@@ -13,8 +13,9 @@
 //! that changed while the command ran is still never replaced by something it was not.
 
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use super::target::{describe, identity, regular_target};
 use crate::error::{Error, Result, Setting};
 
 /// The paths one command will write and read. An output is named by its [`Setting`] (the
@@ -145,92 +146,6 @@ impl Plan {
     }
 }
 
-/// The regular file that writing `path` replaces (the path itself, or the final target of a
-/// symbolic link), or `None` when nothing exists there yet. Anything else is refused.
-pub fn regular_target(path: &Path) -> Result<Option<PathBuf>> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    if meta.file_type().is_symlink() {
-        let target = fs::canonicalize(path).map_err(|_| {
-            Error::usage(format!(
-                "{}: is a symbolic link to a missing file; cbnn writes through links only to \
-                 existing regular files",
-                path.display()
-            ))
-        })?;
-        let tmeta = fs::metadata(&target).map_err(|e| Error::io(&target, e))?;
-        if !tmeta.is_file() {
-            return Err(Error::usage(format!(
-                "{}: is a symbolic link to {}, which is {}; cbnn writes only regular files",
-                path.display(),
-                target.display(),
-                describe(&tmeta)
-            )));
-        }
-        return Ok(Some(target));
-    }
-    if !meta.is_file() {
-        return Err(Error::usage(format!(
-            "{}: exists and is {}; cbnn writes only regular files, so give a new path or a \
-             regular file",
-            path.display(),
-            describe(&meta)
-        )));
-    }
-    Ok(Some(path.to_path_buf()))
-}
-
-/// "a directory", "a FIFO", ... for messages.
-pub fn describe(meta: &fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else if t.is_symlink() {
-        "a symbolic link"
-    } else if t.is_file() {
-        "a regular file"
-    } else {
-        "not a regular file"
-    }
-}
-
-/// A path that names the same file as every other spelling of it: symbolic links resolved
-/// for the part that exists, `.` and `..` folded for the rest.
-pub fn identity(path: &Path) -> PathBuf {
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    };
-    let mut out = PathBuf::new();
-    for part in absolute.components() {
-        match part {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            Component::Normal(name) => {
-                out.push(name);
-                if let Ok(c) = fs::canonicalize(&out) {
-                    out = c;
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,28 +172,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/dev/null: exists and is a device"), "{err}");
-        fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn links_are_written_through_only_to_regular_files() {
-        let d = root("links");
-        fs::write(d.join("real.json"), b"{}").unwrap();
-        std::os::unix::fs::symlink(d.join("real.json"), d.join("link.json")).unwrap();
-        std::os::unix::fs::symlink("/dev/null", d.join("null.json")).unwrap();
-        std::os::unix::fs::symlink(d.join("gone"), d.join("dangling.json")).unwrap();
-        assert_eq!(
-            regular_target(&d.join("link.json")).unwrap(),
-            Some(fs::canonicalize(d.join("real.json")).unwrap())
-        );
-        let err = regular_target(&d.join("null.json"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("which is a device"), "{err}");
-        let err = regular_target(&d.join("dangling.json"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("link to a missing file"), "{err}");
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::util::{atomic, output};
+use crate::util::{atomic, target};
 
 /// The marker's file name, below the run directory.
 const MARKER: &str = "stages/run.json";
@@ -105,7 +105,7 @@ pub fn check(path: &Path, command: &str) -> Result<()> {
         return Err(Error::usage(format!(
             "{}: exists and is {}, not a directory",
             path.display(),
-            output::describe(&meta)
+            target::describe(&meta)
         )));
     }
     let mut entries = fs::read_dir(path).map_err(|e| Error::io(path, e))?;
@@ -151,7 +151,7 @@ fn lock(run: &Path, command: &str) -> Result<fs::File> {
             return Err(Error::usage(format!(
                 "{}: exists and is {}; it is cbnn's lock file",
                 path.display(),
-                output::describe(&meta)
+                target::describe(&meta)
             )));
         }
     }
