@@ -7,6 +7,7 @@
 //! results are values, for the caller to show. The command line builds jobs from its flags;
 //! the flow and the bench build them directly and call them as functions.
 
+pub mod candidate;
 pub mod distill;
 pub mod eval;
 pub mod executor;

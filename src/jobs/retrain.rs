@@ -25,7 +25,7 @@ pub struct RetrainJob {
     pub planes: Vec<u8>,
     /// Hidden layers [default: the baseline's].
     pub arch: Option<Arch>,
-    /// Training epochs [default: [`super::prune::default_epochs`] of the baseline].
+    /// Training epochs [default: [`super::candidate::default_epochs`] of the baseline].
     pub epochs: Option<usize>,
     /// Train on only the first N training images.
     pub limit: Option<usize>,
@@ -70,7 +70,7 @@ impl RetrainJob {
 
     pub(super) fn run(&self) -> Result<IntModel> {
         let base = model::load(&self.baseline)?;
-        if self.warm && !super::prune::warm_starts(&base, false) {
+        if self.warm && !super::candidate::warm_starts(&base, false) {
             return Err(crate::error::Error::usage(format!(
                 "--warm starts a convolutional network from its model's weights, and {} ({}) \
                  has no convolutions or pooling",
@@ -86,7 +86,7 @@ impl RetrainJob {
             split: &split,
             dataset: self.data.dataset.clone(),
             classes: base.classes(),
-            train: super::prune::baseline_settings(&base, &self.baseline)?,
+            train: super::candidate::baseline_settings(&base, &self.baseline)?,
             ranking: None,
             parent: None,
             teacher: teacher
@@ -104,7 +104,7 @@ impl RetrainJob {
         };
         let epochs = self
             .epochs
-            .unwrap_or_else(|| super::prune::default_epochs(&base, !self.warm));
+            .unwrap_or_else(|| super::candidate::default_epochs(&base, !self.warm));
         let model = prune::retrain(
             &ctx,
             &self.planes,
