@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use super::candidate::{baseline_settings, default_epochs, warm_starts};
 use super::ray::{Ray, RaySettings};
 use super::remote::RemoteJob;
-use super::candidate::{baseline_settings, default_epochs, warm_starts};
 use super::retrain::RetrainJob;
 use super::{check_compatible, Argv, DataSource, Job};
 use crate::error::{Error, Result, Setting};

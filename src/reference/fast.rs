@@ -13,31 +13,9 @@
 //!   chosen at run time.
 
 use super::fast_layers::{Layers, LayersScratch};
+use super::rows::{count_layer, plane_byte, threshold_layer, Layer};
 use crate::bitslice::words_for;
 use crate::model::{BinaryMatrix, IntModel};
-
-/// A layer: `rows` rows of `words` words each, back to back; thresholds for hidden layers.
-#[derive(Clone, Debug)]
-pub(super) struct Layer {
-    pub rows: usize,
-    pub words: usize,
-    /// Real (not padding) inputs: agreements are `inputs - popcount(xor)`.
-    pub inputs: u32,
-    pub weights: Vec<u64>,
-    pub thresholds: Vec<u32>,
-}
-
-impl Layer {
-    pub(super) fn from_matrix(m: &BinaryMatrix, thresholds: &[u32]) -> Layer {
-        Layer {
-            rows: m.rows(),
-            words: m.words_per_row(),
-            inputs: m.cols() as u32,
-            weights: m.as_words().to_vec(),
-            thresholds: thresholds.to_vec(),
-        }
-    }
-}
 
 /// A model prepared for fast execution: multilayer perceptrons by the engine of this module,
 /// models with convolutions or pooling by [`super::fast_layers`].
@@ -78,14 +56,6 @@ pub struct FastScratch {
 
 /// Batches of at least this many images go through the bit-sliced kernel.
 const SLICED_MIN_BATCH: usize = 64;
-
-/// Plane `p` of eight pixels (`x` holds them little-endian), as eight bits, pixel `i` in bit `i`.
-#[inline(always)]
-pub(super) fn plane_byte(x: u64, p: u32) -> u64 {
-    // Bit 0 of every byte is the plane; the multiplication gathers byte i's bit into bit
-    // 56 + i (the partial products land on distinct bit positions, so nothing carries).
-    (((x >> p) & 0x0101_0101_0101_0101).wrapping_mul(0x0102_0408_1020_4080)) >> 56
-}
 
 impl FastModel {
     /// Prepares `m` (a valid model, of any layer kinds).
@@ -258,105 +228,12 @@ impl Mlp {
     }
 }
 
-/// Disagreements of one row with the input: four independent sums, so that the additions
-/// do not form one long dependency chain.
-#[inline(always)]
-fn mismatches(row: &[u64], x: &[u64]) -> u32 {
-    let mut acc = [0u32; 4];
-    let (rc, rt) = row.split_at(row.len() - row.len() % 4);
-    let (xc, xt) = x[..row.len()].split_at(rc.len());
-    for (w, a) in rc.chunks_exact(4).zip(xc.chunks_exact(4)) {
-        for k in 0..4 {
-            acc[k] += (w[k] ^ a[k]).count_ones();
-        }
-    }
-    for (k, (w, a)) in rt.iter().zip(xt).enumerate() {
-        acc[k] += (w ^ a).count_ones();
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
-}
-
-/// [`mismatches`] for rows of exactly `N` words, fully unrolled.
-#[inline(always)]
-fn mismatches_n<const N: usize>(row: &[u64], x: &[u64]) -> u32 {
-    let (row, x): (&[u64; N], &[u64; N]) = (
-        row.try_into().expect("row of N words"),
-        x[..N].try_into().expect("input of N words"),
-    );
-    let mut acc = [0u32; 4];
-    for k in 0..N {
-        acc[k % 4] += (row[k] ^ x[k]).count_ones();
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
-}
-
-/// Calls `$run($($arg,)* kernel)` with the mismatch kernel suited to rows of `$words` words
-/// (each kernel a distinct function item, so every call is monomorphised and inlined).
-macro_rules! with_kernel {
-    ($words:expr, $run:ident($($arg:expr),*)) => {
-        match $words {
-            1 => $run($($arg,)* mismatches_n::<1>),
-            2 => $run($($arg,)* mismatches_n::<2>),
-            3 => $run($($arg,)* mismatches_n::<3>),
-            4 => $run($($arg,)* mismatches_n::<4>),
-            5 => $run($($arg,)* mismatches_n::<5>),
-            6 => $run($($arg,)* mismatches_n::<6>),
-            7 => $run($($arg,)* mismatches_n::<7>),
-            8 => $run($($arg,)* mismatches_n::<8>),
-            13 => $run($($arg,)* mismatches_n::<13>),
-            16 => $run($($arg,)* mismatches_n::<16>),
-            _ => $run($($arg,)* mismatches),
-        }
-    };
-}
-
-/// Row `r` of `l` against `x` sets bit `base + r` of `out` when it reaches its threshold.
-#[inline(always)]
-pub(super) fn threshold_layer(l: &Layer, x: &[u64], out: &mut [u64], base: usize) {
-    #[inline(always)]
-    fn run(l: &Layer, x: &[u64], out: &mut [u64], base: usize, f: impl Fn(&[u64], &[u64]) -> u32) {
-        for (r, (row, &t)) in l
-            .weights
-            .chunks_exact(l.words)
-            .zip(&l.thresholds)
-            .enumerate()
-        {
-            let agree = l.inputs - f(row, x);
-            let i = base + r;
-            out[i / 64] |= u64::from(agree >= t) << (i % 64);
-        }
-    }
-    with_kernel!(l.words, run(l, x, out, base))
-}
-
-/// The agreements of every row of `l` with `x`, into `out`.
-#[inline(always)]
-pub(super) fn count_layer(l: &Layer, x: &[u64], out: &mut [u32]) {
-    #[inline(always)]
-    fn run(l: &Layer, x: &[u64], out: &mut [u32], f: impl Fn(&[u64], &[u64]) -> u32) {
-        for (row, o) in l.weights.chunks_exact(l.words).zip(out.iter_mut()) {
-            *o = l.inputs - f(row, x);
-        }
-    }
-    with_kernel!(l.words, run(l, x, out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::reference::tests::random_model;
     use crate::reference::Executor;
     use crate::util::rng::Rng;
-
-    #[test]
-    fn plane_byte_gathers_one_bit_per_pixel() {
-        let px = [0x80u8, 0x7f, 0xff, 0x00, 0x81, 0x01, 0xfe, 0x40];
-        let x = u64::from_le_bytes(px);
-        for p in 0..8 {
-            let want: u64 = (0..8).map(|i| u64::from((px[i] >> p) & 1) << i).sum();
-            assert_eq!(plane_byte(x, p), want, "plane {p}");
-        }
-    }
 
     #[test]
     fn fast_executor_matches_the_reference_bit_for_bit() {

@@ -10,11 +10,11 @@
 //! - The weights of each output channel are laid out the same way, one run per window row,
 //!   each run padded to whole words with zero bits on both sides (so padding bits always
 //!   agree and are left out of the count): the mismatches of a window are one XOR-popcount of
-//!   `k * ceil(k * C / 64)` words, the kernel [`super::fast`] uses for dense rows.
+//!   `k * ceil(k * C / 64)` words, the kernel [`super::rows`] runs dense rows with.
 //! - Max-pool ORs the `C`-bit runs of the positions in each window; dense layers and the
-//!   output layer are the dense rows of [`super::fast`].
+//!   output layer are the dense rows of [`super::rows`].
 
-use super::fast::{count_layer, threshold_layer, Layer as Rows};
+use super::rows::{count_layer, threshold_layer, Layer as Rows};
 use crate::bitslice::{words_for, Sliced, Slicer};
 use crate::layers::{bits_at, conv_output, or_run, pad_for, Layer, Padding, Shape};
 use crate::model::{BinaryMatrix, IntModel};

@@ -9,6 +9,7 @@ pub mod fast;
 pub mod fast_layers;
 pub(crate) mod kernels;
 #[cfg(target_arch = "x86_64")]
+pub mod rows;
 mod sliced;
 pub mod stream;
 

@@ -235,7 +235,7 @@ fn transpose_input(px: &[u8], n: usize, pixels: usize, planes: &[u8], table: &mu
                     if i < n {
                         let at = i * pixels + 8 * c;
                         let v = u64::from_le_bytes(px[at..at + 8].try_into().expect("8 bytes"));
-                        x |= super::fast::plane_byte(v, p) << (8 * m);
+                        x |= super::rows::plane_byte(v, p) << (8 * m);
                     }
                 }
                 // Row t of the transpose: pixel 8c+t of images 8g..8g+8.
