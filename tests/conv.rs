@@ -455,7 +455,7 @@ fn a_pipelines_interval_is_its_slowest_layers_alone() {
                 &mut refs,
                 8 * pixels,
                 8 * per_image,
-                cycle::Schedule::FREE,
+                cbnn::reference::schedule::Schedule::FREE,
                 1 << 26,
             )
             .unwrap();

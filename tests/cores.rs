@@ -9,7 +9,7 @@ use std::path::Path;
 use cbnn::cosim::{self, Stimulus, Trace};
 use cbnn::layers::mvtu as images;
 use cbnn::model::BinaryMatrix;
-use cbnn::reference::cycle::Schedule;
+use cbnn::reference::schedule::Schedule;
 use cbnn::rtlgen::{self, LayerFold};
 use cbnn::util::rng::Rng;
 

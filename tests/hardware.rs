@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use cbnn::cosim;
-use cbnn::reference::cycle::{self, Schedule};
+use cbnn::reference::cycle;
+use cbnn::reference::schedule::Schedule;
 use cbnn::rtlgen::{self, LayerFold, RtlConfig};
 
 fn generate(

@@ -7,7 +7,7 @@ use common::*;
 use std::path::Path;
 
 use cbnn::cosim;
-use cbnn::reference::cycle::Schedule;
+use cbnn::reference::schedule::Schedule;
 use cbnn::rtlgen::{self, LayerFold, RtlConfig};
 use cbnn::synth::{self, estimate, Target};
 

@@ -6,7 +6,7 @@
 //! beat, class and scores, a line; `cycles.hex`: the cycle of each output handshake as the
 //! cycle model predicts it), `testbench.json` (the same settings for other tools), and a
 //! cocotb test of the same checks (`test_cbnn.py`, `Makefile`). The testbench drives
-//! `s_axis` and `m_axis_tready` with the schedule of [`crate::reference::cycle::Schedule`],
+//! `s_axis` and `m_axis_tready` with the schedule of [`crate::reference::schedule::Schedule`],
 //! computing its coin flips itself (the same hash as the harness), so that random idle cycles
 //! and back-pressure are reproduced cycle for cycle in every simulator.
 

@@ -7,7 +7,7 @@ use super::{check_compatible, design_inputs, Argv, DataSource};
 use crate::cosim::{self, SimReport};
 use crate::error::{Result, Setting};
 use crate::model;
-use crate::reference::cycle::Schedule;
+use crate::reference::schedule::Schedule;
 use crate::rtlgen;
 use crate::util::atomic;
 use crate::util::output::Plan;

@@ -10,6 +10,7 @@ pub mod fast_layers;
 pub(crate) mod kernels;
 #[cfg(target_arch = "x86_64")]
 pub mod rows;
+pub mod schedule;
 mod sliced;
 pub mod stream;
 

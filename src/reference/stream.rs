@@ -8,7 +8,7 @@
 //! handshakes it took part in. The content of the beats is the reference executor's business;
 //! these models only add time, and they know nothing of the RTL beyond its timing.
 
-use super::cycle::Schedule;
+use super::schedule::Schedule;
 
 /// The timing of one streaming core.
 pub trait Stage {

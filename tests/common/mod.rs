@@ -340,7 +340,7 @@ pub fn cosimulate(
     model: &cbnn::model::IntModel,
     manifest: &cbnn::rtlgen::Manifest,
     images: &cbnn::data::Images,
-    schedule: cbnn::reference::cycle::Schedule,
+    schedule: cbnn::reference::schedule::Schedule,
 ) -> cbnn::Result<cbnn::cosim::SimReport> {
     let timing = cbnn::rtlgen::timing(model, &manifest.folding(), manifest.input.per_beat());
     let labels = vec![0u8; images.count()];
