@@ -164,6 +164,30 @@ fn a_logic_mapped_network_trains_and_its_accelerator_cosimulates() {
         pr["chosen"]["size_bits"].as_u64().unwrap() < pr["baseline"]["size_bits"].as_u64().unwrap(),
         "{pr}"
     );
+
+    // A logic-mapped network learns from a teacher too (here the baseline itself): the
+    // soft targets change what it learns.
+    let retrain = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec![
+            "retrain",
+            model.to_str().unwrap(),
+            "--dataset",
+            dir.to_str().unwrap(),
+            "--planes",
+            "7",
+            "--epochs",
+            "2",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        cbnn_ok(&args);
+        std::fs::read(out).unwrap()
+    };
+    let plain = retrain("plain.json", &[]);
+    let taught = retrain("taught.json", &["--distill", "0.5", "--temperature", "3"]);
+    assert!(plain != taught);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
