@@ -44,5 +44,6 @@ pub mod sweep;
 pub mod synth;
 pub mod train;
 pub mod util;
+pub mod vocab;
 
 pub use error::{Error, Result};

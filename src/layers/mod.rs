@@ -33,50 +33,12 @@ pub use lut::{Lut, MAX_FAN_IN};
 pub use pool::{pool_output, MaxPool};
 pub use scores::Scores;
 
-use serde::{Deserialize, Serialize};
 
 use crate::model::BinaryMatrix;
+pub use crate::vocab::shape::Shape;
 use crate::reference::cycle::StageTiming;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::LayerEstimate;
-
-/// The shape of the ±1 values between two layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shape {
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-    /// Values per position.
-    pub channels: usize,
-}
-
-impl Shape {
-    /// A flat vector of `n` values (what a dense layer produces).
-    pub fn flat(n: usize) -> Shape {
-        Shape {
-            height: 1,
-            width: 1,
-            channels: n,
-        }
-    }
-
-    /// Number of values.
-    pub fn len(&self) -> usize {
-        self.height * self.width * self.channels
-    }
-
-    /// Whether there are no values.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl std::fmt::Display for Shape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}x{}", self.height, self.width, self.channels)
-    }
-}
 
 /// What a layer hands on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

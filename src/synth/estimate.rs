@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::layers::Shape;
+use crate::vocab::shape::Shape;
 use crate::rtlgen::bits_for;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 
