@@ -5,7 +5,7 @@ use super::{
     check_thresholds, matches_by_definition, mvtu, popcounts, thresholded_size_bits, Hardware,
     MemoryImage, Produces, Semantics, Shape, Site, Values,
 };
-use crate::model::BinaryMatrix;
+use crate::vocab::matrix::BinaryMatrix;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::{self, LayerEstimate};
 

@@ -34,7 +34,7 @@ pub use pool::{pool_output, MaxPool};
 pub use scores::Scores;
 
 
-use crate::model::BinaryMatrix;
+use crate::vocab::matrix::BinaryMatrix;
 pub use crate::vocab::shape::Shape;
 use crate::reference::cycle::StageTiming;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
@@ -69,7 +69,7 @@ pub trait Semantics {
     fn check(&self, input: Shape) -> Result<(), String>;
 
     /// Size in bits: every binary weight plus every threshold, a threshold of a layer with `N`
-    /// inputs per neuron taking [`crate::model::threshold_bits`]`(N)` bits.
+    /// inputs per neuron taking [`crate::vocab::matrix::threshold_bits`]`(N)` bits.
     fn size_bits(&self) -> u64;
 
     /// Binary weights held.
@@ -385,7 +385,7 @@ pub(crate) fn check_thresholds(
 /// Size of a layer of threshold units: every weight and `threshold_bits(n)` per unit.
 pub(crate) fn thresholded_size_bits(weights: &BinaryMatrix) -> u64 {
     let n = weights.cols() as u64;
-    weights.rows() as u64 * (n + crate::model::threshold_bits(n) as u64)
+    weights.rows() as u64 * (n + crate::vocab::matrix::threshold_bits(n) as u64)
 }
 
 /// `n <= 64` bits of the packed `v` from bit `at`, in the low bits.

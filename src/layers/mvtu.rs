@@ -11,7 +11,7 @@
 use std::fmt::Write;
 
 use super::{MemoryImage, Site};
-use crate::model::BinaryMatrix;
+use crate::vocab::matrix::BinaryMatrix;
 use crate::rtlgen::bits_for;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 

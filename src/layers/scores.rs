@@ -5,7 +5,7 @@ use super::{
     matches_by_definition, mvtu, popcounts, Hardware, MemoryImage, Produces, Semantics, Shape,
     Site, Values,
 };
-use crate::model::BinaryMatrix;
+use crate::vocab::matrix::BinaryMatrix;
 use crate::rtlgen::bits_for;
 use crate::rtlgen::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::{self, LayerEstimate};

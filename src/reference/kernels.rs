@@ -4,7 +4,7 @@
 //! slow. The kernels are compiled twice, once with the `popcnt` target feature, and the fast
 //! variant is chosen once per call when the CPU has it.
 
-use crate::model::BinaryMatrix;
+use crate::vocab::matrix::BinaryMatrix;
 
 /// Number of positions where `a` and `b` agree, over `n` valid bits (padding bits must be zero
 /// in both, so they agree and are subtracted out).

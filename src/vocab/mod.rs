@@ -4,4 +4,5 @@
 //!
 //! Never: imports a layer kind, the model, the generator or the estimate.
 
+pub mod matrix;
 pub mod shape;
