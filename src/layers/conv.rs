@@ -16,7 +16,7 @@ use super::{
 };
 use crate::vocab::matrix::BinaryMatrix;
 use crate::reference::cycle::StageTiming;
-use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::vocab::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::LayerEstimate;
 
 /// How the window treats the image's border.

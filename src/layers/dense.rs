@@ -6,7 +6,7 @@ use super::{
     MemoryImage, Produces, Semantics, Shape, Site, Values,
 };
 use crate::vocab::matrix::BinaryMatrix;
-use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::vocab::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::{self, LayerEstimate};
 
 /// A binary dense layer: ±1 weights and one threshold per neuron.

@@ -5,8 +5,8 @@
 //! class scores.
 
 use super::{Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
-use crate::rtlgen::bits_for;
-use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::vocab::bits::bits_for;
+use crate::vocab::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::{self, LayerEstimate};
 
 /// Class scores as the `+1` counts of equal groups of the received values.

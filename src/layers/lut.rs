@@ -5,7 +5,7 @@
 //! table (`Lut::from_threshold`).
 
 use super::{Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
-use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::vocab::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::{self, LayerEstimate};
 
 /// The most inputs a neuron of a `lut` layer reads.
@@ -217,7 +217,7 @@ impl Hardware for Lut {
     fn instantiate(&self, site: &Site) -> String {
         use std::fmt::Write;
         let (n, m, f) = (site.input_shape.len(), self.neurons(), self.fan_in);
-        let aw = crate::rtlgen::bits_for(n - 1);
+        let aw = crate::vocab::bits::bits_for(n - 1);
         let (name, lower) = (&site.name, site.name.to_lowercase());
         let (input, output) = (&site.input, &site.output);
         let mut v = format!(

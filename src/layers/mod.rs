@@ -37,7 +37,7 @@ pub use scores::Scores;
 use crate::vocab::matrix::BinaryMatrix;
 pub use crate::vocab::shape::Shape;
 use crate::reference::cycle::StageTiming;
-use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::vocab::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::LayerEstimate;
 
 /// What a layer hands on.

@@ -12,8 +12,8 @@ use std::fmt::Write;
 
 use super::{MemoryImage, Site};
 use crate::vocab::matrix::BinaryMatrix;
-use crate::rtlgen::bits_for;
-use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::vocab::bits::bits_for;
+use crate::vocab::fold::{LayerFold, LayerShape};
 
 /// A bit vector written as one hexadecimal word, most significant digit first.
 fn hex_word(bits: &[bool]) -> String {

@@ -8,7 +8,7 @@
 
 use super::{or_run, Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
 use crate::reference::cycle::StageTiming;
-use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::vocab::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::LayerEstimate;
 
 /// The shape a `p x p` max-pool hands on when it receives `input`.

@@ -6,8 +6,8 @@ use super::{
     Site, Values,
 };
 use crate::vocab::matrix::BinaryMatrix;
-use crate::rtlgen::bits_for;
-use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::vocab::bits::bits_for;
+use crate::vocab::fold::{LayerFold, LayerShape};
 use crate::synth::estimate::{self, LayerEstimate};
 
 /// The output layer: `classes x inputs` ±1 weights.

@@ -294,10 +294,7 @@ pub struct ModelRef {
     pub provenance: crate::model::Provenance,
 }
 
-/// Bits needed for values `0..=max`.
-pub fn bits_for(max: usize) -> usize {
-    (usize::BITS - max.leading_zeros()).max(1) as usize
-}
+pub use crate::vocab::bits::bits_for;
 
 /// Timing of a model under a folding (the cycle model's input): the top level's unpacker when
 /// the first layer takes a vector, the stages of every layer (its kind's `stages`, given the

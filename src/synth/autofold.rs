@@ -12,7 +12,7 @@
 
 use crate::error::{Result, Setting};
 use crate::model::IntModel;
-use crate::rtlgen::fold::LayerFold;
+use crate::vocab::fold::LayerFold;
 
 /// The smallest parallelism for each distinct fold count of `n` items.
 fn candidates(n: usize) -> Vec<usize> {

@@ -9,8 +9,8 @@
 use serde::Serialize;
 
 use crate::vocab::shape::Shape;
-use crate::rtlgen::bits_for;
-use crate::rtlgen::fold::{LayerFold, LayerShape};
+use crate::vocab::bits::bits_for;
+use crate::vocab::fold::{LayerFold, LayerShape};
 
 /// Relative tolerance the LUT estimate is held to against Yosys (tests/synth.rs).
 pub const LUT_TOLERANCE: f64 = 0.30;
