@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The streaming cores' terms of the resource model (src/synth/estimate.rs, docs/hardware.md)
+# The streaming cores' terms of the resource model (src/vocab/cost.rs, docs/hardware.md)
 # and their check on whole convolutional designs:
 # 1. each core alone (cbnn_swu, cbnn_pool, cbnn_fifo, cbnn_split) synthesized by Yosys
 #    (synth_xilinx) over a range of parameters, its LUTs printed beside its shift-register and

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Fits the LUT coefficients of the resource model (src/synth/estimate.rs) to Yosys.
+"""Fits the LUT coefficients of the resource model (src/vocab/cost.rs) to Yosys.
 
 Usage: python3 scripts/calibrate_estimate.py [--fit TERM,TERM... | --check] DESIGN_DIR...
 With --fit only the terms named are fitted and the others keep the coefficients of
-src/synth/estimate.rs; with --check nothing is fitted and each design's error under those
+src/vocab/cost.rs; with --check nothing is fitted and each design's error under those
 coefficients is printed (scripts/calibrate_conv.sh). Each DESIGN_DIR was written by `cbnn rtl` (it holds estimate.json) and synthesized with
 `cbnn synth DESIGN_DIR --target xilinx --json DESIGN_DIR.synth.json`. Prints the coefficients
 that minimise the squared relative error (non-negative: a negative one is fixed at zero and the
@@ -21,9 +21,9 @@ TERMS = ["popcount", "popcount_const", "accumulate", "chunk_mux", "result", "rom
 
 
 def current_coefficients():
-    """The coefficients of `const XILINX` in src/synth/estimate.rs."""
+    """The coefficients of `const XILINX` in src/vocab/cost.rs."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    src = open(os.path.join(root, "src", "synth", "estimate.rs")).read()
+    src = open(os.path.join(root, "src", "vocab", "cost.rs")).read()
     block = src[src.index("const XILINX: Coefficients"):]
     block = block[: block.index("};")]
     return {k: float(v) for k, v in re.findall(r"(\w+): ([0-9.]+),", block)}

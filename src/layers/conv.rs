@@ -14,10 +14,10 @@ use super::{
     check_thresholds, matches_by_definition, mvtu, or_run, popcounts, thresholded_size_bits,
     Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values,
 };
-use crate::vocab::matrix::BinaryMatrix;
 use crate::reference::cycle::StageTiming;
+use crate::vocab::cost::LayerEstimate;
 use crate::vocab::fold::{LayerFold, LayerShape};
-use crate::synth::estimate::LayerEstimate;
+use crate::vocab::matrix::BinaryMatrix;
 
 /// How the window treats the image's border.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,10 +313,10 @@ impl Hardware for Conv {
     }
 
     fn estimate(&self, input: Shape, f: LayerFold) -> LayerEstimate {
-        use crate::synth::estimate;
-        estimate::merged(
-            estimate::layer(&self.unit(), f, false),
-            &estimate::window(input, self.kernel, self.pad()),
+        use crate::vocab::cost;
+        cost::merged(
+            cost::layer(&self.unit(), f, false),
+            &cost::window(input, self.kernel, self.pad()),
         )
     }
 

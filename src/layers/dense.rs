@@ -5,9 +5,9 @@ use super::{
     check_thresholds, matches_by_definition, mvtu, popcounts, thresholded_size_bits, Hardware,
     MemoryImage, Produces, Semantics, Shape, Site, Values,
 };
-use crate::vocab::matrix::BinaryMatrix;
+use crate::vocab::cost::{self, LayerEstimate};
 use crate::vocab::fold::{LayerFold, LayerShape};
-use crate::synth::estimate::{self, LayerEstimate};
+use crate::vocab::matrix::BinaryMatrix;
 
 /// A binary dense layer: ±1 weights and one threshold per neuron.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +83,7 @@ impl Hardware for Dense {
     }
 
     fn estimate(&self, input: Shape, f: LayerFold) -> LayerEstimate {
-        estimate::gathered(estimate::layer(&self.unit(), f, false), input)
+        cost::gathered(cost::layer(&self.unit(), f, false), input)
     }
 
     fn images(&self, f: LayerFold) -> Vec<MemoryImage> {

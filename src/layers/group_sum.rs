@@ -6,8 +6,8 @@
 
 use super::{Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
 use crate::vocab::bits::bits_for;
+use crate::vocab::cost::{self, LayerEstimate};
 use crate::vocab::fold::{LayerFold, LayerShape};
-use crate::synth::estimate::{self, LayerEstimate};
 
 /// Class scores as the `+1` counts of equal groups of the received values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,7 +130,7 @@ impl Hardware for GroupSum {
     }
 
     fn estimate(&self, input: Shape, f: LayerFold) -> LayerEstimate {
-        let mut e = estimate::group_sums(input.len());
+        let mut e = cost::group_sums(input.len());
         e.ffs += (f.pipe * self.classes * self.score_bits(input.len())) as u64;
         e
     }

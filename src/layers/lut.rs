@@ -5,8 +5,8 @@
 //! table (`Lut::from_threshold`).
 
 use super::{Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
+use crate::vocab::cost::{self, LayerEstimate};
 use crate::vocab::fold::{LayerFold, LayerShape};
-use crate::synth::estimate::{self, LayerEstimate};
 
 /// The most inputs a neuron of a `lut` layer reads.
 pub const MAX_FAN_IN: usize = 6;
@@ -203,7 +203,7 @@ impl Hardware for Lut {
     }
 
     fn estimate(&self, _input: Shape, _f: LayerFold) -> LayerEstimate {
-        estimate::tables(self.neurons(), self.fan_in)
+        cost::tables(self.neurons(), self.fan_in)
     }
 
     fn images(&self, _f: LayerFold) -> Vec<MemoryImage> {

@@ -33,12 +33,11 @@ pub use lut::{Lut, MAX_FAN_IN};
 pub use pool::{pool_output, MaxPool};
 pub use scores::Scores;
 
-
+use crate::reference::cycle::StageTiming;
+use crate::vocab::cost::LayerEstimate;
+use crate::vocab::fold::{LayerFold, LayerShape};
 use crate::vocab::matrix::BinaryMatrix;
 pub use crate::vocab::shape::Shape;
-use crate::reference::cycle::StageTiming;
-use crate::vocab::fold::{LayerFold, LayerShape};
-use crate::synth::estimate::LayerEstimate;
 
 /// What a layer hands on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

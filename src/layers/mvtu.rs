@@ -11,9 +11,9 @@
 use std::fmt::Write;
 
 use super::{MemoryImage, Site};
-use crate::vocab::matrix::BinaryMatrix;
 use crate::vocab::bits::bits_for;
 use crate::vocab::fold::{LayerFold, LayerShape};
+use crate::vocab::matrix::BinaryMatrix;
 
 /// A bit vector written as one hexadecimal word, most significant digit first.
 fn hex_word(bits: &[bool]) -> String {

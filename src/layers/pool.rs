@@ -8,8 +8,8 @@
 
 use super::{or_run, Hardware, MemoryImage, Produces, Semantics, Shape, Site, Values};
 use crate::reference::cycle::StageTiming;
+use crate::vocab::cost::LayerEstimate;
 use crate::vocab::fold::{LayerFold, LayerShape};
-use crate::synth::estimate::LayerEstimate;
 
 /// The shape a `p x p` max-pool hands on when it receives `input`.
 pub fn pool_output(input: Shape, p: usize) -> Shape {
@@ -139,7 +139,7 @@ impl Hardware for MaxPool {
     }
 
     fn estimate(&self, input: Shape, _f: LayerFold) -> LayerEstimate {
-        crate::synth::estimate::pool(input, self.size)
+        crate::vocab::cost::pool(input, self.size)
     }
 
     fn images(&self, _f: LayerFold) -> Vec<MemoryImage> {

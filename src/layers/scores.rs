@@ -5,10 +5,10 @@ use super::{
     matches_by_definition, mvtu, popcounts, Hardware, MemoryImage, Produces, Semantics, Shape,
     Site, Values,
 };
-use crate::vocab::matrix::BinaryMatrix;
 use crate::vocab::bits::bits_for;
+use crate::vocab::cost::{self, LayerEstimate};
 use crate::vocab::fold::{LayerFold, LayerShape};
-use crate::synth::estimate::{self, LayerEstimate};
+use crate::vocab::matrix::BinaryMatrix;
 
 /// The output layer: `classes x inputs` ±1 weights.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +88,7 @@ impl Hardware for Scores {
     }
 
     fn estimate(&self, input: Shape, f: LayerFold) -> LayerEstimate {
-        estimate::gathered(estimate::layer(&self.unit(), f, true), input)
+        cost::gathered(cost::layer(&self.unit(), f, true), input)
     }
 
     fn images(&self, f: LayerFold) -> Vec<MemoryImage> {

@@ -120,4 +120,3 @@ mod tests {
         assert_eq!(m.row(0)[1] >> 6, 0);
     }
 }
-

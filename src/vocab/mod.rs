@@ -5,6 +5,7 @@
 //! Never: imports a layer kind, the model, the generator or the estimate.
 
 pub mod bits;
+pub mod cost;
 pub mod fold;
 pub mod matrix;
 pub mod shape;
