@@ -161,6 +161,97 @@ fn generated_top_level_snapshot() {
     insta::assert_snapshot!("cbnn_top_small", top);
 }
 
+/// Every file of five designs (an MLP at two foldings, a conv pipeline with its FIFOs, a
+/// logic-mapped design, the same behind a narrow port) is byte for byte what it was when the
+/// snapshot was taken: the RTL, the memory images, design.json, the constraints, the file
+/// list. The listing gives each file's size and FNV-1a hash (the version string replaced), so
+/// that a change to what the generator writes is seen, file by file, and taken on purpose
+/// (`cargo insta review`).
+#[test]
+fn generated_designs_are_byte_identical_to_their_snapshots() {
+    let (mlp, mlp_fold, mlp_ppb) = cases().swap_remove(0);
+    let lut = cases().swap_remove(4).0;
+    let conv = random_conv_model(
+        501,
+        (9, 11),
+        &[7, 6],
+        &[
+            Op::Conv(5, 3, true),
+            Op::Pool(2),
+            Op::Conv(4, 3, false),
+            Op::Dense(7),
+        ],
+        5,
+    );
+    let folds = |m: &cbnn::model::IntModel, pe_simd: &[(usize, usize)]| -> Vec<LayerFold> {
+        rtlgen::fold::shapes(m)
+            .iter()
+            .zip(pe_simd)
+            .map(|(s, &(pe, simd))| LayerFold::new(pe.min(s.outputs), simd.min(s.inputs)))
+            .collect()
+    };
+    let designs: Vec<(
+        &str,
+        &cbnn::model::IntModel,
+        Vec<LayerFold>,
+        usize,
+        Option<usize>,
+    )> = vec![
+        ("mlp", &mlp, mlp_fold, mlp_ppb, None),
+        (
+            "mlp-folded",
+            &mlp,
+            folds(&mlp, &[(2, 9), (3, 4), (1, 12)]),
+            1,
+            None,
+        ),
+        (
+            "conv",
+            &conv,
+            folds(&conv, &[(5, 9), (1, 1), (2, 45), (7, 8), (5, 7)]),
+            2,
+            None,
+        ),
+        ("lut", &lut, rtlgen::fold::default_folding(&lut, 1), 1, None),
+        (
+            "lut-narrow",
+            &lut,
+            rtlgen::fold::default_folding(&lut, 1),
+            1,
+            Some(7),
+        ),
+    ];
+    let mut listing = String::new();
+    for (name, model, fold, ppb, bits) in designs {
+        let dir = temp_dir(&format!("bytes-{name}"));
+        rtlgen::generate(
+            model,
+            Path::new("random.json"),
+            &RtlConfig {
+                fold,
+                pixels_per_beat: ppb,
+                bits_per_beat: bits,
+                clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
+            },
+            &dir,
+        )
+        .unwrap();
+        listing.push_str(&format!("{name}\n"));
+        for (path, bytes) in tree(&dir) {
+            let text =
+                String::from_utf8_lossy(&bytes).replace(env!("CARGO_PKG_VERSION"), "VERSION");
+            listing.push_str(&format!(
+                "  {} {} {:016x}\n",
+                path.display(),
+                text.len(),
+                cbnn::util::hash::fnv(cbnn::util::hash::FNV_START, text.as_bytes())
+            ));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    insta::assert_snapshot!("generated_design_bytes", listing);
+}
+
 /// Random small models, random PE/SIMD (non-divisible ones included), random stalls: every
 /// output beat and its cycle equal the reference model's and the cycle model's.
 #[test]
