@@ -190,13 +190,15 @@ fn generated_designs_are_byte_identical_to_their_snapshots() {
             .map(|(s, &(pe, simd))| LayerFold::new(pe.min(s.outputs), simd.min(s.inputs)))
             .collect()
     };
-    let designs: Vec<(
-        &str,
-        &cbnn::model::IntModel,
+    /// A design's name, model, folding, pixels a beat and bits a beat.
+    type Design<'m> = (
+        &'static str,
+        &'m cbnn::model::IntModel,
         Vec<LayerFold>,
         usize,
         Option<usize>,
-    )> = vec![
+    );
+    let designs: Vec<Design> = vec![
         ("mlp", &mlp, mlp_fold, mlp_ppb, None),
         (
             "mlp-folded",
