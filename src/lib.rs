@@ -36,6 +36,7 @@ pub mod interop;
 pub mod jobs;
 pub mod layers;
 pub mod model;
+pub mod plan;
 pub mod prune;
 pub mod reference;
 pub mod rtlgen;

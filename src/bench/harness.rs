@@ -550,7 +550,7 @@ pub fn bench(a: &BenchConfig) -> Result<BenchReport> {
             ("baseline", &models.baseline, &base),
             ("compact", &models.compact, &comp),
         ] {
-            match crate::rtlgen::check_supported(m, path) {
+            match crate::plan::check_supported(m, path) {
                 Ok(()) => simulation.push(simulate(a, name, path)?),
                 Err(e) => notes.push(format!("{name}: simulation skipped: {e}")),
             }

@@ -21,10 +21,10 @@ use crate::bitslice;
 use crate::data::Images;
 use crate::error::{Error, Result};
 use crate::model::IntModel;
+use crate::plan::OutputPacking;
 use crate::reference::cycle::{self, Timing};
 use crate::reference::schedule::Schedule;
 use crate::reference::Executor;
-use crate::rtlgen::OutputPacking;
 use crate::util::hash::{fnv, FNV_START};
 
 /// The C++ harness, the same for every design.

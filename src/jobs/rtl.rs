@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use super::Argv;
 use crate::error::{Error, Result, Setting};
 use crate::model::{self, IntModel};
-use crate::rtlgen::{self, fold, LayerFold, Manifest, RtlConfig};
+use crate::plan::{self, fold, RtlConfig};
+use crate::rtlgen::{self, Manifest};
 use crate::synth::{self, estimate::Estimate};
 use crate::util::output::Plan;
+use crate::vocab::fold::LayerFold;
 
 /// How the layers are folded.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,7 +72,7 @@ pub fn choose_folding(
 ) -> Result<(Vec<LayerFold>, usize)> {
     let pixels = m.input.pixels();
     // A first layer that streams pixels (a convolution) takes one a beat.
-    let default_ppb = if rtlgen::streams_in(m) {
+    let default_ppb = if plan::streams_in(m) {
         1
     } else {
         8.min(pixels)
@@ -79,9 +81,9 @@ pub fn choose_folding(
         Folding::Auto { target_cycles } => {
             let ppb = match pixels_per_beat {
                 Some(p) => p,
-                None if rtlgen::streams_in(m) => 1,
+                None if plan::streams_in(m) => 1,
                 // A logic-mapped design takes its whole input at once (no pixel stream).
-                None if rtlgen::logic_mapped(m) => default_ppb,
+                None if plan::logic_mapped(m) => default_ppb,
                 None => synth::autofold::pixels_per_beat(pixels, *target_cycles)?.max(default_ppb),
             };
             let mut fold = synth::autofold::fold(m, *target_cycles, pipe)?;
@@ -91,10 +93,10 @@ pub fn choose_folding(
             // not, each layer is folded again for a bound just below the slowest layer's cycles
             // per image, until it does: the foldings tried are those of smaller targets, so a
             // target is met whenever a smaller one is.
-            if rtlgen::streams_in(m) && ppb == 1 {
+            if plan::streams_in(m) && ppb == 1 {
                 let target = *target_cycles as u64;
                 loop {
-                    let timing = rtlgen::timing(m, &fold, ppb);
+                    let timing = plan::timing(m, &fold, ppb);
                     let (_, interval) = crate::reference::cycle::latency_and_interval(&timing);
                     if interval <= target {
                         break;
@@ -102,7 +104,7 @@ pub fn choose_folding(
                     let slowest = m
                         .layers
                         .iter()
-                        .zip(rtlgen::layer_inputs(m))
+                        .zip(plan::layer_inputs(m))
                         .zip(&fold)
                         .map(|((l, input), &f)| l.hardware().cycles_per_image(input, f))
                         .max()
@@ -122,10 +124,10 @@ pub fn choose_folding(
                         }
                     }
                 }
-            } else if ppb > 0 && !rtlgen::logic_mapped(m) {
+            } else if ppb > 0 && !plan::logic_mapped(m) {
                 // The input stream alone may miss the target when the pixels per beat are
                 // given.
-                let timing = rtlgen::timing(m, &fold, ppb);
+                let timing = plan::timing(m, &fold, ppb);
                 let (_, interval) = crate::reference::cycle::latency_and_interval(&timing);
                 if interval > *target_cycles as u64 {
                     return Err(Error::invalid([
@@ -207,10 +209,10 @@ impl RtlJob {
 
     pub(super) fn run(&self) -> Result<RtlOutcome> {
         let m = model::load(&self.model)?;
-        rtlgen::check_supported(&m, &self.model)?;
+        plan::check_supported(&m, &self.model)?;
         // A logic-mapped port carries the input bits the first layer reads, not pixels.
         match (
-            rtlgen::logic_mapped(&m),
+            plan::logic_mapped(&m),
             self.pixels_per_beat,
             self.bits_per_beat,
         ) {
@@ -252,8 +254,7 @@ impl RtlJob {
             let mut manifest = rtlgen::generate(&m, &self.model, &cfg, dir)?;
             // A logic-mapped design's cycles per image follow from its port (one image a
             // clock, or a beat a clock behind a narrower one): checked on the design itself.
-            if let (Folding::Auto { target_cycles }, true) = (&self.fold, rtlgen::logic_mapped(&m))
-            {
+            if let (Folding::Auto { target_cycles }, true) = (&self.fold, plan::logic_mapped(&m)) {
                 if manifest.initiation_interval > *target_cycles as u64 {
                     return Err(invalid!(
                         Setting::TargetCycles,

@@ -176,7 +176,7 @@ pub trait Hardware {
     /// comes as more than one pixel.
     fn stages(&self, input: Shape, f: LayerFold) -> Vec<StageTiming> {
         if self.logic_mapped() {
-            // Its register stage is one of the design's pipeline (`rtlgen::timing_with`).
+            // Its register stage is one of the design's pipeline (`plan::timing_with`).
             return Vec::new();
         }
         let pixels = input.height * input.width;

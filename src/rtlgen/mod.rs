@@ -6,7 +6,6 @@
 //! (docs/hardware.md). It never builds logic out of strings.
 
 mod check;
-pub mod fold;
 pub mod ownership;
 mod top;
 
@@ -14,11 +13,17 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use fold::{LayerFold, LayerShape};
+pub use crate::plan::fold;
+pub use crate::plan::{
+    check_supported, fifo_depths, input_reads, layer_inputs, logic_mapped, output_packing,
+    streams_in, timing, timing_with, InputPacking, OutputPacking, Port, RtlConfig, CLOCK_MHZ,
+    DEFAULT_CLOCK_MHZ, MAX_STREAM_PIXELS,
+};
+pub use crate::vocab::fold::{LayerFold, LayerShape};
 
 use crate::error::{Error, Result, Setting};
 use crate::model::IntModel;
-use crate::reference::cycle::{self, Timing};
+use crate::reference::cycle;
 use crate::util::atomic::{write_atomic, write_json};
 
 /// The hand-written cores, by file name.
@@ -53,9 +58,6 @@ pub fn all_cores() -> impl Iterator<Item = &'static (&'static str, &'static str)
 /// The copy of the model kept in every design directory (the simulator checks against it).
 pub const MODEL_FILE: &str = "model.json";
 
-/// The clocks a design may be generated for, in MHz (its constraint files carry it).
-pub const CLOCK_MHZ: std::ops::RangeInclusive<f64> = 1.0..=2000.0;
-
 /// The largest `design.json` read (a manifest is a few kilobytes).
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
@@ -78,32 +80,6 @@ pub fn load_manifest(dir: &Path) -> Result<Manifest> {
 
 /// Name of the generated top-level module.
 pub const TOP: &str = "cbnn_top";
-
-/// Generator settings.
-#[derive(Clone, Debug)]
-pub struct RtlConfig {
-    /// Per-layer folding, hidden layers then the output layer.
-    pub fold: Vec<LayerFold>,
-    /// Pixels per input beat (designs that are not logic-mapped).
-    pub pixels_per_beat: usize,
-    /// Input bits per beat of a logic-mapped design: `None` takes every bit its first layer
-    /// reads in one beat (one image a clock); fewer put a deserializer (`cbnn_unpack`) in
-    /// front, which gathers `ceil(reads / bits)` beats an image.
-    pub bits_per_beat: Option<usize>,
-    /// Target clock frequency in MHz (recorded for the constraint files and synthesis).
-    pub clock_mhz: f64,
-}
-
-/// One port of the top level.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Port {
-    /// Name.
-    pub name: String,
-    /// `in` or `out`.
-    pub direction: String,
-    /// Width in bits.
-    pub width: usize,
-}
 
 /// One layer of the design.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -198,9 +174,6 @@ pub struct Manifest {
     pub tool: String,
 }
 
-/// Clock frequency assumed when a manifest does not name one.
-pub const DEFAULT_CLOCK_MHZ: f64 = 100.0;
-
 fn default_clock_mhz() -> f64 {
     DEFAULT_CLOCK_MHZ
 }
@@ -235,52 +208,6 @@ impl Manifest {
     }
 }
 
-/// Input packing.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct InputPacking {
-    /// Kept planes, most significant first.
-    pub planes: Vec<u8>,
-    /// Pixels per beat.
-    pub pixels_per_beat: usize,
-    /// Bits per beat, `pixels_per_beat * K`.
-    pub bits_per_beat: usize,
-    /// Features per image.
-    pub features: usize,
-    /// In words.
-    pub order: String,
-    /// Logic-mapped designs: the features the port carries, bit `j` being feature `reads[j]`
-    /// (the input bits the first layer reads; every other bit of the image is pruned), cut
-    /// into beats of `bits_per_beat` bits, the last one zero-padded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reads: Option<Vec<u32>>,
-}
-
-impl InputPacking {
-    /// What a beat carries in the unit [`timing`] counts: pixels, or for a logic-mapped design
-    /// input bits.
-    pub fn per_beat(&self) -> usize {
-        match self.reads {
-            Some(_) => self.bits_per_beat,
-            None => self.pixels_per_beat,
-        }
-    }
-}
-
-/// Output packing.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct OutputPacking {
-    /// Width of `m_axis_tdata`.
-    pub width: usize,
-    /// Class index bits `[0, class_bits)`.
-    pub class_bits: usize,
-    /// Bits per score.
-    pub score_bits: usize,
-    /// Score `c` is in bits `[scores_lsb + c * score_bits, +score_bits)`.
-    pub scores_lsb: usize,
-    /// Number of classes.
-    pub classes: usize,
-}
-
 /// The model a design came from.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ModelRef {
@@ -292,224 +219,6 @@ pub struct ModelRef {
     pub size_bits: u64,
     /// Its provenance.
     pub provenance: crate::model::Provenance,
-}
-
-pub use crate::vocab::bits::bits_for;
-
-/// Timing of a model under a folding (the cycle model's input): the top level's unpacker when
-/// the first layer takes a vector, the stages of every layer (its kind's `stages`, given the
-/// stream it receives) and the output register slice. `pixels_per_beat` is the input beat's
-/// size: pixels, or for a logic-mapped design input bits ([`InputPacking::per_beat`]).
-pub fn timing(model: &IntModel, fold: &[LayerFold], pixels_per_beat: usize) -> Timing {
-    timing_with(
-        model,
-        fold,
-        pixels_per_beat,
-        &fifo_depths(model, fold, pixels_per_beat),
-    )
-}
-
-/// [`timing`] with the FIFO of `fifos[i]` beats in front of layer `i` (none for 0).
-pub fn timing_with(
-    model: &IntModel,
-    fold: &[LayerFold],
-    pixels_per_beat: usize,
-    fifos: &[usize],
-) -> Timing {
-    if logic_mapped(model) {
-        // A register stage behind every layer that hands on bits, all enabled by the output
-        // slice, behind an input register (one beat an image) or the deserializer of several
-        // beats, which holds the image's bits for the first layer.
-        let layers = model
-            .layers
-            .iter()
-            .filter(|l| l.semantics().produces() == crate::layers::Produces::Bits)
-            .count();
-        let reads = input_reads(model).map_or(0, |r| r.len());
-        let beats = reads.div_ceil(pixels_per_beat.max(1)).max(1);
-        // The group sum's registers (`PIPE` 1).
-        let layers = layers + fold.last().map_or(0, |f| f.pipe);
-        let stages = match beats {
-            1 => vec![cycle::StageTiming::Pipeline { stages: 1 + layers }],
-            _ => vec![
-                cycle::StageTiming::Unpack { beats },
-                cycle::StageTiming::Pipeline { stages: layers },
-            ],
-        };
-        return Timing { beats, stages };
-    }
-    let beats = model.input.pixels().div_ceil(pixels_per_beat);
-    let mut stages = Vec::new();
-    if !streams_in(model) {
-        stages.push(cycle::StageTiming::Unpack { beats });
-    } else if pixels_per_beat > 1 {
-        stages.push(cycle::StageTiming::Split {
-            per_beat: pixels_per_beat,
-            pixels: model.input.pixels(),
-        });
-    }
-    for (((l, &f), input), &depth) in model
-        .layers
-        .iter()
-        .zip(fold)
-        .zip(layer_inputs(model))
-        .zip(fifos)
-    {
-        if depth > 0 {
-            stages.push(cycle::StageTiming::Fifo { depth });
-        }
-        stages.extend(l.hardware().stages(input, f));
-    }
-    stages.push(cycle::StageTiming::Skid);
-    Timing { beats, stages }
-}
-
-/// The depth of the FIFO in front of each layer (0: none). A perceptron has none. In a
-/// design with convolutions or pools, the layers after the first get one each where it helps:
-/// the interval the pipeline reaches with a whole image of buffering in front of every layer
-/// (the pixels of the stream it receives) is the aim, and each FIFO in turn, input side first,
-/// is cut to the fewest beats that keep it, by the cycle model. Deterministic: the same model
-/// and folding give the same depths, so the design, its manifest and the co-simulation agree.
-pub fn fifo_depths(model: &IntModel, fold: &[LayerFold], pixels_per_beat: usize) -> Vec<usize> {
-    let n = model.layers.len();
-    if !model.layers.iter().any(|l| l.hardware().streams()) || fold.len() != n {
-        return vec![0; n];
-    }
-    let inputs = layer_inputs(model);
-    let ample: Vec<usize> = (0..n)
-        .map(|i| {
-            if i == 0 {
-                0
-            } else {
-                inputs[i].height * inputs[i].width
-            }
-        })
-        .collect();
-    let interval =
-        |d: &[usize]| cycle::latency_and_interval(&timing_with(model, fold, pixels_per_beat, d)).1;
-    let aim = interval(&ample);
-    let mut depths = ample.clone();
-    for i in 1..n {
-        let (mut lo, mut hi) = (0, ample[i]);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            depths[i] = mid;
-            if interval(&depths) <= aim {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        depths[i] = lo;
-    }
-    depths
-}
-
-/// Whether the design of `model` is logic-mapped: every layer is ([`crate::layers::Hardware::logic_mapped`]):
-/// one image a cycle through clock-enabled register stages, its port carrying only the input
-/// bits the first layer reads.
-pub fn logic_mapped(model: &IntModel) -> bool {
-    model.layers.iter().all(|l| l.hardware().logic_mapped())
-}
-
-/// The features a logic-mapped design's input port carries, in port bit order: those its
-/// first layer reads (`None` for other designs).
-pub fn input_reads(model: &IntModel) -> Option<Vec<u32>> {
-    match model.layers.first() {
-        Some(crate::layers::Layer::Lut(l)) if logic_mapped(model) => Some(l.reads()),
-        _ => None,
-    }
-}
-
-/// Whether the first layer reads the input beats as a stream of pixels (a convolution or a
-/// pool: one pixel a beat) rather than one vector that the top level gathers from them.
-pub fn streams_in(model: &IntModel) -> bool {
-    model.layers.first().is_some_and(|l| l.hardware().streams())
-}
-
-/// The stream each layer receives in the design: the previous layer's output pixels, or for
-/// the first layer the image's pixels when it streams them and the gathered vector otherwise.
-pub fn layer_inputs(model: &IntModel) -> Vec<crate::layers::Shape> {
-    let mut shapes = model.shapes();
-    shapes.truncate(model.layers.len());
-    if let Some(reads) = input_reads(model) {
-        shapes[0] = crate::layers::Shape::flat(reads.len());
-    } else if !streams_in(model) {
-        shapes[0] = crate::layers::Shape::flat(model.features());
-    }
-    shapes
-}
-
-/// Output packing of a model.
-pub fn output_packing(model: &IntModel) -> OutputPacking {
-    let classes = model.classes();
-    let class_bits = if classes > 2 {
-        bits_for(classes - 1)
-    } else {
-        1
-    };
-    // The last layer gives the scores: its output stream is the scores, `score_bits` each.
-    let score_bits = model
-        .layers
-        .last()
-        .zip(layer_inputs(model).last())
-        .map_or(1, |(l, &input)| {
-            l.hardware().output_width(input) / classes.max(1)
-        });
-    let raw = class_bits + classes * score_bits;
-    OutputPacking {
-        width: raw.div_ceil(8) * 8,
-        class_bits,
-        score_bits,
-        scores_lsb: class_bits,
-        classes,
-    }
-}
-
-/// The most pixels an image may have in a design whose layers stream pixels (convolutions
-/// and pools): 512x512. The generator sizes each FIFO by running the cycle model over eight
-/// images per candidate depth, so its time grows with the pixels (about 30 s at this size for
-/// a convolution and nine pools, on this project's 2-core machine); a larger image is refused
-/// up front instead of keeping `cbnn rtl` busy for hours.
-pub const MAX_STREAM_PIXELS: usize = 512 * 512;
-
-/// Checks that every layer of `model` has an accelerator core (`model_path` names it), that
-/// logic-mapped layers are not mixed with folded ones, and that a streaming design's images
-/// have at most [`MAX_STREAM_PIXELS`] pixels.
-pub fn check_supported(model: &IntModel, model_path: &Path) -> Result<()> {
-    let logic = model
-        .layers
-        .iter()
-        .filter(|l| l.hardware().logic_mapped())
-        .count();
-    if logic > 0 && logic < model.layers.len() {
-        return Err(Error::usage(format!(
-            "{}: a design is either logic-mapped (kinds \"lut\" and \"group_sum\" only) or \
-             folded; this model mixes them",
-            model_path.display()
-        )));
-    }
-    if model.input.height * model.input.width > MAX_STREAM_PIXELS
-        && model.layers.iter().any(|l| l.hardware().streams())
-    {
-        return Err(Error::usage(format!(
-            "{}: images of {}x{} pixels are more than a design that streams pixels takes \
-             ({MAX_STREAM_PIXELS} pixels, 512x512)",
-            model_path.display(),
-            model.input.height,
-            model.input.width
-        )));
-    }
-    for (i, l) in model.layers.iter().enumerate() {
-        if let Err(why) = l.hardware().supported() {
-            return Err(Error::usage(format!(
-                "{}: layer {i} ({}): {why}",
-                model_path.display(),
-                l.semantics().kind()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Writes the design for `model` into `dir`; returns its manifest.

@@ -207,7 +207,7 @@ impl Spec {
         }
         let clock_mhz = f.clock_mhz.unwrap_or(rtl::DEFAULT_CLOCK_MHZ);
         // The range `cbnn rtl` takes: every job of a sweep it accepts can run.
-        let range = crate::rtlgen::CLOCK_MHZ;
+        let range = crate::plan::CLOCK_MHZ;
         if !range.contains(&clock_mhz) {
             return Err(spec_error(
                 path,
@@ -311,7 +311,7 @@ pub fn points(spec: &Spec, layout: &Layout, models: &[(String, IntModel)]) -> Re
     for (name, m) in models {
         let path = layout.model(name);
         for (label, fold) in &spec.foldings {
-            let infeasible = crate::rtlgen::check_supported(m, &path)
+            let infeasible = crate::plan::check_supported(m, &path)
                 .and_then(|()| rtl::choose_folding(m, fold, spec.pipe, None))
                 .err()
                 .map(|e| e.to_string());

@@ -27,7 +27,7 @@ pub fn fold(model: &IntModel, target: usize, pipe: usize) -> Result<Vec<LayerFol
     model
         .layers
         .iter()
-        .zip(crate::rtlgen::layer_inputs(model))
+        .zip(crate::plan::layer_inputs(model))
         .enumerate()
         .map(|(i, (l, input))| {
             let hw = l.hardware();
@@ -79,7 +79,7 @@ mod tests {
     fn every_layer_meets_the_target_and_cheaper_targets_cost_less() {
         let mut rng = crate::util::rng::Rng::new(3, 0);
         let model = crate::reference::tests::random_model(&mut rng, 784, &[7], &[160], 10);
-        let shapes = crate::rtlgen::fold::shapes(&model);
+        let shapes = crate::plan::fold::shapes(&model);
         let mut last = f64::INFINITY;
         for target in [50, 200, 1000] {
             let f = fold(&model, target, 0).unwrap();

@@ -37,7 +37,7 @@ pub fn for_design(
     pixels_per_beat: usize,
     fifos: &[usize],
 ) -> Estimate {
-    let inputs = crate::rtlgen::layer_inputs(model);
+    let inputs = crate::plan::layer_inputs(model);
     let mut width = model.input_values().channels;
     let mut layers: Vec<LayerEstimate> = Vec::new();
     for (i, ((l, &f), &input)) in model.layers.iter().zip(fold).zip(&inputs).enumerate() {
@@ -49,7 +49,7 @@ pub fn for_design(
         width = hw.output_width(input);
         layers.push(e);
     }
-    let streams = crate::rtlgen::streams_in(model);
+    let streams = crate::plan::streams_in(model);
     if streams && pixels_per_beat > 1 {
         if let Some(first) = layers.first_mut() {
             let s = split(
@@ -60,8 +60,8 @@ pub fn for_design(
             *first = merged(first.clone(), &s);
         }
     }
-    let out = crate::rtlgen::output_packing(model);
-    let features = match crate::rtlgen::input_reads(model) {
+    let out = crate::plan::output_packing(model);
+    let features = match crate::plan::input_reads(model) {
         Some(reads) => reads.len(),
         None if streams => 0,
         None => model.features(),

@@ -3,7 +3,7 @@
 //!
 //! Vocabulary of the layer kinds, the generator, the estimate and the automatic folding.
 //! Never: knows about models or layer kinds (the folding of a whole model is
-//! [`crate::rtlgen::fold`]'s).
+//! [`crate::plan::fold`]'s).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,8 @@
-//! Folding: how many neurons (`PE`) and inputs per neuron (`SIMD`) each layer computes per cycle.
+//! The folding of a whole model: how many neurons (`PE`) and inputs per neuron (`SIMD`) each
+//! layer computes per cycle; its default, its notation (`--fold`) and its checks against the
+//! model's layers.
+//!
+//! Never: times or estimates a folding (the plan and the estimate do), or writes anything.
 
 use crate::error::{Error, Result, Setting};
 use crate::model::IntModel;
