@@ -96,19 +96,12 @@ pub fn choose_folding(
             if plan::streams_in(m) && ppb == 1 {
                 let target = *target_cycles as u64;
                 loop {
-                    let timing = plan::timing(m, &fold, ppb);
-                    let (_, interval) = crate::reference::cycle::latency_and_interval(&timing);
+                    let planned = plan::design_timing(m, &fold, ppb);
+                    let interval = planned.interval;
                     if interval <= target {
                         break;
                     }
-                    let slowest = m
-                        .layers
-                        .iter()
-                        .zip(plan::layer_inputs(m))
-                        .zip(&fold)
-                        .map(|((l, input), &f)| l.hardware().cycles_per_image(input, f))
-                        .max()
-                        .unwrap_or(0);
+                    let slowest = planned.cycles.iter().copied().max().unwrap_or(0);
                     match slowest
                         .checked_sub(1)
                         .and_then(|bound| synth::autofold::fold(m, bound, pipe).ok())
@@ -127,8 +120,8 @@ pub fn choose_folding(
             } else if ppb > 0 && !plan::logic_mapped(m) {
                 // The input stream alone may miss the target when the pixels per beat are
                 // given.
-                let timing = plan::timing(m, &fold, ppb);
-                let (_, interval) = crate::reference::cycle::latency_and_interval(&timing);
+                let planned = plan::design_timing(m, &fold, ppb);
+                let (interval, timing) = (planned.interval, planned.timing);
                 if interval > *target_cycles as u64 {
                     return Err(Error::invalid([
                         Setting::TargetCycles.into(),

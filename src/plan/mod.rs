@@ -311,3 +311,225 @@ pub fn check_supported(model: &IntModel, model_path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// When a design computes: the FIFO depths in front of its layers, the cycle model's timing,
+/// the latency and initiation interval it gives (free-running), and each layer's cycles per
+/// image. One value, so that the generator, the checks of a design directory and the folding
+/// policy never time a design each their own way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesignTiming {
+    /// Beats of the FIFO in front of each layer (0: none).
+    pub fifos: Vec<usize>,
+    /// The cycle model's input.
+    pub timing: Timing,
+    /// Cycles from the first input handshake to the output handshake.
+    pub latency: u64,
+    /// Cycles between consecutive images in steady state.
+    pub interval: u64,
+    /// Each layer's cycles per image, given the stream it receives and its folding.
+    pub cycles: Vec<usize>,
+}
+
+/// The timing of `model` under `fold` with input beats of `per_beat` (pixels, or for a
+/// logic-mapped design input bits: [`InputPacking::per_beat`]).
+pub fn design_timing(model: &IntModel, fold: &[LayerFold], per_beat: usize) -> DesignTiming {
+    let fifos = fifo_depths(model, fold, per_beat);
+    let timing = timing_with(model, fold, per_beat, &fifos);
+    let (latency, interval) = cycle::latency_and_interval(&timing);
+    let cycles = model
+        .layers
+        .iter()
+        .zip(fold)
+        .zip(layer_inputs(model))
+        .map(|((l, &f), input)| l.hardware().cycles_per_image(input, f))
+        .collect();
+    DesignTiming {
+        fifos,
+        timing,
+        latency,
+        interval,
+        cycles,
+    }
+}
+
+/// One layer of a planned design.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerPlan {
+    /// Its folding.
+    pub fold: LayerFold,
+    /// Its folded unit.
+    pub unit: crate::vocab::fold::LayerShape,
+    /// The stream it receives ([`layer_inputs`]).
+    pub receives: crate::vocab::shape::Shape,
+    /// Bits of each value it hands on.
+    pub output_width: usize,
+    /// Beats of the FIFO in front of it (0: none).
+    pub fifo_depth: usize,
+    /// Cycles per image.
+    pub cycles_per_image: usize,
+    /// One cycle covers the whole layer: its weights become logic.
+    pub in_logic: bool,
+}
+
+/// A design of a model, planned: everything the generator writes and the co-simulation and
+/// synthesis read, computed once from the model, the folding and the port options.
+#[derive(Clone, Debug)]
+pub struct DesignPlan<'m> {
+    /// The model.
+    pub model: &'m IntModel,
+    /// The model as its layers are instantiated: a logic-mapped design's first layer
+    /// renumbered onto the bits its port carries.
+    pub instantiated: std::borrow::Cow<'m, IntModel>,
+    /// Logic-mapped designs: the features the port carries, in port bit order.
+    pub reads: Option<Vec<u32>>,
+    /// Pixels a beat (a logic-mapped design: the whole image).
+    pub pixels_per_beat: usize,
+    /// What a beat carries in the unit the timing counts: pixels, or input bits.
+    pub per_beat: usize,
+    /// Width of `s_axis_tdata`.
+    pub in_width: usize,
+    /// Some layer streams pixels (convolutions, pools): FIFOs and streams are recorded.
+    pub any_stream: bool,
+    /// Per layer.
+    pub layers: Vec<LayerPlan>,
+    /// When it computes.
+    pub timing: DesignTiming,
+    /// How `m_axis_tdata` is packed.
+    pub output: OutputPacking,
+    /// Target clock, MHz.
+    pub clock_mhz: f64,
+}
+
+/// Plans the design of `model` (named `model_path` in messages) under `cfg`: the checks of
+/// the model, the folding and the port options, in that order, each one sentence, then every
+/// fact of the design.
+pub fn build<'m>(
+    model: &'m IntModel,
+    model_path: &Path,
+    cfg: &RtlConfig,
+) -> Result<DesignPlan<'m>> {
+    check_supported(model, model_path)?;
+    fold::validate(&cfg.fold, model)?;
+    let pixels = model.input.pixels();
+    let reads = input_reads(model);
+    // A logic-mapped design takes an image a beat, its port carrying the bits its first layer
+    // reads; its layers are instantiated with the first one renumbered onto that port.
+    let pixels_per_beat = if reads.is_some() {
+        pixels
+    } else {
+        cfg.pixels_per_beat
+    };
+    let instantiated = match (&reads, model.layers.first()) {
+        (Some(r), Some(crate::layers::Layer::Lut(first))) => {
+            let mut m = model.clone();
+            m.layers[0] = crate::layers::Layer::Lut(first.on_reads(r));
+            std::borrow::Cow::Owned(m)
+        }
+        _ => std::borrow::Cow::Borrowed(model),
+    };
+    if !CLOCK_MHZ.contains(&cfg.clock_mhz) {
+        return Err(invalid!(
+            crate::error::Setting::ClockMhz,
+            " {} must be between {} and {}",
+            cfg.clock_mhz,
+            CLOCK_MHZ.start(),
+            CLOCK_MHZ.end()
+        ));
+    }
+    if let (Some(r), Some(b)) = (&reads, cfg.bits_per_beat) {
+        if b == 0 || b > r.len() {
+            return Err(invalid!(
+                crate::error::Setting::BitsPerBeat,
+                " {b} must be between 1 and the {} input bits the first layer reads",
+                r.len()
+            ));
+        }
+    }
+    if reads.is_none() && (cfg.pixels_per_beat == 0 || cfg.pixels_per_beat > pixels) {
+        return Err(invalid!(
+            crate::error::Setting::PixelsPerBeat,
+            " {} must be between 1 and the image's {pixels} pixels",
+            cfg.pixels_per_beat
+        ));
+    }
+    let per_beat = match &reads {
+        Some(r) => cfg.bits_per_beat.unwrap_or(r.len()),
+        None => pixels_per_beat,
+    };
+    let timing = design_timing(model, &cfg.fold, per_beat);
+    let in_width = match &reads {
+        Some(_) => per_beat,
+        None => pixels_per_beat * model.input_values().channels,
+    };
+    let layers = instantiated
+        .layers
+        .iter()
+        .zip(&cfg.fold)
+        .zip(layer_inputs(model))
+        .enumerate()
+        .map(|(i, ((l, &f), receives))| {
+            let hw = l.hardware();
+            let unit = hw.unit();
+            LayerPlan {
+                fold: f,
+                unit,
+                receives,
+                output_width: hw.output_width(receives),
+                fifo_depth: timing.fifos[i],
+                cycles_per_image: timing.cycles[i],
+                in_logic: unit.fully_parallel(f),
+            }
+        })
+        .collect();
+    Ok(DesignPlan {
+        model,
+        instantiated,
+        reads,
+        pixels_per_beat,
+        per_beat,
+        in_width,
+        any_stream: model.layers.iter().any(|l| l.hardware().streams()),
+        layers,
+        timing,
+        output: output_packing(model),
+        clock_mhz: cfg.clock_mhz,
+    })
+}
+
+impl DesignPlan<'_> {
+    /// The top level's ports.
+    pub fn ports(&self) -> Vec<Port> {
+        let port = |name: &str, direction: &str, width: usize| Port {
+            name: name.into(),
+            direction: direction.into(),
+            width,
+        };
+        vec![
+            port("ap_clk", "in", 1),
+            port("ap_rst_n", "in", 1),
+            port("s_axis_tdata", "in", self.in_width),
+            port("s_axis_tvalid", "in", 1),
+            port("s_axis_tready", "out", 1),
+            port("m_axis_tdata", "out", self.output.width),
+            port("m_axis_tvalid", "out", 1),
+            port("m_axis_tready", "in", 1),
+        ]
+    }
+
+    /// How `s_axis_tdata` is packed.
+    pub fn input_packing(&self) -> InputPacking {
+        let m = self.model;
+        InputPacking {
+            planes: m.planes.planes().to_vec(),
+            pixels_per_beat: self.pixels_per_beat,
+            bits_per_beat: self.in_width,
+            features: m.input.pixels() * m.planes.len(),
+            order: if self.reads.is_some() {
+                "one beat an image: bit j = feature reads[j] (feature p * K + j = plane planes[j] of pixel p)".into()
+            } else {
+                "beat b bit j = feature b * bits_per_beat + j (feature p * K + j = plane planes[j] of pixel p); the last beat is zero-padded".into()
+            },
+            reads: self.reads.clone(),
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::{fold, output_packing, Manifest};
 use crate::error::{Error, Result};
 use crate::model::IntModel;
-use crate::reference::cycle::{self, Timing};
+use crate::reference::cycle::Timing;
 
 /// Widest input or output beat a manifest may declare, in bits.
 const MAX_BEAT_BITS: usize = 1 << 16;
@@ -227,11 +227,8 @@ impl Manifest {
     /// beat count, layer cycles or FIFO depth is one error naming the field, before anything
     /// reports or compares it.
     pub fn check_timing(&self, model: &IntModel, path: &Path) -> Result<Timing> {
-        let fold = self.folding();
-        let per_beat = self.input.per_beat();
-        let fifos = super::fifo_depths(model, &fold, per_beat);
-        let timing = super::timing_with(model, &fold, per_beat, &fifos);
-        let (latency, interval) = cycle::latency_and_interval(&timing);
+        let planned = crate::plan::design_timing(model, &self.folding(), self.input.per_beat());
+        let (timing, latency, interval) = (planned.timing, planned.latency, planned.interval);
         let bad = |field: &str, is: String, computed: String| {
             Err(Error::bad_file(
                 path,
@@ -249,16 +246,7 @@ impl Manifest {
             );
         }
         let streams = model.layers.iter().any(|l| l.hardware().streams());
-        let inputs = super::layer_inputs(model);
-        for (k, (((l, info), &f), &input)) in model
-            .layers
-            .iter()
-            .zip(&self.layers)
-            .zip(&fold)
-            .zip(&inputs)
-            .enumerate()
-        {
-            let cycles = l.hardware().cycles_per_image(input, f);
+        for (k, (info, &cycles)) in self.layers.iter().zip(&planned.cycles).enumerate() {
             if info.cycles_per_image != cycles {
                 return bad(
                     &format!("layers[{k}].cycles_per_image"),
@@ -266,7 +254,7 @@ impl Manifest {
                     cycles.to_string(),
                 );
             }
-            let depth = streams.then_some(fifos[k]);
+            let depth = streams.then_some(planned.fifos[k]);
             if info.fifo_depth != depth {
                 let show = |d: Option<usize>| d.map_or("absent".to_string(), |d| d.to_string());
                 return bad(

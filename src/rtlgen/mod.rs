@@ -14,6 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use crate::plan::fold;
+use crate::plan::DesignPlan;
 pub use crate::plan::{
     check_supported, fifo_depths, input_reads, layer_inputs, logic_mapped, output_packing,
     streams_in, timing, timing_with, InputPacking, OutputPacking, Port, RtlConfig, CLOCK_MHZ,
@@ -21,9 +22,8 @@ pub use crate::plan::{
 };
 pub use crate::vocab::fold::{LayerFold, LayerShape};
 
-use crate::error::{Error, Result, Setting};
+use crate::error::{Error, Result};
 use crate::model::IntModel;
-use crate::reference::cycle;
 use crate::util::atomic::{write_atomic, write_json};
 
 /// The hand-written cores, by file name.
@@ -228,92 +228,43 @@ pub fn generate(
     cfg: &RtlConfig,
     dir: &Path,
 ) -> Result<Manifest> {
-    check_supported(model, model_path)?;
-    fold::validate(&cfg.fold, model)?;
-    let pixels = model.input.pixels();
-    let reads = input_reads(model);
-    // A logic-mapped design takes an image a beat, its port carrying the bits its first layer
-    // reads; its layers are instantiated with the first one renumbered onto that port.
-    let pixels_per_beat = if reads.is_some() {
-        pixels
-    } else {
-        cfg.pixels_per_beat
-    };
-    let instantiated = match (&reads, model.layers.first()) {
-        (Some(r), Some(crate::layers::Layer::Lut(first))) => {
-            let mut m = model.clone();
-            m.layers[0] = crate::layers::Layer::Lut(first.on_reads(r));
-            std::borrow::Cow::Owned(m)
-        }
-        _ => std::borrow::Cow::Borrowed(model),
-    };
-    if !CLOCK_MHZ.contains(&cfg.clock_mhz) {
-        return Err(invalid!(
-            Setting::ClockMhz,
-            " {} must be between {} and {}",
-            cfg.clock_mhz,
-            CLOCK_MHZ.start(),
-            CLOCK_MHZ.end()
-        ));
-    }
-    if let (Some(r), Some(b)) = (&reads, cfg.bits_per_beat) {
-        if b == 0 || b > r.len() {
-            return Err(invalid!(
-                Setting::BitsPerBeat,
-                " {b} must be between 1 and the {} input bits the first layer reads",
-                r.len()
-            ));
-        }
-    }
-    if reads.is_none() && (cfg.pixels_per_beat == 0 || cfg.pixels_per_beat > pixels) {
-        return Err(invalid!(
-            Setting::PixelsPerBeat,
-            " {} must be between 1 and the image's {pixels} pixels",
-            cfg.pixels_per_beat
-        ));
-    }
-    let k = model.planes.len();
-    // What a beat carries, in the unit `timing` counts.
-    let per_beat = match &reads {
-        Some(r) => cfg.bits_per_beat.unwrap_or(r.len()),
-        None => pixels_per_beat,
-    };
-    let fifos = fifo_depths(model, &cfg.fold, per_beat);
-    let timing = timing_with(model, &cfg.fold, per_beat, &fifos);
-    let (latency, interval) = cycle::latency_and_interval(&timing);
-    let out = output_packing(model);
-    let in_width = match &reads {
-        Some(_) => per_beat,
-        None => pixels_per_beat * model.input_values().channels,
-    };
-    let inputs = layer_inputs(model);
-    // Convolutional designs: their cores are copied and design.json records their streams.
-    let any_stream = model.layers.iter().any(|l| l.hardware().streams());
+    write(
+        &crate::plan::build(model, model_path, cfg)?,
+        model_path,
+        dir,
+    )
+}
 
+/// Writes a planned design into `dir`: its memory images, the top level, the cores it
+/// instantiates, `filelist.f`, the model's copy and `design.json` (last); returns its
+/// manifest.
+pub fn write(plan: &DesignPlan, model_path: &Path, dir: &Path) -> Result<Manifest> {
+    let model = plan.model;
     let mut layers = Vec::new();
     let mut instances = Vec::new();
     let mut input = "v0".to_string();
     // The first layer's input: the beat, or the bits a deserializer gathers.
-    let mut width = reads.as_ref().map_or(in_width, Vec::len);
-    for (i, ((layer, &f), &shape)) in instantiated
+    let mut width = plan.reads.as_ref().map_or(plan.in_width, Vec::len);
+    for (i, (layer, lp)) in plan
+        .instantiated
         .layers
         .iter()
-        .zip(&cfg.fold)
-        .zip(&inputs)
+        .zip(&plan.layers)
         .enumerate()
     {
         let hw = layer.hardware();
-        if fifos[i] > 0 {
+        let (f, shape) = (lp.fold, lp.receives);
+        if lp.fifo_depth > 0 {
             let q = format!("l{i}_in");
             instances.push(format!(
                 "    // FIFO of {d} beats in front of L{i} (depth from the cycle model)\n    wire [{}:0] {q};\n    wire {q}_valid;\n    wire {q}_ready;\n    cbnn_fifo #(.W({width}), .DEPTH({d})) u_l{i}_fifo (\n        .clk(ap_clk), .rst_n(ap_rst_n),\n        .s_axis_tdata({input}), .s_axis_tvalid({input}_valid), .s_axis_tready({input}_ready),\n        .m_axis_tdata({q}), .m_axis_tvalid({q}_valid), .m_axis_tready({q}_ready));\n",
                 width - 1,
-                d = fifos[i]
+                d = lp.fifo_depth
             ));
             input = q;
         }
-        width = hw.output_width(shape);
-        let s = hw.unit();
+        width = lp.output_width;
+        let s = lp.unit;
         let name = format!("L{i}");
         let images = hw.images(f);
         let mut files = Vec::new();
@@ -328,7 +279,6 @@ pub fn generate(
                 .find(|(r, _)| *r == role)
                 .map(|(_, f)| f.clone())
         };
-        let in_logic = s.fully_parallel(f);
         let output = match layer.semantics().produces() {
             crate::layers::Produces::Scores => "scores".to_string(),
             crate::layers::Produces::Bits => format!("v{}", i + 1),
@@ -339,9 +289,9 @@ pub fn generate(
             input: std::mem::replace(&mut input, output.clone()),
             input_shape: shape,
             output,
-            output_width: hw.output_width(shape),
+            output_width: lp.output_width,
             images: files.clone(),
-            in_logic,
+            in_logic: lp.in_logic,
             constants: &images,
         }));
         layers.push(LayerInfo {
@@ -356,22 +306,22 @@ pub fn generate(
             sf: s.sf(f),
             padded_inputs: s.sf(f) * f.simd,
             padded_outputs: s.nf(f) * f.pe,
-            cycles_per_image: hw.cycles_per_image(shape, f),
+            cycles_per_image: lp.cycles_per_image,
             weight_file: file("weights").unwrap_or_default(),
             threshold_file: file("thresholds"),
-            weights_in_logic: in_logic && !images.is_empty(),
-            receives: any_stream.then_some(shape),
-            fifo_depth: any_stream.then_some(fifos[i]),
+            weights_in_logic: lp.in_logic && !images.is_empty(),
+            receives: plan.any_stream.then_some(shape),
+            fifo_depth: plan.any_stream.then_some(lp.fifo_depth),
             kernel: layer.as_conv().map(|c| c.kernel),
             padding: layer.as_conv().map(|c| c.padding),
         });
     }
-    let top_text = top::render(model, &instances, in_width, &out);
+    let top_text = top::render(model, &instances, plan.in_width, &plan.output);
     write_atomic(&dir.join(format!("{TOP}.v")), top_text.as_bytes())?;
     let mut files: Vec<String> = Vec::new();
-    let extra_cores: &[(&str, &str)] = if any_stream {
+    let extra_cores: &[(&str, &str)] = if plan.any_stream {
         &CONV_CORES
-    } else if reads.is_some() {
+    } else if plan.reads.is_some() {
         &LUT_CORES
     } else {
         &[]
@@ -388,35 +338,15 @@ pub fn generate(
     let mut manifest = Manifest {
         version: 1,
         module: TOP.into(),
-        ports: vec![
-            port("ap_clk", "in", 1),
-            port("ap_rst_n", "in", 1),
-            port("s_axis_tdata", "in", in_width),
-            port("s_axis_tvalid", "in", 1),
-            port("s_axis_tready", "out", 1),
-            port("m_axis_tdata", "out", out.width),
-            port("m_axis_tvalid", "out", 1),
-            port("m_axis_tready", "in", 1),
-        ],
-        input: InputPacking {
-            planes: model.planes.planes().to_vec(),
-            pixels_per_beat,
-            bits_per_beat: in_width,
-            features: pixels * k,
-            order: if reads.is_some() {
-                "one beat an image: bit j = feature reads[j] (feature p * K + j = plane planes[j] of pixel p)".into()
-            } else {
-                "beat b bit j = feature b * bits_per_beat + j (feature p * K + j = plane planes[j] of pixel p); the last beat is zero-padded".into()
-            },
-            reads: reads.clone(),
-        },
-        output: out,
+        ports: plan.ports(),
+        input: plan.input_packing(),
+        output: plan.output.clone(),
         layers,
-        beats_per_image: timing.beats,
-        initiation_interval: interval,
-        latency,
+        beats_per_image: plan.timing.timing.beats,
+        initiation_interval: plan.timing.interval,
+        latency: plan.timing.latency,
         files,
-        clock_mhz: cfg.clock_mhz,
+        clock_mhz: plan.clock_mhz,
         constraints: Vec::new(),
         written: Vec::new(),
         model: ModelRef {
@@ -430,14 +360,6 @@ pub fn generate(
     crate::model::save(model, &dir.join(MODEL_FILE))?;
     write_manifest(dir, &mut manifest)?;
     Ok(manifest)
-}
-
-fn port(name: &str, direction: &str, width: usize) -> Port {
-    Port {
-        name: name.into(),
-        direction: direction.into(),
-        width,
-    }
 }
 
 #[cfg(test)]
