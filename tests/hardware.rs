@@ -164,7 +164,8 @@ fn generated_top_level_snapshot() {
 /// Every file of five designs (an MLP at two foldings, a conv pipeline with its FIFOs, a
 /// logic-mapped design, the same behind a narrow port) is byte for byte what it was when the
 /// snapshot was taken: the RTL, the memory images, design.json, the constraints, the file
-/// list. The listing gives each file's size and FNV-1a hash (the version string replaced), so
+/// list; and each is its plan's (the timing and the estimate of `plan::build`, the files of
+/// `rtlgen::generate`). The listing gives each file's size and FNV-1a hash (the version string replaced), so
 /// that a change to what the generator writes is seen, file by file, and taken on purpose
 /// (`cargo insta review`).
 #[test]
@@ -226,18 +227,26 @@ fn generated_designs_are_byte_identical_to_their_snapshots() {
     let mut listing = String::new();
     for (name, model, fold, ppb, bits) in designs {
         let dir = temp_dir(&format!("bytes-{name}"));
-        rtlgen::generate(
-            model,
-            Path::new("random.json"),
-            &RtlConfig {
-                fold,
-                pixels_per_beat: ppb,
-                bits_per_beat: bits,
-                clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
-            },
-            &dir,
-        )
-        .unwrap();
+        let cfg = RtlConfig {
+            fold,
+            pixels_per_beat: ppb,
+            bits_per_beat: bits,
+            clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
+        };
+        let plan = cbnn::plan::build(model, Path::new("random.json"), &cfg).unwrap();
+        let manifest = rtlgen::write(&plan, Path::new("random.json"), &dir).unwrap();
+        // The plan is what the design says it is: its timing, and its estimate.
+        assert_eq!(manifest.initiation_interval, plan.timing.interval, "{name}");
+        assert_eq!(manifest.latency, plan.timing.latency, "{name}");
+        assert_eq!(
+            cbnn::synth::estimate::for_plan(&plan),
+            cbnn::synth::estimate::for_manifest(model, &manifest),
+            "{name}"
+        );
+        let dir2 = temp_dir(&format!("bytes-{name}-generated"));
+        rtlgen::generate(model, Path::new("random.json"), &cfg, &dir2).unwrap();
+        assert_eq!(tree(&dir2), tree(&dir), "{name}");
+        std::fs::remove_dir_all(&dir2).unwrap();
         listing.push_str(&format!("{name}\n"));
         for (path, bytes) in tree(&dir) {
             let text =

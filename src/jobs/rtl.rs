@@ -243,26 +243,27 @@ impl RtlJob {
             bits_per_beat: self.bits_per_beat,
             clock_mhz: self.clock_mhz,
         };
-        let (manifest, estimate) = crate::util::atomic::write_dir_atomic(&self.output, |dir| {
-            let mut manifest = rtlgen::generate(&m, &self.model, &cfg, dir)?;
-            // A logic-mapped design's cycles per image follow from its port (one image a
-            // clock, or a beat a clock behind a narrower one): checked on the design itself.
-            if let (Folding::Auto { target_cycles }, true) = (&self.fold, plan::logic_mapped(&m)) {
-                if manifest.initiation_interval > *target_cycles as u64 {
-                    return Err(invalid!(
-                        Setting::TargetCycles,
-                        " {target_cycles} cannot be met: the logic-mapped design takes {} cycles \
-                         per image with its port of {} bits a beat",
-                        manifest.initiation_interval,
-                        manifest.input.bits_per_beat
-                    ));
-                }
+        let plan = plan::build(&m, &self.model, &cfg)?;
+        // A logic-mapped design's cycles per image follow from its port (one image a clock,
+        // or a beat a clock behind a narrower one): checked on its plan.
+        if let (Folding::Auto { target_cycles }, true) = (&self.fold, plan::logic_mapped(&m)) {
+            if plan.timing.interval > *target_cycles as u64 {
+                return Err(invalid!(
+                    Setting::TargetCycles,
+                    " {target_cycles} cannot be met: the logic-mapped design takes {} cycles \
+                     per image with its port of {} bits a beat",
+                    plan.timing.interval,
+                    plan.in_width
+                ));
             }
+        }
+        let estimate = synth::estimate::for_plan(&plan);
+        let manifest = crate::util::atomic::write_dir_atomic(&self.output, |dir| {
+            let mut manifest = rtlgen::write(&plan, &self.model, dir)?;
             manifest.constraints = synth::constraints::write(dir, &manifest)?;
-            let estimate = synth::estimate::for_manifest(&m, &manifest);
             crate::util::atomic::write_json(&dir.join("estimate.json"), &estimate)?;
             rtlgen::write_manifest(dir, &mut manifest)?;
-            Ok((manifest, estimate))
+            Ok(manifest)
         })?;
         Ok(RtlOutcome {
             manifest,

@@ -13,6 +13,13 @@ pub fn for_model(model: &crate::model::IntModel, fold: &[LayerFold]) -> Estimate
     for_design(model, fold, 1, &[])
 }
 
+/// Estimate for a planned design (its folding, input beat and FIFO depths): the numbers
+/// [`for_manifest`] gives for the design written from it.
+pub fn for_plan(plan: &crate::plan::DesignPlan) -> Estimate {
+    let fold: Vec<LayerFold> = plan.layers.iter().map(|l| l.fold).collect();
+    for_design(plan.model, &fold, plan.pixels_per_beat, &plan.timing.fifos)
+}
+
 /// Estimate for the design `manifest` describes (its folding, input beat and FIFO depths).
 pub fn for_manifest(
     model: &crate::model::IntModel,
