@@ -361,7 +361,7 @@ fn an_automatic_folding_target_is_met_whenever_a_smaller_one_is() {
             };
             match choose_folding(model, &auto, 0, None) {
                 Ok((fold, ppb)) => {
-                    let timing = cbnn::rtlgen::timing(model, &fold, ppb);
+                    let timing = cbnn::plan::timing(model, &fold, ppb);
                     let interval = cbnn::reference::cycle::latency_and_interval(&timing).1;
                     assert!(interval <= target as u64, "model {i}, target {target}");
                     met_below.get_or_insert(target);
@@ -404,15 +404,15 @@ fn a_pipelines_interval_is_its_slowest_layers_alone() {
         if model.validate(std::path::Path::new("random")).is_err() {
             continue;
         }
-        let fold: Vec<_> = cbnn::rtlgen::fold::shapes(&model)
+        let fold: Vec<_> = cbnn::plan::fold::shapes(&model)
             .iter()
-            .map(|s| cbnn::rtlgen::LayerFold {
+            .map(|s| cbnn::vocab::fold::LayerFold {
                 pe: 1 + rng.below(s.outputs),
                 simd: 1 + rng.below(s.inputs),
                 pipe: rng.below(2),
             })
             .collect();
-        let inputs = cbnn::rtlgen::layer_inputs(&model);
+        let inputs = cbnn::plan::layer_inputs(&model);
         let mut slowest = 0;
         for ((l, &input), &f) in model.layers.iter().zip(&inputs).zip(&fold) {
             let hw = l.hardware();
@@ -469,7 +469,7 @@ fn a_pipelines_interval_is_its_slowest_layers_alone() {
             above += usize::from(hw.cycles_per_image(input, f) < measured);
             slowest = slowest.max(measured);
         }
-        let timing: Timing = cbnn::rtlgen::timing(&model, &fold, 1);
+        let timing: Timing = cbnn::plan::timing(&model, &fold, 1);
         let interval = cycle::latency_and_interval(&timing).1;
         assert_eq!(interval, slowest as u64, "case {case}: {ops:?} {fold:?}");
     }

@@ -10,8 +10,9 @@ use cbnn::cosim::{self, Stimulus, Trace};
 use cbnn::layers::mvtu as images;
 use cbnn::model::BinaryMatrix;
 use cbnn::reference::schedule::Schedule;
-use cbnn::rtlgen::{self, LayerFold};
+use cbnn::rtlgen;
 use cbnn::util::rng::Rng;
+use cbnn::vocab::fold::LayerFold;
 
 const PORTS: &str = "input wire ap_clk, input wire ap_rst_n,
     input wire [IW-1:0] s_axis_tdata, input wire s_axis_tvalid, output wire s_axis_tready,
@@ -201,7 +202,7 @@ fn threshold_unit_matches_the_definition_under_any_folding() {
             n - 1
         ));
         let beats = random_beats(&mut rng, 50, n);
-        let steps = cbnn::rtlgen::fold::LayerShape {
+        let steps = cbnn::plan::fold::LayerShape {
             inputs: n,
             outputs: m,
         }
@@ -765,7 +766,7 @@ fn sliding_window_unit_and_threshold_unit_compute_a_convolution() {
             let trace = run(&exe, &dir, &pixels, (h * w, positions), (c, m), schedule);
             let mut swu = SlidingWindow::new(h, w, k, conv.pad());
             let mut unit = Mvtu::new(
-                cbnn::rtlgen::fold::LayerShape {
+                cbnn::plan::fold::LayerShape {
                     inputs: n,
                     outputs: m,
                 }

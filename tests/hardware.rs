@@ -8,9 +8,11 @@ use std::path::Path;
 use std::process::Command;
 
 use cbnn::cosim;
+use cbnn::plan::{self, RtlConfig};
 use cbnn::reference::cycle;
 use cbnn::reference::schedule::Schedule;
-use cbnn::rtlgen::{self, LayerFold, RtlConfig};
+use cbnn::rtlgen;
+use cbnn::vocab::fold::LayerFold;
 
 fn generate(
     model: &cbnn::model::IntModel,
@@ -25,7 +27,7 @@ fn generate(
             fold,
             pixels_per_beat: ppb,
             bits_per_beat: None,
-            clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
+            clock_mhz: plan::DEFAULT_CLOCK_MHZ,
         },
         dir,
     )
@@ -91,7 +93,7 @@ fn cases() -> Vec<(cbnn::model::IntModel, Vec<LayerFold>, usize)> {
         // Logic-mapped: two lut layers, registered group sums.
         {
             let m = random_lut_model(9, (6, 6), &[7, 6], &[(40, 5), (30, 6)], 3);
-            let fold = rtlgen::fold::default_folding(&m, 1);
+            let fold = plan::fold::default_folding(&m, 1);
             (m, fold, 1)
         },
     ]
@@ -185,7 +187,7 @@ fn generated_designs_are_byte_identical_to_their_snapshots() {
         5,
     );
     let folds = |m: &cbnn::model::IntModel, pe_simd: &[(usize, usize)]| -> Vec<LayerFold> {
-        rtlgen::fold::shapes(m)
+        plan::fold::shapes(m)
             .iter()
             .zip(pe_simd)
             .map(|(s, &(pe, simd))| LayerFold::new(pe.min(s.outputs), simd.min(s.inputs)))
@@ -215,11 +217,11 @@ fn generated_designs_are_byte_identical_to_their_snapshots() {
             2,
             None,
         ),
-        ("lut", &lut, rtlgen::fold::default_folding(&lut, 1), 1, None),
+        ("lut", &lut, plan::fold::default_folding(&lut, 1), 1, None),
         (
             "lut-narrow",
             &lut,
-            rtlgen::fold::default_folding(&lut, 1),
+            plan::fold::default_folding(&lut, 1),
             1,
             Some(7),
         ),
@@ -231,7 +233,7 @@ fn generated_designs_are_byte_identical_to_their_snapshots() {
             fold,
             pixels_per_beat: ppb,
             bits_per_beat: bits,
-            clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
+            clock_mhz: plan::DEFAULT_CLOCK_MHZ,
         };
         let plan = cbnn::plan::build(model, Path::new("random.json"), &cfg).unwrap();
         let manifest = rtlgen::write(&plan, Path::new("random.json"), &dir).unwrap();
@@ -276,7 +278,7 @@ fn randomized_cosimulation_sweep() {
         let hidden: Vec<usize> = (0..depth).map(|_| 2 + rng.below(40)).collect();
         let classes = 2 + rng.below(9);
         let model = random_model(100 + case, pixels, &planes, &hidden, classes);
-        let mut fold: Vec<LayerFold> = rtlgen::fold::shapes(&model)
+        let mut fold: Vec<LayerFold> = plan::fold::shapes(&model)
             .iter()
             .map(|s| LayerFold {
                 pe: 1 + rng.below(s.outputs),
@@ -286,7 +288,7 @@ fn randomized_cosimulation_sweep() {
             .collect();
         if case < 2 {
             // A fully parallel layer, weights compiled into logic.
-            let shapes = rtlgen::fold::shapes(&model);
+            let shapes = plan::fold::shapes(&model);
             let l = (case as usize) % shapes.len();
             fold[l] = LayerFold {
                 pe: shapes[l].outputs,
@@ -347,7 +349,7 @@ fn randomized_conv_cosimulation_sweep() {
         }
         let classes = 2 + rng.below(9);
         let model = random_conv_model(200 + case, (h, w), &planes, &ops, classes);
-        let fold: Vec<LayerFold> = rtlgen::fold::shapes(&model)
+        let fold: Vec<LayerFold> = plan::fold::shapes(&model)
             .iter()
             .map(|s| LayerFold {
                 pe: 1 + rng.below(s.outputs),
@@ -360,7 +362,7 @@ fn randomized_conv_cosimulation_sweep() {
         let dir = temp_dir(&format!("conv-sweep{case}"));
         let manifest = generate(&model, fold.clone(), ppb, &dir);
         let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
-        let timing = rtlgen::timing(&model, &fold, ppb);
+        let timing = plan::timing(&model, &fold, ppb);
         assert_eq!(
             manifest.initiation_interval,
             cycle::latency_and_interval(&timing).1
@@ -411,10 +413,10 @@ fn randomized_logic_mapped_cosimulation_sweep() {
         let model = random_lut_model(400 + case, (h, w), &planes, &layers, classes);
         // Odd cases register the group sums (`--pipe 1`).
         let pipe = (case % 2) as usize;
-        let fold = rtlgen::fold::default_folding(&model, pipe);
+        let fold = plan::fold::default_folding(&model, pipe);
         assert_eq!(fold.last().unwrap().pipe, pipe);
         let dir = temp_dir(&format!("lut-sweep{case}"));
-        let reads = rtlgen::input_reads(&model).unwrap();
+        let reads = plan::input_reads(&model).unwrap();
         // Cases 3 and 4: a narrower port, the last beat partly padding.
         let bits = (case >= 3).then(|| 1 + rng.below(reads.len() - 1));
         let manifest = rtlgen::generate(
@@ -424,7 +426,7 @@ fn randomized_logic_mapped_cosimulation_sweep() {
                 fold,
                 pixels_per_beat: 1,
                 bits_per_beat: bits,
-                clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
+                clock_mhz: plan::DEFAULT_CLOCK_MHZ,
             },
             &dir,
         )
@@ -477,7 +479,7 @@ fn randomized_logic_mapped_cosimulation_sweep() {
 #[test]
 fn a_logic_mapped_layer_wider_than_a_literal_is_built_in_blocks() {
     let model = random_lut_model(77, (10, 10), &[7, 6], &[(1100, 6)], 10);
-    let fold = rtlgen::fold::default_folding(&model, 0);
+    let fold = plan::fold::default_folding(&model, 0);
     let dir = temp_dir("lut-blocks");
     let manifest = generate(&model, fold, 1, &dir);
     let top = std::fs::read_to_string(dir.join("cbnn_top.v")).unwrap();
@@ -524,8 +526,8 @@ fn fifo_depths_from_the_cycle_model_restore_the_interval() {
         LayerFold::new(3, 20),
     ];
     let interval =
-        |d: &[usize]| cycle::latency_and_interval(&rtlgen::timing_with(&model, &fold, 1, d)).1;
-    let depths = rtlgen::fifo_depths(&model, &fold, 1);
+        |d: &[usize]| cycle::latency_and_interval(&plan::timing_with(&model, &fold, 1, d)).1;
+    let depths = plan::fifo_depths(&model, &fold, 1);
     let none = interval(&[0, 0, 0, 0]);
     let ample = interval(&[0, 100, 25, 25]);
     assert!(ample < none, "a buffer must help here: {ample} vs {none}");
@@ -629,7 +631,7 @@ fn real_model_cosimulates_and_the_waveform_shows_the_predicted_handshakes() {
     // Output handshake cycles in the waveform equal the cycle model's prediction.
     let m = cbnn::model::load(&design.join("model.json")).unwrap();
     let manifest = rtlgen::load_manifest(&design).unwrap();
-    let timing = rtlgen::timing(&m, &manifest.folding(), manifest.input.per_beat());
+    let timing = plan::timing(&m, &manifest.folding(), manifest.input.per_beat());
     let predicted = cycle::output_cycles(
         &timing,
         300,
@@ -733,12 +735,12 @@ fn cycle_model_interval_matches_the_manifest() {
     for (i, (model, fold, ppb)) in cases().into_iter().enumerate() {
         let dir = temp_dir(&format!("ii{i}"));
         let manifest = generate(&model, fold.clone(), ppb, &dir);
-        if rtlgen::logic_mapped(&model) {
+        if plan::logic_mapped(&model) {
             // One pipeline of register stages, one image a cycle.
             assert_eq!(manifest.initiation_interval, 1);
             continue;
         }
-        let timing = rtlgen::timing(&model, &fold, ppb);
+        let timing = plan::timing(&model, &fold, ppb);
         let slowest = timing
             .stages
             .iter()
@@ -882,10 +884,10 @@ fn latency_counts_from_the_first_input_handshake() {
             &[Op::Conv(3, 3, same), Op::Pool(2), Op::Dense(5)],
             4,
         );
-        let fold = rtlgen::fold::default_folding(&model, 0);
+        let fold = plan::fold::default_folding(&model, 0);
         let dir = temp_dir(&format!("latency{case}"));
         let manifest = generate(&model, fold.clone(), ppb, &dir);
-        let free = cycle::free_running(&rtlgen::timing(&model, &fold, ppb));
+        let free = cycle::free_running(&plan::timing(&model, &fold, ppb));
         let walk = if same && ppb == 1 {
             (w + 2 + 1) as u64
         } else {
@@ -934,7 +936,7 @@ fn cbnn_sim_refuses_edited_timing_and_measures_it() {
         10,
     );
     let design = dir.join("design");
-    let fold = rtlgen::fold::default_folding(&model, 0);
+    let fold = plan::fold::default_folding(&model, 0);
     let manifest = generate(&model, fold, 1, &design);
     assert!(manifest.layers[2].fifo_depth.is_some());
     let path = design.join("design.json");
@@ -1085,13 +1087,13 @@ fn the_docs_name_every_field_of_a_design_and_a_model() {
     );
     let lut = random_lut_model(421, (6, 6), &[7, 6], &[(20, 3), (12, 4)], 4);
     let lut_fold = {
-        let mut f = rtlgen::fold::default_folding(&lut, 0);
+        let mut f = plan::fold::default_folding(&lut, 0);
         f.last_mut().unwrap().pipe = 1;
         f
     };
     let designs = [
         (&mlp, mlp_fold, mlp_ppb, None),
-        (&conv, rtlgen::fold::default_folding(&conv, 0), 1, None),
+        (&conv, plan::fold::default_folding(&conv, 0), 1, None),
         (&lut, lut_fold, 1, Some(5)),
     ];
     let mut missing = Vec::new();
@@ -1111,7 +1113,7 @@ fn the_docs_name_every_field_of_a_design_and_a_model() {
                 fold,
                 pixels_per_beat: ppb,
                 bits_per_beat: bits,
-                clock_mhz: rtlgen::DEFAULT_CLOCK_MHZ,
+                clock_mhz: plan::DEFAULT_CLOCK_MHZ,
             },
             &dir,
         )

@@ -7,9 +7,11 @@ use common::*;
 use std::path::Path;
 
 use cbnn::cosim;
+use cbnn::plan::{self, RtlConfig};
 use cbnn::reference::schedule::Schedule;
-use cbnn::rtlgen::{self, LayerFold, RtlConfig};
+use cbnn::rtlgen;
 use cbnn::synth::{self, estimate, Target};
+use cbnn::vocab::fold::LayerFold;
 
 fn design(
     model: &cbnn::model::IntModel,
@@ -354,7 +356,7 @@ fn resource_estimate_holds_on_logic_mapped_designs() {
     ]
     .into_iter()
     .map(|m| {
-        let fold = rtlgen::fold::default_folding(&m, 0);
+        let fold = plan::fold::default_folding(&m, 0);
         (m, fold, 1)
     })
     .collect();

@@ -7,9 +7,10 @@
 
 use std::path::Path;
 
-use super::{fold, output_packing, Manifest};
+use super::Manifest;
 use crate::error::{Error, Result};
 use crate::model::IntModel;
+use crate::plan::{fold, output_packing};
 use crate::reference::cycle::Timing;
 
 /// Widest input or output beat a manifest may declare, in bits.
@@ -178,7 +179,7 @@ impl Manifest {
                 format!("\"{field}\" {msg} (the design's model.json says otherwise)"),
             ))
         };
-        super::check_supported(model, path)?;
+        crate::plan::check_supported(model, path)?;
         if self.input.planes != model.planes.planes() {
             return bad("input.planes", format!("is {:?}", self.input.planes));
         }
@@ -194,7 +195,7 @@ impl Manifest {
                 ),
             );
         }
-        if self.input.reads != super::input_reads(model) {
+        if self.input.reads != crate::plan::input_reads(model) {
             return bad(
                 "input.reads",
                 "are not the features the first layer reads".into(),

@@ -13,14 +13,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::plan::fold;
-use crate::plan::DesignPlan;
-pub use crate::plan::{
-    check_supported, fifo_depths, input_reads, layer_inputs, logic_mapped, output_packing,
-    streams_in, timing, timing_with, InputPacking, OutputPacking, Port, RtlConfig, CLOCK_MHZ,
-    DEFAULT_CLOCK_MHZ, MAX_STREAM_PIXELS,
-};
-pub use crate::vocab::fold::{LayerFold, LayerShape};
+use crate::plan::{DesignPlan, InputPacking, OutputPacking, Port, RtlConfig, DEFAULT_CLOCK_MHZ};
+use crate::vocab::fold::LayerFold;
 
 use crate::error::{Error, Result};
 use crate::model::IntModel;

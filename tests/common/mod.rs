@@ -342,7 +342,7 @@ pub fn cosimulate(
     images: &cbnn::data::Images,
     schedule: cbnn::reference::schedule::Schedule,
 ) -> cbnn::Result<cbnn::cosim::SimReport> {
-    let timing = cbnn::rtlgen::timing(model, &manifest.folding(), manifest.input.per_beat());
+    let timing = cbnn::plan::timing(model, &manifest.folding(), manifest.input.per_beat());
     let labels = vec![0u8; images.count()];
     let job = cbnn::cosim::Job {
         dir,
