@@ -8,6 +8,7 @@
 //! the flow and the bench build them directly and call them as functions.
 
 pub mod candidate;
+pub mod candidates;
 pub mod distill;
 pub mod eval;
 pub mod executor;

@@ -41,6 +41,25 @@ pub struct RetrainJob {
 }
 
 impl RetrainJob {
+    /// This job (the settings every candidate of a search shares) for one candidate: its
+    /// planes and layers, epochs, warm start and output.
+    pub fn candidate(
+        &self,
+        spec: &prune::Spec,
+        epochs: usize,
+        warm: bool,
+        output: PathBuf,
+    ) -> RetrainJob {
+        RetrainJob {
+            planes: spec.planes.clone(),
+            arch: Some(spec.arch.clone()),
+            epochs: Some(epochs),
+            warm,
+            output,
+            ..self.clone()
+        }
+    }
+
     pub(super) fn argv(&self) -> Vec<String> {
         let mut a = Argv::new(&["retrain"]);
         a.word(self.baseline.display());
