@@ -4,6 +4,10 @@
 //! [`data`] → [`bitslice`] → [`train`] (float training of the binary network) → [`model`] →
 //! [`reference`](mod@reference). [`float`] is the full-precision counterpart the benchmarks
 //! compare with; the binary path does not depend on it.
+//!
+//! The hardware side: [`vocab`] (shapes, binary matrices, foldings, widths, per-structure
+//! costs) → [`layers`] (each kind's semantics and hardware) → [`model`] → [`plan`] (a design,
+//! computed once) → [`rtlgen`] (writes it), [`cosim`] (checks it), [`synth`] (synthesizes it).
 //! See ARCHITECTURE.md for how data flows between them.
 
 #![warn(missing_docs)]
