@@ -302,20 +302,13 @@ fn randomized_cosimulation_sweep() {
         if case < 2 {
             assert!(manifest.layers.iter().any(|l| l.weights_in_logic));
         }
-        let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
         // The manifest (whose folding the co-simulation's cycle model uses) says what was asked.
         assert_eq!(manifest.folding(), fold);
         let images = random_images(case, 60, pixels);
-        for schedule in [
-            Schedule::FREE,
-            Schedule {
-                stall_seed: Some(rng.next_u64() % 1000),
-            },
-        ] {
-            let report = cosimulate(&exe, &dir, &model, &manifest, &images, schedule)
-                .unwrap_or_else(|e| panic!("case {case} (planes {planes:?}, hidden {hidden:?}, fold {fold:?}, ppb {ppb}): {e}"));
-            assert_eq!(report.matched, 60);
-        }
+        let stalls = [rng.next_u64() % 1000];
+        let what =
+            format!("case {case} (planes {planes:?}, hidden {hidden:?}, fold {fold:?}, ppb {ppb})");
+        cosimulates_exactly(&dir, &model, &manifest, &images, &stalls, &what);
     }
 }
 
@@ -361,7 +354,6 @@ fn randomized_conv_cosimulation_sweep() {
         let ppb = 1 + (case as usize + 1) % 4;
         let dir = temp_dir(&format!("conv-sweep{case}"));
         let manifest = generate(&model, fold.clone(), ppb, &dir);
-        let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
         let timing = plan::timing(&model, &fold, ppb);
         assert_eq!(
             manifest.initiation_interval,
@@ -372,21 +364,10 @@ fn randomized_conv_cosimulation_sweep() {
             width: w,
             ..random_images(case, 12, h * w)
         };
-        for schedule in [
-            Schedule::FREE,
-            Schedule {
-                stall_seed: Some(rng.next_u64() % 1000),
-            },
-            Schedule {
-                stall_seed: Some(rng.next_u64() % 1000),
-            },
-        ] {
-            let report = cosimulate(&exe, &dir, &model, &manifest, &images, schedule)
-                .unwrap_or_else(|e| {
-                    panic!("case {case} ({h}x{w}, planes {planes:?}, {ops:?}, fold {fold:?}, ppb {ppb}): {e}")
-                });
-            assert_eq!(report.matched, 12);
-        }
+        let stalls = [rng.next_u64() % 1000, rng.next_u64() % 1000];
+        let what =
+            format!("case {case} ({h}x{w}, planes {planes:?}, {ops:?}, fold {fold:?}, ppb {ppb})");
+        cosimulates_exactly(&dir, &model, &manifest, &images, &stalls, &what);
     }
 }
 
@@ -450,27 +431,15 @@ fn randomized_logic_mapped_cosimulation_sweep() {
         lint.extend(list.iter().map(String::as_str));
         let text = run_tool(&dir, "verilator", &lint);
         assert!(!text.contains("%Warning"), "verilator warnings:\n{text}");
-        let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
         let images = cbnn::data::Images {
             height: h,
             width: w,
             ..random_images(case, 80, h * w)
         };
-        for schedule in [
-            Schedule::FREE,
-            Schedule {
-                stall_seed: Some(rng.next_u64() % 1000),
-            },
-        ] {
-            let report = cosimulate(&exe, &dir, &model, &manifest, &images, schedule)
-                .unwrap_or_else(|e| {
-                    panic!("case {case} ({h}x{w}, {planes:?}, {layers:?}, {bits:?} bits): {e}")
-                });
-            assert_eq!(report.matched, 80);
-            if schedule.stall_seed.is_none() {
-                assert_eq!(report.measured_interval, Some(interval), "case {case}");
-            }
-        }
+        let stalls = [rng.next_u64() % 1000];
+        let what = format!("case {case} ({h}x{w}, {planes:?}, {layers:?}, {bits:?} bits)");
+        let reports = cosimulates_exactly(&dir, &model, &manifest, &images, &stalls, &what);
+        assert_eq!(reports[0].measured_interval, Some(interval), "case {case}");
     }
 }
 
@@ -487,21 +456,12 @@ fn a_logic_mapped_layer_wider_than_a_literal_is_built_in_blocks() {
         top.contains("u_l0_2 ("),
         "three blocks of at most 512 neurons"
     );
-    let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
     let images = cbnn::data::Images {
         height: 10,
         width: 10,
         ..random_images(5, 60, 100)
     };
-    for schedule in [
-        Schedule::FREE,
-        Schedule {
-            stall_seed: Some(3),
-        },
-    ] {
-        let report = cosimulate(&exe, &dir, &model, &manifest, &images, schedule).unwrap();
-        assert_eq!(report.matched, 60);
-    }
+    cosimulates_exactly(&dir, &model, &manifest, &images, &[3], "lut blocks");
 }
 
 /// Two convolutions of about the same speed: without a buffer the second one's window unit
@@ -539,21 +499,12 @@ fn fifo_depths_from_the_cycle_model_restore_the_interval() {
     let dir = temp_dir("fifo-sized");
     let manifest = generate(&model, fold.clone(), 1, &dir);
     assert_eq!(manifest.initiation_interval, ample);
-    let (exe, _) = cosim::build(&dir, &manifest.files, false).unwrap();
     let images = cbnn::data::Images {
         height: 10,
         width: 10,
         ..random_images(9, 10, 100)
     };
-    for schedule in [
-        Schedule::FREE,
-        Schedule {
-            stall_seed: Some(21),
-        },
-    ] {
-        let report = cosimulate(&exe, &dir, &model, &manifest, &images, schedule).unwrap();
-        assert_eq!(report.matched, 10);
-    }
+    cosimulates_exactly(&dir, &model, &manifest, &images, &[21], "sized FIFOs");
 }
 
 /// A real-data model through the whole chain: train on a Fashion-MNIST subset, generate,

@@ -359,6 +359,34 @@ pub fn cosimulate(
     cbnn::cosim::run(exe, &job)
 }
 
+/// Co-simulates the design in `dir` on `images`, free-running and under each stall seed of
+/// `stalls`: every image's class, scores and cycle must be what the reference model and the
+/// cycle model say (`what` names the case in a failure). Returns the reports, free-running
+/// first.
+pub fn cosimulates_exactly(
+    dir: &Path,
+    model: &cbnn::model::IntModel,
+    manifest: &cbnn::rtlgen::Manifest,
+    images: &cbnn::data::Images,
+    stalls: &[u64],
+    what: &str,
+) -> Vec<cbnn::cosim::SimReport> {
+    use cbnn::reference::schedule::Schedule;
+    let (exe, _) = cbnn::cosim::build(dir, &manifest.files, false).unwrap();
+    let stalled = stalls.iter().map(|&s| Schedule {
+        stall_seed: Some(s),
+    });
+    std::iter::once(Schedule::FREE)
+        .chain(stalled)
+        .map(|schedule| {
+            let report = cosimulate(&exe, dir, model, manifest, images, schedule)
+                .unwrap_or_else(|e| panic!("{what}, {schedule:?}: {e}"));
+            assert_eq!(report.matched, images.count(), "{what}, {schedule:?}");
+            report
+        })
+        .collect()
+}
+
 /// A random logic-mapped model of `height x width` images: `lut` layers of these
 /// `(neurons, fan_in)`, the last of a multiple of `classes` neurons, then the group sum.
 pub fn random_lut_model(
