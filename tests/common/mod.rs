@@ -456,6 +456,27 @@ pub fn accuracy_line(accuracy: f64) -> String {
     format!("accuracy {:.2}%", 100.0 * accuracy)
 }
 
+/// What a training run wrote (`--json` at `json`, the model at `model`, trained on the dataset
+/// directory `data`), checked: its export check held on every test image, and `cbnn eval`
+/// prints its test accuracy. Returns the report and that accuracy line.
+pub fn checked_training(model: &Path, json: &Path, data: &Path) -> (serde_json::Value, String) {
+    let report = json_file(json);
+    assert_eq!(
+        report["export_check"]["agree"], report["export_check"]["images"],
+        "{report}"
+    );
+    let eval = cbnn_ok(&[
+        "eval",
+        model.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+    ]);
+    let accuracy = accuracy_line(report["test_accuracy"].as_f64().unwrap());
+    let stdout = String::from_utf8_lossy(&eval.stdout);
+    assert!(stdout.contains(&accuracy), "{stdout}");
+    (report, accuracy)
+}
+
 /// Two small models of a fixture dataset in `dir` (three and two layers) and a spec of four
 /// foldings for them; returns the spec's path.
 pub fn sweep_fixture(dir: &Path) -> PathBuf {
