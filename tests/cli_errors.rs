@@ -197,42 +197,27 @@ fn model_for_other_images() {
 fn bad_flags() {
     let dir = fixture("flags");
     let d = dir.to_str().unwrap();
-    let out = cbnn(&[
-        "train",
-        "--dataset",
-        d,
-        "--planes",
-        "7,9",
-        "-o",
-        "/tmp/x.json",
-    ]);
-    assert_fails(&out, 2, "plane 9 does not exist");
-    let out = cbnn(&[
-        "train",
-        "--dataset",
-        d,
-        "--hidden",
-        "16,0",
-        "--validation",
-        "50",
-        "-o",
-        "/tmp/x.json",
-    ]);
-    assert_fails(&out, 2, "every width at least 1");
-    let out = cbnn(&[
-        "train",
-        "--dataset",
-        d,
-        "--validation",
-        "500",
-        "-o",
-        "/tmp/x.json",
-    ]);
-    assert_fails(
-        &out,
-        2,
-        "--validation 500 leaves no training images (the training set has 200)",
-    );
+    // `cbnn train --dataset DIR FLAGS -o /tmp/x.json` fails with exit 2 and this sentence.
+    let cases: [(&[&str], &str); 3] = [
+        (&["--planes", "7,9"], "plane 9 does not exist"),
+        (
+            &["--hidden", "16,0", "--validation", "50"],
+            "every width at least 1",
+        ),
+        (
+            &["--validation", "500"],
+            "--validation 500 leaves no training images (the training set has 200)",
+        ),
+    ];
+    for (flags, want) in cases {
+        let args = [
+            &["train", "--dataset", d][..],
+            flags,
+            &["-o", "/tmp/x.json"],
+        ]
+        .concat();
+        assert_fails(&cbnn(&args), 2, want);
+    }
 }
 
 #[test]
