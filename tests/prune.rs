@@ -29,6 +29,31 @@ fn baseline() -> &'static (PathBuf, PathBuf) {
     })
 }
 
+/// `cbnn prune` of the baseline on Fashion-MNIST with `flags`, its model written to
+/// `DIR/NAME.json` and its report to `DIR/NAME-report.json`; returns the command's output and
+/// both paths.
+fn prune_ok(name: &str, flags: &[&str]) -> (std::process::Output, PathBuf, PathBuf) {
+    let (dir, model) = baseline();
+    let (out, report) = (
+        dir.join(format!("{name}.json")),
+        dir.join(format!("{name}-report.json")),
+    );
+    let mut args = vec![
+        "prune",
+        model.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+    ];
+    args.extend_from_slice(flags);
+    args.extend([
+        "-o",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    (cbnn_ok(&args), out, report)
+}
+
 #[test]
 fn sensitivity_finds_the_msb_most_important() {
     let (dir, model) = baseline();
@@ -92,25 +117,9 @@ fn sensitivity_finds_the_msb_most_important() {
 
 #[test]
 fn pruned_model_has_pixels_times_k_inputs() {
-    let (dir, model) = baseline();
-    let out_model = dir.join("compact.json");
-    let report = dir.join("prune.json");
-    cbnn_ok(&[
-        "prune",
-        model.to_str().unwrap(),
-        "--dataset",
-        "fashion-mnist",
-        "--max-drop",
-        "3",
-        "--epochs",
-        "3",
-        "--limit",
-        "4000",
-        "-o",
-        out_model.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-    ]);
+    let dir = &baseline().0;
+    let flags = ["--max-drop", "3", "--epochs", "3", "--limit", "4000"];
+    let (_, out_model, report) = prune_ok("compact", &flags);
     let r = json_file(&report);
     for key in ["baseline", "chosen"] {
         for field in [
@@ -165,25 +174,9 @@ fn pruned_model_has_pixels_times_k_inputs() {
 
 #[test]
 fn impossible_budget_returns_the_baseline_and_says_so() {
-    let (dir, model) = baseline();
-    let out_model = dir.join("same.json");
-    let report = dir.join("same-report.json");
-    let out = cbnn_ok(&[
-        "prune",
-        model.to_str().unwrap(),
-        "--dataset",
-        "fashion-mnist",
-        "--max-drop",
-        "0",
-        "--epochs",
-        "1",
-        "--limit",
-        "300",
-        "-o",
-        out_model.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-    ]);
+    let model = &baseline().1;
+    let flags = ["--max-drop", "0", "--epochs", "1", "--limit", "300"];
+    let (out, out_model, report) = prune_ok("same", &flags);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("returning the baseline"), "{stdout}");
     let r = json_file(&report);
