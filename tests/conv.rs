@@ -58,28 +58,9 @@ fn a_conv_model_trains_evaluates_prunes_and_its_accelerator_cosimulates() {
     // convnet): in this process, in `cbnn retrain --warm` processes (`--jobs 2`, the same
     // model byte for byte), and from scratch.
     let prune = |name: &str, extra: &[&str]| {
-        let (out, report) = (
-            dir.join(format!("{name}.json")),
-            dir.join(format!("{name}-report.json")),
-        );
-        let mut args = vec![
-            "prune",
-            model.to_str().unwrap(),
-            "--dataset",
-            dir.to_str().unwrap(),
-            "--validation",
-            "100",
-            "--epochs",
-            "1",
-            "--max-drop",
-            "100",
-            "-o",
-            out.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        cbnn_ok(&args);
+        let mut flags = vec!["--validation", "100", "--epochs", "1", "--max-drop", "100"];
+        flags.extend_from_slice(extra);
+        let (_, out, report) = prune_into(&model, dir.to_str().unwrap(), &dir, name, &flags);
         (out, json_file(&report))
     };
     let (compact, pr) = prune("compact", &[]);
@@ -322,18 +303,7 @@ fn an_automatic_folding_target_is_met_whenever_a_smaller_one_is() {
             &[Op::Conv(8, 3, true), Op::Pool(2), Op::Dense(16)],
             10,
         ),
-        random_conv_model(
-            501,
-            (9, 11),
-            &[7, 6],
-            &[
-                Op::Conv(5, 3, true),
-                Op::Pool(2),
-                Op::Conv(4, 3, false),
-                Op::Dense(7),
-            ],
-            5,
-        ),
+        two_conv_model(),
         random_conv_model(502, (8, 8), &[7], &[Op::Conv(6, 5, true), Op::Dense(9)], 3),
     ];
     for (i, model) in models.iter().enumerate() {

@@ -174,18 +174,7 @@ fn generated_top_level_snapshot() {
 fn generated_designs_are_byte_identical_to_their_snapshots() {
     let (mlp, mlp_fold, mlp_ppb) = cases().swap_remove(0);
     let lut = cases().swap_remove(4).0;
-    let conv = random_conv_model(
-        501,
-        (9, 11),
-        &[7, 6],
-        &[
-            Op::Conv(5, 3, true),
-            Op::Pool(2),
-            Op::Conv(4, 3, false),
-            Op::Dense(7),
-        ],
-        5,
-    );
+    let conv = two_conv_model();
     let folds = |m: &cbnn::model::IntModel, pe_simd: &[(usize, usize)]| -> Vec<LayerFold> {
         plan::fold::shapes(m)
             .iter()

@@ -34,24 +34,7 @@ fn baseline() -> &'static (PathBuf, PathBuf) {
 /// both paths.
 fn prune_ok(name: &str, flags: &[&str]) -> (std::process::Output, PathBuf, PathBuf) {
     let (dir, model) = baseline();
-    let (out, report) = (
-        dir.join(format!("{name}.json")),
-        dir.join(format!("{name}-report.json")),
-    );
-    let mut args = vec![
-        "prune",
-        model.to_str().unwrap(),
-        "--dataset",
-        "fashion-mnist",
-    ];
-    args.extend_from_slice(flags);
-    args.extend([
-        "-o",
-        out.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-    ]);
-    (cbnn_ok(&args), out, report)
+    prune_into(model, "fashion-mnist", dir, name, flags)
 }
 
 #[test]

@@ -387,6 +387,47 @@ pub fn cosimulates_exactly(
         .collect()
 }
 
+/// `cbnn prune MODEL --dataset DATASET FLAGS`, its model written to `DIR/NAME.json` and its
+/// report to `DIR/NAME-report.json`; returns the command's output and both paths.
+pub fn prune_into(
+    model: &Path,
+    dataset: &str,
+    dir: &Path,
+    name: &str,
+    flags: &[&str],
+) -> (std::process::Output, PathBuf, PathBuf) {
+    let (out, report) = (
+        dir.join(format!("{name}.json")),
+        dir.join(format!("{name}-report.json")),
+    );
+    let mut args = vec!["prune", model.to_str().unwrap(), "--dataset", dataset];
+    args.extend_from_slice(flags);
+    args.extend([
+        "-o",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    (cbnn_ok(&args), out, report)
+}
+
+/// A convnet of two convolutions (the second without padding), a pool and a dense layer on
+/// 9x11 images of two planes, five classes: a small pipeline with a FIFO in front of a layer.
+pub fn two_conv_model() -> cbnn::model::IntModel {
+    random_conv_model(
+        501,
+        (9, 11),
+        &[7, 6],
+        &[
+            Op::Conv(5, 3, true),
+            Op::Pool(2),
+            Op::Conv(4, 3, false),
+            Op::Dense(7),
+        ],
+        5,
+    )
+}
+
 /// A random logic-mapped model of `height x width` images: `lut` layers of these
 /// `(neurons, fan_in)`, the last of a multiple of `classes` neurons, then the group sum.
 pub fn random_lut_model(
